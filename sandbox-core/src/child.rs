@@ -1,0 +1,393 @@
+//! [`Child`]: the handle of a running sandbox, and [`Outcome`]: how a run ended.
+
+use crate::command::{read_all, Output};
+use crate::ns::{KeptNamespace, NamespaceIds};
+use crate::spawn::report::{StatusFrame, STATUS_EXIT, STATUS_LEN};
+use crate::{reaper, sys, Command, Error, Namespace, Result};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Ending {
+    /// The program exited with this code.
+    Exited(i32),
+    /// The program was killed by this signal.
+    Signaled(i32),
+}
+
+/// The outcome of a sandboxed run: how it ended and how long it took.
+///
+/// With the built-in init, this is the *program's* status (not the init's): a program killed
+/// by SIGSEGV reports `Signaled(11)` even though PID 1 itself cannot die of a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// How it ended.
+    pub ending: Ending,
+    /// From the start of the spawn to the end of the sandbox.
+    #[serde(rename = "wall_time_ms", with = "millis")]
+    pub wall_time: Duration,
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1e3)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+    }
+}
+
+impl Outcome {
+    pub(crate) fn from_wait_status(status: i32, wall_time: Duration) -> Outcome {
+        let ending = if libc::WIFSIGNALED(status) {
+            Ending::Signaled(libc::WTERMSIG(status))
+        } else {
+            Ending::Exited(libc::WEXITSTATUS(status))
+        };
+        Outcome { ending, wall_time }
+    }
+
+    /// Whether the program exited with code 0.
+    pub fn success(&self) -> bool {
+        self.ending == Ending::Exited(0)
+    }
+
+    /// The exit code, if the program exited.
+    pub fn code(&self) -> Option<i32> {
+        match self.ending {
+            Ending::Exited(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed the program, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self.ending {
+            Ending::Signaled(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The status a shell would report: the exit code, or 128 + the signal number.
+    pub fn shell_code(&self) -> i32 {
+        match self.ending {
+            Ending::Exited(c) => c,
+            Ending::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// What the spawn hands over to a [`Child`].
+pub(crate) struct Parts {
+    pub pid: u32,
+    pub pidfd: OwnedFd,
+    pub status: Option<pipe::Receiver>,
+    /// With a relay: the host pid of the process inside the sandbox's namespaces, and a pidfd.
+    pub inner: Option<(u32, OwnedFd)>,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub kill_on_drop: bool,
+    pub started: Instant,
+}
+
+/// A running sandbox, as `tokio::process::Child` is a running process.
+///
+/// Waiting uses the sandbox's pidfd registered with tokio's reactor: no SIGCHLD handler, no
+/// thread per sandbox. Signals go through the pidfd too, so they can never reach a recycled
+/// pid.
+///
+/// # Caveats
+/// Dropping a `Child` kills the whole sandbox (unless [`Command::kill_on_drop`] was set to
+/// `false`) and reaps it in the background. The sandbox also dies, by `PR_SET_PDEATHSIG`,
+/// when the process that spawned it dies, even by SIGKILL.
+///
+/// The application must not set SIGCHLD to `SIG_IGN` or reap every child with
+/// `waitpid(-1)`: either takes the sandbox's status away.
+#[derive(Debug)]
+pub struct Child {
+    /// The program's standard input, when it was [`Stdio::piped`](crate::Stdio::piped).
+    pub stdin: Option<ChildStdin>,
+    /// The program's standard output, when piped.
+    pub stdout: Option<ChildStdout>,
+    /// The program's standard error, when piped.
+    pub stderr: Option<ChildStderr>,
+    pid: u32,
+    pidfd: Option<AsyncFd<OwnedFd>>,
+    outcome: Option<Outcome>,
+    status: Option<pipe::Receiver>,
+    inner: Option<(u32, OwnedFd)>,
+    kill_on_drop: bool,
+    started: Instant,
+}
+
+fn pipe_end<T>(
+    fd: Option<OwnedFd>,
+    conv: impl FnOnce(OwnedFd) -> std::io::Result<T>,
+) -> Result<Option<T>> {
+    fd.map(conv)
+        .transpose()
+        .map_err(|e| Error::os("register a stdio pipe", e))
+}
+
+impl Child {
+    pub(crate) fn new(p: Parts) -> Result<Child> {
+        // SAFETY: the AsyncFd owns the pidfd for its whole life and never replaces it.
+        let pidfd =
+            unsafe { AsyncFd::register_with_interest(p.pidfd, tokio::io::Interest::READABLE) }
+                .map_err(|e| Error::os("register the pidfd", e.into_parts().1))?;
+        Ok(Child {
+            stdin: pipe_end(p.stdin, |fd| {
+                ChildStdin::from_std(std::process::ChildStdin::from(fd))
+            })?,
+            stdout: pipe_end(p.stdout, |fd| {
+                ChildStdout::from_std(std::process::ChildStdout::from(fd))
+            })?,
+            stderr: pipe_end(p.stderr, |fd| {
+                ChildStderr::from_std(std::process::ChildStderr::from(fd))
+            })?,
+            pid: p.pid,
+            pidfd: Some(pidfd),
+            outcome: None,
+            status: p.status,
+            inner: p.inner,
+            kill_on_drop: p.kill_on_drop,
+            started: p.started,
+        })
+    }
+
+    /// The host pid of the sandbox's first process (its init, or the program with
+    /// `init(false)`), or `None` once it has been reaped.
+    pub fn id(&self) -> Option<u32> {
+        self.pidfd.as_ref().map(|_| self.pid)
+    }
+
+    /// The pidfd of the sandbox's first process, while it is not reaped.
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.get_ref().as_fd())
+    }
+
+    fn finish(&mut self, raw: i32) -> Outcome {
+        // The init (or relay) sent the program's own status before exiting.
+        let mut status = raw;
+        if let Some(rx) = self.status.take() {
+            let mut buf = [0u8; STATUS_LEN];
+            let mut all = Vec::new();
+            while let Ok(n) = rx.try_read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            if let Some(f) = all
+                .chunks_exact(STATUS_LEN)
+                .map(|c| StatusFrame::from_bytes(c.try_into().unwrap_or(&[0; STATUS_LEN])))
+                .find(|f| f.kind == STATUS_EXIT)
+            {
+                status = f.value;
+            }
+        }
+        let outcome = Outcome::from_wait_status(status, self.started.elapsed());
+        self.pidfd = None;
+        self.inner = None;
+        self.outcome = Some(outcome);
+        outcome
+    }
+
+    /// Waits for the sandbox to end and returns how the program ended. Closes the program's
+    /// stdin first, so it cannot wait for input that will never come. Calling it again
+    /// returns the same outcome.
+    pub async fn wait(&mut self) -> Result<Outcome> {
+        drop(self.stdin.take());
+        loop {
+            if let Some(o) = self.outcome {
+                return Ok(o);
+            }
+            let Some(fd) = self.pidfd.as_ref() else {
+                return Err(Error::Reaped);
+            };
+            let mut guard = fd
+                .readable()
+                .await
+                .map_err(|e| Error::os("wait for the sandbox", e))?;
+            match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
+                Ok(Some(raw)) => {
+                    drop(guard);
+                    return Ok(self.finish(raw));
+                }
+                Ok(None) => guard.clear_ready(),
+                Err(e) => return Err(Error::os(format!("waitid {}", self.pid), e)),
+            }
+        }
+    }
+
+    /// Returns the outcome if the sandbox has ended, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        if let Some(o) = self.outcome {
+            return Ok(Some(o));
+        }
+        let Some(fd) = self.pidfd.as_ref() else {
+            return Err(Error::Reaped);
+        };
+        match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
+            Ok(Some(raw)) => Ok(Some(self.finish(raw))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(Error::os(format!("waitid {}", self.pid), e)),
+        }
+    }
+
+    /// Sends `signal` to the sandbox's first process: its init, which passes SIGTERM, SIGINT,
+    /// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the program; SIGKILL ends the whole
+    /// sandbox.
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        let Some(fd) = self.pidfd.as_ref() else {
+            return Err(Error::Reaped);
+        };
+        sys::pidfd_send_signal(fd.get_ref().as_fd(), signal)
+            .map_err(|e| Error::os(format!("signal {signal} to {}", self.pid), e))
+    }
+
+    /// Kills the whole sandbox without waiting (SIGKILL to its PID 1). Succeeds if it has
+    /// already ended.
+    pub fn start_kill(&mut self) -> Result<()> {
+        match self.signal(libc::SIGKILL) {
+            Err(Error::Reaped) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Kills the whole sandbox and waits for it to be gone.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.start_kill()?;
+        self.wait().await.map(drop)
+    }
+
+    /// Waits for the sandbox to end while collecting its stdout and stderr (when piped).
+    pub async fn wait_with_output(mut self) -> Result<Output> {
+        let out = read_all(self.stdout.take());
+        let err = read_all(self.stderr.take());
+        let (stdout, stderr, status) = tokio::try_join!(out, err, self.wait())?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// The host pid of a process inside all of the sandbox's namespaces, checked to be alive.
+    fn inside_pid(&self) -> Result<u32> {
+        if self.pidfd.is_none() {
+            return Err(Error::Reaped);
+        }
+        match &self.inner {
+            None => Ok(self.pid),
+            Some((pid, fd)) => match sys::pidfd_send_signal(fd.as_fd(), 0) {
+                Ok(()) => Ok(*pid),
+                Err(e) => Err(Error::os(format!("the sandbox's process {pid}"), e)),
+            },
+        }
+    }
+
+    fn still_inside(&self) -> Result<()> {
+        if let Some((pid, fd)) = &self.inner {
+            sys::pidfd_send_signal(fd.as_fd(), 0)
+                .map_err(|e| Error::os(format!("the sandbox's process {pid}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The identities of the sandbox's namespaces (the inode numbers of `/proc/<pid>/ns/*`).
+    pub fn namespace_ids(&self) -> Result<NamespaceIds> {
+        let pid = self.inside_pid()?;
+        let ids =
+            NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
+        self.still_inside()?;
+        Ok(ids)
+    }
+
+    /// Keeps one of the sandbox's namespaces alive after its processes end, by bind-mounting
+    /// its `/proc/<pid>/ns/<kind>` file on `path` (a new file), as `ip netns add` does.
+    /// Join it later with [`Sandbox::join`](crate::Sandbox::join); remove it with
+    /// [`KeptNamespace::remove`].
+    pub fn keep_namespace(
+        &self,
+        namespace: Namespace,
+        path: impl AsRef<Path>,
+    ) -> Result<KeptNamespace> {
+        let path = path.as_ref();
+        let pid = self.inside_pid()?;
+        let source = format!("/proc/{pid}/ns/{}", namespace.proc_name());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::os(format!("create {}", path.display()), e))?;
+        let mounted = nix::mount::mount(
+            Some(source.as_str()),
+            path,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        );
+        let alive = self.still_inside();
+        if let Err(e) = mounted {
+            let _ = std::fs::remove_file(path);
+            return Err(Error::os(
+                format!("bind {source} on {}", path.display()),
+                e.into(),
+            ));
+        }
+        let kept = KeptNamespace::new(namespace, path.to_path_buf());
+        if let Err(e) = alive {
+            let _ = kept.remove();
+            return Err(e);
+        }
+        Ok(kept)
+    }
+
+    /// Runs another program inside this running sandbox's namespaces, as `docker exec`
+    /// does, and returns its own `Child`. Only the process side of `cmd` is used (program,
+    /// arguments, environment, working directory, stdio, kill-on-drop); its sandbox
+    /// description is ignored, since the sandbox already exists.
+    pub async fn exec(&self, cmd: &mut Command) -> Result<Child> {
+        let pid = self.inside_pid()?;
+        let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
+        let theirs =
+            NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
+        let mut joins = Vec::new();
+        for ns in Namespace::ALL {
+            if own.get(ns) == theirs.get(ns) {
+                continue;
+            }
+            let p = format!("/proc/{pid}/ns/{}", ns.proc_name());
+            let f = std::fs::File::open(&p).map_err(|e| Error::os(format!("open {p}"), e))?;
+            let fd = sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
+            joins.push((ns, fd));
+        }
+        self.still_inside()?;
+        crate::spawn::exec(cmd, joins).await
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(fd) = self.pidfd.take() {
+            if self.kill_on_drop {
+                let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
+            }
+            reaper::adopt(fd.into_inner());
+        }
+    }
+}

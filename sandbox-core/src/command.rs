@@ -1,0 +1,275 @@
+//! [`Command`]: one program to run in a sandbox, with its arguments, environment and stdio.
+
+use crate::{Child, Outcome, Result, Sandbox};
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncReadExt;
+
+/// How a standard stream of the sandboxed program is connected, as in `tokio::process`.
+#[derive(Debug)]
+pub struct Stdio(pub(crate) StdioKind);
+
+#[derive(Debug)]
+pub(crate) enum StdioKind {
+    Inherit,
+    Null,
+    Piped,
+    Fd(OwnedFd),
+}
+
+impl Stdio {
+    /// A new pipe; the parent's end becomes [`Child::stdin`]/`stdout`/`stderr`.
+    pub fn piped() -> Stdio {
+        Stdio(StdioKind::Piped)
+    }
+
+    /// `/dev/null` of the host (opened before the sandbox starts).
+    pub fn null() -> Stdio {
+        Stdio(StdioKind::Null)
+    }
+
+    /// The caller's own stream.
+    pub fn inherit() -> Stdio {
+        Stdio(StdioKind::Inherit)
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio(StdioKind::Fd(fd))
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(f: File) -> Stdio {
+        Stdio(StdioKind::Fd(f.into()))
+    }
+}
+
+/// What [`Command::output`] returns: how the run ended and everything it printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// How the run ended.
+    pub status: Outcome,
+    /// Everything written to standard output.
+    pub stdout: Vec<u8>,
+    /// Everything written to standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// A program to run in a sandbox, built like `tokio::process::Command`.
+///
+/// Made by [`Sandbox::command`]; every setter returns `&mut Command` so calls chain.
+///
+/// ```no_run
+/// # async fn f() -> sandbox_core::Result<()> {
+/// use sandbox_core::{Sandbox, Stdio};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// let mut child = Sandbox::new()
+///     .command("/bin/cat")
+///     .stdin(Stdio::piped())
+///     .stdout(Stdio::piped())
+///     .spawn()
+///     .await?;
+/// let mut stdin = child.stdin.take().unwrap();
+/// stdin.write_all(b"hello").await?;
+/// drop(stdin);
+/// let mut out = String::new();
+/// child.stdout.take().unwrap().read_to_string(&mut out).await?;
+/// assert_eq!(out, "hello");
+/// assert!(child.wait().await?.success());
+/// # Ok(()) }
+/// ```
+///
+/// # Environment
+/// Nothing of the caller's environment enters the sandbox unless asked for: the program gets
+/// `PATH`, `HOME=/root`, `HOSTNAME` (when the sandbox has its own) and the caller's `TERM`,
+/// plus what [`Command::env`] sets. [`Command::env_clear`] removes those defaults too.
+#[derive(Debug)]
+pub struct Command {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env_clear: bool,
+    pub(crate) env: BTreeMap<OsString, Option<OsString>>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdin: Option<Stdio>,
+    pub(crate) stdout: Option<Stdio>,
+    pub(crate) stderr: Option<Stdio>,
+    pub(crate) kill_on_drop: Option<bool>,
+}
+
+/// The `PATH` a sandboxed program gets by default.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Command {
+    /// A command in a default [`Sandbox`]. Same as `Sandbox::new().command(program)`.
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command::with_sandbox(Sandbox::new(), program)
+    }
+
+    pub(crate) fn with_sandbox(sandbox: Sandbox, program: impl AsRef<OsStr>) -> Command {
+        Command {
+            sandbox,
+            program: PathBuf::from(program.as_ref()),
+            args: Vec::new(),
+            env_clear: false,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            kill_on_drop: None,
+        }
+    }
+
+    /// The sandbox description this command runs in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The program's path inside the sandbox.
+    pub fn get_program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_os_string());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        for a in args {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(
+            key.as_ref().to_os_string(),
+            Some(val.as_ref().to_os_string()),
+        );
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes an environment variable (one of the defaults, or one set earlier).
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_os_string(), None);
+        self
+    }
+
+    /// Starts from an empty environment, without even the defaults.
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Sets the working directory inside the sandbox (default `/`).
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Connects the program's standard input (default: inherited by `spawn` and `status`,
+    /// `/dev/null` for `output`).
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdin = Some(cfg.into());
+        self
+    }
+
+    /// Connects the program's standard output (default: inherited, piped for `output`).
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdout = Some(cfg.into());
+        self
+    }
+
+    /// Connects the program's standard error (default: inherited, piped for `output`).
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stderr = Some(cfg.into());
+        self
+    }
+
+    /// Whether dropping the [`Child`] kills the whole sandbox (default: the sandbox's
+    /// setting, `true` unless changed).
+    ///
+    /// # Caveats
+    /// Unlike `tokio::process`, the default is `true`: a sandbox never outlives the handle
+    /// that owns it. With `false`, a dropped sandbox runs on and is reaped in the background
+    /// when it ends.
+    pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
+        self.kill_on_drop = Some(kill);
+        self
+    }
+
+    /// Whether dropping the [`Child`] kills the whole sandbox.
+    pub fn get_kill_on_drop(&self) -> bool {
+        self.kill_on_drop.unwrap_or(self.sandbox.kill_on_drop)
+    }
+
+    /// Starts the sandbox and the program in it.
+    ///
+    /// Returns once the program has been executed (or with the typed error of the step that
+    /// failed). Cancel-safe: dropping the future kills and reaps a half-started sandbox.
+    pub async fn spawn(&mut self) -> Result<Child> {
+        crate::spawn::spawn(self).await
+    }
+
+    /// Runs the program and waits for it to end. Stdio defaults to inherited.
+    pub async fn status(&mut self) -> Result<Outcome> {
+        let mut child = self.spawn().await?;
+        // Like tokio, do not keep the program waiting on input nobody will write.
+        drop(child.stdin.take());
+        child.wait().await
+    }
+
+    /// Runs the program with stdout and stderr captured (stdin `/dev/null` unless set) and
+    /// waits for it to end.
+    pub async fn output(&mut self) -> Result<Output> {
+        if self.stdin.is_none() {
+            self.stdin = Some(Stdio::null());
+        }
+        if self.stdout.is_none() {
+            self.stdout = Some(Stdio::piped());
+        }
+        if self.stderr.is_none() {
+            self.stderr = Some(Stdio::piped());
+        }
+        let child = self.spawn().await?;
+        child.wait_with_output().await
+    }
+}
+
+pub(crate) async fn read_all<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(mut r) = r {
+        r.read_to_end(&mut buf)
+            .await
+            .map_err(|e| crate::Error::os("read the program's output", e))?;
+    }
+    Ok(buf)
+}

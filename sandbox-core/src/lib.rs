@@ -1,0 +1,66 @@
+//! Async Linux sandboxes for tokio programs.
+//!
+//! A program started through this crate runs in namespaces of its own — user (uid/gid
+//! maps, so an unprivileged caller can be root inside), mount (its own `/proc`, nothing
+//! propagating back), PID (a built-in init is PID 1), UTS (hostname), IPC, network, cgroup
+//! and time — behind a handle that feels like `tokio::process`: piped stdio that implements
+//! `AsyncRead`/`AsyncWrite`, `wait`, `kill`, `output`.
+//!
+//! ```no_run
+//! use sandbox_core::{Network, Rootfs, Sandbox};
+//! # async fn f() -> sandbox_core::Result<()> {
+//! let out = Sandbox::new()
+//!     .hostname("t1")
+//!     .rootfs(Rootfs::host())
+//!     .network(Network::loopback())
+//!     .command("/bin/sh")
+//!     .arg("-c")
+//!     .arg("hostname; id -u; ps -o pid,comm")
+//!     .output()
+//!     .await?;
+//! assert!(out.status.success());
+//! print!("{}", String::from_utf8_lossy(&out.stdout));
+//! # Ok(()) }
+//! ```
+//!
+//! # What it is made of
+//! - [`Sandbox`]: a reusable, serialisable description (namespaces, ids, root, network).
+//! - [`Command`]: a program to run in one; [`Command::spawn`] returns a [`Child`].
+//! - [`Child`]: the running sandbox: `wait`, `kill`, `signal`, `exec` another program into
+//!   it, read its [`NamespaceIds`], keep a namespace alive with
+//!   [`Child::keep_namespace`].
+//! - [`Error`]: one typed error; bad input is refused before any process exists, and a
+//!   failing step of the child's setup comes back as [`Error::Setup`] naming the step.
+//!
+//! # How a sandbox starts
+//! Everything is prepared in the caller (C strings, mount steps, pipes); the child is cloned
+//! with `clone3(CLONE_PIDFD | CLONE_NEW*)` from one dedicated spawner thread; until
+//! `execve` the child makes only system calls on that prepared data (it may not allocate —
+//! it is a copy of a multi-threaded process); the caller writes its id maps over a pipe
+//! handshake; the child's errors come back as `(stage, errno)` on a close-on-exec channel.
+//! Waiting is on the pidfd through tokio's reactor.
+//!
+//! # What it does not do (yet)
+//! Resource limits and cgroups, seccomp and capability dropping, bridged networks, overlay
+//! and image root filesystems. Requires Linux 5.9 or later (`clone3`, pidfds,
+//! `close_range`, time namespaces).
+#![deny(missing_docs)]
+
+mod child;
+mod command;
+mod error;
+mod idmap;
+mod ns;
+mod reaper;
+mod sandbox;
+mod spawn;
+mod sys;
+
+pub use child::{Child, Ending, Outcome};
+pub use command::{Command, Output, Stdio, DEFAULT_PATH};
+pub use error::{Errno, Error, IdKind, Result, Stage};
+pub use ns::{KeptNamespace, Namespace, NamespaceIds};
+pub use reaper::pending as reaper_pending;
+pub use sandbox::{Clock, IdMap, Join, Remap, Sandbox, DEFAULT_HOSTNAME};
+pub use sandbox_fs::{self, Rootfs};
+pub use sandbox_net::{self, Network};

@@ -1,0 +1,620 @@
+//! The parent's half of a spawn, before any process exists: every check, and every byte the
+//! child will need, computed here where allocating and failing are allowed.
+
+use crate::command::{Stdio, StdioKind, DEFAULT_PATH};
+use crate::idmap::{self, Caller, IdPlan};
+use crate::sandbox::DEFAULT_HOSTNAME;
+use crate::{sys, Command, Error, Namespace, Result, Sandbox};
+use sandbox_fs::{MountPlan, PlanOptions, Rootfs};
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+/// The most file descriptors the child keeps besides 0, 1 and 2.
+pub(crate) const MAX_KEEP: usize = 16;
+
+/// A NULL-terminated array of C strings (`argv`, `envp`) and the strings it points into.
+pub(crate) struct CStrArray {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_owned`, which the array owns and never changes after
+// construction, so the array may move to (and be read from) another thread.
+unsafe impl Send for CStrArray {}
+// SAFETY: as above; nothing is mutated through a shared reference.
+unsafe impl Sync for CStrArray {}
+
+impl CStrArray {
+    fn new(owned: Vec<CString>) -> CStrArray {
+        let mut ptrs: Vec<*const libc::c_char> = owned.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CStrArray {
+            _owned: owned,
+            ptrs,
+        }
+    }
+
+    /// The NULL-terminated pointer array.
+    pub(crate) fn as_ptr(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+impl std::fmt::Debug for CStrArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self._owned).finish()
+    }
+}
+
+/// The ids the child switches to once its user namespace has maps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub clear_groups: bool,
+    pub groups_best_effort: bool,
+}
+
+/// Everything the child reads between `clone3` and `execve`. Built by the parent; the child
+/// only reads it (through its copy-on-write image of the parent's memory).
+#[derive(Debug)]
+pub(crate) struct ChildPlan {
+    /// `CLONE_NEW*` flags given to `clone3`.
+    pub clone_flags: u64,
+    /// The child's end of the sync channel.
+    pub sync_fd: RawFd,
+    /// The write end of the status pipe (init/relay → parent), or -1.
+    pub status_fd: RawFd,
+    /// What to place on 0, 1, 2 (-1: leave the inherited one).
+    pub stdio: [RawFd; 3],
+    /// Descriptors kept open besides 0-2, sorted ascending; `keep[..keep_len]`.
+    pub keep: [RawFd; MAX_KEEP],
+    pub keep_len: usize,
+    /// Namespaces to join, in order: `(fd, CLONE_NEW* type)`.
+    pub joins: Vec<(RawFd, libc::c_int)>,
+    /// Wait for the parent's GO before going on.
+    pub wait_go: bool,
+    /// Create the user namespace after joining, then ask the parent for maps.
+    pub late_userns: bool,
+    /// Namespaces created with `unshare` after the user namespace (late path).
+    pub unshare_flags: libc::c_int,
+    /// Ids to switch to.
+    pub identity: Option<Identity>,
+    /// Fork once more after the namespaces: the PID namespace was entered, not created by clone.
+    pub relay: bool,
+    /// Create a time namespace (and enter it).
+    pub time_ns: bool,
+    /// Text for `/proc/self/timens_offsets`.
+    pub time_offsets: Option<CString>,
+    /// Create a cgroup namespace.
+    pub cgroup_ns: bool,
+    pub hostname: Option<CString>,
+    pub lo_up: bool,
+    pub mounts: MountPlan,
+    /// Run the built-in init, which forks the program.
+    pub init: bool,
+    /// The init is not PID 1 of a namespace: make it a child subreaper.
+    pub init_subreaper: bool,
+    /// The program dies with its parent (no PID namespace would take it down otherwise).
+    pub program_pdeathsig: bool,
+    pub program: CString,
+    pub argv: CStrArray,
+    pub envp: CStrArray,
+    pub cwd: CString,
+    /// The child's ends of pipes and the joined namespace fds: the parent closes its copies
+    /// right after `clone3`.
+    pub child_fds: Vec<OwnedFd>,
+}
+
+/// The parent's ends, and what the parent does between `clone3` and releasing the child.
+#[derive(Debug)]
+pub(crate) struct Parent {
+    pub sync: OwnedFd,
+    pub status: Option<OwnedFd>,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub ids: Option<IdPlan>,
+    pub late_userns: bool,
+    pub relay: bool,
+    pub kill_on_drop: bool,
+}
+
+pub(crate) struct Prepared {
+    pub plan: Box<ChildPlan>,
+    pub parent: Parent,
+}
+
+fn cstring(what: &'static str, s: &OsStr) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| Error::Nul {
+        what,
+        value: s.to_string_lossy().into_owned(),
+    })
+}
+
+fn check_program(program: &Path) -> Result<CString> {
+    if program.as_os_str().is_empty() {
+        return Err(Error::InvalidProgram {
+            program: program.into(),
+            reason: "empty path",
+        });
+    }
+    if !program.is_absolute() {
+        return Err(Error::InvalidProgram {
+            program: program.into(),
+            reason: "not an absolute path inside the sandbox",
+        });
+    }
+    cstring("program path", program.as_os_str())
+}
+
+pub(crate) fn check_hostname(h: &str) -> Result<CString> {
+    let bad = |reason| Error::InvalidHostname {
+        hostname: h.into(),
+        reason,
+    };
+    if h.is_empty() {
+        return Err(bad("empty"));
+    }
+    if h.len() > 64 {
+        return Err(bad("longer than 64 bytes"));
+    }
+    CString::new(h).map_err(|_| bad("contains a NUL byte"))
+}
+
+/// The stdio of one stream: (fd the child places on 0/1/2 or -1, the parent's pipe end).
+fn stdio(
+    cfg: Option<&Stdio>,
+    read_side_for_child: bool,
+    child_fds: &mut Vec<OwnedFd>,
+) -> Result<(RawFd, Option<OwnedFd>)> {
+    let kind = cfg.map(|s| &s.0).unwrap_or(&StdioKind::Inherit);
+    match kind {
+        StdioKind::Inherit => Ok((-1, None)),
+        StdioKind::Null => {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| Error::os("open /dev/null", e))?;
+            let fd = sys::above_stdio(f.into()).map_err(|e| Error::os("dup /dev/null", e))?;
+            let raw = fd.as_raw_fd();
+            child_fds.push(fd);
+            Ok((raw, None))
+        }
+        StdioKind::Piped => {
+            let (r, w) = sys::pipe().map_err(|e| Error::os("pipe", e))?;
+            let (child, parent) = if read_side_for_child { (r, w) } else { (w, r) };
+            let raw = child.as_raw_fd();
+            child_fds.push(child);
+            Ok((raw, Some(parent)))
+        }
+        StdioKind::Fd(fd) => {
+            let dup = sys::dup_above_stdio(fd.as_fd()).map_err(|e| Error::os("dup stdio fd", e))?;
+            let raw = dup.as_raw_fd();
+            child_fds.push(dup);
+            Ok((raw, None))
+        }
+    }
+}
+
+fn environment(cmd: &Command, hostname: Option<&str>) -> Result<CStrArray> {
+    let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
+    if !cmd.env_clear {
+        env.insert("PATH".into(), DEFAULT_PATH.into());
+        env.insert("HOME".into(), "/root".into());
+        if let Some(h) = hostname {
+            env.insert("HOSTNAME".into(), h.into());
+        }
+        if let Some(t) = std::env::var_os("TERM") {
+            env.insert("TERM".into(), t);
+        }
+    }
+    for (k, v) in &cmd.env {
+        match v {
+            Some(v) => env.insert(k.clone(), v.clone()),
+            None => env.remove(k),
+        };
+    }
+    let mut out = Vec::with_capacity(env.len());
+    for (k, v) in env {
+        if k.is_empty() || k.as_bytes().contains(&b'=') {
+            return Err(Error::Invalid {
+                what: "environment variable name",
+                reason: format!("{k:?} is empty or contains '='"),
+            });
+        }
+        let mut kv = k.into_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        out.push(cstring("environment variable", OsStr::from_bytes(&kv))?);
+    }
+    Ok(CStrArray::new(out))
+}
+
+fn time_offsets(sandbox: &Sandbox) -> Result<Option<CString>> {
+    let (mono, boot) = (sandbox.monotonic_offset, sandbox.boottime_offset);
+    if mono == 0 && boot == 0 {
+        return Ok(None);
+    }
+    if !sandbox.creates(Namespace::Time) {
+        return Err(Error::Conflict(
+            "clock offsets need a time namespace of the sandbox's own".into(),
+        ));
+    }
+    let mut text = String::new();
+    for (name, clock, off) in [
+        ("monotonic", nix::time::ClockId::CLOCK_MONOTONIC, mono),
+        ("boottime", nix::time::ClockId::CLOCK_BOOTTIME, boot),
+    ] {
+        if off == 0 {
+            continue;
+        }
+        let now = nix::time::clock_gettime(clock)
+            .map_err(|e| Error::os(format!("clock_gettime {name}"), e.into()))?;
+        if now.tv_sec().checked_add(off).is_none_or(|v| v < 0) {
+            return Err(Error::Invalid {
+                what: "time offset",
+                reason: format!(
+                    "{name} offset {off}s would make the clock negative (it reads {}s)",
+                    now.tv_sec()
+                ),
+            });
+        }
+        text.push_str(&format!("{name} {off} 0\n"));
+    }
+    Ok(Some(CString::new(text).unwrap_or_default()))
+}
+
+/// What an `exec` into a running sandbox joins: `(kind, namespace file)` in join order.
+pub(crate) type ExecJoins = Vec<(Namespace, OwnedFd)>;
+
+/// Checks `cmd` and computes everything for spawning it. `exec` is set when the command runs
+/// inside an existing sandbox (its namespaces' fds, already opened).
+pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared> {
+    let sandbox = &cmd.sandbox;
+    let is_exec = exec.is_some();
+    let program = check_program(&cmd.program)?;
+    let mut argv = vec![program.clone()];
+    for a in &cmd.args {
+        argv.push(cstring("argument", a)?);
+    }
+    let cwd = match &cmd.cwd {
+        None => CString::new("/").unwrap_or_default(),
+        Some(d) if d.is_absolute() => cstring("working directory", d.as_os_str())?,
+        Some(d) => {
+            return Err(Error::Invalid {
+                what: "working directory",
+                reason: format!("{} is not an absolute path", d.display()),
+            })
+        }
+    };
+
+    let mut child_fds: Vec<OwnedFd> = Vec::new();
+    let mut joins: Vec<(RawFd, libc::c_int)> = Vec::new();
+    let mut joined_kinds: Vec<Namespace> = Vec::new();
+
+    if let Some(exec) = exec {
+        for (ns, fd) in exec {
+            joins.push((fd.as_raw_fd(), ns.clone_flag()));
+            joined_kinds.push(ns);
+            child_fds.push(fd);
+        }
+    } else {
+        // Conflicts between settings.
+        for j in &sandbox.joined {
+            if sandbox.shared.contains(&j.namespace) {
+                return Err(Error::Conflict(format!(
+                    "the {} namespace is both shared and joined",
+                    j.namespace
+                )));
+            }
+            if joined_kinds.contains(&j.namespace) {
+                return Err(Error::Conflict(format!(
+                    "the {} namespace is joined twice",
+                    j.namespace
+                )));
+            }
+            joined_kinds.push(j.namespace);
+        }
+        if sandbox.hostname.is_some() && !sandbox.creates(Namespace::Uts) {
+            return Err(Error::Conflict(
+                "a hostname needs a UTS namespace of the sandbox's own".into(),
+            ));
+        }
+        if (!sandbox.uid_map.is_empty() || !sandbox.gid_map.is_empty())
+            && !sandbox.creates(Namespace::User)
+        {
+            return Err(Error::Conflict(
+                "id maps need a user namespace of the sandbox's own".into(),
+            ));
+        }
+        if sandbox.rootfs != Rootfs::Host && !sandbox.creates(Namespace::Mount) {
+            return Err(Error::Conflict(
+                "a root filesystem needs a mount namespace of the sandbox's own".into(),
+            ));
+        }
+        if sandbox.network.new_namespace() && sandbox.shared.contains(&Namespace::Net) {
+            return Err(Error::Conflict(format!(
+                "network {} needs a network namespace of the sandbox's own",
+                sandbox.network
+            )));
+        }
+        // Open the namespaces to join, user first.
+        let mut order = sandbox.joined.clone();
+        order.sort_by_key(|j| j.namespace.index());
+        for j in order {
+            let err = |reason: String| Error::Join {
+                namespace: j.namespace,
+                path: j.path.clone(),
+                reason,
+            };
+            let f = std::fs::File::open(&j.path).map_err(|e| err(e.to_string()))?;
+            let fd = sys::above_stdio(f.into()).map_err(|e| err(e.to_string()))?;
+            let ty =
+                sys::ns_type(fd.as_fd()).map_err(|e| err(format!("not a namespace file ({e})")))?;
+            if ty != j.namespace.clone_flag() {
+                return Err(err("a namespace of another kind".into()));
+            }
+            joins.push((fd.as_raw_fd(), ty));
+            child_fds.push(fd);
+        }
+    }
+
+    let creates = |ns: Namespace| !is_exec && sandbox.creates(ns);
+    let joined = |ns: Namespace| joined_kinds.contains(&ns);
+    let late = !joins.is_empty();
+    let new_user = creates(Namespace::User);
+    let mut new_flags: libc::c_int = 0;
+    for ns in [
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Net,
+    ] {
+        if creates(ns) {
+            new_flags |= ns.clone_flag();
+        }
+    }
+    let (clone_flags, unshare_flags, late_userns) = if late {
+        (0u64, new_flags, new_user)
+    } else {
+        let user = if new_user { libc::CLONE_NEWUSER } else { 0 };
+        ((new_flags | user) as u64, 0, false)
+    };
+    let new_pid = creates(Namespace::Pid);
+    let relay = (late && new_pid) || joined(Namespace::Pid);
+    // Is the init (or the program, without one) PID 1 of a namespace?
+    let pid1 = new_pid;
+    let init = !is_exec && sandbox.init;
+
+    let ids = if new_user {
+        Some(idmap::plan(sandbox, &Caller::current())?)
+    } else {
+        None
+    };
+    let identity = match (&ids, joined(Namespace::User)) {
+        (Some(p), _) => Some(Identity {
+            uid: 0,
+            gid: 0,
+            clear_groups: p.clear_groups,
+            groups_best_effort: p.groups_best_effort,
+        }),
+        (None, true) => Some(Identity {
+            uid: 0,
+            gid: 0,
+            clear_groups: true,
+            groups_best_effort: true,
+        }),
+        (None, false) => None,
+    };
+
+    let hostname = if creates(Namespace::Uts) {
+        let h = sandbox.hostname.as_deref().unwrap_or(DEFAULT_HOSTNAME);
+        Some((check_hostname(h)?, h.to_string()))
+    } else {
+        None
+    };
+    let envp = environment(cmd, hostname.as_ref().map(|(_, h)| h.as_str()))?;
+
+    let mounts = if creates(Namespace::Mount) {
+        sandbox_fs::plan(
+            &sandbox.rootfs,
+            &PlanOptions {
+                new_pid_namespace: new_pid,
+            },
+        )?
+    } else {
+        MountPlan::default()
+    };
+
+    let time_offsets = if is_exec {
+        None
+    } else {
+        time_offsets(sandbox)?
+    };
+
+    // Descriptors.
+    let (stdin, parent_stdin) = stdio(cmd.stdin.as_ref(), true, &mut child_fds)?;
+    let (stdout, parent_stdout) = stdio(cmd.stdout.as_ref(), false, &mut child_fds)?;
+    let (stderr, parent_stderr) = stdio(cmd.stderr.as_ref(), false, &mut child_fds)?;
+    let (sync_parent, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
+    let sync_fd = sync_child.as_raw_fd();
+    child_fds.push(sync_child);
+    let supervised = init || relay;
+    let (status_parent, status_fd) = if supervised {
+        let (r, w) = sys::pipe().map_err(|e| Error::os("pipe", e))?;
+        let raw = w.as_raw_fd();
+        child_fds.push(w);
+        (Some(r), raw)
+    } else {
+        (None, -1)
+    };
+    let mut keep = [-1; MAX_KEEP];
+    let mut keep_list: Vec<RawFd> = joins.iter().map(|(fd, _)| *fd).collect();
+    keep_list.push(sync_fd);
+    if status_fd >= 0 {
+        keep_list.push(status_fd);
+    }
+    keep_list.sort_unstable();
+    keep_list.dedup();
+    if keep_list.len() > MAX_KEEP {
+        return Err(Error::Invalid {
+            what: "namespaces to join",
+            reason: format!("more than {} descriptors to keep", MAX_KEEP),
+        });
+    }
+    keep[..keep_list.len()].copy_from_slice(&keep_list);
+
+    let plan = ChildPlan {
+        clone_flags,
+        sync_fd,
+        status_fd,
+        stdio: [stdin, stdout, stderr],
+        keep,
+        keep_len: keep_list.len(),
+        joins,
+        wait_go: new_user && !late,
+        late_userns,
+        unshare_flags,
+        identity,
+        relay,
+        time_ns: creates(Namespace::Time),
+        time_offsets,
+        cgroup_ns: creates(Namespace::Cgroup),
+        hostname: hostname.map(|(c, _)| c),
+        lo_up: creates(Namespace::Net) && sandbox.network.loopback_up(),
+        mounts,
+        init,
+        init_subreaper: !pid1,
+        program_pdeathsig: !pid1,
+        program,
+        argv: CStrArray::new(argv),
+        envp,
+        cwd,
+        child_fds,
+    };
+    Ok(Prepared {
+        plan: Box::new(plan),
+        parent: Parent {
+            sync: sync_parent,
+            status: status_parent,
+            stdin: parent_stdin,
+            stdout: parent_stdout,
+            stderr: parent_stderr,
+            ids,
+            late_userns,
+            relay,
+            kill_on_drop: cmd.get_kill_on_drop(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sandbox;
+
+    fn err(cmd: &Command) -> String {
+        match prepare(cmd, None) {
+            Ok(_) => panic!("prepared"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn relative_and_empty_programs_are_rejected() {
+        assert!(err(&Command::new("bin/true")).contains("not an absolute path"));
+        assert!(err(&Command::new("")).contains("empty path"));
+    }
+
+    #[test]
+    fn nul_bytes_are_rejected() {
+        let mut c = Command::new("/bin/echo");
+        c.arg("a\0b");
+        assert!(err(&c).contains("argument contains a NUL byte"));
+        let mut c = Command::new("/bin/echo");
+        c.env("K", "v\0");
+        assert!(err(&c).contains("NUL"));
+    }
+
+    #[test]
+    fn hostname_limits() {
+        let long = "x".repeat(65);
+        assert!(err(&Sandbox::new().hostname(long).command("/bin/true")).contains("64 bytes"));
+        assert!(err(&Sandbox::new().hostname("a\0b").command("/bin/true")).contains("NUL"));
+        assert!(prepare(
+            &Sandbox::new().hostname("x".repeat(64)).command("/bin/true"),
+            None
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn conflicts_are_typed_errors() {
+        let s = Sandbox::new().share(Namespace::Uts).hostname("h");
+        assert!(err(&s.command("/bin/true")).contains("UTS namespace"));
+        let s = Sandbox::new()
+            .share(Namespace::Mount)
+            .rootfs(Rootfs::dir("/"));
+        assert!(err(&s.command("/bin/true")).contains("mount namespace"));
+        let s = Sandbox::new()
+            .share(Namespace::Time)
+            .time_offset(crate::Clock::Monotonic, 10);
+        assert!(err(&s.command("/bin/true")).contains("time namespace"));
+    }
+
+    #[test]
+    fn joining_a_missing_or_wrong_namespace_fails_before_spawning() {
+        let s = Sandbox::new().join(Namespace::Net, "/no/such/ns");
+        let e = err(&s.command("/bin/true"));
+        assert!(e.contains("join net namespace /no/such/ns"), "{e}");
+        let s = Sandbox::new().join(Namespace::Net, "/proc/self/ns/uts");
+        assert!(err(&s.command("/bin/true")).contains("another kind"));
+        let s = Sandbox::new().join(Namespace::Net, "/etc/hostname");
+        assert!(err(&s.command("/bin/true")).contains("not a namespace file"));
+    }
+
+    #[test]
+    fn environment_is_minimal_by_default() {
+        let mut c = Sandbox::new().hostname("box").command("/bin/env");
+        c.env("A", "1").env_remove("HOME");
+        let p = prepare(&c, None).unwrap();
+        let env = format!("{:?}", p.plan.envp);
+        assert!(env.contains("\"A=1\""), "{env}");
+        assert!(env.contains("\"HOSTNAME=box\""), "{env}");
+        assert!(env.contains("PATH="), "{env}");
+        assert!(!env.contains("HOME="), "{env}");
+        let mut c = Command::new("/bin/env");
+        c.env_clear().env("ONLY", "me");
+        let p = prepare(&c, None).unwrap();
+        assert_eq!(format!("{:?}", p.plan.envp), "[\"ONLY=me\"]");
+    }
+
+    #[test]
+    fn negative_clock_is_rejected() {
+        let s = Sandbox::new().time_offset(crate::Clock::Boottime, -i64::MAX);
+        assert!(err(&s.command("/bin/true")).contains("negative"));
+    }
+
+    #[test]
+    fn fast_path_clones_every_namespace_at_once() {
+        let p = prepare(&Command::new("/bin/true"), None).unwrap();
+        let want = libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWUSER;
+        assert_eq!(p.plan.clone_flags, want as u64);
+        assert!(!p.plan.relay && !p.plan.late_userns && p.plan.wait_go);
+        assert!(p.plan.keep[..p.plan.keep_len]
+            .windows(2)
+            .all(|w| w[0] < w[1]));
+        assert!(p.plan.keep[..p.plan.keep_len].iter().all(|&fd| fd > 2));
+    }
+}

@@ -1,0 +1,122 @@
+//! The spawner thread: the only place a sandbox's first process is cloned.
+//!
+//! `clone3` is issued from one dedicated, long-lived thread owned by the library, never from
+//! a tokio worker: `PR_SET_PDEATHSIG` fires when the *thread* that cloned exits (a
+//! `spawn_blocking` thread exits after 10 s idle), and a plain thread carries no runtime
+//! state into the child. The thread keeps every signal blocked, so children start with
+//! every signal blocked and no handler of ours can run in them.
+
+use super::child;
+use super::prepare::ChildPlan;
+use crate::reaper;
+use crate::sys::{self, CloneArgs};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{mpsc, Mutex};
+use tokio::sync::oneshot;
+
+/// A freshly cloned child: its host pid and a pidfd for it.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+type Reply = (io::Result<Spawned>, Box<ChildPlan>);
+
+struct Job {
+    plan: Box<ChildPlan>,
+    reply: oneshot::Sender<Reply>,
+}
+
+static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
+
+fn submit(job: Job) -> io::Result<()> {
+    let mut guard = SPAWNER.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_none() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sandbox-spawner".into())
+            .spawn(move || serve(rx))?;
+        *guard = Some(tx);
+    }
+    match guard.as_ref().map(|tx| tx.send(job)) {
+        Some(Ok(())) => Ok(()),
+        _ => Err(io::Error::other("the sandbox spawner thread is gone")),
+    }
+}
+
+fn serve(rx: mpsc::Receiver<Job>) {
+    if let Err(e) = sys::block_all_signals() {
+        // Without this a child could run one of the parent's signal handlers: refuse work.
+        for job in rx {
+            let _ = job
+                .reply
+                .send((Err(io::Error::new(e.kind(), e.to_string())), job.plan));
+        }
+        return;
+    }
+    for job in rx {
+        let mut plan = job.plan;
+        let result = clone_child(&plan);
+        // The child has its copies; closing ours lets the parent see end-of-file on the sync
+        // channel once the program executes.
+        plan.child_fds.clear();
+        if let Err((Ok(spawned), _)) = job.reply.send((result, plan)) {
+            // The spawn future was dropped meanwhile: nobody owns this child. Kill and reap it.
+            let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&spawned.pidfd), libc::SIGKILL);
+            reaper::adopt(spawned.pidfd);
+        }
+    }
+}
+
+fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: plan.clone_flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack has fork semantics: the child
+    // returns here with 0 on a copy-on-write image of this thread and calls `child::run`,
+    // which only makes system calls on the plan and never returns. The parent gets the pid.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r == 0 {
+        child::run(plan);
+    }
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd, owned by no one else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Spawned {
+        pid: r as i32,
+        pidfd,
+    })
+}
+
+/// Clones a child for `plan` on the spawner thread. Returns the plan back, for the parent to
+/// describe errors with. If this future is dropped before the reply, the spawner kills and
+/// reaps the child itself.
+pub(crate) async fn clone(plan: Box<ChildPlan>) -> (io::Result<Spawned>, Option<Box<ChildPlan>>) {
+    let (tx, rx) = oneshot::channel();
+    if let Err(e) = submit(Job { plan, reply: tx }) {
+        return (Err(e), None);
+    }
+    match rx.await {
+        Ok((r, plan)) => (r, Some(plan)),
+        Err(_) => (
+            Err(io::Error::other(
+                "the sandbox spawner thread dropped the request",
+            )),
+            None,
+        ),
+    }
+}
