@@ -65,7 +65,7 @@ pub struct Output {
 /// Made by [`Sandbox::command`]; every setter returns `&mut Command` so calls chain.
 ///
 /// ```no_run
-/// # async fn f() -> sandbox_core::Result<()> {
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// use sandbox_core::{Sandbox, Stdio};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// let mut child = Sandbox::new()

@@ -393,7 +393,9 @@ fn mount_op(op: &Op) -> Result<(), c_int> {
 /// The init (PID 1 of the sandbox) or the relay: waits for `child`, passes the forwarded
 /// signals on to it, reaps every process that ends, and exits with `child`'s status after
 /// sending it to the parent (PID 1 cannot die of a signal, so the parent could not see it).
-fn supervise(plan: &ChildPlan, child: c_int, subreaper: bool) -> ! {
+fn supervise(plan: &ChildPlan, child: c_int, subreaper: bool, name: &CStr) -> ! {
+    // Show what we are in `ps` (the command line is still the parent's).
+    let _ = prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong);
     // Let the parent see end-of-file once the program executes, and hold none of its stdio.
     close(plan.sync_fd);
     close(0);
@@ -508,7 +510,7 @@ fn setup(plan: &ChildPlan) -> R<Infallible> {
         let pid = fork()?;
         if pid > 0 {
             send_status(plan.status_fd, STATUS_PID, pid);
-            supervise(plan, pid, false);
+            supervise(plan, pid, false, c"sandbox-relay");
         }
         pdeathsig()?;
     }
@@ -532,7 +534,7 @@ fn setup(plan: &ChildPlan) -> R<Infallible> {
     if plan.init {
         let pid = fork()?;
         if pid > 0 {
-            supervise(plan, pid, plan.init_subreaper);
+            supervise(plan, pid, plan.init_subreaper, c"sandbox-init");
         }
     }
     Err(exec_program(plan))

@@ -1,0 +1,190 @@
+//! Helpers shared by the integration tests. Each test file uses a subset.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::time::{Duration, Instant};
+
+/// The tests need root (CI runs as root). Fail loudly, never skip.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: run the test suite as root (see README.md)"
+    );
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> BTreeSet<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Pids of this process's children (of every thread), zombies included.
+pub fn children() -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+/// Children of process `pid` (its main thread and others).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// A field of `/proc/<pid>/status` (e.g. `Uid`, `NSpid`), whitespace-split.
+pub fn status_field(pid: u32, field: &str) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
+}
+
+/// The state letter of a process (`R`, `S`, `Z`, ...), or None if it is gone.
+pub fn state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = s.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// Whether the process behind a pidfd has ended (readable pidfd), waiting up to `limit`.
+pub fn pidfd_ended(fd: &std::os::fd::OwnedFd, limit: Duration) -> bool {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let ms = limit.as_millis().min(u16::MAX as u128) as u16;
+    matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
+/// A pidfd for any process we can see.
+pub fn pidfd_open(pid: u32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain integers; the returned fd (checked non-negative) is owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+    assert!(fd >= 0, "pidfd_open {pid}: {}", std::io::Error::last_os_error());
+    // SAFETY: see above.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Copies `programs` and the shared libraries they need (per `ldd`) into a new tree at
+/// `root`, with empty `proc`, `dev`, `tmp`, `etc`: a minimal root filesystem built from the
+/// host's own files, so the tests need nothing downloaded.
+pub fn mini_rootfs(root: &Path, programs: &[&str]) {
+    for d in ["proc", "dev", "tmp", "etc", "bin", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let mut files: BTreeSet<PathBuf> = BTreeSet::new();
+    for p in programs {
+        let p = std::fs::canonicalize(p).unwrap();
+        files.insert(p.clone());
+        let out = StdCommand::new("ldd").arg(&p).output().unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            for word in line.split_whitespace() {
+                if word.starts_with('/') {
+                    files.insert(PathBuf::from(word));
+                }
+            }
+        }
+    }
+    for f in &files {
+        let dst = root.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(f, &dst).unwrap();
+    }
+    // Programs are reachable under /bin by their own name as well.
+    for p in programs {
+        let name = Path::new(p).file_name().unwrap();
+        let real = std::fs::canonicalize(p).unwrap();
+        let dst = root.join("bin").join(name);
+        if !dst.exists() {
+            std::fs::copy(&real, &dst).unwrap();
+        }
+    }
+    // Loader path as the programs expect it (e.g. /lib64/ld-linux-x86-64.so.2).
+    for f in files.clone() {
+        if let Some(name) = f.file_name().and_then(|n| n.to_str()) {
+            if name.starts_with("ld-linux") {
+                for dir in ["lib64", "lib"] {
+                    let d = root.join(dir);
+                    std::fs::create_dir_all(&d).unwrap();
+                    let _ = std::fs::copy(&f, d.join(name));
+                }
+            }
+        }
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+/// Re-runs the current test binary for one test in a fresh process (for tests that kill
+/// their own process, need another uid, or need a private mount namespace). `wrap` is put
+/// in front of the binary (e.g. `["setpriv", "--reuid", "65534", ...]`). The child sees
+/// `SANDBOX_TEST_INNER=1`.
+pub fn rerun(test: &str, wrap: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut argv: Vec<String> = wrap.iter().map(|s| s.to_string()).collect();
+    argv.push(exe.to_string_lossy().into_owned());
+    argv.extend(
+        ["--exact", test, "--nocapture", "--test-threads", "1"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    StdCommand::new(&argv[0])
+        .args(&argv[1..])
+        .env("SANDBOX_TEST_INNER", "1")
+        .current_dir("/")
+        .output()
+        .unwrap()
+}
+
+/// Whether this is the re-run copy (see [`rerun`]).
+pub fn inner() -> bool {
+    std::env::var_os("SANDBOX_TEST_INNER").is_some()
+}
+
+/// Runs this test's body inside a private mount namespace (a re-run of the test binary
+/// under `unshare -m --propagation private`), so bind mounts it makes never reach the host.
+/// Returns true in the outer copy (which only checked the inner's result).
+pub fn in_private_mount_namespace(test: &str) -> bool {
+    if inner() {
+        return false;
+    }
+    let out = rerun(test, &["unshare", "-m", "--propagation", "private"]);
+    assert!(
+        out.status.success(),
+        "inner run failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "inner run did not run the test: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    true
+}

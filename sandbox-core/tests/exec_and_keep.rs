@@ -1,0 +1,102 @@
+//! 9. `exec` into a running sandbox sees its hostname and its PID namespace; a namespace kept
+//!    with `keep_namespace` is joined by a later sandbox (same inode) after the first ended.
+mod common;
+use sandbox_core::{Command, Namespace, NamespaceIds, Sandbox, Stdio};
+
+#[tokio::test]
+async fn exec_runs_inside_the_running_sandbox() {
+    common::require_root();
+    let mut sb = Sandbox::new()
+        .hostname("exec-target")
+        .command("/bin/sleep")
+        .arg("1000")
+        .spawn()
+        .await
+        .unwrap();
+    let target = sb.namespace_ids().unwrap();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("hostname; cd /proc && echo [0-9]*; echo $$; read x || true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut ex = sb.exec(&mut cmd).await.unwrap();
+    // From the host: the exec'd process is in every one of the sandbox's namespaces.
+    assert_eq!(ex.namespace_ids().unwrap(), target);
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(ex.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "exec-target");
+    let pids: Vec<u32> = lines
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let me: u32 = lines.next_line().await.unwrap().unwrap().parse().unwrap();
+    // init, sleep, and this shell: the sandbox's own PID namespace.
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&1) && pids.contains(&2) && pids.contains(&me));
+    drop(ex.stdin.take());
+    assert!(ex.wait().await.unwrap().success());
+    // A failing exec reports like a failing spawn.
+    let e = sb.exec(&mut Command::new("/no/such")).await.unwrap_err();
+    assert_eq!(e.to_string(), "exec /no/such: No such file or directory (ENOENT)");
+    sb.kill().await.unwrap();
+    // Exec into an ended sandbox is a typed error.
+    assert!(sb.exec(&mut Command::new("/bin/true")).await.is_err());
+}
+
+#[tokio::test]
+async fn kept_namespace_is_joined_by_a_later_sandbox() {
+    common::require_root();
+    // The bind mounts live in a private mount namespace of this test's own.
+    if common::in_private_mount_namespace("kept_namespace_is_joined_by_a_later_sandbox") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Sandbox::new()
+        .hostname("kept-uts")
+        .command("/bin/sleep")
+        .arg("1000")
+        .spawn()
+        .await
+        .unwrap();
+    let ids = first.namespace_ids().unwrap();
+    let uts = first
+        .keep_namespace(Namespace::Uts, dir.path().join("uts"))
+        .unwrap();
+    let net = first
+        .keep_namespace(Namespace::Net, dir.path().join("net"))
+        .unwrap();
+    assert_eq!(uts.id().unwrap(), ids.uts);
+    assert_eq!(net.id().unwrap(), ids.net);
+    first.kill().await.unwrap();
+
+    let mut later = Sandbox::new()
+        .join(Namespace::Uts, uts.path())
+        .join(Namespace::Net, net.path())
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("hostname; read x || true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let later_ids = later.namespace_ids().unwrap();
+    assert_eq!(later_ids.uts, ids.uts);
+    assert_eq!(later_ids.net, ids.net);
+    assert_ne!(later_ids.pid, ids.pid);
+    assert_ne!(later_ids.user, ids.user);
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(later.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "kept-uts");
+    drop(later.stdin.take());
+    assert!(later.wait().await.unwrap().success());
+
+    uts.remove().unwrap();
+    net.remove().unwrap();
+    assert!(!dir.path().join("uts").exists());
+    assert_ne!(NamespaceIds::of_self().unwrap().uts, ids.uts);
+}
