@@ -93,8 +93,9 @@ pub(crate) struct Parts {
     pub pid: u32,
     pub pidfd: OwnedFd,
     pub status: Option<pipe::Receiver>,
-    /// With a relay: the host pid of the process inside the sandbox's namespaces, and a pidfd.
-    pub inner: Option<(u32, OwnedFd)>,
+    /// With a relay: the host pid of the process inside the sandbox's namespaces, and a
+    /// pidfd for it (none if it had already ended).
+    pub inner: Option<(u32, Option<OwnedFd>)>,
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
@@ -127,7 +128,7 @@ pub struct Child {
     pidfd: Option<AsyncFd<OwnedFd>>,
     outcome: Option<Outcome>,
     status: Option<pipe::Receiver>,
-    inner: Option<(u32, OwnedFd)>,
+    inner: Option<(u32, Option<OwnedFd>)>,
     kill_on_drop: bool,
     started: Instant,
 }
@@ -286,34 +287,64 @@ impl Child {
         })
     }
 
-    /// The host pid of a process inside all of the sandbox's namespaces, checked to be alive.
-    fn inside_pid(&self) -> Result<u32> {
+    /// A process inside all of the sandbox's namespaces whose `/proc/<pid>/ns` the caller
+    /// may read, with a pidfd to check afterwards that it did not end meanwhile (its pid
+    /// could then be reused).
+    ///
+    /// That is the init (or the process a relay started) when the caller is root. The init
+    /// is a copy of the caller's memory and stays non-dumpable, so an unprivileged caller
+    /// may not read its `/proc` entries: then it is the init's first child, the program,
+    /// which `execve` made readable.
+    fn inside_process(&self) -> Result<(u32, Option<OwnedFd>)> {
         if self.pidfd.is_none() {
             return Err(Error::Reaped);
         }
-        match &self.inner {
-            None => Ok(self.pid),
-            Some((pid, fd)) => match sys::pidfd_send_signal(fd.as_fd(), 0) {
-                Ok(()) => Ok(*pid),
-                Err(e) => Err(Error::os(format!("the sandbox's process {pid}"), e)),
-            },
+        let ended = |pid: u32| {
+            Error::os(
+                format!("the sandbox's process {pid}"),
+                std::io::Error::from_raw_os_error(libc::ESRCH),
+            )
+        };
+        let (pid, fd) = match &self.inner {
+            // Our own child, not reaped: its pid cannot be reused.
+            None => (self.pid, None),
+            Some((pid, None)) => return Err(ended(*pid)),
+            Some((pid, Some(fd))) => (
+                *pid,
+                Some(fd.try_clone().map_err(|e| Error::os("dup a pidfd", e))?),
+            ),
+        };
+        match std::fs::metadata(format!("/proc/{pid}/ns/user")) {
+            Ok(_) => return Ok((pid, fd)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(e) => return Err(Error::os(format!("read /proc/{pid}/ns"), e)),
         }
+        let first = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+            .ok_or_else(|| ended(pid))?;
+        let fd = sys::pidfd_open(first as i32).map_err(|_| ended(first))?;
+        Ok((first, Some(fd)))
     }
 
-    fn still_inside(&self) -> Result<()> {
-        if let Some((pid, fd)) = &self.inner {
-            sys::pidfd_send_signal(fd.as_fd(), 0)
-                .map_err(|e| Error::os(format!("the sandbox's process {pid}"), e))?;
+    /// Checks that the process `inside_process` returned is still the same one.
+    fn still_alive(&self, pid: u32, fd: &Option<OwnedFd>) -> Result<()> {
+        if self.pidfd.is_none() {
+            return Err(Error::Reaped);
         }
-        Ok(())
+        match fd {
+            None => Ok(()),
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), 0)
+                .map_err(|e| Error::os(format!("the sandbox's process {pid}"), e)),
+        }
     }
 
     /// The identities of the sandbox's namespaces (the inode numbers of `/proc/<pid>/ns/*`).
     pub fn namespace_ids(&self) -> Result<NamespaceIds> {
-        let pid = self.inside_pid()?;
+        let (pid, fd) = self.inside_process()?;
         let ids =
             NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
-        self.still_inside()?;
+        self.still_alive(pid, &fd)?;
         Ok(ids)
     }
 
@@ -327,7 +358,7 @@ impl Child {
         path: impl AsRef<Path>,
     ) -> Result<KeptNamespace> {
         let path = path.as_ref();
-        let pid = self.inside_pid()?;
+        let (pid, fd) = self.inside_process()?;
         let source = format!("/proc/{pid}/ns/{}", namespace.proc_name());
         std::fs::OpenOptions::new()
             .write(true)
@@ -341,7 +372,7 @@ impl Child {
             nix::mount::MsFlags::MS_BIND,
             None::<&str>,
         );
-        let alive = self.still_inside();
+        let alive = self.still_alive(pid, &fd);
         if let Err(e) = mounted {
             let _ = std::fs::remove_file(path);
             return Err(Error::os(
@@ -362,7 +393,7 @@ impl Child {
     /// arguments, environment, working directory, stdio, kill-on-drop); its sandbox
     /// description is ignored, since the sandbox already exists.
     pub async fn exec(&self, cmd: &mut Command) -> Result<Child> {
-        let pid = self.inside_pid()?;
+        let (pid, fd) = self.inside_process()?;
         let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
         let theirs =
             NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
@@ -376,7 +407,7 @@ impl Child {
             let fd = sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
             joins.push((ns, fd));
         }
-        self.still_inside()?;
+        self.still_alive(pid, &fd)?;
         crate::spawn::exec(cmd, joins).await
     }
 }

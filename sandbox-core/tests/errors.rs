@@ -24,7 +24,10 @@ async fn missing_program_is_a_typed_exec_error() {
             "{e:?}"
         );
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
-        assert_eq!(e.to_string(), "exec /no/such: No such file or directory (ENOENT)");
+        assert_eq!(
+            e.to_string(),
+            "exec /no/such: No such file or directory (ENOENT)"
+        );
     }
 }
 
@@ -35,12 +38,18 @@ async fn setup_failures_name_the_step() {
     let mut c = Sandbox::new().command("/bin/true");
     c.current_dir("/no/such/dir");
     let e = c.status().await.unwrap_err();
-    assert_eq!(e.to_string(), "chdir /no/such/dir: No such file or directory (ENOENT)");
+    assert_eq!(
+        e.to_string(),
+        "chdir /no/such/dir: No such file or directory (ENOENT)"
+    );
     // A file that is not executable.
     let f = tempfile::NamedTempFile::new().unwrap();
     let path = f.path().display().to_string();
     let e = Sandbox::new().command(&path).status().await.unwrap_err();
-    assert_eq!(e.to_string(), format!("exec {path}: Permission denied (EACCES)"));
+    assert_eq!(
+        e.to_string(),
+        format!("exec {path}: Permission denied (EACCES)")
+    );
 }
 
 /// Each of these is refused before a process exists: no child appears, no fd is left open.
@@ -54,7 +63,10 @@ async fn bad_input_is_refused_before_spawning() {
     let kids = common::children();
     let long = "h".repeat(65);
     let cases: Vec<(Command, &str)> = vec![
-        (Command::new("bin/sh"), "invalid program \"bin/sh\": not an absolute path"),
+        (
+            Command::new("bin/sh"),
+            "invalid program \"bin/sh\": not an absolute path",
+        ),
         (Command::new(""), "invalid program \"\": empty path"),
         (
             Sandbox::new().hostname(long).command("/bin/true"),
@@ -92,7 +104,10 @@ async fn bad_input_is_refused_before_spawning() {
             "join net namespace /no/such/netns",
         ),
         (
-            Sandbox::new().share(Namespace::Uts).hostname("x").command("/bin/true"),
+            Sandbox::new()
+                .share(Namespace::Uts)
+                .hostname("x")
+                .command("/bin/true"),
             "conflicting settings",
         ),
     ];
@@ -111,7 +126,11 @@ async fn a_failed_spawn_leaves_no_process() {
     Sandbox::new().command("/bin/true").status().await.unwrap();
     let fds = common::open_fds();
     for _ in 0..20 {
-        Sandbox::new().command("/no/such").status().await.unwrap_err();
+        Sandbox::new()
+            .command("/no/such")
+            .status()
+            .await
+            .unwrap_err();
     }
     assert!(common::children().is_empty(), "{:?}", common::children());
     assert_eq!(common::open_fds(), fds);

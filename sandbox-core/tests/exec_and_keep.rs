@@ -41,7 +41,10 @@ async fn exec_runs_inside_the_running_sandbox() {
     assert!(ex.wait().await.unwrap().success());
     // A failing exec reports like a failing spawn.
     let e = sb.exec(&mut Command::new("/no/such")).await.unwrap_err();
-    assert_eq!(e.to_string(), "exec /no/such: No such file or directory (ENOENT)");
+    assert_eq!(
+        e.to_string(),
+        "exec /no/such: No such file or directory (ENOENT)"
+    );
     sb.kill().await.unwrap();
     // Exec into an ended sandbox is a typed error.
     assert!(sb.exec(&mut Command::new("/bin/true")).await.is_err());

@@ -79,10 +79,7 @@ async fn several_ranges_for_a_root_caller() {
         .collect();
     assert_eq!(
         lines,
-        vec![
-            vec!["0", "600000", "1000"],
-            vec!["1000", "610000", "10"]
-        ]
+        vec![vec!["0", "600000", "1000"], vec!["1000", "610000", "10"]]
     );
 }
 
@@ -111,8 +108,14 @@ async fn root_inside_cannot_write_what_only_host_root_may() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stdout, "0\n", "root inside, but no write succeeded; stderr: {stderr}");
-    assert!(stderr.contains("ermission denied") || stderr.contains("Read-only"), "{stderr}");
+    assert_eq!(
+        stdout, "0\n",
+        "root inside, but no write succeeded; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("ermission denied") || stderr.contains("Read-only"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "host\n");
     assert_eq!(
         std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),

@@ -13,9 +13,7 @@ fn processes_in(pidns: u64) -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::metadata(format!("/proc/{p}/ns/pid")).is_ok_and(|m| m.ino() == pidns)
-        })
+        .filter(|p| std::fs::metadata(format!("/proc/{p}/ns/pid")).is_ok_and(|m| m.ino() == pidns))
         .collect()
 }
 

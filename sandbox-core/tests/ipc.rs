@@ -40,7 +40,10 @@ async fn host_shm_segment_is_invisible_inside() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let inside = String::from_utf8_lossy(&out.stdout);
-    assert!(!ids(&inside).contains(&seg.0), "segment leaked in: {inside}");
+    assert!(
+        !ids(&inside).contains(&seg.0),
+        "segment leaked in: {inside}"
+    );
     assert!(ids(&inside).is_empty(), "{inside}");
 
     // With the IPC namespace shared, the same segment is visible: the check can fail.

@@ -46,11 +46,15 @@ async fn dropping_the_child_leaves_no_process() {
     let fds: Vec<_> = all.iter().map(|p| common::pidfd_open(*p)).collect();
     drop(child);
     for (pid, fd) in all.iter().zip(&fds) {
-        assert!(common::pidfd_ended(fd, Duration::from_secs(5)), "{pid} still runs");
+        assert!(
+            common::pidfd_ended(fd, Duration::from_secs(5)),
+            "{pid} still runs"
+        );
     }
     // And reaped: no zombie left among our children.
-    assert!(common::eventually(Duration::from_secs(5), || !common::children()
-        .contains(&init)));
+    assert!(common::eventually(Duration::from_secs(5), || {
+        !common::children().contains(&init)
+    }));
 }
 
 #[tokio::test]
@@ -67,8 +71,9 @@ async fn sandbox_dies_with_the_process_that_spawned_it() {
             .await
             .unwrap();
         let init = child.id().unwrap();
-        assert!(common::eventually(Duration::from_secs(5), || !common::children_of(init)
-            .is_empty()));
+        assert!(common::eventually(Duration::from_secs(5), || {
+            !common::children_of(init).is_empty()
+        }));
         println!("PIDS {init} {}", common::children_of(init)[0]);
         std::mem::forget(child);
         tokio::time::sleep(Duration::from_secs(1000)).await;

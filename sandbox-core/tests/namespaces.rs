@@ -4,7 +4,12 @@ mod common;
 use sandbox_core::{Namespace, NamespaceIds, Sandbox};
 
 async fn ids_of(sandbox: Sandbox) -> NamespaceIds {
-    let mut child = sandbox.command("/bin/sleep").arg("10").spawn().await.unwrap();
+    let mut child = sandbox
+        .command("/bin/sleep")
+        .arg("10")
+        .spawn()
+        .await
+        .unwrap();
     let ids = child.namespace_ids().unwrap();
     // The same numbers as the host's own reading of the init's /proc entries.
     assert_eq!(ids, NamespaceIds::of_pid(child.id().unwrap()).unwrap());
@@ -26,7 +31,12 @@ async fn every_namespace_is_new_by_default() {
 async fn shared_namespaces_are_the_hosts() {
     common::require_root();
     let host = NamespaceIds::of_self().unwrap();
-    let shared = [Namespace::Net, Namespace::Ipc, Namespace::Time, Namespace::Cgroup];
+    let shared = [
+        Namespace::Net,
+        Namespace::Ipc,
+        Namespace::Time,
+        Namespace::Cgroup,
+    ];
     let mut s = Sandbox::new();
     for ns in shared {
         s = s.share(ns);

@@ -93,3 +93,24 @@ async fn ps_inside_lists_only_the_sandbox() {
     assert_eq!(pids, vec![1, 2], "{text}");
     assert!(text.contains("sandbox-init"), "{text}");
 }
+
+/// The init is a copy of the embedding application's memory: sandboxed code, root inside,
+/// must not be able to read it.
+#[tokio::test]
+async fn the_inits_memory_is_not_readable_inside() {
+    common::require_root();
+    let secret = "parent-secret-4711";
+    std::hint::black_box(secret.to_string());
+    let out = Sandbox::new()
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("cat /proc/1/environ && echo READ-ENV; head -c 64 /proc/1/mem && echo READ-MEM; grep -c heap /proc/1/maps && echo READ-MAPS; true")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("READ-"), "{stdout}");
+    assert!(!stdout.contains(secret));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Permission denied").count(), 3, "{stderr}");
+}

@@ -290,12 +290,26 @@ fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int, c_int> {
     ret_int(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })
 }
 
+/// Whether this process's memory may be read by processes of the same uid (`ptrace`,
+/// `/proc/<pid>/mem`). The child is a copy of the embedding application's memory, so it
+/// stays non-dumpable, which sandboxed code cannot undo; `execve` gives the program a fresh
+/// image and its own setting.
+fn dumpable(on: bool) -> Result<(), c_int> {
+    prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on))
+}
+
 fn time_namespace(plan: &ChildPlan) -> Result<(), c_int> {
     unshare(libc::CLONE_NEWTIME)?;
     if let Some(offsets) = &plan.time_offsets {
-        let fd = open(c"/proc/self/timens_offsets", libc::O_WRONLY, 0)?;
-        let r = write_all(fd, offsets.as_bytes());
-        close(fd);
+        // /proc/self files of a non-dumpable process belong to the host's root; for this
+        // one write, while no other process of the sandbox exists, they are ours.
+        dumpable(true)?;
+        let r = open(c"/proc/self/timens_offsets", libc::O_WRONLY, 0).and_then(|fd| {
+            let r = write_all(fd, offsets.as_bytes());
+            close(fd);
+            r
+        });
+        dumpable(false)?;
         r?;
     }
     // unshare only moved our future children; enter the namespace ourselves too, so the
@@ -497,6 +511,8 @@ fn setup(plan: &ChildPlan) -> R<Infallible> {
         );
         wait_go(plan.sync_fd)?;
     }
+    // The parent has written our id maps (which needed us dumpable, when it is not root).
+    dumpable(false).at(Stage::Dumpable, 0)?;
     if let Some(id) = &plan.identity {
         become_ids(id)?;
         // Changing ids cleared the parent-death signal.

@@ -219,8 +219,13 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
                 .map_err(|e| Error::os("read the relayed pid", e))?;
             let f = StatusFrame::from_bytes(&buf);
             if f.kind == STATUS_PID {
-                let pidfd = sys::pidfd_open(f.value)
-                    .map_err(|e| Error::os(format!("pidfd_open {}", f.value), e))?;
+                // The relayed process may already have ended and been reaped (a quick
+                // program): then there is nothing inside left to look at.
+                let pidfd = match sys::pidfd_open(f.value) {
+                    Ok(fd) => Some(fd),
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
+                    Err(e) => return Err(Error::os(format!("pidfd_open {}", f.value), e)),
+                };
                 inner_pid = Some((f.value as u32, pidfd));
             }
         }

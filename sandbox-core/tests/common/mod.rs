@@ -76,7 +76,10 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// Whether the process behind a pidfd has ended (readable pidfd), waiting up to `limit`.
 pub fn pidfd_ended(fd: &std::os::fd::OwnedFd, limit: Duration) -> bool {
     use std::os::fd::AsFd;
-    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
     let ms = limit.as_millis().min(u16::MAX as u128) as u16;
     matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
 }
@@ -86,7 +89,11 @@ pub fn pidfd_open(pid: u32) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
     // SAFETY: plain integers; the returned fd (checked non-negative) is owned by nobody else.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
-    assert!(fd >= 0, "pidfd_open {pid}: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "pidfd_open {pid}: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: see above.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
 }
