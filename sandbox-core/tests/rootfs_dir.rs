@@ -1,0 +1,104 @@
+//! A directory tree as the root, entered with pivot_root: the sandbox sees only that tree,
+//! a fresh /proc and a private /dev, cannot write the tree, and the host's mount table does
+//! not change.
+mod common;
+use sandbox_core::{Rootfs, Sandbox};
+
+fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[tokio::test]
+async fn pivot_root_into_a_directory() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::mini_rootfs(dir.path(), &["/bin/sh", "/bin/ls", "/bin/cat"]);
+    let before = mountinfo();
+    let out = Sandbox::new()
+        .rootfs(Rootfs::dir(dir.path()))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(
+            "ls /; echo --; ls /dev; echo --; echo $$; \
+              echo x > /written && echo WROTE; echo x > /tmp/w && echo WROTE-TMP; true",
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parts: Vec<&str> = text.split("--\n").collect();
+    let top: Vec<&str> = parts[0].lines().collect();
+    assert_eq!(
+        top,
+        ["bin", "dev", "etc", "lib", "lib64", "proc", "root", "tmp", "usr"]
+            .iter()
+            .filter(|d| dir.path().join(d).exists())
+            .copied()
+            .collect::<Vec<_>>()
+    );
+    let dev: Vec<&str> = parts[1].lines().collect();
+    for want in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx", "fd",
+    ] {
+        assert!(dev.contains(&want), "/dev lacks {want}: {dev:?}");
+    }
+    assert!(!dev
+        .iter()
+        .any(|d| d.starts_with("sd") || d.starts_with("vd") || *d == "mem"));
+    let rest: Vec<&str> = parts[2].lines().collect();
+    assert_eq!(rest[0], "2", "pid of the shell");
+    assert!(
+        !text.contains("WROTE"),
+        "the read-only root was written: {text}"
+    );
+    assert!(!dir.path().join("written").exists());
+    assert_eq!(mountinfo(), before, "the host's mount table changed");
+}
+
+#[tokio::test]
+async fn writable_directory_root() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::mini_rootfs(dir.path(), &["/bin/sh"]);
+    // Root inside is an unprivileged host uid: give it the tree's /tmp.
+    std::os::unix::fs::chown(dir.path().join("tmp"), Some(524288), Some(524288)).unwrap();
+    let o = Sandbox::new()
+        .rootfs(Rootfs::dir(dir.path()).writable())
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("echo hi > /tmp/out")
+        .status()
+        .await
+        .unwrap();
+    assert!(o.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tmp/out")).unwrap(),
+        "hi\n"
+    );
+}
+
+#[tokio::test]
+async fn the_host_mount_table_is_unchanged_after_many_sandboxes() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::mini_rootfs(dir.path(), &["/bin/sh"]);
+    let before = mountinfo();
+    for i in 0..20 {
+        let root = if i % 2 == 0 {
+            Rootfs::host()
+        } else {
+            Rootfs::dir(dir.path())
+        };
+        let o = Sandbox::new()
+            .rootfs(root)
+            .command("/bin/sh")
+            .arg("-c")
+            .arg("true")
+            .status()
+            .await
+            .unwrap();
+        assert!(o.success());
+    }
+    assert_eq!(mountinfo(), before);
+}
