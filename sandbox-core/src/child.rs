@@ -93,9 +93,6 @@ pub(crate) struct Parts {
     pub pid: u32,
     pub pidfd: OwnedFd,
     pub status: Option<pipe::Receiver>,
-    /// With a relay: the host pid of the process inside the sandbox's namespaces, and a
-    /// pidfd for it (none if it had already ended).
-    pub inner: Option<(u32, Option<OwnedFd>)>,
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
@@ -128,7 +125,6 @@ pub struct Child {
     pidfd: Option<AsyncFd<OwnedFd>>,
     outcome: Option<Outcome>,
     status: Option<pipe::Receiver>,
-    inner: Option<(u32, Option<OwnedFd>)>,
     kill_on_drop: bool,
     started: Instant,
 }
@@ -162,7 +158,6 @@ impl Child {
             pidfd: Some(pidfd),
             outcome: None,
             status: p.status,
-            inner: p.inner,
             kill_on_drop: p.kill_on_drop,
             started: p.started,
         })
@@ -201,7 +196,6 @@ impl Child {
         }
         let outcome = Outcome::from_wait_status(status, self.started.elapsed());
         self.pidfd = None;
-        self.inner = None;
         self.outcome = Some(outcome);
         outcome
     }
@@ -287,65 +281,16 @@ impl Child {
         })
     }
 
-    /// A process inside all of the sandbox's namespaces whose `/proc/<pid>/ns` the caller
-    /// may read, with a pidfd to check afterwards that it did not end meanwhile (its pid
-    /// could then be reused).
-    ///
-    /// That is the init (or the process a relay started) when the caller is root. The init
-    /// is a copy of the caller's memory and stays non-dumpable, so an unprivileged caller
-    /// may not read its `/proc` entries: then it is the init's first child, the program,
-    /// which `execve` made readable.
-    fn inside_process(&self) -> Result<(u32, Option<OwnedFd>)> {
-        if self.pidfd.is_none() {
-            return Err(Error::Reaped);
-        }
-        let ended = |pid: u32| {
-            Error::os(
-                format!("the sandbox's process {pid}"),
-                std::io::Error::from_raw_os_error(libc::ESRCH),
-            )
-        };
-        let (pid, fd) = match &self.inner {
-            // Our own child, not reaped: its pid cannot be reused.
-            None => (self.pid, None),
-            Some((pid, None)) => return Err(ended(*pid)),
-            Some((pid, Some(fd))) => (
-                *pid,
-                Some(fd.try_clone().map_err(|e| Error::os("dup a pidfd", e))?),
-            ),
-        };
-        match std::fs::metadata(format!("/proc/{pid}/ns/user")) {
-            Ok(_) => return Ok((pid, fd)),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-            Err(e) => return Err(Error::os(format!("read /proc/{pid}/ns"), e)),
-        }
-        let first = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-            .ok_or_else(|| ended(pid))?;
-        let fd = sys::pidfd_open(first as i32).map_err(|_| ended(first))?;
-        Ok((first, Some(fd)))
-    }
-
-    /// Checks that the process `inside_process` returned is still the same one.
-    fn still_alive(&self, pid: u32, fd: &Option<OwnedFd>) -> Result<()> {
-        if self.pidfd.is_none() {
-            return Err(Error::Reaped);
-        }
-        match fd {
-            None => Ok(()),
-            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), 0)
-                .map_err(|e| Error::os(format!("the sandbox's process {pid}"), e)),
-        }
+    /// The host pid of the sandbox's process, while it is not reaped (so the pid cannot
+    /// have been reused).
+    fn live_pid(&self) -> Result<u32> {
+        self.pidfd.as_ref().map(|_| self.pid).ok_or(Error::Reaped)
     }
 
     /// The identities of the sandbox's namespaces (the inode numbers of `/proc/<pid>/ns/*`).
     pub fn namespace_ids(&self) -> Result<NamespaceIds> {
-        let (pid, fd) = self.inside_process()?;
-        let ids =
-            NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
-        self.still_alive(pid, &fd)?;
-        Ok(ids)
+        let pid = self.live_pid()?;
+        NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))
     }
 
     /// Keeps one of the sandbox's namespaces alive after its processes end, by bind-mounting
@@ -358,7 +303,7 @@ impl Child {
         path: impl AsRef<Path>,
     ) -> Result<KeptNamespace> {
         let path = path.as_ref();
-        let (pid, fd) = self.inside_process()?;
+        let pid = self.live_pid()?;
         let source = format!("/proc/{pid}/ns/{}", namespace.proc_name());
         std::fs::OpenOptions::new()
             .write(true)
@@ -372,7 +317,6 @@ impl Child {
             nix::mount::MsFlags::MS_BIND,
             None::<&str>,
         );
-        let alive = self.still_alive(pid, &fd);
         if let Err(e) = mounted {
             let _ = std::fs::remove_file(path);
             return Err(Error::os(
@@ -380,12 +324,7 @@ impl Child {
                 e.into(),
             ));
         }
-        let kept = KeptNamespace::new(namespace, path.to_path_buf());
-        if let Err(e) = alive {
-            let _ = kept.remove();
-            return Err(e);
-        }
-        Ok(kept)
+        Ok(KeptNamespace::new(namespace, path.to_path_buf()))
     }
 
     /// Runs another program inside this running sandbox's namespaces, as `docker exec`
@@ -393,7 +332,7 @@ impl Child {
     /// arguments, environment, working directory, stdio, kill-on-drop); its sandbox
     /// description is ignored, since the sandbox already exists.
     pub async fn exec(&self, cmd: &mut Command) -> Result<Child> {
-        let (pid, fd) = self.inside_process()?;
+        let pid = self.live_pid()?;
         let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
         let theirs =
             NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
@@ -407,7 +346,6 @@ impl Child {
             let fd = sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
             joins.push((ns, fd));
         }
-        self.still_alive(pid, &fd)?;
         crate::spawn::exec(cmd, joins).await
     }
 }

@@ -36,8 +36,6 @@ impl fmt::Display for IdKind {
 pub enum Stage {
     /// Setting the parent-death signal.
     ParentDeathSignal = 1,
-    /// Making the process non-dumpable (its memory is a copy of the caller's).
-    Dumpable,
     /// Arranging the file descriptors (stdio, closing the rest).
     FileDescriptors,
     /// Waiting for the parent (id maps, network) before going on.
@@ -70,6 +68,8 @@ pub enum Stage {
     Signals,
     /// Executing the program.
     Exec,
+    /// Executing the built-in init (from its memfd).
+    Init,
 }
 
 impl Stage {
@@ -77,7 +77,6 @@ impl Stage {
         use Stage::*;
         const ALL: [Stage; 18] = [
             ParentDeathSignal,
-            Dumpable,
             FileDescriptors,
             Handshake,
             JoinNamespace,
@@ -94,6 +93,7 @@ impl Stage {
             Chdir,
             Signals,
             Exec,
+            Init,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -103,7 +103,6 @@ impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Stage::ParentDeathSignal => "set parent-death signal",
-            Stage::Dumpable => "make non-dumpable",
             Stage::FileDescriptors => "set up file descriptors",
             Stage::Handshake => "wait for parent",
             Stage::JoinNamespace => "join namespace",
@@ -120,6 +119,7 @@ impl fmt::Display for Stage {
             Stage::Chdir => "chdir",
             Stage::Signals => "reset signals",
             Stage::Exec => "exec",
+            Stage::Init => "exec the built-in init",
         })
     }
 }

@@ -34,16 +34,20 @@
 //!
 //! # How a sandbox starts
 //! Everything is prepared in the caller (C strings, mount steps, pipes); the child is cloned
-//! with `clone3(CLONE_PIDFD | CLONE_NEW*)` from one dedicated spawner thread; until
-//! `execve` the child makes only system calls on that prepared data (it may not allocate —
-//! it is a copy of a multi-threaded process); the caller writes its id maps over a pipe
-//! handshake; the child's errors come back as `(stage, errno)` on a close-on-exec channel.
+//! with `clone3(CLONE_VM | CLONE_PIDFD | CLONE_NEW*)` from one dedicated spawner thread, as
+//! `posix_spawn` does: it shares the caller's memory on a stack of its own, so a spawn
+//! costs the same whatever the caller's size. Until `execve` the child makes only raw system
+//! calls on that prepared data (it may not allocate or touch the caller's memory); the
+//! caller writes its id maps over a socket handshake; the child's errors come back as
+//! `(stage, errno)` on that close-on-exec channel. PID 1 is a tiny built-in init (a static
+//! executable embedded in the library and run from a memfd), which forks the program.
 //! Waiting is on the pidfd through tokio's reactor.
 //!
 //! # What it does not do (yet)
 //! Resource limits and cgroups, seccomp and capability dropping, bridged networks, overlay
 //! and image root filesystems. Requires Linux 5.9 or later (`clone3`, pidfds,
-//! `close_range`, time namespaces).
+//! `close_range`), and 6.0 for time namespaces (a process enters its time namespace on
+//! `execve` since then). Runs on x86_64 and aarch64.
 #![deny(missing_docs)]
 
 mod child;

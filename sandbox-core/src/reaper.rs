@@ -1,16 +1,22 @@
 //! The background reaper: collects sandboxes whose [`Child`](crate::Child) was dropped
-//! before they were waited for, so no zombie outlives its handle.
+//! before they were waited for (and spawns that were abandoned), so no zombie outlives its
+//! handle.
 //!
 //! A single lazily started thread polls the pidfds it adopted and reaps each one with
 //! `waitid(P_PIDFD)` as it ends. It never calls `waitpid(-1)`, so it cannot steal the
-//! status of a process the application itself waits for.
+//! status of a process the application itself waits for. Each adopted process may come with
+//! a value to drop once it is reaped: the plan of an abandoned spawn, whose memory the
+//! process may use until it is gone.
 
 use crate::sys;
+use std::any::Any;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
+type KeepAlive = Option<Box<dyn Any + Send>>;
+
 struct Reaper {
-    pending: Vec<OwnedFd>,
+    pending: Vec<(OwnedFd, KeepAlive)>,
     wake: Option<OwnedFd>,
 }
 
@@ -21,24 +27,36 @@ static REAPER: Mutex<Reaper> = Mutex::new(Reaper {
 
 /// Hands a process over to the reaper. Reaps it at once if it has already ended.
 pub(crate) fn adopt(pidfd: OwnedFd) {
+    adopt_with(pidfd, None)
+}
+
+/// Hands a process over to the reaper, with a value to drop once the process is reaped.
+pub(crate) fn adopt_with(pidfd: OwnedFd, keep: KeepAlive) {
     if let Ok(Some(_)) = sys::waitid_pidfd(pidfd.as_fd(), true) {
+        drop(keep);
         return;
     }
     let mut r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
     if r.wake.is_none() {
-        let Ok((read, write)) = sys::pipe() else {
-            return;
-        };
-        if std::thread::Builder::new()
-            .name("sandbox-reaper".into())
-            .spawn(move || serve(read))
-            .is_err()
-        {
-            return;
+        let started = sys::pipe().and_then(|(read, write)| {
+            std::thread::Builder::new()
+                .name("sandbox-reaper".into())
+                .spawn(move || serve(read))?;
+            Ok(write)
+        });
+        match started {
+            Ok(write) => r.wake = Some(write),
+            Err(_) => {
+                // No reaper: wait here rather than leak (the process was killed, or asked to
+                // outlive its handle, in which case this blocks until it ends).
+                drop(r);
+                let _ = sys::waitid_pidfd(pidfd.as_fd(), false);
+                drop(keep);
+                return;
+            }
         }
-        r.wake = Some(write);
     }
-    r.pending.push(pidfd);
+    r.pending.push((pidfd, keep));
     if let Some(w) = &r.wake {
         let _ = nix::unistd::write(w, b"x");
     }
@@ -63,7 +81,7 @@ fn serve(wake: OwnedFd) {
         }];
         {
             let r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
-            fds.extend(r.pending.iter().map(|p| libc::pollfd {
+            fds.extend(r.pending.iter().map(|(p, _)| libc::pollfd {
                 fd: p.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
@@ -79,8 +97,17 @@ fn serve(wake: OwnedFd) {
             let mut buf = [0u8; 64];
             let _ = nix::unistd::read(&wake, &mut buf);
         }
-        let mut r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
-        r.pending
-            .retain(|p| !matches!(sys::waitid_pidfd(p.as_fd(), true), Ok(Some(_)) | Err(_)));
+        let done: Vec<(OwnedFd, KeepAlive)> = {
+            let mut r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
+            let (done, left) = std::mem::take(&mut r.pending)
+                .into_iter()
+                .partition(|(p, _)| {
+                    matches!(sys::waitid_pidfd(p.as_fd(), true), Ok(Some(_)) | Err(_))
+                });
+            r.pending = left;
+            done
+        };
+        // Outside the lock: dropping a keep-alive may adopt another process.
+        drop(done);
     }
 }

@@ -1,28 +1,28 @@
 //! # The child: everything between `clone3` and `execve`
 //!
-//! The code in this module runs in a process made by `clone3` from the spawner thread of a
-//! multi-threaded (tokio) program. Such a process is a copy of *one* thread: every lock that
-//! another thread held at the moment of the clone (malloc's arenas, stdout, std's
-//! environment lock, tokio's internals) stays locked forever in it, and glibc's fork
-//! handlers, which would reset some of them, did not run. So this code:
+//! The code in this module runs in a process made by `clone3(CLONE_VM)` from a spawner
+//! thread of a multi-threaded (tokio) program: like `posix_spawn`'s child, it runs on a
+//! stack of its own but **shares the caller's memory**, while the caller's other threads go
+//! on running. Sharing is what makes a spawn cost the same whatever the caller's size (a
+//! fork-like clone copies the page tables and makes every page of the caller copy-on-write
+//! until the child executes). So this code:
 //!
 //! - **never allocates or frees** (no `Vec`, `String`, `format!`, `Box`), never locks, never
-//!   prints, never panics (indexing, `unwrap` and overflowing arithmetic are denied below);
-//! - only makes system calls on data the parent prepared ([`ChildPlan`]: C strings, pointer
-//!   arrays, fd numbers), reached through the copy-on-write image of the parent's memory;
-//! - never drops anything it did not create (the parent's tokio objects share their epoll
-//!   set with the parent);
-//! - avoids the glibc wrappers that act on the whole process (`setuid`, `setgroups`,
-//!   `fork`): they signal the parent's other threads, which do not exist here. The raw system
-//!   calls are used instead;
-//! - ends in `execve` or `_exit`, never by returning.
+//!   prints, never panics (indexing, `unwrap` and overflowing arithmetic are denied below):
+//!   the allocator's state and locks are the caller's, live;
+//! - **writes no memory but its own stack** and the few fields of the plan meant for it: it
+//!   only reads the [`ChildPlan`] the parent prepared (C strings, pointer arrays, fd numbers);
+//! - makes **raw system calls** (inline assembly, [`sc`]), never libc's wrappers: they write
+//!   `errno`, which lives in the spawner thread's thread-local storage that this process
+//!   shares, and some of them (`setuid`, `setgroups`) signal threads that are not ours;
+//! - changes no per-memory setting of the caller: a change of ids makes the (shared) memory
+//!   non-dumpable, so the caller's setting is put back at once;
+//! - ends in `execve` (the program, or the built-in init from its memfd) or `_exit`, never by
+//!   returning.
 //!
 //! On failure it writes `(stage, errno, detail)` to the sync channel and exits with 127; the
 //! parent turns that into [`Error::Setup`](crate::Error::Setup). The test
 //! `tests/no_alloc_in_child.rs` runs every path here under a counting allocator.
-//!
-//! The same rules hold for the built-in init and the relay, which are forks of this process
-//! and never execute anything.
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -32,23 +32,13 @@
 )]
 
 use super::prepare::{ChildPlan, Identity};
-use super::report::{Frame, StatusFrame, GO, KIND_ERROR, KIND_USERNS, STATUS_EXIT, STATUS_PID};
+use super::report::{Frame, GO, KIND_ERROR, KIND_USERNS};
 use crate::error::Stage;
 use crate::sys::CloneArgs;
 use core::convert::Infallible;
 use core::ffi::CStr;
 use libc::{c_int, c_long, c_uint};
 use sandbox_fs::Op;
-
-/// Signals the init and the relay pass on to the process they supervise.
-const FORWARDED: [c_int; 6] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
 
 /// Exit code of a child whose setup failed.
 const SETUP_FAILED: c_int = 127;
@@ -62,26 +52,141 @@ struct Fail {
 
 type R<T = ()> = Result<T, Fail>;
 
-fn errno() -> c_int {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
+// ---- raw system calls ------------------------------------------------------------------
+
+/// A raw system call: returns the kernel's result, `-errno` on failure. Touches no memory
+/// but what its arguments point to; in particular not `errno`.
+///
+/// # Safety
+/// The arguments must be valid for system call `n`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn sc(n: c_long, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the `syscall` instruction with the kernel's calling convention; it clobbers
+    // rcx and r11 only. The caller vouches for the arguments.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, in("r8") e, in("r9") f,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
 }
 
-fn ret(r: c_long) -> Result<c_long, c_int> {
+/// See the x86_64 version.
+///
+/// # Safety
+/// The arguments must be valid for system call `n`.
+#[cfg(target_arch = "aarch64")]
+unsafe fn sc(n: c_long, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+    let ret: isize;
+    // SAFETY: `svc 0` with the kernel's calling convention; only x0 changes. The caller
+    // vouches for the arguments.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") n,
+            inlateout("x0") a => ret,
+            in("x1") b, in("x2") c, in("x3") d, in("x4") e, in("x5") f,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("sandbox-core's child supports x86_64 and aarch64");
+
+fn ret(r: isize) -> Result<usize, c_int> {
     if r < 0 {
-        Err(errno())
+        Err(r.unsigned_abs() as c_int)
     } else {
-        Ok(r)
+        Ok(r as usize)
     }
 }
 
-fn ret_int(r: c_int) -> Result<c_int, c_int> {
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(r)
-    }
+/// A system call with plain arguments (integers, or pointers to data the plan or this
+/// stack owns).
+macro_rules! sys {
+    ($n:expr $(, $a:expr)* $(,)?) => {{
+        let args: [usize; 6] = sys!(@pad $($a as usize),*);
+        let [a, b, c, d, e, f] = args;
+        // SAFETY: every call site passes integers, valid C strings from the plan or this
+        // module, or pointers to live values on this stack, as system call `$n` expects.
+        ret(unsafe { sc($n, a, b, c, d, e, f) })
+    }};
+    (@pad) => { [0, 0, 0, 0, 0, 0] };
+    (@pad $a:expr) => { [$a, 0, 0, 0, 0, 0] };
+    (@pad $a:expr, $b:expr) => { [$a, $b, 0, 0, 0, 0] };
+    (@pad $a:expr, $b:expr, $c:expr) => { [$a, $b, $c, 0, 0, 0] };
+    (@pad $a:expr, $b:expr, $c:expr, $d:expr) => { [$a, $b, $c, $d, 0, 0] };
+    (@pad $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => { [$a, $b, $c, $d, $e, 0] };
 }
+
+/// `clone3` onto a new stack: the child starts in `entry(plan)`, which never returns; the
+/// parent gets the child's pid (or `-errno`).
+///
+/// # Safety
+/// `args` must describe a clone with its own stack (`stack`, `stack_size`; with `CLONE_VM`,
+/// memory that stays mapped while the child runs), and `plan` must outlive the child's use.
+pub(super) unsafe fn clone_onto_stack(
+    args: &CloneArgs,
+    entry: extern "C" fn(*const ChildPlan) -> !,
+    plan: *const ChildPlan,
+) -> isize {
+    let ret: isize;
+    let size = core::mem::size_of::<CloneArgs>();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the parent path returns from the syscall with rax only changed (rcx, r11
+    // declared clobbered). The child path starts on the new, 16-byte aligned stack top that
+    // the kernel installed, with r12/r13 preserved, and calls `entry`, which never returns.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") size,
+            in("r12") entry,
+            in("r13") plan,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as for x86_64: x9 and x10 survive `svc`, the child calls `entry` on its new
+    // stack and never returns.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            "mov x29, xzr",
+            "mov x30, xzr",
+            "mov x0, x10",
+            "blr x9",
+            "brk #0",
+            "2:",
+            in("x8") libc::SYS_clone3,
+            inlateout("x0") args as *const CloneArgs => ret,
+            in("x1") size,
+            in("x9") entry,
+            in("x10") plan,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+// ---- small steps -----------------------------------------------------------------------
 
 trait At<T> {
     fn at(self, stage: Stage, detail: u32) -> R<T>;
@@ -98,32 +203,24 @@ impl<T> At<T> for Result<T, c_int> {
 }
 
 fn exit(code: c_int) -> ! {
-    // SAFETY: _exit ends the process without running atexit handlers or flushing stdio.
-    unsafe { libc::_exit(code) }
+    loop {
+        let _ = sys!(libc::SYS_exit_group, code);
+    }
 }
 
 fn close(fd: c_int) {
-    // SAFETY: closing a descriptor number; errors (EBADF) are harmless here.
-    unsafe { libc::close(fd) };
+    let _ = sys!(libc::SYS_close, fd);
 }
 
 fn write_all(fd: c_int, mut buf: &[u8]) -> Result<(), c_int> {
     while !buf.is_empty() {
-        // SAFETY: `buf` is valid for `buf.len()` bytes.
-        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        match ret(r as c_long) {
-            Ok(n) => buf = buf.get(n as usize..).unwrap_or(&[]),
+        match sys!(libc::SYS_write, fd, buf.as_ptr(), buf.len()) {
+            Ok(n) => buf = buf.get(n..).unwrap_or(&[]),
             Err(libc::EINTR) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
-}
-
-fn as_bytes<T>(v: &T) -> &[u8] {
-    // SAFETY: only used on repr(C) plain-data frames without padding; the slice covers
-    // exactly the value and lives as long as the borrow.
-    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
 }
 
 fn send_frame(fd: c_int, kind: u32, f: Fail) {
@@ -133,23 +230,23 @@ fn send_frame(fd: c_int, kind: u32, f: Fail) {
         errno: f.errno,
         detail: f.detail,
     };
-    let _ = write_all(fd, as_bytes(&frame));
+    // SAFETY: Frame is repr(C) plain data without padding; the slice covers exactly it.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            (&frame as *const Frame).cast::<u8>(),
+            core::mem::size_of::<Frame>(),
+        )
+    };
+    let _ = write_all(fd, bytes);
 }
 
-fn send_status(fd: c_int, kind: u32, value: c_int) {
-    if fd >= 0 {
-        let _ = write_all(fd, as_bytes(&StatusFrame { kind, value }));
-    }
+fn prctl(option: c_int, arg: usize) -> Result<(), c_int> {
+    sys!(libc::SYS_prctl, option, arg).map(drop)
 }
 
-fn prctl(option: c_int, arg: libc::c_ulong) -> Result<(), c_int> {
-    // SAFETY: the prctl options used here take one integer argument.
-    ret_int(unsafe { libc::prctl(option, arg, 0, 0, 0) }).map(drop)
-}
-
-/// The sandbox dies with the thread that cloned it (the long-lived spawner thread).
+/// The sandbox dies with the thread that cloned it (a long-lived spawner thread).
 fn pdeathsig() -> R {
-    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).at(Stage::ParentDeathSignal, 0)
+    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as usize).at(Stage::ParentDeathSignal, 0)
 }
 
 /// Exits quietly if the parent is gone (its end of the sync channel is closed): a parent
@@ -160,77 +257,99 @@ fn exit_if_parent_gone(sync_fd: c_int) {
         events: libc::POLLRDHUP,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    if n > 0 && p.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0 {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let n = sys!(
+        libc::SYS_ppoll,
+        &mut p as *mut libc::pollfd,
+        1,
+        &zero as *const libc::timespec,
+        0,
+        8
+    );
+    if matches!(n, Ok(1..)) && p.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0 {
         exit(1);
     }
 }
 
-/// Every signal back to its default action (the parent's handlers are not ours, and an
-/// ignored SIGCHLD would make the kernel reap children behind the init's back). Signals stay
-/// blocked, as the spawner thread had them, until just before `execve`.
+/// The kernel's `struct sigaction` (x86_64 and aarch64 share this layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Every signal back to its default action: the parent's handlers are not ours, and an
+/// ignored SIGCHLD or SIGPIPE would survive `execve`. Signals stay blocked, as the spawner
+/// thread had them, until the program (or the init) takes over.
 fn reset_signal_handlers() {
-    // SAFETY: an all-zero sigaction is SIG_DFL with an empty mask and no flags.
-    let dfl: libc::sigaction = unsafe { core::mem::zeroed() };
-    for sig in 1..=libc::SIGRTMAX() {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: `dfl` is a valid sigaction; EINVAL for reserved signals is ignored.
-        unsafe { libc::sigaction(sig, &dfl, core::ptr::null_mut()) };
+        let _ = sys!(
+            libc::SYS_rt_sigaction,
+            sig,
+            &dfl as *const KernelSigaction,
+            0,
+            8
+        );
     }
 }
 
 fn unblock_all_signals() -> R {
-    // SAFETY: an all-zero sigset_t is the empty set.
-    let empty: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: valid set pointer, null old-set pointer.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &empty, core::ptr::null_mut()) };
-    if r != 0 {
-        return Err(Fail {
-            stage: Stage::Signals,
-            errno: r,
-            detail: 0,
-        });
-    }
-    Ok(())
-}
-
-fn close_range(first: c_uint, last: c_uint) -> Result<(), c_int> {
-    // SAFETY: close_range takes two descriptor numbers and flags.
-    ret(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+    let empty: u64 = 0;
+    sys!(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty as *const u64,
+        0,
+        8
+    )
+    .at(Stage::Signals, 0)
+    .map(drop)
 }
 
 /// Places the program's stdio on 0, 1, 2 and closes every other descriptor but the ones
-/// the plan keeps (sync channel, status pipe, namespaces to join).
+/// the plan keeps (sync channel, status pipe, init memfd, namespaces to join).
 fn arrange_fds(plan: &ChildPlan) -> R {
     for (target, &src) in (0..).zip(plan.stdio.iter()) {
         if src >= 0 {
-            // SAFETY: dup2 of a descriptor the parent prepared (always >= 3) onto 0..=2.
-            ret_int(unsafe { libc::dup2(src, target) }).at(Stage::FileDescriptors, 0)?;
+            // The parent made every source >= 3, so source and target never coincide.
+            sys!(libc::SYS_dup3, src, target as c_int, 0).at(Stage::FileDescriptors, 0)?;
         }
     }
     let mut lo: c_uint = 3;
     for &fd in plan.keep.iter().take(plan.keep_len) {
         let fd = fd as c_uint;
         if fd > lo {
-            close_range(lo, fd.saturating_sub(1)).at(Stage::FileDescriptors, 0)?;
+            sys!(libc::SYS_close_range, lo, fd.saturating_sub(1), 0)
+                .at(Stage::FileDescriptors, 0)?;
         }
         if fd >= lo {
             lo = fd.saturating_add(1);
         }
     }
-    close_range(lo, c_uint::MAX).at(Stage::FileDescriptors, 0)
+    sys!(libc::SYS_close_range, lo, c_uint::MAX, 0)
+        .at(Stage::FileDescriptors, 0)
+        .map(drop)
 }
 
 /// Blocks until the parent says GO. End of file means the parent gave up (or died): leave.
 fn wait_go(sync_fd: c_int) -> R {
     let mut b = [0u8; 1];
     loop {
-        // SAFETY: `b` is a valid one-byte buffer.
-        let r = unsafe { libc::read(sync_fd, b.as_mut_ptr().cast(), 1) };
-        match ret(r as c_long) {
+        match sys!(libc::SYS_read, sync_fd, b.as_mut_ptr(), 1) {
             Ok(1) if b == [GO] => return Ok(()),
             Ok(_) => exit(1),
             Err(libc::EINTR) => {}
@@ -239,99 +358,65 @@ fn wait_go(sync_fd: c_int) -> R {
     }
 }
 
-fn setns(fd: c_int, nstype: c_int) -> Result<(), c_int> {
-    // SAFETY: setns takes a descriptor and a namespace type.
-    ret_int(unsafe { libc::setns(fd, nstype) }).map(drop)
-}
-
-fn unshare(flags: c_int) -> Result<(), c_int> {
-    // SAFETY: unshare takes flags only; this process is single-threaded.
-    ret_int(unsafe { libc::unshare(flags) }).map(drop)
-}
-
-fn become_ids(id: &Identity) -> R {
+fn become_ids(id: &Identity, parent_dumpable: c_int) -> R {
     if id.clear_groups {
-        // SAFETY: raw setgroups(0, NULL) for this (only) thread; not glibc's broadcasting one.
-        let r = unsafe { libc::syscall(libc::SYS_setgroups, 0, core::ptr::null::<libc::gid_t>()) };
-        match ret(r) {
+        match sys!(libc::SYS_setgroups, 0, 0) {
             Ok(_) => {}
             Err(libc::EPERM) if id.groups_best_effort => {}
             Err(e) => return Err(e).at(Stage::SetGroups, 0),
         }
     }
-    // SAFETY: raw setresgid with three ids.
-    let r = unsafe { libc::syscall(libc::SYS_setresgid, id.gid, id.gid, id.gid) };
-    ret(r).at(Stage::SetGid, id.gid)?;
-    // SAFETY: raw setresuid with three ids.
-    let r = unsafe { libc::syscall(libc::SYS_setresuid, id.uid, id.uid, id.uid) };
-    ret(r).at(Stage::SetUid, id.uid).map(drop)
-}
-
-/// A plain fork through clone3 (no glibc fork handlers, which take malloc's locks).
-fn fork() -> R<c_int> {
-    let args = CloneArgs {
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
-    // SAFETY: clone3 without CLONE_VM and without a stack has fork semantics: the child
-    // returns here with 0 on a copy of this stack.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            size_of::<CloneArgs>(),
-        )
-    };
-    ret(r).at(Stage::Fork, 0).map(|pid| pid as c_int)
+    sys!(libc::SYS_setresgid, id.gid, id.gid, id.gid).at(Stage::SetGid, id.gid)?;
+    sys!(libc::SYS_setresuid, id.uid, id.uid, id.uid).at(Stage::SetUid, id.uid)?;
+    // A change of ids makes the memory non-dumpable, and this memory is the caller's: give
+    // the caller its setting back.
+    let _ = prctl(libc::PR_SET_DUMPABLE, parent_dumpable as usize);
+    Ok(())
 }
 
 fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int, c_int> {
-    // SAFETY: `path` is a valid C string.
-    ret_int(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+    sys!(
+        libc::SYS_openat,
+        libc::AT_FDCWD,
+        path.as_ptr(),
+        flags | libc::O_CLOEXEC,
+        mode
+    )
+    .map(|fd| fd as c_int)
 }
 
-/// Whether this process's memory may be read by processes of the same uid (`ptrace`,
-/// `/proc/<pid>/mem`). The child is a copy of the embedding application's memory, so it
-/// stays non-dumpable, which sandboxed code cannot undo; `execve` gives the program a fresh
-/// image and its own setting.
-fn dumpable(on: bool) -> Result<(), c_int> {
-    prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on))
-}
-
+/// A new time namespace for the processes this one executes. (`execve` enters it, since
+/// Linux 6.0; a process sharing memory, as this one does, may not `setns` into it itself.)
 fn time_namespace(plan: &ChildPlan) -> Result<(), c_int> {
-    unshare(libc::CLONE_NEWTIME)?;
+    sys!(libc::SYS_unshare, libc::CLONE_NEWTIME)?;
     if let Some(offsets) = &plan.time_offsets {
-        // /proc/self files of a non-dumpable process belong to the host's root; for this
-        // one write, while no other process of the sandbox exists, they are ours.
-        dumpable(true)?;
-        let r = open(c"/proc/self/timens_offsets", libc::O_WRONLY, 0).and_then(|fd| {
-            let r = write_all(fd, offsets.as_bytes());
-            close(fd);
-            r
-        });
-        dumpable(false)?;
+        let fd = open(c"/proc/self/timens_offsets", libc::O_WRONLY, 0)?;
+        let r = write_all(fd, offsets.as_bytes());
+        close(fd);
         r?;
     }
-    // unshare only moved our future children; enter the namespace ourselves too, so the
-    // init (and /proc/<pid>/ns/time) is in it.
-    let fd = open(c"/proc/self/ns/time_for_children", libc::O_RDONLY, 0)?;
-    let r = setns(fd, libc::CLONE_NEWTIME);
-    close(fd);
-    r
+    Ok(())
 }
 
 fn loopback_up() -> Result<(), c_int> {
-    // SAFETY: socket takes three integers.
-    let s =
-        ret_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let s = sys!(
+        libc::SYS_socket,
+        libc::AF_INET,
+        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+        0
+    )? as c_int;
     // SAFETY: ifreq is plain data; all-zero is valid.
     let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
     for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
     ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    // SAFETY: SIOCSIFFLAGS reads a valid ifreq.
-    let r = ret_int(unsafe { libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) });
+    let r = sys!(
+        libc::SYS_ioctl,
+        s,
+        libc::SIOCSIFFLAGS,
+        &ifr as *const libc::ifreq
+    );
     close(s);
     r.map(drop)
 }
@@ -350,13 +435,19 @@ fn mount(
     flags: libc::c_ulong,
     data: *const libc::c_char,
 ) -> Result<(), c_int> {
-    // SAFETY: every pointer is null or a valid C string prepared by the parent.
-    ret_int(unsafe { libc::mount(source, target.as_ptr(), fstype, flags, data.cast()) }).map(drop)
+    sys!(
+        libc::SYS_mount,
+        source,
+        target.as_ptr(),
+        fstype,
+        flags,
+        data
+    )
+    .map(drop)
 }
 
 fn chdir(path: &CStr) -> Result<(), c_int> {
-    // SAFETY: valid C string.
-    ret_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+    sys!(libc::SYS_chdir, path.as_ptr()).map(drop)
 }
 
 fn mount_op(op: &Op) -> Result<(), c_int> {
@@ -371,8 +462,7 @@ fn mount_op(op: &Op) -> Result<(), c_int> {
             data,
         } => mount(opt(source), target, opt(fstype), *flags, opt(data)),
         Op::Mkdir { path, mode } => {
-            // SAFETY: valid C string.
-            match ret_int(unsafe { libc::mkdir(path.as_ptr(), *mode) }) {
+            match sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), *mode) {
                 Err(libc::EEXIST) => Ok(()),
                 r => r.map(drop),
             }
@@ -383,8 +473,12 @@ fn mount_op(op: &Op) -> Result<(), c_int> {
             Ok(())
         }
         Op::Symlink { target, link } => {
-            // SAFETY: valid C strings.
-            match ret_int(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }) {
+            match sys!(
+                libc::SYS_symlinkat,
+                target.as_ptr(),
+                libc::AT_FDCWD,
+                link.as_ptr()
+            ) {
                 Err(libc::EEXIST) => Ok(()),
                 r => r.map(drop),
             }
@@ -393,93 +487,51 @@ fn mount_op(op: &Op) -> Result<(), c_int> {
             // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
             // (after making it a slave, so the detach does not propagate) leaves the new.
             chdir(new_root)?;
-            // SAFETY: two valid C strings.
-            ret(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) })?;
+            sys!(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())?;
             mount(null, c".", null, libc::MS_SLAVE | libc::MS_REC, null)?;
-            // SAFETY: valid C string.
-            ret_int(unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) })?;
+            sys!(libc::SYS_umount2, c".".as_ptr(), libc::MNT_DETACH)?;
             chdir(c"/")
         }
         _ => Err(libc::EINVAL),
     }
 }
 
-/// The init (PID 1 of the sandbox) or the relay: waits for `child`, passes the forwarded
-/// signals on to it, reaps every process that ends, and exits with `child`'s status after
-/// sending it to the parent (PID 1 cannot die of a signal, so the parent could not see it).
-fn supervise(plan: &ChildPlan, child: c_int, subreaper: bool, name: &CStr) -> ! {
-    // Show what we are in `ps` (the command line is still the parent's).
-    let _ = prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong);
-    // Let the parent see end-of-file once the program executes, and hold none of its stdio.
-    close(plan.sync_fd);
-    close(0);
-    close(1);
-    close(2);
-    if subreaper {
-        let _ = prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+/// Makes the fds the init needs survive its `execve` (it closes them on the program's).
+fn keep_across_exec(fd: c_int) -> Result<(), c_int> {
+    if fd < 0 {
+        return Ok(());
     }
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise and fill it.
-    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t.
-    unsafe { libc::sigemptyset(&mut set) };
-    for sig in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
-        // SAFETY: `set` is a valid sigset_t and `sig` a valid signal number.
-        unsafe { libc::sigaddset(&mut set, sig) };
-    }
-    loop {
-        // Every signal is blocked, so the ones in `set` wait here until taken.
-        // SAFETY: valid set; null info and timeout are allowed.
-        let sig = unsafe { libc::sigtimedwait(&set, core::ptr::null_mut(), core::ptr::null()) };
-        if sig == libc::SIGCHLD {
-            loop {
-                let mut status: c_int = 0;
-                // SAFETY: valid status pointer; null rusage.
-                let pid = unsafe {
-                    libc::wait4(
-                        -1,
-                        &mut status,
-                        libc::WNOHANG | libc::__WALL,
-                        core::ptr::null_mut(),
-                    )
-                };
-                if pid <= 0 {
-                    break;
-                }
-                if pid == child {
-                    send_status(plan.status_fd, STATUS_EXIT, status);
-                    let code = if libc::WIFEXITED(status) {
-                        libc::WEXITSTATUS(status)
-                    } else {
-                        128_i32.saturating_add(libc::WTERMSIG(status))
-                    };
-                    exit(code);
-                }
-            }
-        } else if sig > 0 {
-            // SAFETY: signalling our own child by pid; it cannot have been reaped and
-            // recycled, since only this process reaps it.
-            unsafe { libc::kill(child, sig) };
-        }
-    }
+    sys!(libc::SYS_fcntl, fd, libc::F_SETFD, 0).map(drop)
 }
 
-/// The last steps, in the program's own process.
-fn exec_program(plan: &ChildPlan) -> Fail {
+/// The last steps: execute the built-in init (which forks the program), or the program.
+fn execute(plan: &ChildPlan) -> Fail {
     let run = || -> R<Infallible> {
-        if plan.program_pdeathsig {
+        if plan.program_pdeathsig && plan.init_fd < 0 {
             pdeathsig()?;
         }
         chdir(&plan.cwd).at(Stage::Chdir, 0)?;
-        unblock_all_signals()?;
-        // SAFETY: program, argv and envp are valid, NULL-terminated arrays of C strings.
-        unsafe {
-            libc::execve(
-                plan.program.as_ptr(),
-                plan.argv.as_ptr(),
+        if plan.init_fd >= 0 {
+            keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
+            keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;
+            let e = sys!(
+                libc::SYS_execveat,
+                plan.init_fd,
+                c"".as_ptr(),
+                plan.init_argv.as_ptr(),
                 plan.envp.as_ptr(),
-            )
-        };
-        Err(errno()).at(Stage::Exec, 0)
+                libc::AT_EMPTY_PATH
+            );
+            return Err(e.err().unwrap_or(libc::EINVAL)).at(Stage::Init, 0);
+        }
+        unblock_all_signals()?;
+        let e = sys!(
+            libc::SYS_execve,
+            plan.program.as_ptr(),
+            plan.argv.as_ptr(),
+            plan.envp.as_ptr()
+        );
+        Err(e.err().unwrap_or(libc::EINVAL)).at(Stage::Exec, 0)
     };
     match run() {
         Ok(never) => match never {},
@@ -487,7 +539,8 @@ fn exec_program(plan: &ChildPlan) -> Fail {
     }
 }
 
-fn setup(plan: &ChildPlan) -> R<Infallible> {
+/// Steps up to (and including) the namespaces entered or created after the clone.
+fn setup_first(plan: &ChildPlan) -> R {
     pdeathsig()?;
     reset_signal_handlers();
     arrange_fds(plan)?;
@@ -495,11 +548,12 @@ fn setup(plan: &ChildPlan) -> R<Infallible> {
         wait_go(plan.sync_fd)?;
     }
     for (i, &(fd, nstype)) in (0..).zip(plan.joins.iter()) {
-        setns(fd, nstype).at(Stage::JoinNamespace, i)?;
+        sys!(libc::SYS_setns, fd, nstype).at(Stage::JoinNamespace, i)?;
         close(fd);
     }
     if plan.late_userns {
-        unshare(libc::CLONE_NEWUSER).at(Stage::Unshare, libc::CLONE_NEWUSER as u32)?;
+        sys!(libc::SYS_unshare, libc::CLONE_NEWUSER)
+            .at(Stage::Unshare, libc::CLONE_NEWUSER as u32)?;
         send_frame(
             plan.sync_fd,
             KIND_USERNS,
@@ -511,57 +565,98 @@ fn setup(plan: &ChildPlan) -> R<Infallible> {
         );
         wait_go(plan.sync_fd)?;
     }
-    // The parent has written our id maps (which needed us dumpable, when it is not root).
-    dumpable(false).at(Stage::Dumpable, 0)?;
     if let Some(id) = &plan.identity {
-        become_ids(id)?;
+        become_ids(id, plan.parent_dumpable)?;
         // Changing ids cleared the parent-death signal.
         pdeathsig()?;
     }
     exit_if_parent_gone(plan.sync_fd);
     if plan.unshare_flags != 0 {
-        unshare(plan.unshare_flags).at(Stage::Unshare, plan.unshare_flags as u32)?;
+        sys!(libc::SYS_unshare, plan.unshare_flags)
+            .at(Stage::Unshare, plan.unshare_flags as u32)?;
     }
-    if plan.relay {
-        let pid = fork()?;
-        if pid > 0 {
-            send_status(plan.status_fd, STATUS_PID, pid);
-            supervise(plan, pid, false, c"sandbox-relay");
-        }
-        pdeathsig()?;
-    }
-    if plan.time_ns {
-        time_namespace(plan).at(Stage::TimeNamespace, 0)?;
-    }
-    if plan.cgroup_ns {
-        unshare(libc::CLONE_NEWCGROUP).at(Stage::CgroupNamespace, 0)?;
-    }
-    if let Some(h) = &plan.hostname {
-        // SAFETY: valid buffer of the given length.
-        let r = unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) };
-        ret_int(r).at(Stage::Hostname, 0)?;
-    }
-    if plan.lo_up {
-        loopback_up().at(Stage::Loopback, 0)?;
-    }
-    for (i, op) in (0..).zip(plan.mounts.ops().iter()) {
-        mount_op(op).at(Stage::Mount, i)?;
-    }
-    if plan.init {
-        let pid = fork()?;
-        if pid > 0 {
-            supervise(plan, pid, plan.init_subreaper, c"sandbox-init");
-        }
-    }
-    Err(exec_program(plan))
+    Ok(())
 }
 
-/// The child's entry point, called on the child's side of `clone3`. Never returns.
-pub(super) fn run(plan: &ChildPlan) -> ! {
-    let fail = match setup(plan) {
-        Ok(never) => match never {},
-        Err(f) => f,
+/// Steps inside the sandbox's PID namespace, up to the `execve`.
+fn setup_rest(plan: &ChildPlan) -> Fail {
+    let run = || -> R {
+        if plan.time_ns {
+            time_namespace(plan).at(Stage::TimeNamespace, 0)?;
+        }
+        if plan.cgroup_ns {
+            sys!(libc::SYS_unshare, libc::CLONE_NEWCGROUP).at(Stage::CgroupNamespace, 0)?;
+        }
+        if let Some(h) = &plan.hostname {
+            sys!(libc::SYS_sethostname, h.as_ptr(), h.as_bytes().len()).at(Stage::Hostname, 0)?;
+        }
+        if plan.lo_up {
+            loopback_up().at(Stage::Loopback, 0)?;
+        }
+        for (i, op) in (0..).zip(plan.mounts.ops().iter()) {
+            mount_op(op).at(Stage::Mount, i)?;
+        }
+        Ok(())
     };
-    send_frame(plan.sync_fd, KIND_ERROR, fail);
+    match run() {
+        Ok(()) => execute(plan),
+        Err(f) => f,
+    }
+}
+
+fn fail(plan: &ChildPlan, f: Fail) -> ! {
+    send_frame(plan.sync_fd, KIND_ERROR, f);
     exit(SETUP_FAILED)
+}
+
+/// The process that runs in the sandbox when the PID namespace is entered after the clone
+/// (joined, or created by `unshare`): a sibling of the first child (`CLONE_PARENT`), so the
+/// caller waits for it directly.
+extern "C" fn relayed(plan: *const ChildPlan) -> ! {
+    // SAFETY: the parent keeps the plan alive (and unchanged) until this process has
+    // executed or exited.
+    let plan = unsafe { &*plan };
+    if let Err(f) = pdeathsig() {
+        fail(plan, f);
+    }
+    exit_if_parent_gone(plan.sync_fd);
+    let f = setup_rest(plan);
+    fail(plan, f)
+}
+
+/// The child's entry point, on its own stack. Never returns.
+pub(super) extern "C" fn run(plan: *const ChildPlan) -> ! {
+    // SAFETY: the parent keeps the plan alive (and unchanged) until this process has
+    // executed or exited.
+    let plan = unsafe { &*plan };
+    if let Err(f) = setup_first(plan) {
+        fail(plan, f);
+    }
+    if plan.relay {
+        let args = CloneArgs {
+            flags: (libc::CLONE_VM | libc::CLONE_PARENT | libc::CLONE_PARENT_SETTID) as u64,
+            parent_tid: plan.stacks.relayed_pid().as_ptr() as u64,
+            stack: plan.stacks.second_base() as u64,
+            stack_size: plan.stacks.size() as u64,
+            ..Default::default()
+        };
+        // SAFETY: the second stack of the plan is for this sibling alone, and the plan lives
+        // until it has executed or exited (the parent waits for the end of file on the sync
+        // channel, which this process holds until then).
+        let r = unsafe { clone_onto_stack(&args, relayed, plan) };
+        if let Err(e) = ret(r) {
+            fail(
+                plan,
+                Fail {
+                    stage: Stage::Fork,
+                    errno: e,
+                    detail: 0,
+                },
+            );
+        }
+        // The sibling carries on in the sandbox; this process has done its part.
+        exit(0);
+    }
+    let f = setup_rest(plan);
+    fail(plan, f)
 }

@@ -2,23 +2,27 @@
 //! not allocate), and the parent's side of the handshake.
 //!
 //! 1. [`prepare`] checks the description and builds the child's plan: every C string, the
-//!    mount steps, the pipes.
-//! 2. [`spawner`] clones the child with `clone3(CLONE_PIDFD | CLONE_NEW*)` from its own
-//!    long-lived thread.
-//! 3. [`child`] runs in the child until `execve`.
+//!    mount steps, the pipes, the child's stacks.
+//! 2. [`spawner`] clones the child with `clone3(CLONE_VM | CLONE_PIDFD | CLONE_NEW*)` from
+//!    its own long-lived thread: the child shares the caller's memory, on its own stack.
+//! 3. [`child`] runs in the child until `execve` of the built-in init (`init/init.c`,
+//!    executed from a memfd, which forks the program) or of the program itself.
 //! 4. This module, in the caller's task: writes the id maps, says GO, and waits for the
-//!    child's report: end-of-file (the program was executed) or `(stage, errno)`.
+//!    child's report: end-of-file (the program was executed) or `(stage, errno)`. The plan
+//!    stays alive until then, since the child reads it in place.
 
 pub(crate) mod child;
+mod init_binary;
 pub(crate) mod prepare;
 pub(crate) mod report;
 pub(crate) mod spawner;
+mod stack;
 
 use crate::child::{Child, Parts};
 use crate::error::{Errno, Stage};
 use crate::{idmap, reaper, sys, Command, Error, Namespace, Result};
 use prepare::{ChildPlan, ExecJoins, Prepared};
-use report::{Frame, StatusFrame, FRAME_LEN, GO, KIND_ERROR, KIND_USERNS, STATUS_LEN, STATUS_PID};
+use report::{Frame, FRAME_LEN, GO, KIND_ERROR, KIND_USERNS};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
@@ -34,35 +38,70 @@ pub(crate) async fn exec(cmd: &Command, joins: ExecJoins) -> Result<Child> {
     launch(cmd, Some(joins)).await
 }
 
-/// Owns a cloned child until the spawn succeeds; kills and reaps it otherwise (also when the
-/// spawn future is dropped).
+/// Owns a cloned child, and the plan whose memory it may use, until the spawn succeeds;
+/// kills and reaps it otherwise (also when the spawn future is dropped).
 struct Pending {
     pidfd: Option<OwnedFd>,
+    plan: Option<Box<ChildPlan>>,
 }
 
 impl Pending {
-    fn take(&mut self) -> OwnedFd {
-        // Only called once, on success.
-        self.pidfd
-            .take()
-            .unwrap_or_else(|| unreachable!("pending child taken twice"))
-    }
-
-    /// Kills the child and waits until it is reaped, so a failed spawn leaves nothing.
+    /// Kills the child (and a relayed sibling) and waits until they are reaped, so a failed
+    /// spawn leaves nothing; only then may the plan go.
     async fn kill_and_reap(&mut self) {
-        let Some(fd) = self.pidfd.take() else { return };
-        let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        let _ = wait_reaped(fd).await;
+        if let Some(fd) = self.pidfd.take() {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            let _ = wait_reaped(fd).await;
+        }
+        if let Some(fd) = self.plan.as_deref().and_then(relayed) {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            let _ = wait_reaped(fd).await;
+        }
+        self.plan = None;
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(fd) = self.pidfd.take() {
-            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-            reaper::adopt(fd);
+        if let (Some(fd), Some(plan)) = (self.pidfd.take(), self.plan.take()) {
+            abandon(fd, plan);
         }
     }
+}
+
+/// A pidfd for the process a relay started, if it exists (it is the caller's own child,
+/// `CLONE_PARENT`, so its pid cannot be reused before it is reaped).
+fn relayed(plan: &ChildPlan) -> Option<OwnedFd> {
+    let pid = plan
+        .stacks
+        .relayed_pid()
+        .load(std::sync::atomic::Ordering::SeqCst);
+    (pid > 0).then(|| sys::pidfd_open(pid).ok()).flatten()
+}
+
+/// Keeps a plan alive until every process that may use its memory is gone.
+struct KeepPlan(Option<Box<ChildPlan>>);
+
+impl Drop for KeepPlan {
+    fn drop(&mut self) {
+        // Runs on the reaper thread once the first child is reaped: a sibling it started
+        // (before dying) may still use the plan.
+        if let Some(plan) = self.0.take() {
+            if let Some(fd) = relayed(&plan) {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                plan.stacks
+                    .relayed_pid()
+                    .store(0, std::sync::atomic::Ordering::SeqCst);
+                reaper::adopt_with(fd, Some(Box::new(KeepPlan(Some(plan)))));
+            }
+        }
+    }
+}
+
+/// Kills an abandoned child and hands it to the reaper with its plan.
+pub(crate) fn abandon(pidfd: OwnedFd, plan: Box<ChildPlan>) {
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    reaper::adopt_with(pidfd, Some(Box::new(KeepPlan(Some(plan)))));
 }
 
 /// Waits (asynchronously) for the process behind `pidfd` to end, and reaps it.
@@ -135,7 +174,7 @@ fn describe(stage: Stage, detail: u32, plan: &ChildPlan) -> Option<String> {
     }
 }
 
-fn setup_error(f: Frame, plan: &ChildPlan) -> Error {
+fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
     if f.kind != KIND_ERROR {
         return Error::os(
             "read from the child",
@@ -145,21 +184,27 @@ fn setup_error(f: Frame, plan: &ChildPlan) -> Error {
     let stage = Stage::from_u32(f.stage).unwrap_or(Stage::Handshake);
     Error::Setup {
         stage,
-        what: describe(stage, f.detail, plan),
+        what: plan.and_then(|plan| describe(stage, f.detail, plan)),
         errno: Errno(f.errno),
     }
 }
 
 async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
-    let Prepared { plan, parent } = prepare::prepare(cmd, exec)?;
+    let Prepared {
+        plan,
+        child_fds,
+        parent,
+    } = prepare::prepare(cmd, exec)?;
     let started = Instant::now();
-    let (spawned, plan) = spawner::clone(plan).await;
+    let (spawned, plan) = spawner::clone(plan, child_fds).await;
     let spawned = spawned.map_err(|e| Error::os("clone3", e))?;
-    let mut pending = Pending {
-        pidfd: Some(spawned.pidfd),
-    };
     let Some(plan) = plan else {
         return Err(Error::os("clone3", std::io::Error::other("plan lost")));
+    };
+    let relay = plan.relay;
+    let mut pending = Pending {
+        pidfd: Some(spawned.pidfd),
+        plan: Some(plan),
     };
     let sync = std::os::unix::net::UnixStream::from(parent.sync);
     sync.set_nonblocking(true)
@@ -171,8 +216,9 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         match read_frame(&mut sync).await? {
             Some(f) if f.kind == KIND_USERNS => {}
             Some(f) => {
+                let e = setup_error(f, pending.plan.as_deref());
                 pending.kill_and_reap().await;
-                return Err(setup_error(f, &plan));
+                return Err(e);
             }
             None => {
                 pending.kill_and_reap().await;
@@ -189,19 +235,46 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
             return Err(e);
         }
     }
-    if plan.wait_go || parent.late_userns {
+    if pending.plan.as_ref().is_some_and(|p| p.wait_go) || parent.late_userns {
         if let Err(e) = sync.write_all(&[GO]).await {
             pending.kill_and_reap().await;
             return Err(Error::os("release the child", e));
         }
     }
     if let Some(f) = read_frame(&mut sync).await? {
+        let e = setup_error(f, pending.plan.as_deref());
         pending.kill_and_reap().await;
-        return Err(setup_error(f, &plan));
+        return Err(e);
     }
-    drop(plan);
+    // Every process that used the plan has executed (or exited): the sync channel's last
+    // holder closed it.
+    let mut pid = spawned.pid;
+    if relay {
+        // The first child started the sandbox's process as our own child and exited.
+        if let Some(first) = pending.pidfd.take() {
+            let _ = wait_reaped(first).await;
+        }
+        let inner = pending.plan.as_deref().map_or(0, |p| {
+            p.stacks
+                .relayed_pid()
+                .load(std::sync::atomic::Ordering::SeqCst)
+        });
+        match sys::pidfd_open(inner) {
+            Ok(fd) if inner > 0 => {
+                pending.pidfd = Some(fd);
+                pid = inner;
+            }
+            _ => {
+                pending.kill_and_reap().await;
+                return Err(Error::os(
+                    "find the sandbox's process",
+                    std::io::Error::from_raw_os_error(libc::ESRCH),
+                ));
+            }
+        }
+    }
+    pending.plan = None;
 
-    // The program runs. With a relay, learn the host pid of the process inside.
     let status = match parent.status {
         Some(fd) => Some(
             tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
@@ -209,33 +282,13 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         ),
         None => None,
     };
-    let mut status = status;
-    let mut inner_pid = None;
-    if parent.relay {
-        if let Some(rx) = status.as_mut() {
-            let mut buf = [0u8; STATUS_LEN];
-            rx.read_exact(&mut buf)
-                .await
-                .map_err(|e| Error::os("read the relayed pid", e))?;
-            let f = StatusFrame::from_bytes(&buf);
-            if f.kind == STATUS_PID {
-                // The relayed process may already have ended and been reaped (a quick
-                // program): then there is nothing inside left to look at.
-                let pidfd = match sys::pidfd_open(f.value) {
-                    Ok(fd) => Some(fd),
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
-                    Err(e) => return Err(Error::os(format!("pidfd_open {}", f.value), e)),
-                };
-                inner_pid = Some((f.value as u32, pidfd));
-            }
-        }
-    }
-    let pidfd = pending.take();
+    let Some(pidfd) = pending.pidfd.take() else {
+        return Err(Error::os("clone3", std::io::Error::other("pidfd lost")));
+    };
     Child::new(Parts {
-        pid: spawned.pid as u32,
+        pid: pid as u32,
         pidfd,
         status,
-        inner: inner_pid,
         stdin: parent.stdin,
         stdout: parent.stdout,
         stderr: parent.stderr,

@@ -1,6 +1,7 @@
 //! The parent's half of a spawn, before any process exists: every check, and every byte the
 //! child will need, computed here where allocating and failing are allowed.
 
+use super::stack::Stacks;
 use crate::command::{Stdio, StdioKind, DEFAULT_PATH};
 use crate::idmap::{self, Caller, IdPlan};
 use crate::sandbox::DEFAULT_HOSTNAME;
@@ -59,14 +60,20 @@ pub(crate) struct Identity {
 }
 
 /// Everything the child reads between `clone3` and `execve`. Built by the parent; the child
-/// only reads it (through its copy-on-write image of the parent's memory).
+/// (which shares the parent's memory) only reads it, except `relayed_pid`, which the kernel
+/// fills. It must stay alive, unchanged, until every process that uses it has executed or
+/// exited: the parent holds it until the end of file on the sync channel, and hands it to
+/// the reaper with the processes when a spawn is abandoned.
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
     /// `CLONE_NEW*` flags given to `clone3`.
     pub clone_flags: u64,
+    /// Share the caller's memory (`CLONE_VM`). Not when a time namespace is joined: `setns`
+    /// into one refuses a process that shares its memory, so that child gets a copy.
+    pub share_memory: bool,
     /// The child's end of the sync channel.
     pub sync_fd: RawFd,
-    /// The write end of the status pipe (init/relay → parent), or -1.
+    /// The write end of the status pipe (init → parent), or -1.
     pub status_fd: RawFd,
     /// What to place on 0, 1, 2 (-1: leave the inherited one).
     pub stdio: [RawFd; 3],
@@ -83,9 +90,13 @@ pub(crate) struct ChildPlan {
     pub unshare_flags: libc::c_int,
     /// Ids to switch to.
     pub identity: Option<Identity>,
-    /// Fork once more after the namespaces: the PID namespace was entered, not created by clone.
+    /// The caller's dumpable setting, put back after the child changes ids (the memory,
+    /// whose setting it is, is shared).
+    pub parent_dumpable: libc::c_int,
+    /// The PID namespace is entered after the clone: a sibling (`CLONE_PARENT`) runs in it;
+    /// the kernel writes its pid to `stacks.relayed_pid()`.
     pub relay: bool,
-    /// Create a time namespace (and enter it).
+    /// Create a time namespace.
     pub time_ns: bool,
     /// Text for `/proc/self/timens_offsets`.
     pub time_offsets: Option<CString>,
@@ -94,19 +105,18 @@ pub(crate) struct ChildPlan {
     pub hostname: Option<CString>,
     pub lo_up: bool,
     pub mounts: MountPlan,
-    /// Run the built-in init, which forks the program.
-    pub init: bool,
-    /// The init is not PID 1 of a namespace: make it a child subreaper.
-    pub init_subreaper: bool,
+    /// The memfd of the built-in init, or -1 to execute the program directly.
+    pub init_fd: RawFd,
+    /// The init's arguments: status fd, sync fd, flags, exec stage, the program's argv.
+    pub init_argv: CStrArray,
     /// The program dies with its parent (no PID namespace would take it down otherwise).
     pub program_pdeathsig: bool,
     pub program: CString,
     pub argv: CStrArray,
     pub envp: CStrArray,
     pub cwd: CString,
-    /// The child's ends of pipes and the joined namespace fds: the parent closes its copies
-    /// right after `clone3`.
-    pub child_fds: Vec<OwnedFd>,
+    /// The stacks the children run on.
+    pub stacks: Stacks,
 }
 
 /// The parent's ends, and what the parent does between `clone3` and releasing the child.
@@ -119,12 +129,14 @@ pub(crate) struct Parent {
     pub stderr: Option<OwnedFd>,
     pub ids: Option<IdPlan>,
     pub late_userns: bool,
-    pub relay: bool,
     pub kill_on_drop: bool,
 }
 
 pub(crate) struct Prepared {
     pub plan: Box<ChildPlan>,
+    /// The child's ends of pipes and the joined namespace fds: the parent closes its copies
+    /// right after `clone3`.
+    pub child_fds: Vec<OwnedFd>,
     pub parent: Parent,
 }
 
@@ -445,8 +457,7 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
     let (sync_parent, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
     let sync_fd = sync_child.as_raw_fd();
     child_fds.push(sync_child);
-    let supervised = init || relay;
-    let (status_parent, status_fd) = if supervised {
+    let (status_parent, status_fd) = if init {
         let (r, w) = sys::pipe().map_err(|e| Error::os("pipe", e))?;
         let raw = w.as_raw_fd();
         child_fds.push(w);
@@ -455,10 +466,20 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         (None, -1)
     };
     let mut keep = [-1; MAX_KEEP];
+    let init_fd = if init {
+        super::init_binary::memfd()
+            .map_err(|e| Error::os("load the built-in init into a memfd", e))?
+            .as_raw_fd()
+    } else {
+        -1
+    };
     let mut keep_list: Vec<RawFd> = joins.iter().map(|(fd, _)| *fd).collect();
     keep_list.push(sync_fd);
     if status_fd >= 0 {
         keep_list.push(status_fd);
+    }
+    if init_fd >= 0 {
+        keep_list.push(init_fd);
     }
     keep_list.sort_unstable();
     keep_list.dedup();
@@ -470,8 +491,34 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
     }
     keep[..keep_list.len()].copy_from_slice(&keep_list);
 
+    // The init's command line: sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...
+    // FLAGS: 1 = be a subreaper, 2 = the program dies with the init (both when the init is
+    // not PID 1 of a namespace).
+    let init_argv = if init {
+        let flags = if pid1 { 0 } else { 3 };
+        let mut v: Vec<CString> = [
+            "sandbox-init".to_string(),
+            status_fd.to_string(),
+            sync_fd.to_string(),
+            flags.to_string(),
+            (crate::error::Stage::Exec as u32).to_string(),
+        ]
+        .into_iter()
+        .map(|a| CString::new(a).unwrap_or_default())
+        .collect();
+        v.extend(argv.iter().cloned());
+        v
+    } else {
+        Vec::new()
+    };
+    let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
+    // SAFETY: PR_GET_DUMPABLE takes no argument and returns the setting.
+    let parent_dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }.max(0);
+
+    let share_memory = !joins.iter().any(|&(_, ty)| ty == libc::CLONE_NEWTIME);
     let plan = ChildPlan {
         clone_flags,
+        share_memory,
         sync_fd,
         status_fd,
         stdio: [stdin, stdout, stderr],
@@ -482,6 +529,7 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         late_userns,
         unshare_flags,
         identity,
+        parent_dumpable,
         relay,
         time_ns: creates(Namespace::Time),
         time_offsets,
@@ -489,17 +537,18 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         hostname: hostname.map(|(c, _)| c),
         lo_up: creates(Namespace::Net) && sandbox.network.loopback_up(),
         mounts,
-        init,
-        init_subreaper: !pid1,
+        init_fd,
+        init_argv: CStrArray::new(init_argv),
         program_pdeathsig: !pid1,
         program,
         argv: CStrArray::new(argv),
         envp,
         cwd,
-        child_fds,
+        stacks,
     };
     Ok(Prepared {
         plan: Box::new(plan),
+        child_fds,
         parent: Parent {
             sync: sync_parent,
             status: status_parent,
@@ -508,7 +557,6 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
             stderr: parent_stderr,
             ids,
             late_userns,
-            relay,
             kill_on_drop: cmd.get_kill_on_drop(),
         },
     })

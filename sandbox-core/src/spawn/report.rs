@@ -8,9 +8,9 @@
 //!   the child's end was closed by `execve`. This is how `std::process` reports exec errors,
 //!   extended with the stage.
 //!
-//! **Status pipe** (init or relay → parent): [`StatusFrame`]s of 8 bytes: the host pid of the
-//! relayed process ([`STATUS_PID`]), then the wait status of the program ([`STATUS_EXIT`]),
-//! which the parent cannot otherwise see because the init, as PID 1, cannot die of a signal.
+//! **Status pipe** (init → parent): a [`StatusFrame`] of 8 bytes with the wait status of the
+//! program ([`STATUS_EXIT`]), which the parent cannot otherwise see because the init, as
+//! PID 1, cannot die of a signal. The init (`init/init.c`) writes the same layouts.
 
 /// Parent → child: go on.
 pub(crate) const GO: u8 = b'G';
@@ -18,8 +18,6 @@ pub(crate) const GO: u8 = b'G';
 pub(crate) const KIND_ERROR: u32 = u32::from_be_bytes(*b"SBXE");
 /// Child → parent: the user namespace exists; write its id maps.
 pub(crate) const KIND_USERNS: u32 = u32::from_be_bytes(*b"SBXU");
-/// Status pipe: the host pid of the process the relay forked.
-pub(crate) const STATUS_PID: u32 = u32::from_be_bytes(*b"SBXP");
 /// Status pipe: the raw wait status of the program.
 pub(crate) const STATUS_EXIT: u32 = u32::from_be_bytes(*b"SBXS");
 

@@ -5,10 +5,13 @@
 //! `spawn_blocking` thread exits after 10 s idle), and a plain thread carries no runtime
 //! state into the child. The thread keeps every signal blocked, so children start with
 //! every signal blocked and no handler of ours can run in them.
+//!
+//! The clone shares the caller's memory (`CLONE_VM`, as `posix_spawn` does) and runs the
+//! child on a stack of its own: nothing is copied, so the cost of a spawn does not grow with
+//! the caller's memory, and no page of the caller becomes copy-on-write.
 
 use super::child;
 use super::prepare::ChildPlan;
-use crate::reaper;
 use crate::sys::{self, CloneArgs};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -26,6 +29,8 @@ type Reply = (io::Result<Spawned>, Box<ChildPlan>);
 
 struct Job {
     plan: Box<ChildPlan>,
+    /// The child's ends of the pipes: closed here right after the clone.
+    child_fds: Vec<OwnedFd>,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -57,42 +62,36 @@ fn serve(rx: mpsc::Receiver<Job>) {
         return;
     }
     for job in rx {
-        let mut plan = job.plan;
+        let plan = job.plan;
         let result = clone_child(&plan);
         // The child has its copies; closing ours lets the parent see end-of-file on the sync
         // channel once the program executes.
-        plan.child_fds.clear();
-        if let Err((Ok(spawned), _)) = job.reply.send((result, plan)) {
-            // The spawn future was dropped meanwhile: nobody owns this child. Kill and reap it.
-            let _ = sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&spawned.pidfd), libc::SIGKILL);
-            reaper::adopt(spawned.pidfd);
+        drop(job.child_fds);
+        if let Err((Ok(spawned), plan)) = job.reply.send((result, plan)) {
+            // The spawn future was dropped meanwhile: nobody owns this child.
+            super::abandon(spawned.pidfd, plan);
         }
     }
 }
 
 fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
     let mut pidfd: libc::c_int = -1;
+    let vm = if plan.share_memory { libc::CLONE_VM } else { 0 };
     let args = CloneArgs {
-        flags: plan.clone_flags | libc::CLONE_PIDFD as u64,
+        flags: plan.clone_flags | (libc::CLONE_PIDFD | vm) as u64,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
+        stack: plan.stacks.first_base() as u64,
+        stack_size: plan.stacks.size() as u64,
         ..Default::default()
     };
-    // SAFETY: clone3 without CLONE_VM and without a stack has fork semantics: the child
-    // returns here with 0 on a copy-on-write image of this thread and calls `child::run`,
-    // which only makes system calls on the plan and never returns. The parent gets the pid.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if r == 0 {
-        child::run(plan);
-    }
+    // SAFETY: the child runs `child::run` on the plan's first stack, sharing our memory (or
+    // on a copy of it); it only reads the plan, which the caller keeps alive and unchanged
+    // until the child has executed or exited (see `ChildPlan`). The parent gets the pid or
+    // -errno.
+    let r = unsafe { child::clone_onto_stack(&args, child::run, plan) };
     if r < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(io::Error::from_raw_os_error(-r as i32));
     }
     // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd, owned by no one else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -105,9 +104,16 @@ fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
 /// Clones a child for `plan` on the spawner thread. Returns the plan back, for the parent to
 /// describe errors with. If this future is dropped before the reply, the spawner kills and
 /// reaps the child itself.
-pub(crate) async fn clone(plan: Box<ChildPlan>) -> (io::Result<Spawned>, Option<Box<ChildPlan>>) {
+pub(crate) async fn clone(
+    plan: Box<ChildPlan>,
+    child_fds: Vec<OwnedFd>,
+) -> (io::Result<Spawned>, Option<Box<ChildPlan>>) {
     let (tx, rx) = oneshot::channel();
-    if let Err(e) = submit(Job { plan, reply: tx }) {
+    if let Err(e) = submit(Job {
+        plan,
+        child_fds,
+        reply: tx,
+    }) {
         return (Err(e), None);
     }
     match rx.await {

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Side-by-side spawn benchmark, in one run, on this machine:
+#   ours (sandbox-core, benches/spawn_loop.rs), tokio::process, the C clone loop
+#   (benches/peers/floor.c: the kernel's floor), hakoniwa 1.x (benches/peers/hako) and
+#   bubblewrap (whole command, with our `run` example beside it).
+#
+#   sudo benches/compare.sh                 # 3 rounds, ~4 minutes, prints a markdown table
+#   ROUNDS=5 N=2000 benches/compare.sh
+#
+# Every configuration runs once per round, interleaved, and the table gives the median of
+# the rounds' medians: this VM has slow spells, so single runs mislead. Scratch space:
+# /tmp/sandbox-bench (busybox rootfs, peer binaries, results).
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "compare.sh: needs root" >&2; exit 1; }
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+S=/tmp/sandbox-bench
+ROUNDS=${ROUNDS:-3} N=${N:-1000} NHAKO=${NHAKO:-300} NTHR=${NTHR:-400} PAR=${PAR:-4} RUNS=${RUNS:-100}
+mkdir -p "$S"
+DATA=$S/data.tsv
+: > "$DATA"
+
+# ---- setup -------------------------------------------------------------------------
+need=()
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+R=$S/rootfs
+if [ ! -x "$R/bin/true" ]; then
+  rm -rf "$R"; mkdir -p "$R"/{bin,proc,sys,dev,tmp,etc,root}
+  cp /bin/busybox "$R/bin/busybox"
+  chroot "$R" /bin/busybox --install -s /bin
+  echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
+fi
+gcc -O2 -Wall -o "$S/floor" "$HERE/peers/floor.c"
+(cd "$HERE/peers/hako" && CARGO_TARGET_DIR=$S/hako-target cargo build --release -q)
+HAKO=$S/hako-target/release/hako-bench
+(cd "$TOP" && cargo build --release -q --example run && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
+OURS=$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
+OURS=$TOP/$OURS
+RUN=$TOP/target/release/examples/run
+
+rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$DATA"; }   # key round value
+med() { sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
+rate() { sed -E 's/.*rate_per_s=([0-9.]+).*/\1/'; }
+
+# ---- rounds ------------------------------------------------------------------------
+for r in $(seq "$ROUNDS"); do
+  echo "round $r/$ROUNDS" >&2
+  # Latency, in-process: same isolation side by side.
+  rec "floor:base(pid,uts,ipc,mnt)+proc" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns -p -q | med)"
+  rec "ours:base" "$r" "$("$OURS" -n "$N" base | med)"
+  rec "ours:base-init" "$r" "$("$OURS" -n "$N" base-init | med)"
+  rec "floor:+user+proc" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns,user -p -q | med)"
+  rec "ours:user" "$r" "$("$OURS" -n "$N" user | med)"
+  rec "floor:+user+net+proc" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns,user,net -p -q | med)"
+  rec "ours:net" "$r" "$("$OURS" -n "$N" net | med)"
+  rec "ours:all-init (default)" "$r" "$("$OURS" -n "$N" all-init | med)"
+  rec "floor:all+rootfs" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns,user,net,cgroup -r "$R" -q | med)"
+  rec "ours:all+rootfs" "$r" "$("$OURS" -n "$N" --rootfs "$R" all | med)"
+  rec "floor:none (fork+exec)" "$r" "$("$S/floor" -n "$N" -f none -q | med)"
+  rec "ours:tokio::process" "$r" "$("$OURS" -n "$N" tokio | med)"
+  while read -r line; do
+    cfg=$(sed -E 's/.*config=([^ ]+).*/\1/' <<<"$line")
+    rec "hako:$cfg" "$r" "$(med <<<"$line")"
+  done < <("$HAKO" "$NHAKO" default all | grep '^HAKO config=')
+  rec "ours:user+heap256M" "$r" "$("$OURS" -n "$((N / 4))" --heap-mb 256 user | med)"
+  # Whole commands (process start included).
+  for pair in "bwrap|bwrap --unshare-all --die-with-parent --ro-bind $R / --proc /proc --dev /dev /bin/true" \
+              "ours:run-cli|$RUN --rootfs $R --net none -- /bin/true"; do
+    key=${pair%%|*}; cmd=${pair#*|}
+    j=$S/hf.json
+    hyperfine -N --style none --warmup 5 --runs "$RUNS" --export-json "$j" "$cmd" >/dev/null 2>&1
+    rec "cmd:$key" "$r" "$(python3 -c "import json;print(json.load(open('$j'))['results'][0]['median']*1e6)")"
+  done
+  # Throughput, PAR in flight.
+  rec "thr:floor:all+rootfs -j$PAR" "$r" "$("$S/floor" -n "$NTHR" -f uts,pid,ipc,ns,user,net,cgroup -r "$R" -j "$PAR" | rate)"
+  rec "thr:ours:all+rootfs -j$PAR" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" --rootfs "$R" all | rate)"
+  rec "thr:ours:all-init -j$PAR" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" all-init | rate)"
+  rec "thr:ours:all-init seq" "$r" "$("$OURS" -n "$NTHR" -j 1 all-init | rate)"
+done
+
+# ---- report ------------------------------------------------------------------------
+python3 - "$DATA" <<'PY'
+import sys, statistics, collections
+rows = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    k, r, v = line.rstrip("\n").split("\t")
+    try: rows.setdefault(k, []).append(float(v))
+    except ValueError: rows.setdefault(k, [])
+m = {k: statistics.median(v) for k, v in rows.items() if v}
+pairs = {
+  "ours:base": "floor:base(pid,uts,ipc,mnt)+proc",
+  "ours:base-init": "floor:base(pid,uts,ipc,mnt)+proc",
+  "ours:user": "floor:+user+proc",
+  "ours:net": "floor:+user+net+proc",
+  "ours:all-init (default)": "floor:+user+net+proc",
+  "ours:all+rootfs": "floor:all+rootfs",
+  "ours:tokio::process": "floor:none (fork+exec)",
+  "ours:user+heap256M": "floor:+user+proc",
+}
+print("| configuration | median per spawn (µs) | vs C floor | vs hakoniwa default |")
+print("|---|---|---|---|")
+hako = m.get("hako:default")
+for k, v in m.items():
+    if k.startswith("thr:") or k.startswith("cmd:"): continue
+    fl = pairs.get(k)
+    r1 = f"{v / m[fl]:.2f}× ({fl})" if fl in m else ""
+    r2 = f"{hako / v:.2f}× faster" if hako and k.startswith("ours:") else ""
+    print(f"| {k} | {v:.0f} | {r1} | {r2} |")
+print()
+print("| whole command | median (µs) |")
+print("|---|---|")
+for k, v in m.items():
+    if k.startswith("cmd:"): print(f"| {k[4:]} | {v:.0f} |")
+print()
+print("| throughput | sandboxes/s |")
+print("|---|---|")
+for k, v in m.items():
+    if k.startswith("thr:"): print(f"| {k[4:]} | {v:.0f} |")
+PY

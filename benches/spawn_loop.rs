@@ -1,0 +1,159 @@
+//! Spawn latency and throughput of sandbox-core, measured the way `benches/peers/floor.c`
+//! measures the kernel's floor: N sequential spawn→wait of a program, per-spawn times,
+//! median; or a total rate with P spawns in flight at once. Used by `benches/compare.sh`
+//! to put every peer side by side in one run; `cargo bench --bench spawn` has the
+//! criterion version.
+//!
+//! ```text
+//! cargo bench --bench spawn_loop -- [-n N] [-j P] [-x PROGRAM] [--rootfs DIR] [--heap-mb M] CONFIG...
+//! ```
+//! CONFIG is one of `tokio` (plain `tokio::process`), `base` (pid+uts+ipc+mnt), `user`
+//! (+user), `net` (+net, loopback), `all` (every namespace), each with `-init` appended to
+//! run the built-in init. Output lines: `OURS config=... n=... median_us=...` (like floor's).
+
+use sandbox_core::{Namespace, Network, Rootfs, Sandbox};
+use std::time::Instant;
+
+fn sandbox(config: &str, rootfs: Option<&str>) -> Option<Sandbox> {
+    let (base, init) = match config.strip_suffix("-init") {
+        Some(b) => (b, true),
+        None => (config, false),
+    };
+    let s = Sandbox::new().init(init);
+    let s = match base {
+        "base" => s
+            .share(Namespace::User)
+            .share(Namespace::Net)
+            .share(Namespace::Cgroup)
+            .share(Namespace::Time),
+        "user" => s
+            .share(Namespace::Net)
+            .share(Namespace::Cgroup)
+            .share(Namespace::Time),
+        "net" => s
+            .share(Namespace::Cgroup)
+            .share(Namespace::Time)
+            .network(Network::loopback()),
+        "all" => s,
+        _ => return None,
+    };
+    Some(match rootfs {
+        Some(dir) => s.rootfs(Rootfs::dir(dir)),
+        None => s,
+    })
+}
+
+async fn once(config: &str, sb: &Option<Sandbox>, program: &str) {
+    match sb {
+        Some(s) => {
+            let o = s.command(program).status().await.expect("spawn");
+            assert!(o.success(), "{config}: {o:?}");
+        }
+        None => {
+            let o = tokio::process::Command::new(program)
+                .status()
+                .await
+                .expect("spawn");
+            assert!(o.success());
+        }
+    }
+}
+
+/// `RUNTIME=current` measures on a current-thread runtime; the default is a multi-thread
+/// runtime with 2 workers (the loop runs on a worker, as an application's tasks do).
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let current = std::env::var("RUNTIME").is_ok_and(|r| r == "current");
+    let rt = if current {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
+    rt.block_on(async move { tokio::spawn(measure(args)).await.expect("measure") });
+}
+
+async fn measure(args: Vec<String>) {
+    let mut args = args.into_iter();
+    let (mut n, mut jobs, mut heap_mb) = (1000usize, 0usize, 0usize);
+    let mut program = String::from("/bin/true");
+    let mut rootfs: Option<String> = None;
+    let mut configs = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-n" => n = args.next().and_then(|v| v.parse().ok()).expect("-n N"),
+            "-j" => jobs = args.next().and_then(|v| v.parse().ok()).expect("-j P"),
+            "-x" => program = args.next().expect("-x PROGRAM"),
+            "--rootfs" => rootfs = args.next(),
+            "--heap-mb" => heap_mb = args.next().and_then(|v| v.parse().ok()).expect("MB"),
+            "--bench" => {}
+            c => configs.push(c.to_string()),
+        }
+    }
+    // Ballast: a caller with a big heap (a judge service, a test harness).
+    let ballast = vec![1u8; heap_mb << 20];
+    std::hint::black_box(&ballast);
+    for config in &configs {
+        let sb = if config == "tokio" {
+            None
+        } else {
+            Some(sandbox(config, rootfs.as_deref()).unwrap_or_else(|| panic!("config {config}")))
+        };
+        let tag = match &rootfs {
+            Some(_) if sb.is_some() => format!("{config}+rootfs"),
+            _ => config.clone(),
+        };
+        let tag = if heap_mb > 0 {
+            format!("{tag}+heap{heap_mb}M")
+        } else {
+            tag
+        };
+        for _ in 0..20 {
+            once(config, &sb, &program).await;
+        }
+        if jobs == 0 {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                once(config, &sb, &program).await;
+                v.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let mean = v.iter().sum::<f64>() / n as f64;
+            println!(
+                "OURS config={tag} n={n} mean_us={mean:.1} median_us={:.1} p10_us={:.1} p90_us={:.1} min_us={:.1} max_us={:.1}",
+                v[n / 2],
+                v[n / 10],
+                v[n * 9 / 10],
+                v[0],
+                v[n - 1]
+            );
+        } else {
+            let t = Instant::now();
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut workers = Vec::new();
+            for _ in 0..jobs {
+                let (sb, next, config, program) =
+                    (sb.clone(), next.clone(), config.clone(), program.clone());
+                workers.push(tokio::spawn(async move {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        once(&config, &sb, &program).await;
+                    }
+                }));
+            }
+            for w in workers {
+                w.await.unwrap();
+            }
+            let wall = t.elapsed().as_secs_f64();
+            println!(
+                "OURS config={tag} jobs={jobs} total={n} wall_s={wall:.3} rate_per_s={:.1}",
+                n as f64 / wall
+            );
+        }
+    }
+}

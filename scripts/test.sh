@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace (unit, integration, examples, doc tests).
+#
+# Needs root: the tests create namespaces, write id maps, and re-run parts of themselves
+# as uid 65534 to check the unprivileged path. Installs the few Debian packages they use
+# when missing (uidmap for newuidmap/newgidmap, procps, iproute2, python3, util-linux).
+# Nothing else on the machine is changed: every mount, namespace and process a test makes
+# is its own and is removed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: run it as root (the tests create namespaces and switch uids)" >&2
+  exit 1
+fi
+need=()
+[ -x /usr/bin/newuidmap ] || need+=(uidmap)
+[ -x /usr/bin/python3 ] || need+=(python3)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+for c in setpriv unshare ipcmk; do command -v "$c" >/dev/null 2>&1 || need+=(util-linux); done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+exec cargo test --workspace --locked "$@"
