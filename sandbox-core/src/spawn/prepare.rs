@@ -281,6 +281,15 @@ fn time_offsets(sandbox: &Sandbox) -> Result<Option<CString>> {
     Ok(Some(CString::new(text).unwrap_or_default()))
 }
 
+/// The caller's dumpable setting, as it was before the first spawn. Read once: a child that
+/// changes ids makes the (shared) memory non-dumpable for a moment before putting this
+/// value back, so a later reading could catch that moment.
+fn caller_dumpable() -> libc::c_int {
+    static DUMPABLE: std::sync::OnceLock<libc::c_int> = std::sync::OnceLock::new();
+    // SAFETY: PR_GET_DUMPABLE takes no argument and returns the setting.
+    *DUMPABLE.get_or_init(|| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }.max(0))
+}
+
 /// What an `exec` into a running sandbox joins: `(kind, namespace file)` in join order.
 pub(crate) type ExecJoins = Vec<(Namespace, OwnedFd)>;
 
@@ -512,8 +521,7 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         Vec::new()
     };
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
-    // SAFETY: PR_GET_DUMPABLE takes no argument and returns the setting.
-    let parent_dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }.max(0);
+    let parent_dumpable = caller_dumpable();
 
     let share_memory = !joins.iter().any(|&(_, ty)| ty == libc::CLONE_NEWTIME);
     let plan = ChildPlan {
