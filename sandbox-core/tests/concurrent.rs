@@ -13,6 +13,9 @@ async fn two_hundred_concurrent_sandboxes_echo_their_input() {
     sandbox.command("/bin/true").status().await.unwrap();
     let fds = common::open_fds();
     let kids = common::children();
+    // SAFETY: PR_GET_DUMPABLE takes no argument.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+    assert_eq!(dumpable, 1);
 
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -44,6 +47,10 @@ async fn two_hundred_concurrent_sandboxes_echo_their_input() {
         t.await.unwrap();
     }
     assert_eq!(common::open_fds(), fds, "fds left open");
+    // Each child shares our memory and changes ids, which flips the memory's dumpable flag;
+    // each puts our setting back.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, dumpable);
     assert!(
         common::eventually(Duration::from_secs(5), || common::children() == kids),
         "processes left: {:?}",
