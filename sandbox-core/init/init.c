@@ -133,6 +133,7 @@ void cstart(long *sp) {
   sys2(__NR_prctl, PR_SET_DUMPABLE, 0);
   if (flags & 1) sys2(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
 
+  long me = sys0(__NR_getpid);
   long pid = sys6(__NR_clone, SIGCHLD, 0, 0, 0, 0, 0);
   if (pid < 0) {
     send(sync_fd, FRAME_ERROR, exec_stage, (int)-pid, 1, 4);
@@ -140,7 +141,11 @@ void cstart(long *sp) {
   }
   if (pid == 0) {
     unsigned long none = 0;
-    if (flags & 2) sys2(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    if (flags & 2) {
+      sys2(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL);
+      /* The init may have died before the signal was armed. */
+      if (sys0(__NR_getppid) != me) leave(127);
+    }
     sys4(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &none, 0, 8);
     long e = sys3(__NR_execve, prog[0], prog, envp);
     send(sync_fd, FRAME_ERROR, exec_stage, (int)-e, 0, 4);

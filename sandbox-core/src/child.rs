@@ -9,7 +9,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
-use tokio::net::unix::pipe;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 
 /// How a run ended.
@@ -92,7 +91,7 @@ impl Outcome {
 pub(crate) struct Parts {
     pub pid: u32,
     pub pidfd: OwnedFd,
-    pub status: Option<pipe::Receiver>,
+    pub status: Option<OwnedFd>,
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
@@ -124,7 +123,7 @@ pub struct Child {
     pid: u32,
     pidfd: Option<AsyncFd<OwnedFd>>,
     outcome: Option<Outcome>,
-    status: Option<pipe::Receiver>,
+    status: Option<OwnedFd>,
     kill_on_drop: bool,
     started: Instant,
 }
@@ -139,21 +138,45 @@ fn pipe_end<T>(
 }
 
 impl Child {
+    /// Takes over a started sandbox. On failure it kills the sandbox and hands it to the
+    /// reaper itself, so nothing is left behind.
     pub(crate) fn new(p: Parts) -> Result<Child> {
+        let give_up = |e: Error, pidfd: OwnedFd| {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            reaper::adopt(pidfd);
+            e
+        };
+        let stdio = (|| {
+            Ok::<_, Error>((
+                pipe_end(p.stdin, |fd| {
+                    ChildStdin::from_std(std::process::ChildStdin::from(fd))
+                })?,
+                pipe_end(p.stdout, |fd| {
+                    ChildStdout::from_std(std::process::ChildStdout::from(fd))
+                })?,
+                pipe_end(p.stderr, |fd| {
+                    ChildStderr::from_std(std::process::ChildStderr::from(fd))
+                })?,
+            ))
+        })();
+        let (stdin, stdout, stderr) = match stdio {
+            Ok(s) => s,
+            Err(e) => return Err(give_up(e, p.pidfd)),
+        };
         // SAFETY: the AsyncFd owns the pidfd for its whole life and never replaces it.
-        let pidfd =
-            unsafe { AsyncFd::register_with_interest(p.pidfd, tokio::io::Interest::READABLE) }
-                .map_err(|e| Error::os("register the pidfd", e.into_parts().1))?;
+        let pidfd = match unsafe {
+            AsyncFd::register_with_interest(p.pidfd, tokio::io::Interest::READABLE)
+        } {
+            Ok(fd) => fd,
+            Err(e) => {
+                let (fd, e) = e.into_parts();
+                return Err(give_up(Error::os("register the pidfd", e), fd));
+            }
+        };
         Ok(Child {
-            stdin: pipe_end(p.stdin, |fd| {
-                ChildStdin::from_std(std::process::ChildStdin::from(fd))
-            })?,
-            stdout: pipe_end(p.stdout, |fd| {
-                ChildStdout::from_std(std::process::ChildStdout::from(fd))
-            })?,
-            stderr: pipe_end(p.stderr, |fd| {
-                ChildStderr::from_std(std::process::ChildStderr::from(fd))
-            })?,
+            stdin,
+            stdout,
+            stderr,
             pid: p.pid,
             pidfd: Some(pidfd),
             outcome: None,
@@ -175,22 +198,22 @@ impl Child {
     }
 
     fn finish(&mut self, raw: i32) -> Outcome {
-        // The init (or relay) sent the program's own status before exiting.
+        // The init sent the program's own status before exiting. It is reaped, so every
+        // writer of the pipe is gone: the frame is there, or never will be.
         let mut status = raw;
-        if let Some(rx) = self.status.take() {
+        if let Some(fd) = self.status.take() {
             let mut buf = [0u8; STATUS_LEN];
-            let mut all = Vec::new();
-            while let Ok(n) = rx.try_read(&mut buf) {
-                if n == 0 {
-                    break;
+            let mut got = 0;
+            while got < STATUS_LEN {
+                match nix::unistd::read(&fd, &mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => break,
                 }
-                all.extend_from_slice(&buf[..n]);
             }
-            if let Some(f) = all
-                .chunks_exact(STATUS_LEN)
-                .map(|c| StatusFrame::from_bytes(c.try_into().unwrap_or(&[0; STATUS_LEN])))
-                .find(|f| f.kind == STATUS_EXIT)
-            {
+            let f = StatusFrame::from_bytes(&buf);
+            if got == STATUS_LEN && f.kind == STATUS_EXIT {
                 status = f.value;
             }
         }
@@ -243,8 +266,10 @@ impl Child {
     }
 
     /// Sends `signal` to the sandbox's first process: its init, which passes SIGTERM, SIGINT,
-    /// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the program; SIGKILL ends the whole
-    /// sandbox.
+    /// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the program. SIGKILL ends the whole
+    /// sandbox when it has a PID namespace of its own (the default); with the caller's PID
+    /// namespace shared, it ends the init and the program, while processes the program
+    /// started and left behind are not tracked (cgroups, a later addition, will be).
     pub fn signal(&self, signal: i32) -> Result<()> {
         let Some(fd) = self.pidfd.as_ref() else {
             return Err(Error::Reaped);
@@ -253,8 +278,8 @@ impl Child {
             .map_err(|e| Error::os(format!("signal {signal} to {}", self.pid), e))
     }
 
-    /// Kills the whole sandbox without waiting (SIGKILL to its PID 1). Succeeds if it has
-    /// already ended.
+    /// Kills the sandbox without waiting (SIGKILL to its PID 1, which takes down its whole
+    /// PID namespace; see [`Child::signal`]). Succeeds if it has already ended.
     pub fn start_kill(&mut self) -> Result<()> {
         match self.signal(libc::SIGKILL) {
             Err(Error::Reaped) => Ok(()),

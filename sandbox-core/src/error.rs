@@ -36,6 +36,8 @@ impl fmt::Display for IdKind {
 pub enum Stage {
     /// Setting the parent-death signal.
     ParentDeathSignal = 1,
+    /// Making a private copy of the caller's memory non-dumpable.
+    Dumpable,
     /// Arranging the file descriptors (stdio, closing the rest).
     FileDescriptors,
     /// Waiting for the parent (id maps, network) before going on.
@@ -75,8 +77,9 @@ pub enum Stage {
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 18] = [
+        const ALL: [Stage; 19] = [
             ParentDeathSignal,
+            Dumpable,
             FileDescriptors,
             Handshake,
             JoinNamespace,
@@ -103,6 +106,7 @@ impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Stage::ParentDeathSignal => "set parent-death signal",
+            Stage::Dumpable => "make non-dumpable",
             Stage::FileDescriptors => "set up file descriptors",
             Stage::Handshake => "wait for parent",
             Stage::JoinNamespace => "join namespace",

@@ -39,6 +39,11 @@ pub(crate) fn adopt_with(pidfd: OwnedFd, keep: KeepAlive) {
     let mut r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
     if r.wake.is_none() {
         let started = sys::pipe().and_then(|(read, write)| {
+            // Never block on a full pipe (a full pipe already means a wake-up is due).
+            let flags = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_GETFL)?;
+            let flags =
+                nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+            nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(flags))?;
             std::thread::Builder::new()
                 .name("sandbox-reaper".into())
                 .spawn(move || serve(read))?;

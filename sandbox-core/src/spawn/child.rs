@@ -16,7 +16,9 @@
 //!   `errno`, which lives in the spawner thread's thread-local storage that this process
 //!   shares, and some of them (`setuid`, `setgroups`) signal threads that are not ours;
 //! - changes no per-memory setting of the caller: a change of ids makes the (shared) memory
-//!   non-dumpable, so the caller's setting is put back at once;
+//!   non-dumpable, so the caller's setting is put back at once. A child that *joins*
+//!   existing namespaces (where other processes could reach it) does not share: it gets a
+//!   private copy, non-dumpable from its first instruction;
 //! - ends in `execve` (the program, or the built-in init from its memfd) or `_exit`, never by
 //!   returning.
 //!
@@ -358,20 +360,27 @@ fn wait_go(sync_fd: c_int) -> R {
     }
 }
 
-fn become_ids(id: &Identity, parent_dumpable: c_int) -> R {
-    if id.clear_groups {
-        match sys!(libc::SYS_setgroups, 0, 0) {
-            Ok(_) => {}
-            Err(libc::EPERM) if id.groups_best_effort => {}
-            Err(e) => return Err(e).at(Stage::SetGroups, 0),
+fn become_ids(plan: &ChildPlan, id: &Identity) -> R {
+    let switch = || -> R {
+        if id.clear_groups {
+            match sys!(libc::SYS_setgroups, 0, 0) {
+                Ok(_) => {}
+                Err(libc::EPERM) if id.groups_best_effort => {}
+                Err(e) => return Err(e).at(Stage::SetGroups, 0),
+            }
         }
+        sys!(libc::SYS_setresgid, id.gid, id.gid, id.gid).at(Stage::SetGid, id.gid)?;
+        sys!(libc::SYS_setresuid, id.uid, id.uid, id.uid).at(Stage::SetUid, id.uid)?;
+        Ok(())
+    };
+    let r = switch();
+    if plan.share_memory {
+        // A change of ids makes the memory non-dumpable, and this memory is the caller's:
+        // give the caller its setting back, whether the switch succeeded or not. (Nothing
+        // else can reach this process meanwhile: its user namespace is new.)
+        let _ = prctl(libc::PR_SET_DUMPABLE, plan.parent_dumpable as usize);
     }
-    sys!(libc::SYS_setresgid, id.gid, id.gid, id.gid).at(Stage::SetGid, id.gid)?;
-    sys!(libc::SYS_setresuid, id.uid, id.uid, id.uid).at(Stage::SetUid, id.uid)?;
-    // A change of ids makes the memory non-dumpable, and this memory is the caller's: give
-    // the caller its setting back.
-    let _ = prctl(libc::PR_SET_DUMPABLE, parent_dumpable as usize);
-    Ok(())
+    r
 }
 
 fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<c_int, c_int> {
@@ -541,6 +550,12 @@ fn execute(plan: &ChildPlan) -> Fail {
 
 /// Steps up to (and including) the namespaces entered or created after the clone.
 fn setup_first(plan: &ChildPlan) -> R {
+    if !plan.share_memory {
+        // A private copy of the caller's memory, about to join namespaces where others may
+        // see it: nobody but the host's root may read it (no ptrace, no /proc/<pid>/mem, no
+        // core dump). Never undone; `execve` gives the program its own setting.
+        prctl(libc::PR_SET_DUMPABLE, 0).at(Stage::Dumpable, 0)?;
+    }
     pdeathsig()?;
     reset_signal_handlers();
     arrange_fds(plan)?;
@@ -566,7 +581,7 @@ fn setup_first(plan: &ChildPlan) -> R {
         wait_go(plan.sync_fd)?;
     }
     if let Some(id) = &plan.identity {
-        become_ids(id, plan.parent_dumpable)?;
+        become_ids(plan, id)?;
         // Changing ids cleared the parent-death signal.
         pdeathsig()?;
     }

@@ -23,10 +23,11 @@ use crate::error::{Errno, Stage};
 use crate::{idmap, reaper, sys, Command, Error, Namespace, Result};
 use prepare::{ChildPlan, ExecJoins, Prepared};
 use report::{Frame, FRAME_LEN, GO, KIND_ERROR, KIND_USERNS};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// Spawns `cmd` in a new sandbox.
 pub(crate) async fn spawn(cmd: &Command) -> Result<Child> {
@@ -39,32 +40,53 @@ pub(crate) async fn exec(cmd: &Command, joins: ExecJoins) -> Result<Child> {
 }
 
 /// Owns a cloned child, and the plan whose memory it may use, until the spawn succeeds;
-/// kills and reaps it otherwise (also when the spawn future is dropped).
+/// kills and reaps it otherwise (also when the spawn future is dropped, at any await).
 struct Pending {
     pidfd: Option<OwnedFd>,
     plan: Option<Box<ChildPlan>>,
+}
+
+/// Waits for the process behind `fd` to end and reaps it, through a duplicate: if this
+/// future is dropped, the original stays with its owner, which then hands it to the reaper.
+async fn reap(fd: &OwnedFd) -> std::io::Result<i32> {
+    wait_reaped(fd.try_clone()?).await
 }
 
 impl Pending {
     /// Kills the child (and a relayed sibling) and waits until they are reaped, so a failed
     /// spawn leaves nothing; only then may the plan go.
     async fn kill_and_reap(&mut self) {
-        if let Some(fd) = self.pidfd.take() {
+        if let Some(fd) = &self.pidfd {
             let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-            let _ = wait_reaped(fd).await;
+            if reap(fd).await.is_ok() {
+                self.pidfd = None;
+            }
         }
-        if let Some(fd) = self.plan.as_deref().and_then(relayed) {
-            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-            let _ = wait_reaped(fd).await;
+        if let Some(plan) = &self.plan {
+            if let Some(fd) = relayed(plan) {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                if reap(&fd).await.is_ok() {
+                    plan.stacks.relayed_pid().store(0, Ordering::SeqCst);
+                }
+            }
         }
-        self.plan = None;
+        if self.pidfd.is_none() {
+            // Dropping it here hands a sibling that could not be reaped to the reaper.
+            drop(self.plan.take().map(|p| KeepPlan(Some(p))));
+        }
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let (Some(fd), Some(plan)) = (self.pidfd.take(), self.plan.take()) {
-            abandon(fd, plan);
+        match (self.pidfd.take(), self.plan.take()) {
+            (Some(fd), Some(plan)) => abandon(fd, plan),
+            (Some(fd), None) => {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                reaper::adopt(fd);
+            }
+            (None, Some(plan)) => drop(KeepPlan(Some(plan))),
+            (None, None) => {}
         }
     }
 }
@@ -236,9 +258,16 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         }
     }
     if pending.plan.as_ref().is_some_and(|p| p.wait_go) || parent.late_userns {
-        if let Err(e) = sync.write_all(&[GO]).await {
+        // send(MSG_NOSIGNAL): a child that died meanwhile must not raise SIGPIPE in the
+        // embedding program. One byte into an empty socket buffer cannot block.
+        let sent = nix::sys::socket::send(
+            sync.as_raw_fd(),
+            &[GO],
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        );
+        if let Err(e) = sent {
             pending.kill_and_reap().await;
-            return Err(Error::os("release the child", e));
+            return Err(Error::os("release the child", e.into()));
         }
     }
     if let Some(f) = read_frame(&mut sync).await? {
@@ -250,18 +279,24 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
     // holder closed it.
     let mut pid = spawned.pid;
     if relay {
-        // The first child started the sandbox's process as our own child and exited.
-        if let Some(first) = pending.pidfd.take() {
-            let _ = wait_reaped(first).await;
+        // The first child started the sandbox's process as our own child, then exited.
+        if let Some(first) = &pending.pidfd {
+            if let Err(e) = reap(first).await {
+                pending.kill_and_reap().await;
+                return Err(Error::os("reap the first child", e));
+            }
         }
-        let inner = pending.plan.as_deref().map_or(0, |p| {
-            p.stacks
-                .relayed_pid()
-                .load(std::sync::atomic::Ordering::SeqCst)
-        });
+        pending.pidfd = None;
+        let inner = pending
+            .plan
+            .as_deref()
+            .map_or(0, |p| p.stacks.relayed_pid().load(Ordering::SeqCst));
         match sys::pidfd_open(inner) {
             Ok(fd) if inner > 0 => {
                 pending.pidfd = Some(fd);
+                if let Some(p) = &pending.plan {
+                    p.stacks.relayed_pid().store(0, Ordering::SeqCst);
+                }
                 pid = inner;
             }
             _ => {
@@ -274,21 +309,14 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         }
     }
     pending.plan = None;
-
-    let status = match parent.status {
-        Some(fd) => Some(
-            tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-                .map_err(|e| Error::os("set up the status pipe", e))?,
-        ),
-        None => None,
-    };
     let Some(pidfd) = pending.pidfd.take() else {
         return Err(Error::os("clone3", std::io::Error::other("pidfd lost")));
     };
+    // From here the Child (or, if it cannot be built, Child::new itself) owns the sandbox.
     Child::new(Parts {
         pid: pid as u32,
         pidfd,
-        status,
+        status: parent.status,
         stdin: parent.stdin,
         stdout: parent.stdout,
         stderr: parent.stderr,

@@ -68,8 +68,11 @@ pub(crate) struct Identity {
 pub(crate) struct ChildPlan {
     /// `CLONE_NEW*` flags given to `clone3`.
     pub clone_flags: u64,
-    /// Share the caller's memory (`CLONE_VM`). Not when a time namespace is joined: `setns`
-    /// into one refuses a process that shares its memory, so that child gets a copy.
+    /// Share the caller's memory (`CLONE_VM`). Not when joining namespaces: a process that
+    /// joins an existing user and PID namespace can be seen, signalled and (being root of
+    /// that namespace) ptraced by what already runs there, so it gets a private copy of the
+    /// caller's memory and makes it non-dumpable before its first `setns` (and `setns` into
+    /// a time namespace refuses a process that shares its memory anyway).
     pub share_memory: bool,
     /// The child's end of the sync channel.
     pub sync_fd: RawFd,
@@ -523,7 +526,7 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
     let parent_dumpable = caller_dumpable();
 
-    let share_memory = !joins.iter().any(|&(_, ty)| ty == libc::CLONE_NEWTIME);
+    let share_memory = joins.is_empty();
     let plan = ChildPlan {
         clone_flags,
         share_memory,

@@ -25,7 +25,27 @@ pub(crate) struct Spawned {
     pub pidfd: OwnedFd,
 }
 
-type Reply = (io::Result<Spawned>, Box<ChildPlan>);
+/// The spawner's answer. Whoever drops it without taking the child out (a spawn future
+/// dropped before or after the answer arrived) kills the child and hands it, with the plan
+/// whose memory it may still use, to the reaper.
+pub(crate) struct Reply(Option<(io::Result<Spawned>, Box<ChildPlan>)>);
+
+impl Reply {
+    fn take(mut self) -> (io::Result<Spawned>, Box<ChildPlan>) {
+        match self.0.take() {
+            Some(r) => r,
+            None => unreachable!("a reply is taken once"),
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some((Ok(spawned), plan)) = self.0.take() {
+            super::abandon(spawned.pidfd, plan);
+        }
+    }
+}
 
 struct Job {
     plan: Box<ChildPlan>,
@@ -55,9 +75,10 @@ fn serve(rx: mpsc::Receiver<Job>) {
     if let Err(e) = sys::block_all_signals() {
         // Without this a child could run one of the parent's signal handlers: refuse work.
         for job in rx {
-            let _ = job
-                .reply
-                .send((Err(io::Error::new(e.kind(), e.to_string())), job.plan));
+            let _ = job.reply.send(Reply(Some((
+                Err(io::Error::new(e.kind(), e.to_string())),
+                job.plan,
+            ))));
         }
         return;
     }
@@ -67,10 +88,8 @@ fn serve(rx: mpsc::Receiver<Job>) {
         // The child has its copies; closing ours lets the parent see end-of-file on the sync
         // channel once the program executes.
         drop(job.child_fds);
-        if let Err((Ok(spawned), plan)) = job.reply.send((result, plan)) {
-            // The spawn future was dropped meanwhile: nobody owns this child.
-            super::abandon(spawned.pidfd, plan);
-        }
+        // If the spawn future is gone, the returned reply is dropped here: see `Reply`.
+        let _ = job.reply.send(Reply(Some((result, plan))));
     }
 }
 
@@ -117,7 +136,10 @@ pub(crate) async fn clone(
         return (Err(e), None);
     }
     match rx.await {
-        Ok((r, plan)) => (r, Some(plan)),
+        Ok(reply) => {
+            let (r, plan) = reply.take();
+            (r, Some(plan))
+        }
         Err(_) => (
             Err(io::Error::other(
                 "the sandbox spawner thread dropped the request",
