@@ -7,9 +7,11 @@
 #   sudo benches/compare.sh                 # 3 rounds, ~4 minutes, prints a markdown table
 #   ROUNDS=5 N=2000 benches/compare.sh
 #
-# Every configuration runs once per round, interleaved, and the table gives the median of
-# the rounds' medians: this VM has slow spells, so single runs mislead. Scratch space:
-# /tmp/sandbox-bench (busybox rootfs, peer binaries, results).
+# Every configuration runs once per round, each of ours right after the C floor doing the
+# same work. The table gives the median of the rounds' medians, and ratios as the median of
+# the per-round ratios (pairs measured seconds apart): this VM has slow spells, mostly while
+# the kernel tears down network namespaces, so rounds wait for that backlog to drain and
+# single runs mislead. Scratch space: /tmp/sandbox-bench (busybox rootfs, peers, results).
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "compare.sh: needs root" >&2; exit 1; }
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -49,27 +51,45 @@ rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$DATA"; }   # key round value
 med() { sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
 rate() { sed -E 's/.*rate_per_s=([0-9.]+).*/\1/'; }
 
+# Waits until the kernel has destroyed the network namespaces of earlier spawns (the
+# net_namespace slab stops shrinking), at most a minute.
+drain() {
+  local last now same=0 t=0
+  last=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
+  while [ "$same" -lt 10 ] && [ "$t" -lt 600 ]; do
+    sleep 0.1; t=$((t + 1))
+    now=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
+    if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
+  done
+}
+
 # ---- rounds ------------------------------------------------------------------------
 for r in $(seq "$ROUNDS"); do
+  drain
   echo "round $r/$ROUNDS" >&2
-  # Latency, in-process: same isolation side by side.
+  # Latency, in-process: same isolation side by side (no network namespace first).
+  rec "floor:none (fork+exec)" "$r" "$("$S/floor" -n "$N" -f none -q | med)"
+  rec "ours:tokio::process" "$r" "$("$OURS" -n "$N" tokio | med)"
   rec "floor:base(pid,uts,ipc,mnt)+proc" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns -p -q | med)"
   rec "ours:base" "$r" "$("$OURS" -n "$N" base | med)"
   rec "ours:base-init" "$r" "$("$OURS" -n "$N" base-init | med)"
   rec "floor:+user+proc" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns,user -p -q | med)"
   rec "ours:user" "$r" "$("$OURS" -n "$N" user | med)"
+  rec "ours:user+heap256M" "$r" "$("$OURS" -n "$((N / 2))" --heap-mb 256 user | med)"
+  rec "ours:user-init" "$r" "$("$OURS" -n "$N" user-init | med)"
+  drain
   rec "floor:+user+net+proc" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns,user,net -p -q | med)"
   rec "ours:net" "$r" "$("$OURS" -n "$N" net | med)"
   rec "ours:all-init (default)" "$r" "$("$OURS" -n "$N" all-init | med)"
+  drain
   rec "floor:all+rootfs" "$r" "$("$S/floor" -n "$N" -f uts,pid,ipc,ns,user,net,cgroup -r "$R" -q | med)"
   rec "ours:all+rootfs" "$r" "$("$OURS" -n "$N" --rootfs "$R" all | med)"
-  rec "floor:none (fork+exec)" "$r" "$("$S/floor" -n "$N" -f none -q | med)"
-  rec "ours:tokio::process" "$r" "$("$OURS" -n "$N" tokio | med)"
+  drain
   while read -r line; do
     cfg=$(sed -E 's/.*config=([^ ]+).*/\1/' <<<"$line")
     rec "hako:$cfg" "$r" "$(med <<<"$line")"
   done < <("$HAKO" "$NHAKO" default all | grep '^HAKO config=')
-  rec "ours:user+heap256M" "$r" "$("$OURS" -n "$((N / 4))" --heap-mb 256 user | med)"
+  drain
   # Whole commands (process start included).
   for pair in "bwrap|bwrap --unshare-all --die-with-parent --ro-bind $R / --proc /proc --dev /dev /bin/true" \
               "ours:run-cli|$RUN --rootfs $R --net none -- /bin/true"; do
@@ -78,6 +98,7 @@ for r in $(seq "$ROUNDS"); do
     hyperfine -N --style none --warmup 5 --runs "$RUNS" --export-json "$j" "$cmd" >/dev/null 2>&1
     rec "cmd:$key" "$r" "$(python3 -c "import json;print(json.load(open('$j'))['results'][0]['median']*1e6)")"
   done
+  drain
   # Throughput, PAR in flight.
   rec "thr:floor:all+rootfs -j$PAR" "$r" "$("$S/floor" -n "$NTHR" -f uts,pid,ipc,ns,user,net,cgroup -r "$R" -j "$PAR" | rate)"
   rec "thr:ours:all+rootfs -j$PAR" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" --rootfs "$R" all | rate)"
@@ -91,30 +112,37 @@ import sys, statistics, collections
 rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     k, r, v = line.rstrip("\n").split("\t")
-    try: rows.setdefault(k, []).append(float(v))
-    except ValueError: rows.setdefault(k, [])
-m = {k: statistics.median(v) for k, v in rows.items() if v}
+    try: rows.setdefault(k, {})[int(r)] = float(v)
+    except ValueError: rows.setdefault(k, {})
+m = {k: statistics.median(v.values()) for k, v in rows.items() if v}
+def ratio(a, b):  # median over rounds of a/b, both measured in the same round
+    rs = [rows[a][r] / rows[b][r] for r in rows[a] if r in rows.get(b, {})]
+    return statistics.median(rs) if rs else None
 pairs = {
+  "ours:tokio::process": "floor:none (fork+exec)",
   "ours:base": "floor:base(pid,uts,ipc,mnt)+proc",
   "ours:base-init": "floor:base(pid,uts,ipc,mnt)+proc",
   "ours:user": "floor:+user+proc",
+  "ours:user+heap256M": "floor:+user+proc",
+  "ours:user-init": "floor:+user+proc",
   "ours:net": "floor:+user+net+proc",
   "ours:all-init (default)": "floor:+user+net+proc",
   "ours:all+rootfs": "floor:all+rootfs",
-  "ours:tokio::process": "floor:none (fork+exec)",
-  "ours:user+heap256M": "floor:+user+proc",
 }
-print("| configuration | median per spawn (µs) | vs C floor | vs hakoniwa default |")
+hako_pairs = {"ours:user-init": "hako:default", "ours:user": "hako:default", "ours:all-init (default)": "hako:all"}
+print("| configuration | median per spawn (µs) | vs the C floor (same round) | vs hakoniwa (same isolation) |")
 print("|---|---|---|---|")
-hako = m.get("hako:default")
 for k, v in m.items():
     if k.startswith("thr:") or k.startswith("cmd:"): continue
     fl = pairs.get(k)
-    r1 = f"{v / m[fl]:.2f}× ({fl})" if fl in m else ""
-    r2 = f"{hako / v:.2f}× faster" if hako and k.startswith("ours:") else ""
-    print(f"| {k} | {v:.0f} | {r1} | {r2} |")
+    r1 = ratio(k, fl) if fl else None
+    h = hako_pairs.get(k)
+    r2 = ratio(h, k) if h else None
+    c1 = f"{r1:.2f}× {fl.split(':')[1]}" if r1 else ""
+    c2 = f"{r2:.2f}× faster than {h}" if r2 else ""
+    print(f"| {k} | {v:.0f} | {c1} | {c2} |")
 print()
-print("| whole command | median (µs) |")
+print("| whole command (hyperfine) | median (µs) |")
 print("|---|---|")
 for k, v in m.items():
     if k.startswith("cmd:"): print(f"| {k[4:]} | {v:.0f} |")
