@@ -18,6 +18,27 @@ async fn hostname_is_set_inside_and_host_keeps_its_own() {
     assert_eq!(nix::unistd::gethostname().unwrap(), before);
 }
 
+/// Read from the host: enter the running sandbox's UTS namespace with nsenter.
+#[tokio::test]
+async fn the_hosts_view_of_the_sandboxs_uts_namespace() {
+    common::require_root();
+    let mut child = Sandbox::new()
+        .hostname("seen-from-host")
+        .command("/bin/sleep")
+        .arg("100")
+        .spawn()
+        .await
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &pid, "--uts", "hostname"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "seen-from-host\n");
+    child.kill().await.unwrap();
+}
+
 #[tokio::test]
 async fn default_hostname_is_sandbox_and_env_says_so() {
     common::require_root();
