@@ -17,7 +17,7 @@ need=()
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v ps >/dev/null 2>&1 || need+=(procps)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
-for c in setpriv unshare ipcmk; do command -v "$c" >/dev/null 2>&1 || need+=(util-linux); done
+for c in setpriv unshare ipcmk nsenter; do command -v "$c" >/dev/null 2>&1 || need+=(util-linux); done
 if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]}" >&2
   apt-get update -qq
