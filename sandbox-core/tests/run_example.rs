@@ -1,0 +1,100 @@
+//! The README's main job, `examples/run.rs`, run as a user runs it: its output, its exit
+//! status, its `--json` line, its errors.
+mod common;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
+fn run_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("examples/run");
+    assert!(
+        p.exists(),
+        "{} missing: build the examples (cargo test does)",
+        p.display()
+    );
+    p
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(run_binary()).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_a_program_it_shows_the_isolation() {
+    common::require_root();
+    let (code, out, err) = run(&["--hostname", "demo"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("hostname: demo"), "{out}");
+    assert!(out.contains("uid=0(root)"), "{out}");
+    // ps inside: the init and the shell, nothing of the host.
+    assert!(out.contains("sandbox-init"), "{out}");
+    assert!(out.contains("mount table"), "{out}");
+    assert!(out.contains(" /proc "), "{out}");
+}
+
+#[test]
+fn it_passes_stdio_through_and_exits_with_the_programs_status() {
+    common::require_root();
+    let (code, out, err) = run(&[
+        "--json",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(code, Some(3));
+    assert_eq!(out, "out\n");
+    let mut lines = err.lines();
+    assert_eq!(lines.next(), Some("err"));
+    let json: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(json["ending"]["exited"], 3);
+    assert!(json["wall_time_ms"].as_f64().unwrap() > 0.0);
+    let (code, _, err) = run(&["--json", "--", "/bin/sh", "-c", "kill -9 $$"]);
+    assert_eq!(code, Some(128 + 9));
+    assert!(err.contains(r#""signaled":9"#), "{err}");
+}
+
+#[test]
+fn its_errors_are_actionable() {
+    common::require_root();
+    let (code, _, err) = run(&["--", "/no/such"]);
+    assert_eq!(code, Some(127));
+    assert_eq!(
+        err.trim(),
+        "run: exec /no/such: No such file or directory (ENOENT)"
+    );
+    let (code, _, err) = run(&["--rootfs", "/no/such/root", "--", "/bin/true"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("rootfs /no/such/root"), "{err}");
+    let (code, _, err) = run(&["--net", "wifi"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown network \"wifi\""), "{err}");
+}
+
+#[test]
+fn it_takes_a_directory_root_and_the_hosts_network() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    common::mini_rootfs(dir.path(), &["/bin/sh", "/bin/ls"]);
+    let (code, out, err) = run(&[
+        "--rootfs",
+        dir.path().to_str().unwrap(),
+        "--net",
+        "host",
+        "--",
+        "/bin/sh",
+        "-c",
+        "ls /",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines().any(|l| l == "bin") && !out.lines().any(|l| l == "work"),
+        "{out}"
+    );
+}
