@@ -2,22 +2,13 @@
 //!    is an unprivileged host uid (read from the host's /proc), which cannot write what only
 //!    the host's root may.
 mod common;
-use sandbox_core::{IdMap, Remap, Sandbox, Stdio};
+use sandbox_core::{IdMap, Remap, Sandbox};
 use std::os::unix::fs::PermissionsExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Spawns `sleep`-like program, returns (child, host pid of the program).
 async fn program_ids(sandbox: Sandbox) -> (Vec<String>, Vec<String>, String) {
-    let mut child = sandbox
-        .command("/bin/sh")
-        .arg("-c")
-        .arg("cat /proc/self/uid_map; read x || true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) =
+        common::shell(&sandbox, "cat /proc/self/uid_map; read x || true").await;
     let map = lines.next_line().await.unwrap().unwrap();
     let init = child.id().unwrap();
     let prog = common::children_of(init)[0];

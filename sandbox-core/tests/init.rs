@@ -4,7 +4,6 @@
 mod common;
 use sandbox_core::{Ending, NamespaceIds, Sandbox, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Host pids of every process in the PID namespace with inode `pidns`.
 fn processes_in(pidns: u64) -> Vec<u32> {
@@ -21,19 +20,12 @@ fn processes_in(pidns: u64) -> Vec<u32> {
 async fn orphans_are_reaped_while_the_sandbox_runs() {
     common::require_root();
     // Each `( sh -c 'sleep 0.05' & )` leaves an orphan that the init inherits and must reap.
-    let mut child = Sandbox::new()
-        .command("/bin/sh")
-        .arg("-c")
-        .arg(
-            "for i in 1 2 3 4 5; do ( /bin/sh -c 'sleep 0.05' & ); done; \
-             echo started; read x || true",
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = common::shell(
+        &Sandbox::new(),
+        "for i in 1 2 3 4 5; do ( /bin/sh -c 'sleep 0.05' & ); done; \
+         echo started; read x || true",
+    )
+    .await;
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "started");
     let pidns = child.namespace_ids().unwrap().pid;
     // The orphans run, end, and are reaped: eventually only init and the shell remain, and
@@ -57,15 +49,11 @@ async fn orphans_are_reaped_while_the_sandbox_runs() {
 #[tokio::test]
 async fn sigterm_sent_to_the_sandbox_reaches_the_program() {
     common::require_root();
-    let mut child = Sandbox::new()
-        .command("/bin/sh")
-        .arg("-c")
-        .arg("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.02; done")
-        .stdout(Stdio::piped())
-        .spawn()
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = common::shell(
+        &Sandbox::new(),
+        "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.02; done",
+    )
+    .await;
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "ready");
     child.signal(libc::SIGTERM).unwrap();
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "got-term");
@@ -86,15 +74,7 @@ async fn every_forwarded_signal_arrives() {
         let script = format!(
             "trap 'echo got-{name}; exit 3' {name}; echo ready; while :; do sleep 0.02; done"
         );
-        let mut child = Sandbox::new()
-            .command("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .spawn()
-            .await
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut child, mut lines) = common::shell(&Sandbox::new(), &script).await;
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "ready");
         child.signal(sig).unwrap();
         assert_eq!(

@@ -1,8 +1,7 @@
 //! 2. The program is PID 2 under the init (PID 1 with `init(false)`), and `/proc` and `ps`
 //!    inside show only the sandbox's processes.
 mod common;
-use sandbox_core::{Sandbox, Stdio};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use sandbox_core::Sandbox;
 
 fn pids_in(listing: &str) -> Vec<u32> {
     listing
@@ -14,17 +13,12 @@ fn pids_in(listing: &str) -> Vec<u32> {
 #[tokio::test]
 async fn program_is_pid_2_under_the_init_and_sees_only_the_sandbox() {
     common::require_root();
-    let mut child = Sandbox::new()
-        .command("/bin/sh")
-        .arg("-c")
-        // Report our pid and every pid in /proc, then stay until told to go.
-        .arg("echo $$; cd /proc && echo [0-9]*; read x || true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Report our pid and every pid in /proc, then stay until told to go.
+    let (mut child, mut lines) = common::shell(
+        &Sandbox::new(),
+        "echo $$; cd /proc && echo [0-9]*; read x || true",
+    )
+    .await;
     let me = lines.next_line().await.unwrap().unwrap();
     let seen = pids_in(&lines.next_line().await.unwrap().unwrap());
     assert_eq!(me, "2");

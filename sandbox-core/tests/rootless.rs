@@ -5,7 +5,6 @@ mod common;
 use sandbox_core::{IdMap, Namespace, NamespaceIds, Sandbox, Stdio};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const NOBODY: &str = "65534";
 
@@ -67,17 +66,11 @@ async fn unprivileged_caller_gets_a_whole_sandbox() {
         65534,
         "the inner run is unprivileged"
     );
-    let mut child = Sandbox::new()
-        .hostname("rootless")
-        .command("/bin/sh")
-        .arg("-c")
-        .arg("hostname; echo $$; id -u; read x || true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = common::shell(
+        &Sandbox::new().hostname("rootless"),
+        "hostname; echo $$; id -u; read x || true",
+    )
+    .await;
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "rootless");
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "2");
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "0");

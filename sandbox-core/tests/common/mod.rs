@@ -195,3 +195,24 @@ pub fn in_private_mount_namespace(test: &str) -> bool {
     );
     true
 }
+
+/// Lines of a sandboxed program's standard output.
+pub type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// Spawns `/bin/sh -c script` in `sandbox` with stdin and stdout piped (stdin stays open, so
+/// a script can end with `read x` to wait until the test drops it), and returns the child
+/// and the lines of its output.
+pub async fn shell(sandbox: &sandbox_core::Sandbox, script: &str) -> (sandbox_core::Child, Lines) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = sandbox
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(sandbox_core::Stdio::piped())
+        .stdout(sandbox_core::Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
