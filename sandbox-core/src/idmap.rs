@@ -41,21 +41,27 @@ pub(crate) struct IdPlan {
 pub(crate) struct Caller {
     pub euid: u32,
     pub egid: u32,
-    /// The caller's user name (for `/etc/subuid`), when it has one.
+    /// The caller's user name (for `/etc/subuid`); looked up only when a map needs the
+    /// setuid helpers, not on every spawn (it is a passwd lookup, maybe over the network).
     pub name: Option<String>,
 }
 
 impl Caller {
     pub(crate) fn current() -> Caller {
-        let euid = nix::unistd::geteuid();
         Caller {
-            euid: euid.as_raw(),
+            euid: nix::unistd::geteuid().as_raw(),
             egid: nix::unistd::getegid().as_raw(),
-            name: nix::unistd::User::from_uid(euid)
+            name: None,
+        }
+    }
+
+    fn name(&self) -> Option<String> {
+        self.name.clone().or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.euid))
                 .ok()
                 .flatten()
-                .map(|u| u.name),
-        }
+                .map(|u| u.name)
+        })
     }
 }
 
@@ -209,8 +215,9 @@ pub(crate) fn plan_with(
         });
     }
     // Anything else needs the setuid helpers and ranges granted in /etc/sub[ug]id.
+    let name = caller.name();
     let check = |kind: IdKind, maps: &[IdMap], own: u32, file: &Path| -> Result<()> {
-        let granted = subordinate_ranges(file, caller.euid, caller.name.as_deref());
+        let granted = subordinate_ranges(file, caller.euid, name.as_deref());
         for m in maps {
             if m.outside == own && m.count == 1 {
                 continue;

@@ -94,10 +94,7 @@ impl Drop for Pending {
 /// A pidfd for the process a relay started, if it exists (it is the caller's own child,
 /// `CLONE_PARENT`, so its pid cannot be reused before it is reaped).
 fn relayed(plan: &ChildPlan) -> Option<OwnedFd> {
-    let pid = plan
-        .stacks
-        .relayed_pid()
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let pid = plan.stacks.relayed_pid().load(Ordering::SeqCst);
     (pid > 0).then(|| sys::pidfd_open(pid).ok()).flatten()
 }
 
@@ -111,9 +108,7 @@ impl Drop for KeepPlan {
         if let Some(plan) = self.0.take() {
             if let Some(fd) = relayed(&plan) {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                plan.stacks
-                    .relayed_pid()
-                    .store(0, std::sync::atomic::Ordering::SeqCst);
+                plan.stacks.relayed_pid().store(0, Ordering::SeqCst);
                 reaper::adopt_with(fd, Some(Box::new(KeepPlan(Some(plan)))));
             }
         }
