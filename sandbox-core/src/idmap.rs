@@ -318,6 +318,59 @@ pub(crate) async fn write(pid: i32, how: &IdMapWrite) -> Result<()> {
     }
 }
 
+/// A user namespace kept to describe idmapped mounts.
+pub(crate) type MappingUserns = std::sync::Arc<std::os::fd::OwnedFd>;
+
+/// For a root caller whose sandbox remaps ids: a user namespace holding the sandbox's maps
+/// (made once per distinct map and kept), to mount overlay layers idmapped through it, and
+/// the host uid and gid of the sandbox's root. `None` when the maps are written by helpers
+/// (the caller is not root: it cannot make idmapped mounts) or map the host's root to 0.
+pub(crate) fn mapping_userns(plan: &IdPlan) -> Option<Result<(MappingUserns, (u32, u32))>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    type Cache = Mutex<HashMap<(String, String), Arc<std::os::fd::OwnedFd>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let IdMapWrite::Direct {
+        uid_map,
+        gid_map,
+        deny_setgroups: false,
+    } = &plan.write
+    else {
+        return None;
+    };
+    let root_of = |map: &str| {
+        map.lines().find_map(|l| {
+            let v: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match v[..] {
+                [0, outside, _] => Some(outside),
+                _ => None,
+            }
+        })
+    };
+    let owner = (root_of(uid_map)?, root_of(gid_map)?);
+    if owner == (0, 0) {
+        return None;
+    }
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (uid_map.clone(), gid_map.clone());
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(fd) = c.get(&key) {
+        return Some(Ok((fd.clone(), owner)));
+    }
+    Some(
+        crate::sys::userns_with_maps(uid_map, gid_map)
+            .map(|fd| {
+                let fd = Arc::new(fd);
+                c.insert(key, fd.clone());
+                (fd, owner)
+            })
+            .map_err(|e| Error::os("create a user namespace for idmapped layers", e)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

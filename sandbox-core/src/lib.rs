@@ -66,5 +66,5 @@ pub use error::{Errno, Error, IdKind, Result, Stage};
 pub use ns::{KeptNamespace, Namespace, NamespaceIds};
 pub use reaper::pending as reaper_pending;
 pub use sandbox::{Clock, IdMap, Join, Remap, Sandbox, DEFAULT_HOSTNAME};
-pub use sandbox_fs::{self, Rootfs};
+pub use sandbox_fs::{self, Mount, Rootfs};
 pub use sandbox_net::{self, Network};

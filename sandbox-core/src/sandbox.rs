@@ -1,7 +1,7 @@
 //! [`Sandbox`]: the reusable, serialisable description of a sandbox.
 
 use crate::{Command, Namespace};
-use sandbox_fs::Rootfs;
+use sandbox_fs::{Mount, Rootfs};
 use sandbox_net::Network;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -121,6 +121,7 @@ pub struct Sandbox {
     pub(crate) monotonic_offset: i64,
     pub(crate) boottime_offset: i64,
     pub(crate) rootfs: Rootfs,
+    pub(crate) mounts: Vec<Mount>,
     pub(crate) network: Network,
     pub(crate) init: bool,
     pub(crate) kill_on_drop: bool,
@@ -138,6 +139,7 @@ impl Default for Sandbox {
             monotonic_offset: 0,
             boottime_offset: 0,
             rootfs: Rootfs::default(),
+            mounts: Vec::new(),
             network: Network::default(),
             init: true,
             kill_on_drop: true,
@@ -222,6 +224,16 @@ impl Sandbox {
     /// Sets the root filesystem.
     pub fn rootfs(mut self, rootfs: Rootfs) -> Sandbox {
         self.rootfs = rootfs;
+        self
+    }
+
+    /// Adds a mount, placed (in the order added) after the root filesystem is built: a
+    /// bind of a host path, a tmpfs, a file with given contents, ...
+    ///
+    /// Targets are resolved inside the sandbox's root: a symlink in the root cannot make a
+    /// mount land outside it. With [`Rootfs::host`], targets must already exist.
+    pub fn mount(mut self, mount: Mount) -> Sandbox {
+        self.mounts.push(mount);
         self
     }
 

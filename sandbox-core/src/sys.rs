@@ -160,3 +160,52 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?;
     Ok((above_stdio(a)?, above_stdio(b)?))
 }
+
+/// A user namespace with the given maps and no process in it, to describe an idmapped
+/// mount. A forked child creates it, says so, closes every descriptor and waits; the parent
+/// writes its maps, opens it, and kills the child.
+pub(crate) fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    let (ready_r, ready_w) = pipe()?;
+    // SAFETY: the child only makes async-signal-safe system calls (unshare, write,
+    // close_range, pause) and never returns into Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: plain system calls on a descriptor it holds and a one-byte buffer; the
+        // child holds no descriptor of the caller's after close_range (none stays open in a
+        // process the caller does not wait for), and waits to be killed.
+        unsafe {
+            let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+            let b = [u8::from(ok)];
+            libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
+            libc::syscall(libc::SYS_close_range, 0, libc::c_uint::MAX, 0);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    drop(ready_w);
+    let result = (|| {
+        let mut b = [0u8; 1];
+        let n = nix::unistd::read(&ready_r, &mut b)?;
+        if n != 1 || b[0] != 1 {
+            return Err(io::Error::other(
+                "the helper could not create a user namespace",
+            ));
+        }
+        std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), gid_map)?;
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+        Ok(OwnedFd::from(f))
+    })();
+    let mut status = 0;
+    // SAFETY: kills and reaps the child forked above, by its pid, which nothing else
+    // waits for.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    result
+}

@@ -1,36 +1,59 @@
-//! Root filesystems and mount plans for sandboxes.
+//! Root filesystems, mounts and images for sandboxes.
 //!
-//! A sandbox sees the filesystem its [`Rootfs`] describes. This crate turns that description
-//! into a [`MountPlan`]: an ordered list of [`Op`]s whose paths are already absolute,
-//! checked and converted to C strings. The plan is computed in the parent, where allocating
-//! and failing with a good error are allowed; the spawning code (in `sandbox-core`) then
-//! replays it in the freshly cloned child, where neither is.
+//! A sandbox sees the filesystem its [`Rootfs`] and its extra [`Mount`]s describe. This
+//! crate checks that description and turns it into a [`MountPlan`]: an ordered list of
+//! [`Op`]s whose strings are already converted to C strings and whose paths are already
+//! checked. The plan is computed in the parent, where allocating and failing with a good
+//! error are allowed; the spawning code (in `sandbox-core`) replays it in the freshly
+//! cloned child, where neither is.
 //!
-//! What it does:
-//! - [`Rootfs::host()`]: the caller's own tree, seen through a private copy of its mount
-//!   table, with a fresh `/proc` for the sandbox's PID namespace;
-//! - [`Rootfs::dir(path)`](Rootfs::dir): an existing tree (a busybox or debootstrap tree)
-//!   entered with `pivot_root`, read-only unless [`Rootfs::writable`] is asked for, with a
-//!   fresh `/proc` and a small private `/dev` (a tmpfs holding only `null zero full random
-//!   urandom tty`, a new `devpts` instance, `/dev/shm`, and the `fd stdin stdout stderr`
-//!   links — never the host's `devtmpfs`).
+//! Root filesystems:
+//! - [`Rootfs::host()`]: the caller's own tree, through a private copy of its mount table,
+//!   with a fresh `/proc` (the fastest; not a container root);
+//! - [`Rootfs::host_readonly()`]: the host's `/usr`, `/bin`, `/sbin`, `/lib*` and `/etc`
+//!   bound read-only into an otherwise empty root, with fresh `/tmp`, `/run`, `/home`,
+//!   `/root`, `/dev`, `/proc` and `/sys`;
+//! - [`Rootfs::dir(path)`](Rootfs::dir): an existing tree, read-only unless
+//!   [`writable`](Rootfs::writable);
+//! - [`Rootfs::overlay(lower…)`](Rootfs::overlay): copy-on-write over read-only trees, the
+//!   writes landing on a per-sandbox tmpfs (or a kept directory);
+//! - [`Rootfs::image(path)`](Rootfs::image): a `docker export` tarball or an OCI layout,
+//!   imported once into a content-addressed cache ([`image`]) and used as an overlay lower.
 //!
-//! What it does not do (yet): overlays, images, extra bind mounts, masking of `/proc`
-//! paths; nor does it know how a sandbox is spawned.
+//! How the child builds a new root (every kind but `host`): it makes `/` recursively
+//! private, mounts a small staging tmpfs and `pivot_root`s into it (the host's tree stays
+//! reachable at `/oldroot` until the end), mounts the new root at `/newroot`, then places
+//! every mount *by file descriptor*: each target is opened with `openat2(RESOLVE_IN_ROOT)`
+//! relative to the new root, so a symlink in the tree (even one pointing at the host's
+//! `/etc`) resolves inside it, and the mount is attached with `move_mount` onto that fd —
+//! no string path into the new root is ever handed to `mount(2)`. Then it mounts a fresh
+//! `proc` and `sysfs`, a private tmpfs `/dev` (only `null zero full random urandom tty`, a
+//! new `devpts`, `/dev/shm`, the `fd stdin stdout stderr` links), masks `/proc` and `/sys`
+//! paths as runc does, binds generated read-only `/etc/hostname`, `/etc/hosts` and
+//! `/etc/resolv.conf`, and `pivot_root`s into the new root, detaching the old one.
+//!
+//! What it does not do: run anything, or know how a sandbox is spawned; mount over paths
+//! of the host (the child's mount namespace is private from its first step).
 //!
 //! ```
-//! use sandbox_fs::{plan, PlanOptions, Rootfs};
-//! let p = plan(&Rootfs::host(), &PlanOptions { new_pid_namespace: true }).unwrap();
+//! use sandbox_fs::{plan, Mount, PlanOptions, Rootfs};
+//! let mounts = [Mount::tmpfs("/scratch").size(16 << 20)];
+//! let opts = PlanOptions { new_pid_namespace: true, mounts: &mounts, ..Default::default() };
+//! let p = plan(&Rootfs::host_readonly(), &opts).unwrap();
 //! let steps: Vec<String> = p.ops().iter().map(|op| op.to_string()).collect();
-//! assert_eq!(steps, ["make / private", "mount proc on /proc"]);
+//! assert!(steps.contains(&"bind /usr on /usr (ro)".to_string()), "{steps:?}");
+//! assert!(steps.contains(&"mount tmpfs on /scratch".to_string()), "{steps:?}");
 //! ```
 #![deny(missing_docs)]
 
+pub mod image;
+pub mod kernel;
+mod plan;
+
+pub use plan::{plan, FsOption, InRoot, MountPlan, Op, PlanOptions, Target, TargetKind, DEVICES};
+
 use serde::{Deserialize, Serialize};
-use std::ffi::{CString, OsStr};
-use std::fmt;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Errors found while planning a root filesystem. Each names the path it is about.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +74,7 @@ pub enum Error {
         /// The path that was asked for.
         path: PathBuf,
     },
-    /// A directory the plan must mount on does not exist in the root.
+    /// A directory the plan must mount on does not exist in a read-only root.
     #[error("rootfs {root}: missing mount point {path} (create it in the tree)")]
     MissingMountPoint {
         /// The root directory.
@@ -65,6 +88,55 @@ pub enum Error {
         /// The offending path.
         path: PathBuf,
     },
+    /// A mount target is not an absolute path inside the sandbox.
+    #[error("mount target {target}: {reason}")]
+    BadTarget {
+        /// The target as given.
+        target: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The source of a bind mount cannot be used.
+    #[error("bind source {path}: {source}")]
+    BindSource {
+        /// The source as given.
+        path: PathBuf,
+        /// Why it could not be used.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An overlay was asked for without any lower layer.
+    #[error("overlay: at least one lower directory is needed")]
+    NoLowerLayer,
+    /// The kept upper directory of an overlay could not be prepared.
+    #[error("overlay upper directory {path}: {source}")]
+    UpperDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it could not be used.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An idmapped copy of a lower layer could not be made.
+    #[error("idmapped mount of {path}: {source}")]
+    Idmap {
+        /// The layer.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Importing an image failed.
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    /// A mount option is out of range.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// What was checked.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// The root filesystem of a sandbox.
@@ -75,6 +147,8 @@ pub enum Rootfs {
     /// The caller's own tree (through a private copy of its mount table) with a fresh `/proc`.
     #[default]
     Host,
+    /// The host's system directories bound read-only into an empty root.
+    HostReadonly,
     /// An existing directory, entered with `pivot_root`.
     Dir {
         /// The directory that becomes `/`.
@@ -83,12 +157,43 @@ pub enum Rootfs {
         #[serde(default)]
         writable: bool,
     },
+    /// Copy-on-write over read-only lower trees.
+    Overlay {
+        /// The lower trees, bottom first (the last one wins where they overlap).
+        lower: Vec<PathBuf>,
+        /// Where the writes go: `None` for a per-sandbox tmpfs, thrown away with the
+        /// sandbox; a directory to keep them (its `upper` and `work` subdirectories).
+        #[serde(default)]
+        upper: Option<PathBuf>,
+    },
+    /// An image (`docker export` tarball or OCI layout) imported into a cache and used as
+    /// the lower layer of an overlay.
+    Image {
+        /// The tarball or OCI layout directory.
+        path: PathBuf,
+        /// The cache directory ([`image::ImageCache::default_dir`] when `None`).
+        #[serde(default)]
+        cache: Option<PathBuf>,
+        /// Where the writes go, as for [`Rootfs::Overlay`].
+        #[serde(default)]
+        upper: Option<PathBuf>,
+    },
 }
 
 impl Rootfs {
     /// The caller's own tree, with a fresh `/proc` for the sandbox's PID namespace.
     pub fn host() -> Rootfs {
         Rootfs::Host
+    }
+
+    /// The host's `/usr`, `/bin`, `/sbin`, `/lib*` and `/etc` bound read-only into an empty,
+    /// read-only root, with fresh writable tmpfs `/tmp`, `/run`, `/home`, `/root`, and a
+    /// private `/dev`, `/proc` and `/sys`. Needs nothing downloaded.
+    ///
+    /// Under the default id maps the host's files show up as owned by `nobody` inside: the
+    /// sandbox's root has no power over them.
+    pub fn host_readonly() -> Rootfs {
+        Rootfs::HostReadonly
     }
 
     /// An existing directory tree, entered with `pivot_root` and bound read-only.
@@ -99,399 +204,263 @@ impl Rootfs {
         }
     }
 
-    /// Makes a [`Rootfs::dir`] writable (no effect on [`Rootfs::host`]).
+    /// Copy-on-write over `lower` (bottom first): the sandbox may write anywhere, the writes
+    /// land on a tmpfs of its own, the lower trees are never changed and may be shared by
+    /// any number of sandboxes at once.
+    ///
+    /// When the caller is the host's root and the sandbox's ids are remapped, the lower
+    /// trees are mounted idmapped (host id 0 shows as the sandbox's 0), so the sandbox's
+    /// root owns what the host's root owns in them, as in a container.
+    pub fn overlay<I, P>(lower: I) -> Rootfs
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<PathBuf>,
+    {
+        Rootfs::Overlay {
+            lower: lower.into_iter().map(Into::into).collect(),
+            upper: None,
+        }
+    }
+
+    /// A container image: a `docker export` tarball (plain or gzip) or an OCI image layout
+    /// directory. It is imported into the cache on first use, then used as the lower layer
+    /// of an overlay (no extraction on later spawns).
+    pub fn image(path: impl Into<PathBuf>) -> Rootfs {
+        Rootfs::Image {
+            path: path.into(),
+            cache: None,
+            upper: None,
+        }
+    }
+
+    /// Makes a [`Rootfs::dir`] writable (no effect on other kinds).
     pub fn writable(mut self) -> Rootfs {
         if let Rootfs::Dir { writable, .. } = &mut self {
             *writable = true;
         }
         self
     }
+
+    /// Keeps the writes of an overlay or image in `dir` (its `upper` and `work`
+    /// subdirectories, created when missing) instead of a throw-away tmpfs. No effect on
+    /// other kinds.
+    pub fn upper_dir(mut self, dir: impl Into<PathBuf>) -> Rootfs {
+        match &mut self {
+            Rootfs::Overlay { upper, .. } | Rootfs::Image { upper, .. } => {
+                *upper = Some(dir.into())
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// The image cache directory of a [`Rootfs::image`] (no effect on other kinds).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Rootfs {
+        if let Rootfs::Image { cache, .. } = &mut self {
+            *cache = Some(dir.into());
+        }
+        self
+    }
+
+    /// Whether the sandbox gets a root of its own (entered with `pivot_root`).
+    pub fn is_new_root(&self) -> bool {
+        !matches!(self, Rootfs::Host)
+    }
 }
 
-/// What the plan needs to know about the sandbox it is for.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PlanOptions {
-    /// The sandbox has a PID namespace of its own, so it gets a fresh `/proc`.
-    pub new_pid_namespace: bool,
-}
-
-/// Mount flags, as `mount(2)` takes them.
-pub type MountFlags = libc::c_ulong;
-
-/// One step of a [`MountPlan`]. Every path is absolute, as seen by the child before
-/// `pivot_root`.
-#[derive(Debug, Clone)]
+/// An extra mount inside the sandbox, placed after its root is built. Each is a plain
+/// serde value; the builders below set the usual options. Binds, tmpfs and files are
+/// `nosuid,nodev` as container runtimes mount them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
-pub enum Op {
-    /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)`: nothing mounted later propagates back
-    /// to the host.
-    MakePrivate,
-    /// A `mount(2)` call.
-    Mount {
-        /// Source (a path for binds, a name such as `proc` otherwise).
-        source: Option<CString>,
-        /// Where it is mounted.
-        target: CString,
-        /// Filesystem type (`None` for binds and remounts).
-        fstype: Option<CString>,
-        /// `MS_*` flags.
-        flags: MountFlags,
-        /// Filesystem options (`mode=755`, ...).
-        data: Option<CString>,
+pub enum Mount {
+    /// The host's `source` (file or directory, with what is mounted below it) at `target`.
+    Bind {
+        /// A path on the host.
+        source: PathBuf,
+        /// An absolute path inside the sandbox.
+        target: PathBuf,
+        /// Refuse writes (`EROFS`).
+        #[serde(default)]
+        readonly: bool,
     },
-    /// Creates a directory (an existing one is fine).
-    Mkdir {
-        /// The directory.
-        path: CString,
-        /// Its permission bits.
-        mode: libc::mode_t,
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// An absolute path inside the sandbox.
+        target: PathBuf,
+        /// Its size limit in bytes (the kernel's default, half of RAM, when `None`).
+        #[serde(default)]
+        size: Option<u64>,
+        /// Permission bits of its root (0755 when `None`).
+        #[serde(default)]
+        mode: Option<u32>,
     },
-    /// Creates an empty file to bind something onto (an existing one is fine).
-    Touch {
-        /// The file.
-        path: CString,
-        /// Its permission bits.
-        mode: libc::mode_t,
+    /// A fresh `proc` for the sandbox's PID namespace.
+    Proc {
+        /// An absolute path inside the sandbox.
+        target: PathBuf,
     },
-    /// Creates a symbolic link `link` pointing at `target`.
+    /// A fresh, read-only `sysfs` (needs the sandbox's own network namespace; the host's
+    /// `/sys`, bound read-only, otherwise).
+    Sysfs {
+        /// An absolute path inside the sandbox.
+        target: PathBuf,
+    },
+    /// A file with the given contents (a submission, a config).
+    File {
+        /// An absolute path inside the sandbox.
+        target: PathBuf,
+        /// What the file holds.
+        contents: Vec<u8>,
+        /// Permission bits (0644 when `None`).
+        #[serde(default)]
+        mode: Option<u32>,
+        /// Refuse writes (`EROFS`).
+        #[serde(default)]
+        readonly: bool,
+    },
+    /// A symbolic link at `link` pointing at `points_to` (created in a writable place of
+    /// the root).
     Symlink {
-        /// What the link points at.
-        target: CString,
-        /// Where the link is created.
-        link: CString,
+        /// An absolute path inside the sandbox.
+        link: PathBuf,
+        /// What the link points at (any text).
+        points_to: PathBuf,
     },
-    /// `chdir(new_root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")`.
-    PivotRoot {
-        /// The directory that becomes `/` (already a mount point).
-        new_root: CString,
+    /// A directory (with its missing parents).
+    Dir {
+        /// An absolute path inside the sandbox.
+        target: PathBuf,
+        /// Permission bits (0755 when `None`).
+        #[serde(default)]
+        mode: Option<u32>,
     },
 }
 
-fn show(c: &CString) -> String {
-    String::from_utf8_lossy(c.as_bytes()).into_owned()
-}
+impl Mount {
+    /// Binds the host's `source` at `target` (writable; see [`Mount::readonly`]).
+    pub fn bind(source: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Mount {
+        Mount::Bind {
+            source: source.into(),
+            target: target.into(),
+            readonly: false,
+        }
+    }
 
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// A fresh tmpfs at `target`.
+    pub fn tmpfs(target: impl Into<PathBuf>) -> Mount {
+        Mount::Tmpfs {
+            target: target.into(),
+            size: None,
+            mode: None,
+        }
+    }
+
+    /// A fresh `proc` at `target`.
+    pub fn proc(target: impl Into<PathBuf>) -> Mount {
+        Mount::Proc {
+            target: target.into(),
+        }
+    }
+
+    /// A read-only `sysfs` at `target`.
+    pub fn sysfs(target: impl Into<PathBuf>) -> Mount {
+        Mount::Sysfs {
+            target: target.into(),
+        }
+    }
+
+    /// A file holding `contents` at `target`.
+    pub fn file(target: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) -> Mount {
+        Mount::File {
+            target: target.into(),
+            contents: contents.into(),
+            mode: None,
+            readonly: false,
+        }
+    }
+
+    /// A symbolic link at `link` pointing at `points_to`.
+    pub fn symlink(link: impl Into<PathBuf>, points_to: impl Into<PathBuf>) -> Mount {
+        Mount::Symlink {
+            link: link.into(),
+            points_to: points_to.into(),
+        }
+    }
+
+    /// A directory at `target`.
+    pub fn dir(target: impl Into<PathBuf>) -> Mount {
+        Mount::Dir {
+            target: target.into(),
+            mode: None,
+        }
+    }
+
+    /// Makes a bind or file read-only (no effect on other kinds).
+    pub fn readonly(mut self) -> Mount {
+        match &mut self {
+            Mount::Bind { readonly, .. } | Mount::File { readonly, .. } => *readonly = true,
+            _ => {}
+        }
+        self
+    }
+
+    /// Sets the size limit of a tmpfs in bytes (no effect on other kinds).
+    pub fn size(mut self, bytes: u64) -> Mount {
+        if let Mount::Tmpfs { size, .. } = &mut self {
+            *size = Some(bytes);
+        }
+        self
+    }
+
+    /// Sets the permission bits of a tmpfs root, file or directory (no effect on other
+    /// kinds).
+    pub fn mode(mut self, bits: u32) -> Mount {
+        match &mut self {
+            Mount::Tmpfs { mode, .. } | Mount::File { mode, .. } | Mount::Dir { mode, .. } => {
+                *mode = Some(bits)
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// The path inside the sandbox this mount is about.
+    pub fn target(&self) -> &Path {
         match self {
-            Op::MakePrivate => write!(f, "make / private"),
-            Op::Mount {
-                source,
-                target,
-                fstype,
-                flags,
-                ..
-            } => {
-                let target = show(target);
-                if flags & libc::MS_REMOUNT != 0 {
-                    write!(f, "remount {target}")
-                } else if flags & libc::MS_BIND != 0 {
-                    let src = source.as_ref().map(show).unwrap_or_default();
-                    write!(f, "bind {src} on {target}")
-                } else {
-                    let ty = fstype.as_ref().map(show).unwrap_or_default();
-                    write!(f, "mount {ty} on {target}")
-                }
-            }
-            Op::Mkdir { path, .. } => write!(f, "mkdir {}", show(path)),
-            Op::Touch { path, .. } => write!(f, "create {}", show(path)),
-            Op::Symlink { target, link } => write!(f, "symlink {} -> {}", show(link), show(target)),
-            Op::PivotRoot { new_root } => write!(f, "pivot_root into {}", show(new_root)),
+            Mount::Bind { target, .. }
+            | Mount::Tmpfs { target, .. }
+            | Mount::Proc { target }
+            | Mount::Sysfs { target }
+            | Mount::File { target, .. }
+            | Mount::Dir { target, .. } => target,
+            Mount::Symlink { link, .. } => link,
         }
     }
 }
 
-/// The ordered mount steps for one sandbox, ready to be replayed in the child.
-#[derive(Debug, Clone, Default)]
-pub struct MountPlan {
-    ops: Vec<Op>,
-}
-
-impl MountPlan {
-    /// The steps, in order.
-    pub fn ops(&self) -> &[Op] {
-        &self.ops
-    }
-}
-
-fn cpath(p: &Path) -> Result<CString, Error> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Nul {
-        path: p.to_path_buf(),
-    })
-}
-
-fn cstr(s: &str) -> CString {
-    // Only called on literals without NUL bytes.
-    CString::new(s).unwrap_or_default()
-}
-
-/// The device nodes bound into a private `/dev`.
-pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-
-struct Builder {
-    ops: Vec<Op>,
-}
-
-impl Builder {
-    fn mount(
-        &mut self,
-        source: Option<&str>,
-        target: &Path,
-        fstype: Option<&str>,
-        flags: MountFlags,
-        data: Option<&str>,
-    ) -> Result<(), Error> {
-        self.ops.push(Op::Mount {
-            source: source.map(cstr),
-            target: cpath(target)?,
-            fstype: fstype.map(cstr),
-            flags,
-            data: data.map(cstr),
-        });
-        Ok(())
-    }
-
-    fn bind(&mut self, source: &Path, target: &Path, flags: MountFlags) -> Result<(), Error> {
-        self.ops.push(Op::Mount {
-            source: Some(cpath(source)?),
-            target: cpath(target)?,
-            fstype: None,
-            flags: libc::MS_BIND | flags,
-            data: None,
-        });
-        Ok(())
-    }
-
-    fn proc(&mut self, target: &Path) -> Result<(), Error> {
-        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        self.mount(Some("proc"), target, Some("proc"), flags, None)
-    }
-
-    /// A private `/dev`: tmpfs, the harmless device nodes bound from the host, a new devpts.
-    fn dev(&mut self, dev: &Path) -> Result<(), Error> {
-        let nosuid = libc::MS_NOSUID;
-        self.mount(
-            Some("tmpfs"),
-            dev,
-            Some("tmpfs"),
-            nosuid | libc::MS_NOEXEC | libc::MS_STRICTATIME,
-            Some("mode=755,size=65536k"),
-        )?;
-        for name in DEVICES {
-            let target = dev.join(name);
-            self.ops.push(Op::Touch {
-                path: cpath(&target)?,
-                mode: 0o666,
-            });
-            self.bind(&Path::new("/dev").join(name), &target, 0)?;
-        }
-        for (link, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-            ("ptmx", "pts/ptmx"),
-        ] {
-            self.ops.push(Op::Symlink {
-                target: cstr(target),
-                link: cpath(&dev.join(link))?,
-            });
-        }
-        let pts = dev.join("pts");
-        self.ops.push(Op::Mkdir {
-            path: cpath(&pts)?,
-            mode: 0o755,
-        });
-        self.mount(
-            Some("devpts"),
-            &pts,
-            Some("devpts"),
-            nosuid | libc::MS_NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=620"),
-        )?;
-        let shm = dev.join("shm");
-        self.ops.push(Op::Mkdir {
-            path: cpath(&shm)?,
-            mode: 0o1777,
-        });
-        self.mount(
-            Some("tmpfs"),
-            &shm,
-            Some("tmpfs"),
-            nosuid | libc::MS_NODEV,
-            Some("mode=1777"),
-        )
-    }
-}
-
-/// Turns a [`Rootfs`] into the steps that build it. Checks everything it can in the parent:
-/// the root exists, is a directory, and has the mount points the plan needs.
-pub fn plan(rootfs: &Rootfs, opts: &PlanOptions) -> Result<MountPlan, Error> {
-    let mut b = Builder {
-        ops: vec![Op::MakePrivate],
+/// Checks a target inside the sandbox: absolute, no `..`, not `/` itself. Returns its
+/// components (normal names only).
+pub(crate) fn check_target(target: &Path) -> Result<Vec<&std::ffi::OsStr>, Error> {
+    let bad = |reason| Error::BadTarget {
+        target: target.to_path_buf(),
+        reason,
     };
-    match rootfs {
-        Rootfs::Host => {
-            if opts.new_pid_namespace {
-                b.proc(Path::new("/proc"))?;
-            }
-        }
-        Rootfs::Dir { path, writable } => {
-            let root = std::fs::canonicalize(path).map_err(|source| Error::RootfsMissing {
-                path: path.clone(),
-                source,
-            })?;
-            if !root.is_dir() {
-                return Err(Error::NotADirectory { path: path.clone() });
-            }
-            cpath(&root)?;
-            b.bind(&root, &root, libc::MS_REC)?;
-            if !writable {
-                // A read-only remount of a bind must repeat the flags the kernel locked on
-                // the source (nosuid, nodev, ...), or a user namespace refuses it (EPERM).
-                let locked = locked_flags(&root);
-                b.ops.push(Op::Mount {
-                    source: None,
-                    target: cpath(&root)?,
-                    fstype: None,
-                    flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
-                    data: None,
-                });
-            }
-            if opts.new_pid_namespace {
-                let proc = root.join("proc");
-                if !proc.is_dir() {
-                    return Err(Error::MissingMountPoint {
-                        root,
-                        path: PathBuf::from("/proc"),
-                    });
-                }
-                b.proc(&proc)?;
-            }
-            let dev = root.join("dev");
-            if dev.is_dir() {
-                b.dev(&dev)?;
-            }
-            b.ops.push(Op::PivotRoot {
-                new_root: cpath(&root)?,
-            });
+    if !target.is_absolute() {
+        return Err(bad("not an absolute path"));
+    }
+    let mut out = Vec::new();
+    for c in target.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => return Err(bad("contains `..` (it could escape the root)")),
+            Component::Prefix(_) => return Err(bad("not a Unix path")),
         }
     }
-    Ok(MountPlan { ops: b.ops })
-}
-
-/// The per-mount flags of the filesystem holding `path` that a remount must keep.
-fn locked_flags(path: &Path) -> MountFlags {
-    let Ok(c) = cpath(path) else { return 0 };
-    // SAFETY: `statvfs` is plain data; an all-zero value is valid.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `st` a valid, writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return 0;
+    if out.is_empty() {
+        return Err(bad("is the root itself"));
     }
-    let f = st.f_flag;
-    let mut out = 0;
-    for (st_flag, ms_flag) in [
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
-    ] {
-        if f & st_flag != 0 {
-            out |= ms_flag;
-        }
-    }
-    out
-}
-
-/// Lossless conversion of an [`OsStr`] to a C string, or the typed error naming it.
-pub fn to_cstring(s: &OsStr) -> Result<CString, Error> {
-    cpath(Path::new(s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn steps(p: &MountPlan) -> Vec<String> {
-        p.ops().iter().map(|o| o.to_string()).collect()
-    }
-
-    #[test]
-    fn host_without_pid_namespace_only_goes_private() {
-        let p = plan(&Rootfs::host(), &PlanOptions::default()).unwrap();
-        assert_eq!(steps(&p), ["make / private"]);
-    }
-
-    #[test]
-    fn dir_plan_binds_mounts_and_pivots() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir(t.path().join("proc")).unwrap();
-        std::fs::create_dir(t.path().join("dev")).unwrap();
-        let root = std::fs::canonicalize(t.path()).unwrap();
-        let r = root.display();
-        let p = plan(
-            &Rootfs::dir(t.path()),
-            &PlanOptions {
-                new_pid_namespace: true,
-            },
-        )
-        .unwrap();
-        let s = steps(&p);
-        assert_eq!(s[0], "make / private");
-        assert_eq!(s[1], format!("bind {r} on {r}"));
-        assert_eq!(s[2], format!("remount {r}"));
-        assert_eq!(s[3], format!("mount proc on {r}/proc"));
-        assert_eq!(s[4], format!("mount tmpfs on {r}/dev"));
-        assert!(s.contains(&format!("bind /dev/null on {r}/dev/null")));
-        assert!(s.contains(&format!("mount devpts on {r}/dev/pts")));
-        assert!(!s.iter().any(|x| x.contains("devtmpfs")));
-        assert_eq!(s.last().unwrap(), &format!("pivot_root into {r}"));
-    }
-
-    #[test]
-    fn writable_dir_has_no_readonly_remount() {
-        let t = tempfile::tempdir().unwrap();
-        let p = plan(&Rootfs::dir(t.path()).writable(), &PlanOptions::default()).unwrap();
-        assert!(!steps(&p).iter().any(|s| s.starts_with("remount")));
-    }
-
-    #[test]
-    fn missing_rootfs_is_a_typed_error_naming_the_path() {
-        let e = plan(&Rootfs::dir("/no/such/root"), &PlanOptions::default()).unwrap_err();
-        assert!(matches!(e, Error::RootfsMissing { .. }));
-        assert!(e.to_string().contains("/no/such/root"), "{e}");
-    }
-
-    #[test]
-    fn file_as_rootfs_is_rejected() {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        let e = plan(&Rootfs::dir(f.path()), &PlanOptions::default()).unwrap_err();
-        assert!(matches!(e, Error::NotADirectory { .. }), "{e}");
-    }
-
-    #[test]
-    fn rootfs_without_proc_is_rejected_when_a_pid_namespace_needs_it() {
-        let t = tempfile::tempdir().unwrap();
-        let opts = PlanOptions {
-            new_pid_namespace: true,
-        };
-        let e = plan(&Rootfs::dir(t.path()), &opts).unwrap_err();
-        assert!(e.to_string().contains("missing mount point /proc"), "{e}");
-    }
-
-    #[test]
-    fn serde_form() {
-        let r = Rootfs::dir("/srv/busybox");
-        let j = serde_json::to_string(&r).unwrap();
-        assert_eq!(
-            j,
-            r#"{"kind":"dir","path":"/srv/busybox","writable":false}"#
-        );
-        assert_eq!(serde_json::from_str::<Rootfs>(&j).unwrap(), r);
-        let h: Rootfs = serde_json::from_str(r#"{"kind":"host"}"#).unwrap();
-        assert_eq!(h, Rootfs::Host);
-    }
+    Ok(out)
 }

@@ -445,16 +445,38 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
     };
     let envp = environment(cmd, hostname.as_ref().map(|(_, h)| h.as_str()))?;
 
-    let mounts = if creates(Namespace::Mount) {
+    let mut mounts = if creates(Namespace::Mount) {
+        // Overlay layers are mounted idmapped when the caller can (it is root) and the
+        // sandbox's root is not the host's: the host's root-owned files then belong to the
+        // sandbox's root inside, and copy-up works.
+        let overlay = matches!(
+            sandbox.rootfs,
+            Rootfs::Overlay { .. } | Rootfs::Image { .. }
+        );
+        let mapping = match (&ids, overlay) {
+            (Some(p), true) => idmap::mapping_userns(p).transpose()?,
+            _ => None,
+        };
         sandbox_fs::plan(
             &sandbox.rootfs,
             &PlanOptions {
                 new_pid_namespace: new_pid,
+                new_net_namespace: creates(Namespace::Net),
+                hostname: hostname.as_ref().map(|(_, h)| h.as_str()),
+                mounts: &sandbox.mounts,
+                idmap_userns: mapping.as_ref().map(|(fd, _)| fd.as_fd()),
+                root_owner: mapping.as_ref().map(|(_, owner)| *owner),
             },
         )?
     } else {
+        if !is_exec && !sandbox.mounts.is_empty() {
+            return Err(Error::Conflict(
+                "mounts need a mount namespace of the sandbox's own".into(),
+            ));
+        }
         MountPlan::default()
     };
+    let mount_fds = mounts.take_fds();
 
     let time_offsets = if is_exec {
         None
@@ -486,6 +508,8 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         -1
     };
     let mut keep_list: Vec<RawFd> = joins.iter().map(|(fd, _)| *fd).collect();
+    keep_list.extend(mount_fds.iter().map(|fd| fd.as_raw_fd()));
+    child_fds.extend(mount_fds);
     keep_list.push(sync_fd);
     if status_fd >= 0 {
         keep_list.push(status_fd);
@@ -497,7 +521,7 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
     keep_list.dedup();
     if keep_list.len() > MAX_KEEP {
         return Err(Error::Invalid {
-            what: "namespaces to join",
+            what: "namespaces to join and overlay layers",
             reason: format!("more than {} descriptors to keep", MAX_KEEP),
         });
     }

@@ -1,0 +1,2311 @@
+//! Importing container images into a content-addressed cache.
+//!
+//! An [`ImageCache`] turns a container image — a `docker export` tarball (plain or gzip) or an
+//! OCI image layout directory — into one extracted, flattened tree under
+//! `<dir>/sha256/<hex>/rootfs`, once: a later import of the same image finds the tree by its
+//! digest and returns it without extracting anything. The tree is meant to be used as a
+//! read-only overlay lower layer.
+//!
+//! Extraction treats the archive as hostile. Entry names with a `..` component are refused;
+//! the parent directory of every entry is opened beneath the tree's root without following any
+//! symbolic link (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and the entry itself
+//! is created with `*at` calls that never follow one, so an archive cannot write outside the
+//! tree through a link planted by an earlier entry. Relative symbolic links that climb above the
+//! root, and hard links whose target has a `..` component, are refused too. Everything is
+//! extracted into `<dir>/tmp/` and renamed into place only when complete; on any error the
+//! partial tree is removed.
+//!
+//! Cache layout:
+//!
+//! - `<dir>/sha256/<hex>/rootfs`: the tree of the image whose digest is `sha256:<hex>` (the
+//!   sha256 of a tarball's bytes, or of an OCI image's manifest);
+//! - `<dir>/refs/<key>`: the digest of a tarball, keyed by its identity (canonical path, device,
+//!   inode, size and modification time), so that an unchanged tarball is not hashed again;
+//! - `<dir>/tmp/`: trees being extracted.
+//!
+//! ```no_run
+//! use sandbox_fs::image::ImageCache;
+//! use std::path::Path;
+//!
+//! let cache = ImageCache::new(ImageCache::default_dir());
+//! let image = cache.import(Path::new("debian.tar"))?;
+//! println!("{} is at {}", image.digest, image.root.display());
+//! # Ok::<(), sandbox_fs::image::ImageError>(())
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The layer name used in errors about a `docker export` tarball.
+const TARBALL: &str = "tarball";
+/// The first two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The largest index or manifest blob read into memory.
+const MAX_JSON: u64 = 16 << 20;
+/// Layer media types that can be extracted (compression is detected from the bytes).
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+];
+/// Media types of image indexes (manifest lists).
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+/// How many indexes deep a manifest may be nested.
+const MAX_INDEX_DEPTH: usize = 4;
+/// Flags for opening a directory of the tree.
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
+
+/// A content-addressed cache of extracted container images, kept in one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCache {
+    dir: PathBuf,
+}
+
+/// An image present in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The image's digest, `sha256:<hex>`: that of a tarball's bytes, or of an OCI image's
+    /// manifest.
+    pub digest: String,
+    /// The extracted tree, usable as a read-only overlay lower layer.
+    pub root: PathBuf,
+    /// Whether this call extracted the tree (`false` when it was already in the cache, or when
+    /// a concurrent import put it there first).
+    pub extracted: bool,
+}
+
+/// Why an image could not be imported. Each variant names the image, and where relevant the
+/// entry or blob it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The image path does not exist or cannot be opened.
+    #[error("image {}: {source}", path.display())]
+    Missing {
+        /// The image path.
+        path: PathBuf,
+        /// Why it could not be used.
+        #[source]
+        source: io::Error,
+    },
+    /// The path is neither a tar archive nor an OCI image layout.
+    #[error("image {}: not an image: {reason}", path.display())]
+    NotAnImage {
+        /// The image path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The OCI layout's `index.json` or a manifest is malformed or names no usable manifest.
+    #[error("image {}: {}: {reason}", image.display(), file.display())]
+    InvalidOci {
+        /// The image (layout directory).
+        image: PathBuf,
+        /// The file at fault (`index.json` or a blob).
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A blob named by the image is not in its `blobs/` directory.
+    #[error("image {}: blob {} is missing", image.display(), blob.display())]
+    MissingBlob {
+        /// The image (layout directory).
+        image: PathBuf,
+        /// Where the blob should be.
+        blob: PathBuf,
+    },
+    /// A blob's (or the tarball's) sha256 is not the expected one.
+    #[error("image {}: {} has digest {actual}, expected {expected}", image.display(), blob.display())]
+    DigestMismatch {
+        /// The image.
+        image: PathBuf,
+        /// The blob (or the tarball itself).
+        blob: PathBuf,
+        /// The digest it should have.
+        expected: String,
+        /// The digest it has.
+        actual: String,
+    },
+    /// A layer's media type is not a plain or gzip-compressed tar (zstd, for instance).
+    #[error("image {}: layer {layer} has unsupported media type {media_type:?}", image.display())]
+    UnsupportedLayer {
+        /// The image (layout directory).
+        image: PathBuf,
+        /// The layer's digest.
+        layer: String,
+        /// Its media type.
+        media_type: String,
+    },
+    /// An entry would be written, or would point, outside the image's tree.
+    #[error("image {}: layer {layer}: entry {}: {reason}", image.display(), path.display())]
+    UnsafePath {
+        /// The image.
+        image: PathBuf,
+        /// The layer's digest, or `tarball`.
+        layer: String,
+        /// The entry's path as written in the archive.
+        path: PathBuf,
+        /// What is unsafe about it.
+        reason: String,
+    },
+    /// An entry cannot be extracted: unsupported type, malformed header, missing hard link
+    /// target…
+    #[error("image {}: layer {layer}: entry {}: {reason}", image.display(), path.display())]
+    BadEntry {
+        /// The image.
+        image: PathBuf,
+        /// The layer's digest, or `tarball`.
+        layer: String,
+        /// The entry's path as written in the archive.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Creating an entry in the tree failed.
+    #[error("image {}: layer {layer}: entry {}: {source}", image.display(), path.display())]
+    Extract {
+        /// The image.
+        image: PathBuf,
+        /// The layer's digest, or `tarball`.
+        layer: String,
+        /// The entry's path as written in the archive.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the image failed (I/O error, corrupt gzip or tar stream).
+    #[error("image {}: reading {}: {source}", image.display(), file.display())]
+    Read {
+        /// The image.
+        image: PathBuf,
+        /// The file being read (the tarball, `index.json` or a blob).
+        file: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The cache directory cannot be used.
+    #[error("image cache {}: {source}", path.display())]
+    Cache {
+        /// The path in the cache.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ImageCache {
+    /// A cache kept in `dir` (created when something is first imported).
+    pub fn new(dir: impl Into<PathBuf>) -> ImageCache {
+        ImageCache { dir: dir.into() }
+    }
+
+    /// The default cache directory: `/var/cache/sandbox/images` for root; otherwise
+    /// `$XDG_CACHE_HOME/sandbox/images` (when that is an absolute path) or
+    /// `$HOME/.cache/sandbox/images`.
+    pub fn default_dir() -> PathBuf {
+        let euid = nix::unistd::geteuid();
+        if euid.is_root() {
+            return PathBuf::from("/var/cache/sandbox/images");
+        }
+        if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
+            if Path::new(&xdg).is_absolute() {
+                return PathBuf::from(xdg).join("sandbox/images");
+            }
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            return PathBuf::from(home).join(".cache/sandbox/images");
+        }
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(euid) {
+            return user.dir.join(".cache/sandbox/images");
+        }
+        std::env::temp_dir().join(format!("sandbox-{euid}/images"))
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Imports `path` — a `docker export` tarball (plain or gzip-compressed) or an OCI image
+    /// layout directory — into the cache, once: later calls for the same image return the
+    /// cached tree without extracting it again.
+    ///
+    /// For an OCI layout holding several manifests, the one for `linux` on the host's
+    /// architecture is used; its layers are applied in order, whiteouts included, into one
+    /// tree. Ownership is taken from the archive only when running as root.
+    pub fn import(&self, path: &Path) -> Result<Imported, ImageError> {
+        let meta = fs::metadata(path).map_err(|source| ImageError::Missing {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if meta.is_dir() {
+            self.import_oci(path)
+        } else if meta.is_file() {
+            self.import_tarball(path)
+        } else {
+            Err(ImageError::NotAnImage {
+                path: path.to_path_buf(),
+                reason: "neither a regular file nor a directory".into(),
+            })
+        }
+    }
+
+    fn import_tarball(&self, image: &Path) -> Result<Imported, ImageError> {
+        let missing = |source| ImageError::Missing {
+            path: image.to_path_buf(),
+            source,
+        };
+        let canonical = fs::canonicalize(image).map_err(missing)?;
+        let mut file = File::open(&canonical).map_err(missing)?;
+        let stat = file.metadata().map_err(missing)?;
+        let key = ref_key(&canonical, &stat);
+        if let Some(hit) = self.lookup_ref(&key) {
+            return Ok(hit);
+        }
+
+        let read_error = |source| ImageError::Read {
+            image: image.to_path_buf(),
+            file: image.to_path_buf(),
+            source,
+        };
+        let mut hasher = Sha256::new();
+        io::copy(
+            &mut HashingReader {
+                inner: &file,
+                hasher: &mut hasher,
+            },
+            &mut io::sink(),
+        )
+        .map_err(read_error)?;
+        let hex = to_hex(&hasher.finalize());
+        let digest = format!("sha256:{hex}");
+        self.ensure_layout()?;
+        if let Some(root) = self.cached(&hex) {
+            self.write_ref(&key, &digest);
+            return Ok(Imported {
+                digest,
+                root,
+                extracted: false,
+            });
+        }
+
+        file.rewind().map_err(read_error)?;
+        let tmp = self.new_tmp()?;
+        let mut tree = tmp.tree()?;
+        let ctx = Ctx {
+            image,
+            layer: TARBALL,
+            blob: image,
+        };
+        let actual = tree.apply_blob(&file, &ctx, true)?;
+        if actual != hex {
+            // The file changed since it was hashed.
+            return Err(ImageError::DigestMismatch {
+                image: image.to_path_buf(),
+                blob: image.to_path_buf(),
+                expected: digest,
+                actual: format!("sha256:{actual}"),
+            });
+        }
+        tree.finish(&ctx)?;
+        drop(tree);
+        let (root, extracted) = self.publish(tmp, &hex)?;
+        self.write_ref(&key, &digest);
+        Ok(Imported {
+            digest,
+            root,
+            extracted,
+        })
+    }
+
+    fn import_oci(&self, image: &Path) -> Result<Imported, ImageError> {
+        let index_path = image.join("index.json");
+        if !image.join("oci-layout").is_file() || !index_path.is_file() {
+            return Err(ImageError::NotAnImage {
+                path: image.to_path_buf(),
+                reason: "a directory without `oci-layout` and `index.json`".into(),
+            });
+        }
+        let bytes = read_small(image, &index_path)?;
+        let index: Index = parse_json(image, &index_path, &bytes)?;
+        let (digest, manifest_path, bytes) = resolve(image, &index_path, &index.manifests, 0)?;
+        let hex = digest["sha256:".len()..].to_string();
+        if let Some(root) = self.cached(&hex) {
+            return Ok(Imported {
+                digest,
+                root,
+                extracted: false,
+            });
+        }
+
+        // Check every layer before extracting any.
+        let manifest: Manifest = parse_json(image, &manifest_path, &bytes)?;
+        let mut layers = Vec::with_capacity(manifest.layers.len());
+        for layer in &manifest.layers {
+            let layer_hex = check_digest(image, &manifest_path, &layer.digest)?;
+            if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
+                return Err(ImageError::UnsupportedLayer {
+                    image: image.to_path_buf(),
+                    layer: layer.digest.clone(),
+                    media_type: layer.media_type.clone(),
+                });
+            }
+            let blob = blob_path(image, layer_hex);
+            if !blob.is_file() {
+                return Err(ImageError::MissingBlob {
+                    image: image.to_path_buf(),
+                    blob,
+                });
+            }
+            layers.push((layer.digest.as_str(), layer_hex, blob));
+        }
+
+        self.ensure_layout()?;
+        let tmp = self.new_tmp()?;
+        let mut tree = tmp.tree()?;
+        for (layer, layer_hex, blob) in &layers {
+            let file = open_blob(image, blob)?;
+            let ctx = Ctx { image, layer, blob };
+            let actual = tree.apply_blob(&file, &ctx, false)?;
+            if actual != *layer_hex {
+                return Err(ImageError::DigestMismatch {
+                    image: image.to_path_buf(),
+                    blob: blob.clone(),
+                    expected: layer.to_string(),
+                    actual: format!("sha256:{actual}"),
+                });
+            }
+        }
+        tree.finish(&Ctx {
+            image,
+            layer: &digest,
+            blob: &manifest_path,
+        })?;
+        drop(tree);
+        let (root, extracted) = self.publish(tmp, &hex)?;
+        Ok(Imported {
+            digest,
+            root,
+            extracted,
+        })
+    }
+
+    /// `<dir>/sha256/<hex>/rootfs`, if it is there.
+    fn cached(&self, hex: &str) -> Option<PathBuf> {
+        let root = self.dir.join("sha256").join(hex).join("rootfs");
+        fs::symlink_metadata(&root)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|_| root)
+    }
+
+    /// The cached tree a tarball's ref points to, if both are there.
+    fn lookup_ref(&self, key: &str) -> Option<Imported> {
+        let text = fs::read_to_string(self.dir.join("refs").join(key)).ok()?;
+        let digest = text.trim();
+        let hex = digest.strip_prefix("sha256:").filter(|h| is_hex64(h))?;
+        let root = self.cached(hex)?;
+        Some(Imported {
+            digest: digest.to_string(),
+            root,
+            extracted: false,
+        })
+    }
+
+    /// Remembers a tarball's digest; best effort (failing only costs a hash next time).
+    fn write_ref(&self, key: &str, digest: &str) {
+        let refs = self.dir.join("refs");
+        let tmp = refs.join(format!(".{key}.{}", unique_suffix()));
+        let written =
+            fs::write(&tmp, format!("{digest}\n")).and_then(|()| fs::rename(&tmp, refs.join(key)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    fn ensure_layout(&self) -> Result<(), ImageError> {
+        for sub in ["", "sha256", "tmp", "refs"] {
+            let path = self.dir.join(sub);
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .map_err(|source| ImageError::Cache { path, source })?;
+        }
+        Ok(())
+    }
+
+    fn new_tmp(&self) -> Result<TmpDir, ImageError> {
+        let mut attempts = 0;
+        loop {
+            let path = self.dir.join("tmp").join(unique_suffix());
+            match DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(TmpDir { path: Some(path) }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
+                    attempts += 1
+                }
+                Err(source) => return Err(ImageError::Cache { path, source }),
+            }
+        }
+    }
+
+    /// Moves a complete tree into place; returns its root and whether it is ours.
+    fn publish(&self, mut tmp: TmpDir, hex: &str) -> Result<(PathBuf, bool), ImageError> {
+        let Some(path) = tmp.path.clone() else {
+            unreachable!("a TmpDir holds its path until dropped or published")
+        };
+        let dest = self.dir.join("sha256").join(hex);
+        let cache_error = |path: &Path, source| ImageError::Cache {
+            path: path.to_path_buf(),
+            source,
+        };
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .map_err(|e| cache_error(&path, e))?;
+        match fs::rename(&path, &dest) {
+            Ok(()) => {
+                tmp.path = None;
+                Ok((dest.join("rootfs"), true))
+            }
+            Err(source) => {
+                drop(tmp);
+                // A concurrent import got there first: use its tree.
+                match self.cached(hex) {
+                    Some(root) => Ok((root, false)),
+                    None => Err(cache_error(&dest, source)),
+                }
+            }
+        }
+    }
+}
+
+/// A directory under `<dir>/tmp`, removed (with everything in it) when dropped.
+struct TmpDir {
+    path: Option<PathBuf>,
+}
+
+impl TmpDir {
+    /// Creates `rootfs` in the directory and opens it for extraction.
+    fn tree(&self) -> Result<Tree, ImageError> {
+        let path = self.path.as_deref().unwrap_or(Path::new("")).join("rootfs");
+        Tree::create(&path).map_err(|source| ImageError::Cache { path, source })
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            remove_all(&path);
+        }
+    }
+}
+
+/// Removes a tree, making its directories writable first if need be (an image may hold
+/// read-only directories, which an unprivileged user cannot empty).
+fn remove_all(path: &Path) {
+    if fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    fn make_writable(path: &Path) {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return;
+        };
+        if !meta.is_dir() {
+            return;
+        }
+        if meta.permissions().mode() & 0o700 != 0o700 {
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+        }
+        if let Ok(entries) = fs::read_dir(path) {
+            for entry in entries.flatten() {
+                make_writable(&entry.path());
+            }
+        }
+    }
+    make_writable(path);
+    let _ = fs::remove_dir_all(path);
+}
+
+/// A name that no other import, in this process or another, is using.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The key of a tarball's ref: a hash of what identifies the file's current contents.
+fn ref_key(canonical: &Path, stat: &fs::Metadata) -> String {
+    let mtime_ns = i128::from(stat.mtime()) * 1_000_000_000 + i128::from(stat.mtime_nsec());
+    let mut h = Sha256::new();
+    h.update(b"sandbox-image-ref-v1\0");
+    h.update(canonical.as_os_str().as_bytes());
+    h.update([0]);
+    h.update(stat.dev().to_le_bytes());
+    h.update(stat.ino().to_le_bytes());
+    h.update(stat.size().to_le_bytes());
+    h.update(mtime_ns.to_le_bytes());
+    to_hex(&h.finalize())
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A reader that hashes what it reads.
+struct HashingReader<'a> {
+    inner: &'a File,
+    hasher: &'a mut Sha256,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OCI image layouts.
+
+/// An OCI content descriptor (the fields used here).
+#[derive(Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    layers: Vec<Descriptor>,
+}
+
+/// The host's architecture as OCI platforms spell it.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// Follows the descriptors of an index down to one image manifest: the only one, or the one
+/// for linux on this architecture. Returns its digest, blob path and (verified) bytes.
+fn resolve(
+    image: &Path,
+    referrer: &Path,
+    descriptors: &[Descriptor],
+    depth: usize,
+) -> Result<(String, PathBuf, Vec<u8>), ImageError> {
+    let invalid = |reason: String| ImageError::InvalidOci {
+        image: image.to_path_buf(),
+        file: referrer.to_path_buf(),
+        reason,
+    };
+    let chosen = match descriptors {
+        [] => return Err(invalid("lists no manifests".into())),
+        [only] => only,
+        several => several
+            .iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
+            })
+            .or_else(|| {
+                // Several names for one manifest (tags) are fine.
+                let first = &several[0];
+                several
+                    .iter()
+                    .all(|d| d.digest == first.digest)
+                    .then_some(first)
+            })
+            .ok_or_else(|| invalid(format!("lists no manifest for linux/{}", host_arch())))?,
+    };
+    let hex = check_digest(image, referrer, &chosen.digest)?;
+    let path = blob_path(image, hex);
+    let bytes = read_small(image, &path)?;
+    let actual = to_hex(&Sha256::digest(&bytes));
+    if actual != hex {
+        return Err(ImageError::DigestMismatch {
+            image: image.to_path_buf(),
+            blob: path,
+            expected: chosen.digest.clone(),
+            actual: format!("sha256:{actual}"),
+        });
+    }
+    let value: serde_json::Value = parse_json(image, &path, &bytes)?;
+    let nested = INDEX_TYPES.contains(&chosen.media_type.as_str())
+        || (value.get("manifests").is_some() && value.get("layers").is_none());
+    if !nested {
+        return Ok((chosen.digest.clone(), path, bytes));
+    }
+    if depth >= MAX_INDEX_DEPTH {
+        return Err(ImageError::InvalidOci {
+            image: image.to_path_buf(),
+            file: path,
+            reason: "indexes nested too deeply".into(),
+        });
+    }
+    let index: Index = parse_json(image, &path, &bytes)?;
+    resolve(image, &path, &index.manifests, depth + 1)
+}
+
+/// The hex part of a `sha256:<hex>` digest found in `file`.
+fn check_digest<'d>(image: &Path, file: &Path, digest: &'d str) -> Result<&'d str, ImageError> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|hex| is_hex64(hex))
+        .ok_or_else(|| ImageError::InvalidOci {
+            image: image.to_path_buf(),
+            file: file.to_path_buf(),
+            reason: format!("unsupported or malformed digest {digest:?}"),
+        })
+}
+
+fn blob_path(image: &Path, hex: &str) -> PathBuf {
+    image.join("blobs/sha256").join(hex)
+}
+
+fn open_blob(image: &Path, blob: &Path) -> Result<File, ImageError> {
+    File::open(blob).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            ImageError::MissingBlob {
+                image: image.to_path_buf(),
+                blob: blob.to_path_buf(),
+            }
+        } else {
+            ImageError::Read {
+                image: image.to_path_buf(),
+                file: blob.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// Reads `index.json` or a manifest blob, refusing absurd sizes.
+fn read_small(image: &Path, file: &Path) -> Result<Vec<u8>, ImageError> {
+    let mut bytes = Vec::new();
+    open_blob(image, file)?
+        .take(MAX_JSON + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ImageError::Read {
+            image: image.to_path_buf(),
+            file: file.to_path_buf(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_JSON {
+        return Err(ImageError::InvalidOci {
+            image: image.to_path_buf(),
+            file: file.to_path_buf(),
+            reason: format!("larger than {MAX_JSON} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    image: &Path,
+    file: &Path,
+    bytes: &[u8],
+) -> Result<T, ImageError> {
+    serde_json::from_slice(bytes).map_err(|e| ImageError::InvalidOci {
+        image: image.to_path_buf(),
+        file: file.to_path_buf(),
+        reason: format!("invalid JSON: {e}"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extraction.
+
+/// What errors about the layer being extracted should name.
+struct Ctx<'a> {
+    image: &'a Path,
+    layer: &'a str,
+    blob: &'a Path,
+}
+
+fn bytes_path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+impl Ctx<'_> {
+    fn unsafe_path(&self, path: &[u8], reason: impl Into<String>) -> ImageError {
+        ImageError::UnsafePath {
+            image: self.image.to_path_buf(),
+            layer: self.layer.to_string(),
+            path: bytes_path(path),
+            reason: reason.into(),
+        }
+    }
+
+    fn bad(&self, path: &[u8], reason: impl Into<String>) -> ImageError {
+        ImageError::BadEntry {
+            image: self.image.to_path_buf(),
+            layer: self.layer.to_string(),
+            path: bytes_path(path),
+            reason: reason.into(),
+        }
+    }
+
+    fn io(&self, path: &[u8], source: io::Error) -> ImageError {
+        ImageError::Extract {
+            image: self.image.to_path_buf(),
+            layer: self.layer.to_string(),
+            path: bytes_path(path),
+            source,
+        }
+    }
+
+    /// A failed system call on behalf of entry `path`: resolution errors caused by a symbolic
+    /// link (`ELOOP`) or by leaving the tree (`EXDEV`) make the entry unsafe.
+    fn errno(&self, path: &[u8], e: Errno) -> ImageError {
+        match e {
+            Errno::ELOOP | Errno::EXDEV => self.unsafe_path(path, "goes through a symbolic link"),
+            e => self.io(path, e.into()),
+        }
+    }
+
+    fn read(&self, source: io::Error) -> ImageError {
+        ImageError::Read {
+            image: self.image.to_path_buf(),
+            file: self.blob.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// An entry's path relative to the tree's root: `/`-separated, without empty, `.` or `..`
+/// components (empty for the root itself).
+fn normalise(raw: &[u8]) -> Result<Vec<u8>, &'static str> {
+    if raw.contains(&0) {
+        return Err("has a NUL byte");
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for component in raw.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => return Err("has a `..` component"),
+            name => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a normalised path into its parent and last component.
+fn split(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (&[], rel),
+    }
+}
+
+fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut path = parent.to_vec();
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    path
+}
+
+/// Records that the current layer holds `rel` and, implicitly, its ancestors.
+fn mark(created: &mut HashSet<Vec<u8>>, rel: &[u8]) {
+    let mut path = rel;
+    while !path.is_empty() && created.insert(path.to_vec()) {
+        path = split(path).0;
+    }
+}
+
+/// Whether a relative symbolic link target, resolved lexically from directory `dir`, climbs
+/// above the root.
+fn climbs_out(dir: &[u8], target: &[u8]) -> bool {
+    let mut depth = dir.split(|&b| b == b'/').filter(|c| !c.is_empty()).count();
+    for component in target.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." if depth == 0 => return true,
+            b".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// `openat2(dir, path, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`:
+/// opens `path` only if resolving it stays beneath `dir` and meets no symbolic link.
+fn openat2_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: OFlag) -> Result<OwnedFd, Errno> {
+    // SAFETY: `open_how` is three integers (and `#[non_exhaustive]`, so not constructible
+    // here): all zeroes is a valid value, the one the kernel expects for unused fields.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = u64::from(flags.bits().unsigned_abs());
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let mut retries = 0;
+    loop {
+        // SAFETY: `path` is a NUL-terminated string and `how` an initialised `open_how` whose
+        // size is passed along; both outlive the call, which only reads them. The kernel
+        // returns a new file descriptor or -1.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if ret >= 0 {
+            let fd = RawFd::try_from(ret).map_err(|_| Errno::EBADF)?;
+            // SAFETY: `fd` was just returned by openat2: it is open and owned by nobody else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        match Errno::last() {
+            // EAGAIN: a concurrent rename somewhere in the filesystem; try again.
+            Errno::EINTR | Errno::EAGAIN if retries < 64 => retries += 1,
+            e => return Err(e),
+        }
+    }
+}
+
+fn is_dir(stat: &FileStat) -> bool {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
+fn is_symlink(dir: &OwnedFd, name: &[u8]) -> bool {
+    nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK)
+}
+
+/// The names in a directory, except `.` and `..`.
+fn list_dir(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut stream = nix::dir::Dir::openat(dir, c".", DIR_FLAGS, Mode::empty())?;
+    let mut names = Vec::new();
+    for entry in stream.iter() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Removes `name` in `dir`, recursively, never following a symbolic link.
+fn remove_tree_at(dir: &OwnedFd, name: &[u8]) -> Result<(), Errno> {
+    let stat = match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if is_dir(&stat) {
+        let sub = nix::fcntl::openat(dir, name, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty())?;
+        for child in list_dir(&sub)? {
+            remove_tree_at(&sub, &child)?;
+        }
+        nix::unistd::unlinkat(dir, name, UnlinkatFlags::RemoveDir)
+    } else {
+        nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+    }
+}
+
+/// An entry's metadata, from its tar header.
+#[derive(Clone, Copy)]
+struct Meta {
+    mode: u32,
+    mtime: i64,
+    uid: u32,
+    gid: u32,
+}
+
+impl Meta {
+    fn from_header(header: &tar::Header) -> io::Result<Meta> {
+        let id = |v: u64| {
+            u32::try_from(v).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "id too large"))
+        };
+        Ok(Meta {
+            mode: header.mode()? & 0o7777,
+            mtime: i64::try_from(header.mtime()?).unwrap_or(i64::MAX),
+            uid: id(header.uid()?)?,
+            gid: id(header.gid()?)?,
+        })
+    }
+
+    fn mode(&self) -> Mode {
+        Mode::from_bits_truncate(self.mode)
+    }
+
+    fn time(&self) -> TimeSpec {
+        TimeSpec::new(self.mtime, 0)
+    }
+
+    fn dir(&self) -> DirMeta {
+        DirMeta {
+            mode: self.mode,
+            mtime: Some(self.mtime),
+            owner: Some((self.uid, self.gid)),
+        }
+    }
+}
+
+/// What a directory gets once every layer has been extracted (directories stay `0700` until
+/// then, so that they can be filled whatever their final mode, and their times are set last).
+#[derive(Clone, Copy)]
+struct DirMeta {
+    mode: u32,
+    mtime: Option<i64>,
+    owner: Option<(u32, u32)>,
+}
+
+/// A directory the archive does not describe (the root, or a missing parent).
+const IMPLICIT_DIR: DirMeta = DirMeta {
+    mode: 0o755,
+    mtime: None,
+    owner: None,
+};
+
+/// A tree being extracted.
+struct Tree {
+    root: OwnedFd,
+    as_root: bool,
+    dirs: BTreeMap<Vec<u8>, DirMeta>,
+    buf: Vec<u8>,
+}
+
+impl Tree {
+    fn create(path: &Path) -> io::Result<Tree> {
+        DirBuilder::new().mode(0o700).create(path)?;
+        let root = nix::fcntl::open(path, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty())?;
+        Ok(Tree {
+            root,
+            as_root: nix::unistd::geteuid().is_root(),
+            dirs: BTreeMap::from([(Vec::new(), IMPLICIT_DIR)]),
+            buf: vec![0; 128 << 10],
+        })
+    }
+
+    /// Opens directory `rel` beneath the root, following no symbolic link.
+    fn open_dir(&self, rel: &[u8]) -> Result<OwnedFd, Errno> {
+        let path = if rel.is_empty() {
+            c".".to_owned()
+        } else {
+            CString::new(rel).map_err(|_| Errno::EINVAL)?
+        };
+        match openat2_beneath(self.root.as_fd(), &path, DIR_FLAGS) {
+            // No openat2 (Linux < 5.6): walk down one component at a time instead.
+            Err(Errno::ENOSYS) => self.walk(rel, &mut None),
+            other => other,
+        }
+    }
+
+    /// Opens directory `rel`, creating what is missing of it.
+    fn ensure_dir(&mut self, rel: &[u8]) -> Result<OwnedFd, Errno> {
+        match self.open_dir(rel) {
+            Err(Errno::ENOENT) => {
+                let mut made = Some(Vec::new());
+                let fd = self.walk(rel, &mut made);
+                for dir in made.unwrap_or_default() {
+                    self.dirs.entry(dir).or_insert(IMPLICIT_DIR);
+                }
+                fd
+            }
+            other => other,
+        }
+    }
+
+    /// Opens directory `rel` one component at a time with `O_NOFOLLOW`; when `made` is
+    /// `Some`, creates missing components and records them there.
+    fn walk(&self, rel: &[u8], made: &mut Option<Vec<Vec<u8>>>) -> Result<OwnedFd, Errno> {
+        let mut dir = nix::fcntl::openat(&self.root, c".", DIR_FLAGS, Mode::empty())?;
+        let mut path = Vec::new();
+        for name in rel.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            path = join(&path, name);
+            let flags = DIR_FLAGS | OFlag::O_NOFOLLOW;
+            dir = match nix::fcntl::openat(&dir, name, flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if made.is_some() => {
+                    match nix::sys::stat::mkdirat(&dir, name, Mode::S_IRWXU) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(e),
+                    }
+                    if let Some(made) = made {
+                        made.push(path.clone());
+                    }
+                    nix::fcntl::openat(&dir, name, flags, Mode::empty())?
+                }
+                Err(Errno::ENOTDIR | Errno::ELOOP) if is_symlink(&dir, name) => {
+                    return Err(Errno::ELOOP)
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(dir)
+    }
+
+    /// Forgets what was recorded about directory `rel` and those beneath it (removed).
+    fn forget(&mut self, rel: &[u8]) {
+        if rel.is_empty() {
+            return;
+        }
+        self.dirs.remove(rel);
+        let mut low = rel.to_vec();
+        low.push(b'/');
+        let mut high = rel.to_vec();
+        high.push(b'/' + 1);
+        let doomed: Vec<Vec<u8>> = self.dirs.range(low..high).map(|(k, _)| k.clone()).collect();
+        for dir in doomed {
+            self.dirs.remove(&dir);
+        }
+    }
+
+    /// Makes room for entry `name` in `dir`: removes what is there, except a directory when
+    /// `keep_dir` (a directory over a directory keeps its contents). Returns whether a
+    /// directory was kept.
+    fn clear(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        rel: &[u8],
+        keep_dir: bool,
+    ) -> Result<bool, Errno> {
+        match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+            Ok(stat) if is_dir(&stat) => {
+                if keep_dir {
+                    return Ok(true);
+                }
+                remove_tree_at(dir, name)?;
+                self.forget(rel);
+                Ok(false)
+            }
+            Ok(_) => nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map(|()| false),
+        }
+    }
+
+    /// Extracts a layer (or a tarball) read from `file`, plain or gzip; returns the hex sha256
+    /// of all of `file`'s bytes.
+    fn apply_blob(
+        &mut self,
+        file: &File,
+        ctx: &Ctx<'_>,
+        tarball: bool,
+    ) -> Result<String, ImageError> {
+        let mut hasher = Sha256::new();
+        {
+            let mut reader = BufReader::with_capacity(
+                256 << 10,
+                HashingReader {
+                    inner: file,
+                    hasher: &mut hasher,
+                },
+            );
+            let gzip = reader
+                .fill_buf()
+                .map_err(|e| ctx.read(e))?
+                .starts_with(&GZIP_MAGIC);
+            let stream: Box<dyn Read + '_> = if gzip {
+                Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+            } else {
+                Box::new(reader)
+            };
+            self.apply(&mut tar::Archive::new(stream), ctx, tarball)?;
+        }
+        // Hash what follows the end of the archive too.
+        io::copy(
+            &mut HashingReader {
+                inner: file,
+                hasher: &mut hasher,
+            },
+            &mut io::sink(),
+        )
+        .map_err(|e| ctx.read(e))?;
+        Ok(to_hex(&hasher.finalize()))
+    }
+
+    fn apply<R: Read>(
+        &mut self,
+        archive: &mut tar::Archive<R>,
+        ctx: &Ctx<'_>,
+        tarball: bool,
+    ) -> Result<(), ImageError> {
+        let not_a_tar = |reason: String| ImageError::NotAnImage {
+            path: ctx.image.to_path_buf(),
+            reason,
+        };
+        // Paths the current layer holds, which its opaque markers must spare.
+        let mut created = HashSet::new();
+        let mut seen = false;
+        let entries = archive.entries().map_err(|e| ctx.read(e))?;
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if tarball && !seen => {
+                    return Err(not_a_tar(format!("not a tar archive: {e}")))
+                }
+                Err(e) => return Err(ctx.read(e)),
+            };
+            seen = true;
+            self.entry(&mut entry, ctx, &mut created)?;
+        }
+        if tarball && !seen {
+            return Err(not_a_tar("the archive has no entries".into()));
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        ctx: &Ctx<'_>,
+        created: &mut HashSet<Vec<u8>>,
+    ) -> Result<(), ImageError> {
+        use tar::EntryType as T;
+        let raw = entry.path_bytes().into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let rel =
+            normalise(&raw).map_err(|why| ctx.unsafe_path(&raw, format!("the path {why}")))?;
+        let (parent, name) = split(&rel);
+        if let Some(hidden) = name.strip_prefix(b".wh.") {
+            mark(created, parent);
+            return self.whiteout(parent, hidden, &raw, ctx, created);
+        }
+        if matches!(kind, T::Char | T::Block) {
+            // The sandbox gets its own /dev.
+            return Ok(());
+        }
+        let meta = Meta::from_header(entry.header())
+            .map_err(|e| ctx.bad(&raw, format!("malformed header: {e}")))?;
+        if rel.is_empty() {
+            if kind != T::Directory {
+                return Err(ctx.bad(&raw, "the root of the image can only be a directory"));
+            }
+            self.dirs.insert(Vec::new(), meta.dir());
+            return Ok(());
+        }
+        mark(created, &rel);
+        let fail = |e: Errno| ctx.errno(&raw, e);
+        let dir = self.ensure_dir(parent).map_err(fail)?;
+        match kind {
+            T::Directory => {
+                if !self.clear(&dir, name, &rel, true).map_err(fail)? {
+                    nix::sys::stat::mkdirat(&dir, name, Mode::S_IRWXU).map_err(fail)?;
+                }
+                self.dirs.insert(rel, meta.dir());
+                Ok(())
+            }
+            T::Regular | T::Continuous => self.file(&dir, name, &rel, meta, entry, ctx, &raw),
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| ctx.bad(&raw, "symbolic link without a target"))?;
+                if target.contains(&0) {
+                    return Err(ctx.bad(&raw, "symbolic link target has a NUL byte"));
+                }
+                if !target.starts_with(b"/") && climbs_out(parent, &target) {
+                    return Err(ctx.unsafe_path(&raw, "symbolic link points out of the image"));
+                }
+                self.clear(&dir, name, &rel, false).map_err(fail)?;
+                nix::unistd::symlinkat(target.as_slice(), &dir, name).map_err(fail)?;
+                self.finish_at(&dir, name, meta, false).map_err(fail)
+            }
+            T::Link => self.hard_link(&dir, name, &rel, entry, ctx, &raw),
+            T::Fifo => {
+                self.clear(&dir, name, &rel, false).map_err(fail)?;
+                nix::sys::stat::mknodat(
+                    &dir,
+                    name,
+                    SFlag::S_IFIFO,
+                    Mode::S_IRUSR | Mode::S_IWUSR,
+                    0,
+                )
+                .map_err(fail)?;
+                self.finish_at(&dir, name, meta, true).map_err(fail)
+            }
+            other => Err(ctx.bad(&raw, format!("unsupported entry type {other:?}"))),
+        }
+    }
+
+    /// Applies whiteout `<parent>/.wh.<hidden>`.
+    fn whiteout(
+        &mut self,
+        parent: &[u8],
+        hidden: &[u8],
+        raw: &[u8],
+        ctx: &Ctx<'_>,
+        created: &HashSet<Vec<u8>>,
+    ) -> Result<(), ImageError> {
+        let fail = |e: Errno| ctx.errno(raw, e);
+        if hidden == b".wh..opq" {
+            // Opaque directory: hide everything earlier layers put in it.
+            let dir = self.ensure_dir(parent).map_err(fail)?;
+            return self.prune(&dir, parent, created).map_err(fail);
+        }
+        if hidden.starts_with(b".wh.") {
+            // Other AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`): nothing to apply.
+            return Ok(());
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(ctx.unsafe_path(raw, "whiteout of an invalid name"));
+        }
+        let target = join(parent, hidden);
+        if created.contains(&target) {
+            // Whiteouts hide what earlier layers hold, not what this one does.
+            return Ok(());
+        }
+        let dir = match self.open_dir(parent) {
+            Ok(dir) => dir,
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(fail(e)),
+        };
+        remove_tree_at(&dir, hidden).map_err(fail)?;
+        self.forget(&target);
+        Ok(())
+    }
+
+    /// Removes what is in `dir` (at `rel`) and not held by the current layer, recursing into
+    /// the directories it holds.
+    fn prune(
+        &mut self,
+        dir: &OwnedFd,
+        rel: &[u8],
+        created: &HashSet<Vec<u8>>,
+    ) -> Result<(), Errno> {
+        for name in list_dir(dir)? {
+            let child = join(rel, &name);
+            if !created.contains(&child) {
+                remove_tree_at(dir, &name)?;
+                self.forget(&child);
+                continue;
+            }
+            let stat = nix::sys::stat::fstatat(dir, name.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            if is_dir(&stat) {
+                let sub = nix::fcntl::openat(
+                    dir,
+                    name.as_slice(),
+                    DIR_FLAGS | OFlag::O_NOFOLLOW,
+                    Mode::empty(),
+                )?;
+                self.prune(&sub, &child, created)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn file<R: Read>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        rel: &[u8],
+        meta: Meta,
+        entry: &mut tar::Entry<'_, R>,
+        ctx: &Ctx<'_>,
+        raw: &[u8],
+    ) -> Result<(), ImageError> {
+        let fail = |e: Errno| ctx.errno(raw, e);
+        self.clear(dir, name, rel, false).map_err(fail)?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut file = File::from(
+            nix::fcntl::openat(dir, name, flags, Mode::S_IRUSR | Mode::S_IWUSR).map_err(fail)?,
+        );
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ctx.read(e)),
+            };
+            file.write_all(&self.buf[..n]).map_err(|e| ctx.io(raw, e))?;
+        }
+        if self.as_root {
+            let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
+            nix::unistd::fchown(&file, Some(uid), Some(gid)).map_err(fail)?;
+        }
+        // After chown, which clears set-user-ID and set-group-ID.
+        nix::sys::stat::fchmod(&file, meta.mode()).map_err(fail)?;
+        nix::sys::stat::futimens(&file, &meta.time(), &meta.time()).map_err(fail)
+    }
+
+    fn hard_link<R: Read>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        rel: &[u8],
+        entry: &tar::Entry<'_, R>,
+        ctx: &Ctx<'_>,
+        raw: &[u8],
+    ) -> Result<(), ImageError> {
+        let fail = |e: Errno| ctx.errno(raw, e);
+        let raw_target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .ok_or_else(|| ctx.bad(raw, "hard link without a target"))?;
+        let shown = String::from_utf8_lossy(&raw_target).into_owned();
+        let target = normalise(&raw_target)
+            .map_err(|why| ctx.unsafe_path(raw, format!("hard link target {shown:?} {why}")))?;
+        if target.is_empty() {
+            return Err(ctx.bad(raw, "hard link to the root of the image"));
+        }
+        let missing = || ctx.bad(raw, format!("hard link target {shown:?} does not exist"));
+        let (target_parent, target_name) = split(&target);
+        let target_dir = match self.open_dir(target_parent) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Err(missing()),
+            Err(e) => return Err(fail(e)),
+        };
+        match nix::sys::stat::fstatat(&target_dir, target_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => return Err(missing()),
+            Err(e) => return Err(fail(e)),
+            Ok(stat) if is_dir(&stat) => {
+                return Err(ctx.bad(raw, format!("hard link target {shown:?} is a directory")))
+            }
+            Ok(_) if target == rel => return Ok(()),
+            Ok(_) => {}
+        }
+        self.clear(dir, name, rel, false).map_err(fail)?;
+        nix::unistd::linkat(&target_dir, target_name, dir, name, AtFlags::empty()).map_err(fail)
+    }
+
+    /// Sets the ownership (as root), mode (unless a symbolic link) and times of `name`, just
+    /// created in `dir`, without following it.
+    fn finish_at(
+        &self,
+        dir: &OwnedFd,
+        name: &[u8],
+        meta: Meta,
+        set_mode: bool,
+    ) -> Result<(), Errno> {
+        if self.as_root {
+            let (uid, gid) = (Uid::from_raw(meta.uid), Gid::from_raw(meta.gid));
+            nix::unistd::fchownat(
+                dir,
+                name,
+                Some(uid),
+                Some(gid),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        if set_mode {
+            // Linux cannot change a symbolic link's mode, so AT_SYMLINK_NOFOLLOW is not
+            // available; `name` was just created (as a FIFO) in a directory only we write to.
+            nix::sys::stat::fchmodat(dir, name, meta.mode(), FchmodatFlags::FollowSymlink)?;
+        }
+        let time = meta.time();
+        nix::sys::stat::utimensat(dir, name, &time, &time, UtimensatFlags::NoFollowSymlink)
+    }
+
+    /// Gives every directory its final ownership, mode and time, deepest first.
+    fn finish(&mut self, ctx: &Ctx<'_>) -> Result<(), ImageError> {
+        let dirs = std::mem::take(&mut self.dirs);
+        for (rel, meta) in dirs.iter().rev() {
+            let fail = |e: Errno| ctx.errno(rel, e);
+            let dir = match self.open_dir(rel) {
+                Ok(dir) => dir,
+                // Replaced or removed by a later entry.
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
+                Err(e) => return Err(fail(e)),
+            };
+            if let (true, Some((uid, gid))) = (self.as_root, meta.owner) {
+                nix::unistd::fchown(&dir, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                    .map_err(fail)?;
+            }
+            nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(meta.mode)).map_err(fail)?;
+            if let Some(mtime) = meta.mtime {
+                let time = TimeSpec::new(mtime, 0);
+                nix::sys::stat::futimens(&dir, &time, &time).map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+    use tar::EntryType;
+
+    const MTIME: u64 = 1_600_000_000;
+
+    /// A tar entry to build.
+    enum E<'a> {
+        Dir(&'a str, u32),
+        File(&'a str, u32, &'a [u8]),
+        Sym(&'a str, &'a str),
+        Hard(&'a str, &'a str),
+        Fifo(&'a str, u32),
+        Chr(&'a str),
+    }
+
+    /// A header whose names are written as is (the builder would refuse `..`).
+    fn header(kind: EntryType, name: &str, link: &str, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(MTIME);
+        h.set_uid(1234);
+        h.set_gid(5678);
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        h
+    }
+
+    fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let (h, data): (tar::Header, &[u8]) = match *e {
+                E::Dir(n, m) => (header(EntryType::Directory, n, "", m, 0), b""),
+                E::File(n, m, d) => (header(EntryType::Regular, n, "", m, d.len() as u64), d),
+                E::Sym(n, t) => (header(EntryType::Symlink, n, t, 0o777, 0), b""),
+                E::Hard(n, t) => (header(EntryType::Link, n, t, 0o644, 0), b""),
+                E::Fifo(n, m) => (header(EntryType::Fifo, n, "", m, 0), b""),
+                E::Chr(n) => (header(EntryType::Char, n, "", 0o666, 0), b""),
+            };
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        format!("sha256:{}", to_hex(&Sha256::digest(bytes)))
+    }
+
+    fn put_blob(layout: &Path, bytes: &[u8]) -> String {
+        let digest = sha(bytes);
+        let dir = layout.join("blobs/sha256");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(&digest[7..]), bytes).unwrap();
+        digest
+    }
+
+    fn blob_of(layout: &Path, digest: &str) -> PathBuf {
+        layout.join("blobs/sha256").join(&digest[7..])
+    }
+
+    const GZ_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+    /// Writes a manifest for `layers` (media type, bytes); returns its digest.
+    fn put_manifest(layout: &Path, layers: &[(&str, Vec<u8>)]) -> (String, Vec<String>) {
+        let config = put_blob(layout, br#"{"architecture":"amd64","os":"linux"}"#);
+        let mut descs = Vec::new();
+        let mut digests = Vec::new();
+        for (media_type, bytes) in layers {
+            let digest = put_blob(layout, bytes);
+            descs.push(serde_json::json!({
+                "mediaType": media_type, "digest": digest, "size": bytes.len()
+            }));
+            digests.push(digest);
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": descs,
+        });
+        (put_blob(layout, manifest.to_string().as_bytes()), digests)
+    }
+
+    fn write_index(layout: &Path, manifests: serde_json::Value) {
+        fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+        fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    }
+
+    /// An OCI layout with one manifest; returns its digest and the layers' digests.
+    fn oci(layout: &Path, layers: &[(&str, Vec<u8>)]) -> (String, Vec<String>) {
+        fs::create_dir_all(layout).unwrap();
+        let (manifest, digests) = put_manifest(layout, layers);
+        write_index(
+            layout,
+            serde_json::json!([{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest, "size": 1,
+                "platform": {"architecture": host_arch(), "os": "linux"},
+            }]),
+        );
+        (manifest, digests)
+    }
+
+    /// Nothing half-extracted anywhere in the cache.
+    fn assert_clean(cache: &Path) {
+        for sub in ["tmp", "sha256"] {
+            let dir = cache.join(sub);
+            if dir.exists() {
+                let left: Vec<_> = fs::read_dir(&dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+                assert!(left.is_empty(), "leftovers in {}: {left:?}", dir.display());
+            }
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn all_paths(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            out.push(e.path());
+            if e.file_type().unwrap().is_dir() {
+                all_paths(&e.path(), out);
+            }
+        }
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    fn rootfs_tar(tool: &[u8]) -> Vec<u8> {
+        tar_of(&[
+            E::Dir("./", 0o755),
+            E::Dir("./bin/", 0o755),
+            E::File("./bin/tool", 0o4755, tool),
+            E::Dir("etc/", 0o750),
+            E::File("/etc/passwd", 0o644, b"root:x:0:0::/root:/bin/sh\n"),
+            E::File("etc/motd", 0o644, b"old"),
+            E::File("etc/motd", 0o600, b"new"),
+            E::Sym("bin/sh", "/bin/tool"),
+            E::Sym("etc/rel", "../bin/tool"),
+            E::Hard("bin/tool2", "./bin/tool"),
+            E::Fifo("etc/fifo", 0o620),
+            E::Dir("dev/", 0o755),
+            E::Chr("dev/null"),
+            E::Dir("x/", 0o755),
+            E::File("x/y", 0o644, b"y"),
+            E::File("x", 0o644, b"now a file"),
+            E::File("deep/implicit/file", 0o644, b"parents not in the archive"),
+            E::Dir("ro/", 0o555),
+            E::File("ro/f", 0o444, b"read-only"),
+            E::Dir("ro/sub/", 0o500),
+            E::File("ro/sub/g", 0o400, b"g"),
+            E::Dir("etc/", 0o711),
+        ])
+    }
+
+    #[test]
+    fn tarball_imports_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("rootfs.tar");
+        let bytes = rootfs_tar(b"#!/bin/sh\n");
+        fs::write(&tarball, &bytes).unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+
+        let img = cache.import(&tarball).unwrap();
+        assert!(img.extracted);
+        assert_eq!(img.digest, sha(&bytes));
+        assert_eq!(
+            img.root,
+            cache
+                .dir()
+                .join("sha256")
+                .join(&img.digest[7..])
+                .join("rootfs")
+        );
+        let r = &img.root;
+        assert_eq!(fs::read(r.join("bin/tool")).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(mode(&r.join("bin/tool")), 0o4755);
+        assert_eq!(mode(&r.join("etc/passwd")), 0o644);
+        assert_eq!(fs::read(r.join("etc/motd")).unwrap(), b"new");
+        assert_eq!(mode(&r.join("etc/motd")), 0o600);
+        assert_eq!(
+            mode(&r.join("etc")),
+            0o711,
+            "a directory over a directory takes the new mode"
+        );
+        assert_eq!(mode(r), 0o755);
+        assert_eq!(
+            fs::read_link(r.join("bin/sh")).unwrap(),
+            Path::new("/bin/tool")
+        );
+        assert_eq!(
+            fs::read_link(r.join("etc/rel")).unwrap(),
+            Path::new("../bin/tool")
+        );
+        let tool = fs::metadata(r.join("bin/tool")).unwrap();
+        let tool2 = fs::metadata(r.join("bin/tool2")).unwrap();
+        assert_eq!((tool.ino(), tool.nlink()), (tool2.ino(), 2));
+        let fifo = fs::symlink_metadata(r.join("etc/fifo")).unwrap();
+        assert!(fifo.file_type().is_fifo());
+        assert_eq!(mode(&r.join("etc/fifo")), 0o620);
+        assert!(names(&r.join("dev")).is_empty(), "devices are skipped");
+        assert_eq!(fs::read(r.join("x")).unwrap(), b"now a file");
+        assert_eq!(
+            fs::read(r.join("deep/implicit/file")).unwrap(),
+            b"parents not in the archive"
+        );
+        assert_eq!(mode(&r.join("deep/implicit")), 0o755);
+        // Directory modes are applied last, so read-only directories can be filled.
+        assert_eq!(
+            (mode(&r.join("ro")), mode(&r.join("ro/sub"))),
+            (0o555, 0o500)
+        );
+        assert_eq!(fs::read(r.join("ro/f")).unwrap(), b"read-only");
+        assert_eq!(mode(&r.join("ro/sub/g")), 0o400);
+        for p in ["bin/tool", "etc", "etc/motd", "bin"] {
+            assert_eq!(
+                fs::symlink_metadata(r.join(p)).unwrap().mtime(),
+                MTIME as i64,
+                "{p}"
+            );
+        }
+        assert_eq!(
+            fs::symlink_metadata(r.join("bin/sh")).unwrap().mtime(),
+            MTIME as i64
+        );
+        if is_root() {
+            for p in ["bin/tool", "bin/sh", "etc", "etc/fifo"] {
+                let m = fs::symlink_metadata(r.join(p)).unwrap();
+                assert_eq!((m.uid(), m.gid()), (1234, 5678), "{p}");
+            }
+        }
+
+        let inode = fs::metadata(r).unwrap().ino();
+        let again = cache.import(&tarball).unwrap();
+        assert!(!again.extracted);
+        assert_eq!((&again.digest, &again.root), (&img.digest, &img.root));
+        assert_eq!(fs::metadata(&again.root).unwrap().ino(), inode);
+        assert_eq!(fs::read_dir(cache.dir().join("refs")).unwrap().count(), 1);
+        assert_clean_tmp(cache.dir());
+    }
+
+    fn assert_clean_tmp(cache: &Path) {
+        assert_eq!(fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn tarball_digest_is_memoised_by_file_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("rootfs.tar");
+        fs::write(&tarball, rootfs_tar(b"#!/bin/sh\n")).unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let first = cache.import(&tarball).unwrap();
+
+        // Same inode, size and mtime, other bytes: the ref answers, the file is not read.
+        let mtime = fs::metadata(&tarball).unwrap().modified().unwrap();
+        let other = rootfs_tar(b"#!/bin/SH\n");
+        fs::write(&tarball, &other).unwrap();
+        File::options()
+            .write(true)
+            .open(&tarball)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let memo = cache.import(&tarball).unwrap();
+        assert!(!memo.extracted);
+        assert_eq!(memo.digest, first.digest);
+
+        // A new mtime: hashed again, a new image.
+        File::options()
+            .write(true)
+            .open(&tarball)
+            .unwrap()
+            .set_modified(mtime + std::time::Duration::from_secs(5))
+            .unwrap();
+        let second = cache.import(&tarball).unwrap();
+        assert!(second.extracted);
+        assert_eq!(second.digest, sha(&other));
+        assert_eq!(
+            fs::read(second.root.join("bin/tool")).unwrap(),
+            b"#!/bin/SH\n"
+        );
+
+        // The same bytes elsewhere: hashed, found, not extracted.
+        let copy = tmp.path().join("copy.tar");
+        fs::copy(&tarball, &copy).unwrap();
+        let third = cache.import(&copy).unwrap();
+        assert!(!third.extracted);
+        assert_eq!(third.root, second.root);
+        // One ref per identity the file has had, plus the copy's.
+        assert_eq!(fs::read_dir(cache.dir().join("refs")).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn gzip_tarball_imports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("rootfs.tar.gz");
+        let bytes = gz(&tar_of(&[
+            E::Dir("etc/", 0o755),
+            E::File("etc/hostname", 0o644, b"box\n"),
+        ]));
+        fs::write(&tarball, &bytes).unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let img = cache.import(&tarball).unwrap();
+        assert!(img.extracted);
+        assert_eq!(img.digest, sha(&bytes));
+        assert_eq!(fs::read(img.root.join("etc/hostname")).unwrap(), b"box\n");
+        assert!(!cache.import(&tarball).unwrap().extracted);
+    }
+
+    #[test]
+    fn oci_layers_apply_whiteouts_and_opaque_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let layer1 = tar_of(&[
+            E::Dir("etc/", 0o755),
+            E::File("etc/a", 0o644, b"a"),
+            E::File("etc/b", 0o644, b"b"),
+            E::Dir("opq/", 0o755),
+            E::File("opq/old1", 0o644, b"1"),
+            E::Dir("opq/sub/", 0o755),
+            E::File("opq/sub/old2", 0o644, b"2"),
+            E::Dir("opq/sub2/", 0o755),
+            E::File("opq/sub2/old3", 0o644, b"3"),
+            E::Dir("keep/", 0o755),
+            E::File("keep/x", 0o644, b"x"),
+            E::Dir("gone/", 0o755),
+            E::File("gone/deep", 0o644, b"d"),
+        ]);
+        let layer2 = tar_of(&[
+            E::File("etc/.wh.a", 0o644, b""),
+            E::File("opq/new1", 0o644, b"n1"),
+            E::File("opq/sub2/new4", 0o644, b"n4"),
+            E::File("opq/.wh..wh..opq", 0o644, b""),
+            E::File("opq/new2", 0o644, b"n2"),
+            E::File("opq/sub/new3", 0o644, b"n3"),
+            E::Dir("keep/", 0o750),
+            E::File(".wh.gone", 0o644, b""),
+            E::File("etc/.wh..wh.plnk", 0o644, b""),
+        ]);
+        let (manifest, layers) = oci(&layout, &[(GZ_LAYER, gz(&layer1)), (GZ_LAYER, gz(&layer2))]);
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let img = cache.import(&layout).unwrap();
+        assert!(img.extracted);
+        assert_eq!(img.digest, manifest);
+        assert_ne!(layers[0], layers[1]);
+        let r = &img.root;
+        assert_eq!(names(r), ["etc", "keep", "opq"]);
+        assert_eq!(names(&r.join("etc")), ["b"]);
+        assert_eq!(names(&r.join("opq")), ["new1", "new2", "sub", "sub2"]);
+        assert_eq!(names(&r.join("opq/sub")), ["new3"]);
+        assert_eq!(names(&r.join("opq/sub2")), ["new4"]);
+        assert_eq!(names(&r.join("keep")), ["x"]);
+        assert_eq!(mode(&r.join("keep")), 0o750);
+        let mut paths = Vec::new();
+        all_paths(r, &mut paths);
+        assert!(
+            paths.iter().all(|p| !p.to_string_lossy().contains(".wh.")),
+            "{paths:?}"
+        );
+
+        let inode = fs::metadata(r).unwrap().ino();
+        let again = cache.import(&layout).unwrap();
+        assert!(!again.extracted);
+        assert_eq!(again.root, img.root);
+        assert_eq!(fs::metadata(&again.root).unwrap().ino(), inode);
+        assert_clean_tmp(cache.dir());
+    }
+
+    #[test]
+    fn oci_nested_index_picks_the_host_platform() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        fs::create_dir_all(&layout).unwrap();
+        let plain = "application/vnd.oci.image.layer.v1.tar";
+        let (manifest, _) = put_manifest(
+            &layout,
+            &[(plain, tar_of(&[E::File("hello", 0o644, b"hi")]))],
+        );
+        let foreign = if host_arch() == "riscv64" {
+            "amd64"
+        } else {
+            "riscv64"
+        };
+        let absent = sha(b"a manifest that is not in the layout");
+        let list = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": absent, "size": 1,
+                 "platform": {"architecture": foreign, "os": "linux"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest, "size": 1,
+                 "platform": {"architecture": host_arch(), "os": "linux"}},
+            ],
+        });
+        let list = put_blob(&layout, list.to_string().as_bytes());
+        write_index(
+            &layout,
+            serde_json::json!([{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": list, "size": 1}]),
+        );
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let img = cache.import(&layout).unwrap();
+        assert_eq!(img.digest, manifest);
+        assert_eq!(fs::read(img.root.join("hello")).unwrap(), b"hi");
+    }
+
+    #[test]
+    fn concurrent_imports_share_one_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("rootfs.tar");
+        fs::write(&tarball, rootfs_tar(b"#!/bin/sh\n")).unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let results: Vec<Imported> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| cache.import(&tarball).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|i| i.extracted).count(), 1);
+        assert!(results.iter().all(|i| i.root == results[0].root));
+        assert_eq!(fs::read_dir(cache.dir().join("sha256")).unwrap().count(), 1);
+        assert_clean_tmp(cache.dir());
+    }
+
+    /// Imports `bytes` as a tarball into a fresh cache, expecting an error; checks that the
+    /// cache holds nothing half-extracted and that nothing appeared in `canary`.
+    fn import_fails(bytes: &[u8]) -> ImageError {
+        let tmp = tempfile::tempdir().unwrap();
+        let tarball = tmp.path().join("image.tar");
+        fs::write(&tarball, bytes).unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let err = cache.import(&tarball).unwrap_err();
+        assert_clean(cache.dir());
+        let mut left = names(tmp.path());
+        left.retain(|n| n != "image.tar" && n != "cache");
+        assert!(left.is_empty(), "created next to the cache: {left:?}");
+        err
+    }
+
+    #[test]
+    fn non_images_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let missing = tmp.path().join("nope.tar");
+        let err = cache.import(&missing).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::Missing { path, .. } if *path == missing),
+            "{err}"
+        );
+        let dir = tmp.path().join("dir");
+        fs::create_dir(&dir).unwrap();
+        let err = cache.import(&dir).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::NotAnImage { path, .. } if *path == dir),
+            "{err}"
+        );
+        assert!(err.to_string().contains("oci-layout"), "{err}");
+        let err = cache.import(Path::new("/dev/null")).unwrap_err();
+        assert!(matches!(err, ImageError::NotAnImage { .. }), "{err}");
+        assert_clean(cache.dir());
+
+        let text = "this is not a tar archive\n".repeat(100);
+        for bytes in [
+            text.as_bytes(),
+            b"",
+            &[0; 1024],
+            &gz(text.as_bytes()),
+            &gz(b""),
+            &[0x1f, 0x8b, 1, 2],
+        ] {
+            let err = import_fails(bytes);
+            assert!(matches!(err, ImageError::NotAnImage { .. }), "{err}");
+            assert!(err.to_string().contains("image.tar"), "{err}");
+        }
+    }
+
+    fn unsafe_path(err: &ImageError) -> (&str, &Path, &str) {
+        match err {
+            ImageError::UnsafePath {
+                layer,
+                path,
+                reason,
+                ..
+            } => (layer, path, reason),
+            other => panic!("expected UnsafePath, got {other}"),
+        }
+    }
+
+    #[test]
+    fn dotdot_entries_are_refused() {
+        for name in ["../evil", "etc/../../evil", "./a/../b"] {
+            let err = import_fails(&tar_of(&[
+                E::Dir("etc/", 0o755),
+                E::File(name, 0o644, b"x"),
+            ]));
+            let (layer, path, reason) = unsafe_path(&err);
+            assert_eq!((layer, path), ("tarball", Path::new(name)));
+            assert!(reason.contains(".."), "{err}");
+        }
+    }
+
+    #[test]
+    fn escaping_relative_symlinks_are_refused() {
+        for target in ["../../etc/passwd", "../x/../../..", "../.."] {
+            let err = import_fails(&tar_of(&[
+                E::Dir("a/", 0o755),
+                E::Sym("a/ok", ".."),
+                E::Sym("a/l", target),
+            ]));
+            let (_, path, reason) = unsafe_path(&err);
+            assert_eq!(path, Path::new("a/l"));
+            assert!(reason.contains("points out of the image"), "{err}");
+        }
+    }
+
+    #[test]
+    fn writes_through_symlinks_are_refused() {
+        let canary = tempfile::tempdir().unwrap();
+        fs::write(canary.path().join("secret"), b"host file").unwrap();
+        let outside = canary.path().to_str().unwrap();
+        let cases: Vec<(Vec<E<'_>>, &str)> = vec![
+            (
+                vec![E::Sym("evil", outside), E::File("evil/pwned", 0o644, b"x")],
+                "evil/pwned",
+            ),
+            (
+                vec![E::Sym("evil", outside), E::Dir("evil/sub/", 0o755)],
+                "evil/sub/",
+            ),
+            (
+                vec![E::Sym("evil", outside), E::Sym("evil/l", "/")],
+                "evil/l",
+            ),
+            (
+                vec![E::Sym("evil", outside), E::Hard("link", "evil/secret")],
+                "link",
+            ),
+            (
+                vec![
+                    E::Dir("d/", 0o755),
+                    E::Sym("d/up", "."),
+                    E::File("d/up/f", 0o644, b"x"),
+                ],
+                "d/up/f",
+            ),
+            (
+                vec![
+                    E::Sym("evil", outside),
+                    E::File("evil/.wh.secret", 0o644, b""),
+                ],
+                "evil/.wh.secret",
+            ),
+            (
+                vec![
+                    E::Sym("evil", outside),
+                    E::File("evil/.wh..wh..opq", 0o644, b""),
+                ],
+                "evil/.wh..wh..opq",
+            ),
+        ];
+        for (entries, culprit) in cases {
+            let err = import_fails(&tar_of(&entries));
+            let (_, path, reason) = unsafe_path(&err);
+            assert_eq!(path, Path::new(culprit));
+            assert_eq!(reason, "goes through a symbolic link");
+            assert_eq!(names(canary.path()), ["secret"]);
+            assert_eq!(
+                fs::read(canary.path().join("secret")).unwrap(),
+                b"host file"
+            );
+            assert_eq!(
+                fs::metadata(canary.path().join("secret")).unwrap().nlink(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn bad_hard_links_are_refused() {
+        let err = import_fails(&tar_of(&[E::File("f", 0o644, b"x"), E::Hard("h", "../f")]));
+        let (_, path, reason) = unsafe_path(&err);
+        assert_eq!(path, Path::new("h"));
+        assert!(reason.contains("\"../f\""), "{err}");
+
+        let err = import_fails(&tar_of(&[E::Hard("h", "nowhere/f")]));
+        assert!(
+            matches!(&err, ImageError::BadEntry { path, reason, .. } if path == Path::new("h") && reason.contains("does not exist")),
+            "{err}"
+        );
+        let err = import_fails(&tar_of(&[E::Dir("d/", 0o755), E::Hard("h", "d")]));
+        assert!(matches!(&err, ImageError::BadEntry { .. }), "{err}");
+    }
+
+    #[test]
+    fn oci_errors_name_the_blob_and_leave_nothing() {
+        let layer1 = gz(&tar_of(&[E::File("one", 0o644, b"1")]));
+        let layer2 = gz(&tar_of(&[E::File("two", 0o644, b"2")]));
+        let layers = [(GZ_LAYER, layer1), (GZ_LAYER, layer2)];
+
+        // What to break in a fresh layout (given its path, manifest and layer digests), and
+        // what to expect of the error.
+        type Mutate<'a> = &'a dyn Fn(&Path, &str, &[String]);
+        type Expect<'a> = &'a dyn Fn(&ImageError, &Path, &str, &[String]);
+        let check = |mutate: Mutate<'_>, expect: Expect<'_>| {
+            let tmp = tempfile::tempdir().unwrap();
+            let layout = tmp.path().join("layout");
+            let (manifest, digests) = oci(&layout, &layers);
+            mutate(&layout, &manifest, &digests);
+            let cache = ImageCache::new(tmp.path().join("cache"));
+            let err = cache.import(&layout).unwrap_err();
+            expect(&err, &layout, &manifest, &digests);
+            assert_clean(cache.dir());
+        };
+
+        // A missing layer blob.
+        check(
+            &|layout, _, d| fs::remove_file(blob_of(layout, &d[1])).unwrap(),
+            &|err, layout, _, d| {
+                assert!(
+                    matches!(err, ImageError::MissingBlob { blob, .. } if *blob == blob_of(layout, &d[1])),
+                    "{err}"
+                )
+            },
+        );
+        // A missing manifest blob.
+        check(
+            &|layout, m, _| fs::remove_file(blob_of(layout, m)).unwrap(),
+            &|err, layout, m, _| {
+                assert!(
+                    matches!(err, ImageError::MissingBlob { blob, .. } if *blob == blob_of(layout, m)),
+                    "{err}"
+                )
+            },
+        );
+        // A layer whose bytes are not those of its digest (still a valid layer).
+        check(
+            &|layout, _, d| {
+                fs::write(
+                    blob_of(layout, &d[1]),
+                    gz(&tar_of(&[E::File("evil", 0o644, b"!")])),
+                )
+                .unwrap()
+            },
+            &|err, layout, _, d| match err {
+                ImageError::DigestMismatch {
+                    blob,
+                    expected,
+                    actual,
+                    ..
+                } => {
+                    assert_eq!(*blob, blob_of(layout, &d[1]));
+                    assert_eq!(*expected, d[1]);
+                    assert_ne!(actual, expected);
+                }
+                other => panic!("{other}"),
+            },
+        );
+        // A corrupt gzip layer.
+        check(
+            &|layout, _, d| {
+                let mut bytes = fs::read(blob_of(layout, &d[0])).unwrap();
+                let n = bytes.len();
+                bytes[n / 2..].fill(0xff);
+                fs::write(blob_of(layout, &d[0]), bytes).unwrap()
+            },
+            &|err, layout, _, d| {
+                assert!(
+                    matches!(err, ImageError::Read { file, .. } | ImageError::DigestMismatch { blob: file, .. } if *file == blob_of(layout, &d[0])),
+                    "{err}"
+                )
+            },
+        );
+        // A tampered manifest.
+        check(
+            &|layout, m, _| {
+                let path = blob_of(layout, m);
+                let text = fs::read_to_string(&path)
+                    .unwrap()
+                    .replace("schemaVersion", "schemaversion");
+                fs::write(path, text).unwrap()
+            },
+            &|err, layout, m, _| {
+                assert!(
+                    matches!(err, ImageError::DigestMismatch { blob, .. } if *blob == blob_of(layout, m)),
+                    "{err}"
+                )
+            },
+        );
+        // A zstd layer.
+        check(
+            &|layout, m, _| {
+                let text = fs::read_to_string(blob_of(layout, m)).unwrap();
+                let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+                manifest["layers"][1]["mediaType"] =
+                    "application/vnd.oci.image.layer.v1.tar+zstd".into();
+                let digest = put_blob(layout, manifest.to_string().as_bytes());
+                write_index(layout, serde_json::json!([{"digest": digest, "size": 1}]));
+            },
+            &|err, _, _, d| {
+                assert!(
+                    matches!(err, ImageError::UnsupportedLayer { layer, media_type, .. } if *layer == d[1] && media_type.ends_with("zstd")),
+                    "{err}"
+                )
+            },
+        );
+        // A malformed digest in the index.
+        check(
+            &|layout, _, _| {
+                write_index(
+                    layout,
+                    serde_json::json!([{"digest": "sha256:../../etc/passwd", "size": 1}]),
+                )
+            },
+            &|err, layout, _, _| {
+                assert!(
+                    matches!(err, ImageError::InvalidOci { file, .. } if *file == layout.join("index.json")),
+                    "{err}"
+                )
+            },
+        );
+    }
+
+    #[test]
+    fn oci_unsafe_entries_name_the_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let good = gz(&tar_of(&[E::File("one", 0o644, b"1")]));
+        let bad = tar_of(&[E::File("ok", 0o644, b""), E::File("../up", 0o644, b"!")]);
+        let plain = "application/vnd.oci.image.layer.v1.tar";
+        let (_, digests) = oci(&layout, &[(GZ_LAYER, good), (plain, bad)]);
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let err = cache.import(&layout).unwrap_err();
+        let (layer, path, _) = unsafe_path(&err);
+        assert_eq!((layer, path), (digests[1].as_str(), Path::new("../up")));
+        assert!(!tmp.path().join("up").exists());
+        assert_clean(cache.dir());
+    }
+
+    #[test]
+    fn default_dir_ends_in_sandbox_images() {
+        let dir = ImageCache::default_dir();
+        assert!(dir.ends_with("sandbox/images"), "{}", dir.display());
+        if is_root() {
+            assert_eq!(dir, Path::new("/var/cache/sandbox/images"));
+        }
+    }
+
+    #[test]
+    fn component_walk_creates_and_refuses_symlinks() {
+        // The fallback for kernels without openat2.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut tree = Tree::create(&tmp.path().join("rootfs")).unwrap();
+        let mut made = Some(Vec::new());
+        tree.walk(b"a/b/c", &mut made).unwrap();
+        assert_eq!(
+            made.unwrap(),
+            [b"a".to_vec(), b"a/b".to_vec(), b"a/b/c".to_vec()]
+        );
+        assert!(tmp.path().join("rootfs/a/b/c").is_dir());
+        std::os::unix::fs::symlink(tmp.path(), tmp.path().join("rootfs/a/l")).unwrap();
+        assert_eq!(tree.walk(b"a/l", &mut None).unwrap_err(), Errno::ELOOP);
+        assert_eq!(
+            tree.walk(b"a/l/x", &mut Some(Vec::new())).unwrap_err(),
+            Errno::ELOOP
+        );
+        assert_eq!(tree.open_dir(b"a/l").unwrap_err(), Errno::ELOOP);
+        assert_eq!(tree.walk(b"a/nope", &mut None).unwrap_err(), Errno::ENOENT);
+        tree.ensure_dir(b"a/b/c/d").unwrap();
+        assert!(tree.dirs.contains_key(b"a/b/c/d".as_slice()));
+    }
+
+    #[test]
+    fn paths_normalise() {
+        assert_eq!(normalise(b"./a//b/./c/").unwrap(), b"a/b/c");
+        assert_eq!(normalise(b"/").unwrap(), b"");
+        assert!(normalise(b"a/../b").is_err());
+        assert!(climbs_out(b"", b".."));
+        assert!(!climbs_out(b"a/b", b"../../c"));
+        assert!(climbs_out(b"a/b", b"../../../c"));
+        assert!(!climbs_out(b"a", b"x/../../b"));
+    }
+}

@@ -1,0 +1,1196 @@
+//! Turning a [`Rootfs`] and [`Mount`]s into the steps the child replays.
+
+use crate::image::ImageCache;
+use crate::kernel::{
+    MOUNT_ATTR_NODEV as NODEV, MOUNT_ATTR_NOEXEC as NOEXEC, MOUNT_ATTR_NOSUID as NOSUID,
+    MOUNT_ATTR_RDONLY as RDONLY,
+};
+use crate::{check_target, Error, Mount, Rootfs};
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The device nodes bound into a private `/dev`.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Where the host's tree is reachable while a new root is built.
+const OLDROOT: &str = "/oldroot";
+/// Where the new root is mounted in the staging tmpfs.
+const NEWROOT: &str = "/newroot";
+
+/// Files masked with `/dev/null`, as runc masks them.
+const MASKED_FILES: [&str; 6] = [
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+];
+/// Directories masked with an empty read-only tmpfs.
+const MASKED_DIRS: [&str; 5] = [
+    "proc/acpi",
+    "proc/asound",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+/// Paths made read-only.
+const READONLY_PATHS: [&str; 5] = [
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+/// What the plan needs to know about the sandbox it is for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions<'a> {
+    /// The sandbox has a PID namespace of its own, so it gets a fresh `/proc`.
+    pub new_pid_namespace: bool,
+    /// The sandbox has a network namespace of its own (a fresh `sysfs` is possible, and
+    /// `/etc/resolv.conf` names no server).
+    pub new_net_namespace: bool,
+    /// The sandbox's hostname, for the generated `/etc/hostname` and `/etc/hosts`.
+    pub hostname: Option<&'a str>,
+    /// Extra mounts, placed in order after the root is built.
+    pub mounts: &'a [Mount],
+    /// A user namespace whose maps say how host ids show inside: when given, overlay lower
+    /// layers are mounted idmapped through it.
+    pub idmap_userns: Option<BorrowedFd<'a>>,
+    /// The host uid and gid of the sandbox's root, who must own a kept overlay upper
+    /// directory.
+    pub root_owner: Option<(u32, u32)>,
+}
+
+/// A `fsconfig(2)` option of a fresh filesystem: `key=value`, or a flag.
+#[derive(Debug, Clone)]
+pub struct FsOption {
+    /// The option's name.
+    pub key: CString,
+    /// Its value (`None` for a flag).
+    pub value: Option<CString>,
+}
+
+/// Whether a mount target is (or is created as) a directory or a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A directory.
+    Dir,
+    /// A non-directory (file, device node).
+    File,
+}
+
+/// A path inside the new root, resolved component by component with
+/// `openat2(root, prefix, RESOLVE_IN_ROOT)`, so symlinks and `..` never lead out of it.
+#[derive(Debug, Clone)]
+pub struct InRoot {
+    shown: String,
+    /// `a`, `a/b`, `a/b/c`: the prefixes resolved in turn.
+    prefixes: Vec<CString>,
+    /// `a`, `b`, `c`: the name created in the previous prefix when missing.
+    names: Vec<CString>,
+    kind: TargetKind,
+    create: bool,
+    optional: bool,
+}
+
+impl InRoot {
+    fn new(path: &Path, kind: TargetKind, create: bool) -> Result<InRoot, Error> {
+        let comps = check_target(path)?;
+        let mut prefixes = Vec::with_capacity(comps.len());
+        let mut names = Vec::with_capacity(comps.len());
+        let mut acc: Vec<u8> = Vec::new();
+        for c in comps {
+            if !acc.is_empty() {
+                acc.push(b'/');
+            }
+            acc.extend_from_slice(c.as_bytes());
+            prefixes.push(cbytes(&acc, path)?);
+            names.push(cbytes(c.as_bytes(), path)?);
+        }
+        Ok(InRoot {
+            shown: format!("/{}", String::from_utf8_lossy(&acc)),
+            prefixes,
+            names,
+            kind,
+            create,
+            optional: false,
+        })
+    }
+
+    fn rel(path: &str, kind: TargetKind, create: bool) -> InRoot {
+        // Only called on literal relative paths without NUL or `..`.
+        InRoot::new(&Path::new("/").join(path), kind, create).unwrap_or_else(|_| InRoot {
+            shown: path.into(),
+            prefixes: Vec::new(),
+            names: Vec::new(),
+            kind,
+            create,
+            optional: true,
+        })
+    }
+
+    fn optional(mut self) -> InRoot {
+        self.optional = true;
+        self
+    }
+
+    /// `(prefix, name)` pairs, outermost first.
+    pub fn steps(&self) -> impl Iterator<Item = (&CStr, &CStr)> {
+        self.prefixes
+            .iter()
+            .map(CString::as_c_str)
+            .zip(self.names.iter().map(CString::as_c_str))
+    }
+
+    /// The number of components.
+    pub fn depth(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// The last component.
+    pub fn name(&self) -> &CStr {
+        self.names.last().map_or(c"", CString::as_c_str)
+    }
+
+    /// Directory or file.
+    pub fn kind(&self) -> TargetKind {
+        self.kind
+    }
+
+    /// Missing components are created (directories; the last one as [`InRoot::kind`] says).
+    pub fn create(&self) -> bool {
+        self.create
+    }
+
+    /// A target that is missing (and cannot be created) is skipped, not an error.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+}
+
+impl fmt::Display for InRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Where a mount goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An absolute path of the staging tmpfs (trusted: the child made it).
+    Staging(CString),
+    /// A path inside the new root.
+    Root(InRoot),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Staging(p) if p.as_bytes() == NEWROOT.as_bytes() => f.write_str("/"),
+            Target::Staging(p) => write!(f, "(staging){}", show(p)),
+            Target::Root(r) => r.fmt(f),
+        }
+    }
+}
+
+/// One step of a [`MountPlan`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Op {
+    /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)`: nothing mounted later propagates back
+    /// to the host.
+    MakePrivate,
+    /// A tmpfs on `/tmp`, then `pivot_root` into it with the old root at `/oldroot`: the
+    /// staging area where the new root is built.
+    Stage,
+    /// A `mount(2)` call on a trusted path (the host's `/proc` of a `host` root, or a
+    /// staging path).
+    Mount {
+        /// Source (a name such as `proc`, or a path).
+        source: Option<CString>,
+        /// Where it is mounted.
+        target: CString,
+        /// Filesystem type (`None` for binds and remounts).
+        fstype: Option<CString>,
+        /// `MS_*` flags.
+        flags: libc::c_ulong,
+        /// Filesystem options.
+        data: Option<CString>,
+    },
+    /// Creates a directory in the staging area (an existing one is fine).
+    Mkdir {
+        /// The directory.
+        path: CString,
+        /// Its permission bits.
+        mode: libc::mode_t,
+    },
+    /// Writes a file in the staging area (a generated `/etc/hosts`, a [`Mount::file`]).
+    WriteFile {
+        /// The file.
+        path: CString,
+        /// Its contents.
+        contents: Vec<u8>,
+        /// Its permission bits.
+        mode: libc::mode_t,
+    },
+    /// Attaches a detached tree the parent made (an idmapped layer) at a staging path.
+    Attach {
+        /// The tree (kept open in the child).
+        fd: RawFd,
+        /// The staging directory.
+        path: CString,
+        /// The host path it copies, for messages.
+        shown: String,
+    },
+    /// Opens the new root: the directory every [`InRoot`] is resolved in.
+    OpenRoot {
+        /// Its path in the staging area (or `/oldroot` for the host's tree).
+        path: CString,
+    },
+    /// A bind mount: `open_tree(source, OPEN_TREE_CLONE)`, `mount_setattr`, `move_mount`
+    /// onto the target's fd.
+    Bind {
+        /// A trusted absolute path (`/oldroot/…` or a staging file).
+        source: CString,
+        /// Where it goes.
+        target: Target,
+        /// Also what is mounted below the source.
+        recursive: bool,
+        /// `MOUNT_ATTR_*` to set.
+        attr: u64,
+    },
+    /// A fresh filesystem: `fsopen`, `fsconfig`, `fsmount`, `move_mount` onto the target.
+    Fresh {
+        /// `tmpfs`, `proc`, `sysfs`, `devpts`.
+        fstype: CString,
+        /// Its options.
+        options: Vec<FsOption>,
+        /// Where it goes.
+        target: Target,
+        /// `MOUNT_ATTR_*` of the mount.
+        attr: u64,
+    },
+    /// Creates a directory (and its parents) inside the root.
+    MakeDir {
+        /// The directory.
+        target: InRoot,
+        /// Its permission bits.
+        mode: libc::mode_t,
+    },
+    /// Creates a symbolic link inside the root (an existing one is fine).
+    Symlink {
+        /// What the link points at.
+        points_to: CString,
+        /// The link.
+        link: InRoot,
+    },
+    /// Binds a path of the root onto itself, read-only.
+    ReadOnly {
+        /// The path.
+        target: InRoot,
+    },
+    /// Makes the new root's own mount read-only (after every mount point in it exists).
+    SealRoot,
+    /// `fchdir(root); pivot_root(".", "."); umount2(".", MNT_DETACH); chdir("/")`: the new
+    /// root becomes `/`, the staging area and the host's tree are detached.
+    EnterRoot,
+}
+
+fn show(c: &CStr) -> String {
+    String::from_utf8_lossy(c.to_bytes()).into_owned()
+}
+
+fn attrs(attr: u64) -> &'static str {
+    if attr & RDONLY != 0 {
+        " (ro)"
+    } else {
+        ""
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::MakePrivate => write!(f, "make / private"),
+            Op::Stage => write!(f, "mount the staging tmpfs on /tmp and pivot into it"),
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                ..
+            } => {
+                let target = show(target);
+                if flags & libc::MS_BIND != 0 {
+                    let src = source.as_deref().map(show).unwrap_or_default();
+                    write!(f, "bind {src} on {target}")
+                } else {
+                    let ty = fstype.as_deref().map(show).unwrap_or_default();
+                    if target == NEWROOT {
+                        write!(f, "mount {ty} as the root")
+                    } else {
+                        write!(f, "mount {ty} on {target}")
+                    }
+                }
+            }
+            Op::Mkdir { path, .. } => write!(f, "mkdir (staging){}", show(path)),
+            Op::WriteFile { path, .. } => write!(f, "write (staging){}", show(path)),
+            Op::Attach { shown, .. } => write!(f, "attach the idmapped copy of {shown}"),
+            Op::OpenRoot { path } => write!(f, "open the new root {}", show(path)),
+            Op::Bind {
+                source,
+                target,
+                attr,
+                ..
+            } => {
+                let s = show(source);
+                match s.strip_prefix(OLDROOT) {
+                    Some(host) => write!(f, "bind {host} on {target}{}", attrs(*attr)),
+                    None => write!(f, "place the file {target}{}", attrs(*attr)),
+                }
+            }
+            Op::Fresh {
+                fstype,
+                target,
+                attr,
+                ..
+            } => write!(f, "mount {} on {target}{}", show(fstype), attrs(*attr)),
+            Op::MakeDir { target, .. } => write!(f, "mkdir {target}"),
+            Op::Symlink { points_to, link } => {
+                write!(f, "symlink {link} -> {}", show(points_to))
+            }
+            Op::ReadOnly { target } => write!(f, "make {target} read-only"),
+            Op::SealRoot => write!(f, "make / read-only"),
+            Op::EnterRoot => write!(f, "pivot_root into the new root"),
+        }
+    }
+}
+
+/// The ordered mount steps for one sandbox, ready to be replayed in the child, and the
+/// descriptors (detached trees) they use.
+#[derive(Debug, Default)]
+pub struct MountPlan {
+    ops: Vec<Op>,
+    fds: Vec<OwnedFd>,
+}
+
+impl MountPlan {
+    /// The steps, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The descriptors the child must keep open for [`Op::Attach`]. The parent closes its
+    /// copies once the child is cloned.
+    pub fn take_fds(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.fds)
+    }
+
+    /// Raw numbers of the descriptors still held (see [`MountPlan::take_fds`]).
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.fds.iter().map(|f| f.as_raw_fd()).collect()
+    }
+}
+
+fn cbytes(b: &[u8], path: &Path) -> Result<CString, Error> {
+    CString::new(b).map_err(|_| Error::Nul {
+        path: path.to_path_buf(),
+    })
+}
+
+fn cpath(p: &Path) -> Result<CString, Error> {
+    cbytes(p.as_os_str().as_bytes(), p)
+}
+
+fn cstr(s: &str) -> CString {
+    // Only called on literals and formatted numbers, without NUL bytes.
+    CString::new(s).unwrap_or_default()
+}
+
+/// `/oldroot` + an absolute host path.
+fn host(p: &Path) -> Result<CString, Error> {
+    let mut b = OLDROOT.as_bytes().to_vec();
+    if p != Path::new("/") {
+        b.extend_from_slice(p.as_os_str().as_bytes());
+    }
+    cbytes(&b, p)
+}
+
+fn opt(key: &str, value: Option<String>) -> FsOption {
+    FsOption {
+        key: cstr(key),
+        value: value.map(|v| cstr(&v)),
+    }
+}
+
+struct Builder {
+    ops: Vec<Op>,
+    fds: Vec<OwnedFd>,
+    /// Files written to the staging area so far.
+    files: usize,
+}
+
+impl Builder {
+    fn fresh(&mut self, fstype: &str, options: Vec<FsOption>, target: Target, attr: u64) {
+        self.ops.push(Op::Fresh {
+            fstype: cstr(fstype),
+            options,
+            target,
+            attr,
+        });
+    }
+
+    fn tmpfs(&mut self, target: Target, mode: u32, size: Option<u64>, attr: u64) {
+        let mut o = vec![opt("mode", Some(format!("{mode:o}")))];
+        if let Some(s) = size {
+            o.push(opt("size", Some(s.to_string())));
+        }
+        self.fresh("tmpfs", o, target, attr);
+    }
+
+    fn bind(&mut self, source: CString, target: Target, recursive: bool, attr: u64) {
+        self.ops.push(Op::Bind {
+            source,
+            target,
+            recursive,
+            attr,
+        });
+    }
+
+    fn staging_file(&mut self, contents: Vec<u8>, mode: u32) -> CString {
+        if self.files == 0 {
+            self.ops.push(Op::Mkdir {
+                path: cstr("/files"),
+                mode: 0o755,
+            });
+        }
+        self.files += 1;
+        let path = cstr(&format!("/files/{}", self.files));
+        self.ops.push(Op::WriteFile {
+            path: path.clone(),
+            contents,
+            mode,
+        });
+        path
+    }
+
+    fn proc(&mut self, opts: &PlanOptions<'_>, target: InRoot) {
+        if opts.new_pid_namespace {
+            self.fresh(
+                "proc",
+                Vec::new(),
+                Target::Root(target),
+                NOSUID | NODEV | NOEXEC,
+            );
+        } else {
+            // A proc instance belongs to a PID namespace: without one of its own, the
+            // sandbox sees the host's.
+            self.bind(
+                host(Path::new("/proc")).unwrap_or_default(),
+                Target::Root(target),
+                true,
+                0,
+            );
+        }
+    }
+
+    fn sysfs(&mut self, opts: &PlanOptions<'_>, target: InRoot) {
+        if opts.new_net_namespace {
+            self.fresh(
+                "sysfs",
+                Vec::new(),
+                Target::Root(target),
+                RDONLY | NOSUID | NODEV | NOEXEC,
+            );
+        } else {
+            // sysfs may only be mounted by the owner of the network namespace.
+            self.bind(
+                host(Path::new("/sys")).unwrap_or_default(),
+                Target::Root(target),
+                true,
+                RDONLY | NOSUID | NODEV | NOEXEC,
+            );
+        }
+    }
+
+    /// A private `/dev`: tmpfs, the harmless device nodes bound from the host, a new devpts.
+    /// Every step is skipped when the tree has no `/dev` and cannot take one.
+    fn dev(&mut self, create: bool, optional: bool) {
+        let mut dev = InRoot::rel("dev", TargetKind::Dir, create);
+        if optional {
+            dev = dev.optional();
+        }
+        self.tmpfs(Target::Root(dev), 0o755, Some(64 << 10), NOSUID | NOEXEC);
+        for name in DEVICES {
+            let target = InRoot::rel(&format!("dev/{name}"), TargetKind::File, true).optional();
+            self.bind(
+                host(&Path::new("/dev").join(name)).unwrap_or_default(),
+                Target::Root(target),
+                false,
+                NOSUID | NOEXEC,
+            );
+        }
+        for (link, points_to) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ] {
+            self.ops.push(Op::Symlink {
+                points_to: cstr(points_to),
+                link: InRoot::rel(&format!("dev/{link}"), TargetKind::File, true).optional(),
+            });
+        }
+        self.fresh(
+            "devpts",
+            vec![
+                opt("newinstance", None),
+                opt("ptmxmode", Some("0666".into())),
+                opt("mode", Some("620".into())),
+            ],
+            Target::Root(InRoot::rel("dev/pts", TargetKind::Dir, true).optional()),
+            NOSUID | NOEXEC,
+        );
+        self.tmpfs(
+            Target::Root(InRoot::rel("dev/shm", TargetKind::Dir, true).optional()),
+            0o1777,
+            None,
+            NOSUID | NODEV,
+        );
+    }
+
+    fn masks(&mut self, opts: &PlanOptions<'_>) {
+        if opts.new_pid_namespace {
+            for f in MASKED_FILES {
+                let t = InRoot::rel(f, TargetKind::File, false).optional();
+                self.bind(
+                    host(Path::new("/dev/null")).unwrap_or_default(),
+                    Target::Root(t),
+                    false,
+                    RDONLY | NOSUID | NODEV | NOEXEC,
+                );
+            }
+        }
+        for d in MASKED_DIRS {
+            if d.starts_with("proc/") && !opts.new_pid_namespace {
+                continue;
+            }
+            let t = InRoot::rel(d, TargetKind::Dir, false).optional();
+            self.tmpfs(
+                Target::Root(t),
+                0o755,
+                Some(4096),
+                RDONLY | NOSUID | NODEV | NOEXEC,
+            );
+        }
+        if opts.new_pid_namespace {
+            for p in READONLY_PATHS {
+                let kind = if p.ends_with("trigger") {
+                    TargetKind::File
+                } else {
+                    TargetKind::Dir
+                };
+                self.ops.push(Op::ReadOnly {
+                    target: InRoot::rel(p, kind, false).optional(),
+                });
+            }
+        }
+    }
+
+    /// Generated `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`, bound read-only where
+    /// the root has (or can take) them.
+    fn etc(&mut self, opts: &PlanOptions<'_>) {
+        let name = opts.hostname.unwrap_or("localhost");
+        let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
+        if let Some(h) = opts.hostname {
+            files.push(("etc/hostname", format!("{h}\n").into_bytes()));
+        }
+        files.push((
+            "etc/hosts",
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{name}\n"
+            )
+            .into_bytes(),
+        ));
+        let resolv = if opts.new_net_namespace {
+            b"# this sandbox has no network of the host's (no name server)\n".to_vec()
+        } else {
+            std::fs::read("/etc/resolv.conf").unwrap_or_default()
+        };
+        files.push(("etc/resolv.conf", resolv));
+        for (path, contents) in files {
+            let src = self.staging_file(contents, 0o644);
+            let t = InRoot::rel(path, TargetKind::File, true).optional();
+            self.bind(
+                src,
+                Target::Root(t),
+                false,
+                RDONLY | NOSUID | NODEV | NOEXEC,
+            );
+        }
+    }
+
+    fn user_mounts(&mut self, opts: &PlanOptions<'_>, new_root: bool) -> Result<(), Error> {
+        for m in opts.mounts {
+            self.user_mount(opts, m, new_root)?;
+        }
+        Ok(())
+    }
+
+    fn user_mount(
+        &mut self,
+        opts: &PlanOptions<'_>,
+        m: &Mount,
+        new_root: bool,
+    ) -> Result<(), Error> {
+        let dir = |p: &Path| InRoot::new(p, TargetKind::Dir, new_root);
+        let on_host = |what: &str| {
+            Error::BadTarget {
+            target: m.target().to_path_buf(),
+            reason: match what {
+                "dir" => "a dir mount needs a root of the sandbox's own (it would be created on the host)",
+                _ => "a symlink mount needs a root of the sandbox's own (it would be created on the host)",
+            },
+        }
+        };
+        match m {
+            Mount::Bind {
+                source,
+                target,
+                readonly,
+            } => {
+                let canon = std::fs::canonicalize(source).map_err(|e| Error::BindSource {
+                    path: source.clone(),
+                    source: e,
+                })?;
+                let meta = std::fs::metadata(&canon).map_err(|e| Error::BindSource {
+                    path: source.clone(),
+                    source: e,
+                })?;
+                let kind = if meta.is_dir() {
+                    TargetKind::Dir
+                } else {
+                    TargetKind::File
+                };
+                let t = InRoot::new(target, kind, new_root)?;
+                let ro = if *readonly { RDONLY } else { 0 };
+                self.bind(host(&canon)?, Target::Root(t), true, ro | NOSUID | NODEV);
+            }
+            Mount::Tmpfs { target, size, mode } => {
+                if *size == Some(0) {
+                    return Err(Error::Invalid {
+                        what: "tmpfs size",
+                        reason: format!(
+                            "{}: 0 bytes (the kernel would read it as no limit)",
+                            target.display()
+                        ),
+                    });
+                }
+                let mode = mode.unwrap_or(0o755);
+                if mode > 0o7777 {
+                    return Err(Error::Invalid {
+                        what: "tmpfs mode",
+                        reason: format!("{}: {mode:o} is not a permission mode", target.display()),
+                    });
+                }
+                self.tmpfs(Target::Root(dir(target)?), mode, *size, NOSUID | NODEV);
+            }
+            Mount::Proc { target } => self.proc(opts, dir(target)?),
+            Mount::Sysfs { target } => self.sysfs(opts, dir(target)?),
+            Mount::File {
+                target,
+                contents,
+                mode,
+                readonly,
+            } => {
+                let t = InRoot::new(target, TargetKind::File, new_root)?;
+                let mode = mode.unwrap_or(0o644);
+                if mode > 0o7777 {
+                    return Err(Error::Invalid {
+                        what: "file mode",
+                        reason: format!("{}: {mode:o} is not a permission mode", target.display()),
+                    });
+                }
+                let src = self.staging_file(contents.clone(), mode);
+                let ro = if *readonly { RDONLY } else { 0 };
+                self.bind(src, Target::Root(t), false, ro | NOSUID | NODEV);
+            }
+            Mount::Symlink { link, points_to } => {
+                if !new_root {
+                    return Err(on_host("symlink"));
+                }
+                let l = InRoot::new(link, TargetKind::File, true)?;
+                self.ops.push(Op::Symlink {
+                    points_to: cpath(points_to)?,
+                    link: l,
+                });
+            }
+            Mount::Dir { target, mode } => {
+                if !new_root {
+                    return Err(on_host("dir"));
+                }
+                self.ops.push(Op::MakeDir {
+                    target: dir(target)?,
+                    mode: mode.unwrap_or(0o755),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything after the root itself: `/proc`, `/dev`, `/sys`, masks, `/etc` files, the
+    /// caller's mounts; then into the new root.
+    fn tail(&mut self, opts: &PlanOptions<'_>, create: bool, seal: bool) -> Result<(), Error> {
+        let proc = InRoot::rel("proc", TargetKind::Dir, create);
+        self.proc(opts, proc);
+        // A tree without `/dev` that cannot take one (read-only, or not the sandbox's to
+        // write) goes without.
+        self.dev(create, true);
+        let sys = InRoot::rel("sys", TargetKind::Dir, create).optional();
+        self.sysfs(opts, sys);
+        self.masks(opts);
+        self.etc(opts);
+        self.user_mounts(opts, true)?;
+        if seal {
+            self.ops.push(Op::SealRoot);
+        }
+        self.ops.push(Op::EnterRoot);
+        Ok(())
+    }
+
+    fn host_readonly(&mut self, opts: &PlanOptions<'_>) -> Result<(), Error> {
+        self.ops.push(Op::Stage);
+        self.tmpfs(
+            Target::Staging(cstr(NEWROOT)),
+            0o755,
+            Some(1 << 20),
+            NOSUID | NODEV,
+        );
+        self.ops.push(Op::OpenRoot {
+            path: cstr(NEWROOT),
+        });
+        for d in [
+            "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+        ] {
+            let p = Path::new("/").join(d);
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                if let Ok(to) = std::fs::read_link(&p) {
+                    self.ops.push(Op::Symlink {
+                        points_to: cpath(&to)?,
+                        link: InRoot::rel(d, TargetKind::File, true),
+                    });
+                }
+            } else if meta.is_dir() {
+                self.bind(
+                    host(&p)?,
+                    Target::Root(InRoot::rel(d, TargetKind::Dir, true)),
+                    true,
+                    RDONLY | NODEV,
+                );
+            }
+        }
+        for (d, mode) in [
+            ("tmp", 0o1777),
+            ("run", 0o755),
+            ("home", 0o755),
+            ("root", 0o700),
+        ] {
+            self.tmpfs(
+                Target::Root(InRoot::rel(d, TargetKind::Dir, true)),
+                mode,
+                None,
+                NOSUID | NODEV,
+            );
+        }
+        self.tail(opts, true, true)
+    }
+
+    fn dir(&mut self, opts: &PlanOptions<'_>, path: &Path, writable: bool) -> Result<(), Error> {
+        let root = std::fs::canonicalize(path).map_err(|source| Error::RootfsMissing {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !root.is_dir() {
+            return Err(Error::NotADirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        if !writable && !root.join("proc").is_dir() {
+            return Err(Error::MissingMountPoint {
+                root,
+                path: PathBuf::from("/proc"),
+            });
+        }
+        self.ops.push(Op::Stage);
+        let ro = if writable { 0 } else { RDONLY };
+        self.bind(host(&root)?, Target::Staging(cstr(NEWROOT)), true, ro);
+        self.ops.push(Op::OpenRoot {
+            path: cstr(NEWROOT),
+        });
+        self.tail(opts, writable, false)
+    }
+
+    fn overlay(
+        &mut self,
+        opts: &PlanOptions<'_>,
+        lower: &[PathBuf],
+        upper: Option<&Path>,
+    ) -> Result<(), Error> {
+        if lower.is_empty() {
+            return Err(Error::NoLowerLayer);
+        }
+        let mut layers = Vec::with_capacity(lower.len());
+        for l in lower {
+            let canon = std::fs::canonicalize(l).map_err(|source| Error::RootfsMissing {
+                path: l.clone(),
+                source,
+            })?;
+            if !canon.is_dir() {
+                return Err(Error::NotADirectory { path: l.clone() });
+            }
+            layers.push(canon);
+        }
+        self.ops.push(Op::Stage);
+        let (upperdir, workdir) = match upper {
+            Some(dir) => {
+                let err = |source| Error::UpperDir {
+                    path: dir.to_path_buf(),
+                    source,
+                };
+                let (u, w) = (dir.join("upper"), dir.join("work"));
+                std::fs::create_dir_all(&u).map_err(err)?;
+                std::fs::create_dir_all(&w).map_err(err)?;
+                if let Some((uid, gid)) = opts.root_owner {
+                    for d in [&u, &w] {
+                        std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(err)?;
+                    }
+                }
+                let u = std::fs::canonicalize(&u).map_err(err)?;
+                let w = std::fs::canonicalize(&w).map_err(err)?;
+                (overlay_path(&host(&u)?)?, overlay_path(&host(&w)?)?)
+            }
+            None => {
+                for d in ["/upper", "/upper/u", "/upper/w"] {
+                    self.ops.push(Op::Mkdir {
+                        path: cstr(d),
+                        mode: 0o755,
+                    });
+                }
+                ("/upper/u".to_string(), "/upper/w".to_string())
+            }
+        };
+        // overlayfs lists lower layers top first.
+        let mut lowerdirs = Vec::with_capacity(layers.len());
+        for (i, l) in layers.iter().rev().enumerate() {
+            match opts.idmap_userns {
+                Some(userns) => {
+                    let fd =
+                        crate::kernel::idmapped_tree(l, userns).map_err(|source| Error::Idmap {
+                            path: l.clone(),
+                            source,
+                        })?;
+                    let at = format!("/lower{i}");
+                    self.ops.push(Op::Mkdir {
+                        path: cstr(&at),
+                        mode: 0o755,
+                    });
+                    self.ops.push(Op::Attach {
+                        fd: fd.as_raw_fd(),
+                        path: cstr(&at),
+                        shown: l.display().to_string(),
+                    });
+                    self.fds.push(fd);
+                    lowerdirs.push(at);
+                }
+                None => lowerdirs.push(overlay_path(&host(l)?)?),
+            }
+        }
+        let data = format!(
+            "lowerdir={},upperdir={upperdir},workdir={workdir},userxattr",
+            lowerdirs.join(":")
+        );
+        self.ops.push(Op::Mount {
+            source: Some(cstr("overlay")),
+            target: cstr(NEWROOT),
+            fstype: Some(cstr("overlay")),
+            flags: 0,
+            data: Some(CString::new(data).map_err(|_| Error::Nul {
+                path: layers[0].clone(),
+            })?),
+        });
+        self.ops.push(Op::OpenRoot {
+            path: cstr(NEWROOT),
+        });
+        self.tail(opts, true, false)
+    }
+}
+
+/// A path as overlayfs's option parser takes it: `:` and `\` escaped; `,` refused.
+fn overlay_path(c: &CStr) -> Result<String, Error> {
+    let s = std::str::from_utf8(c.to_bytes()).map_err(|_| Error::Invalid {
+        what: "overlay layer",
+        reason: format!("{:?} is not UTF-8", OsStr::from_bytes(c.to_bytes())),
+    })?;
+    if s.contains(',') {
+        return Err(Error::Invalid {
+            what: "overlay layer",
+            reason: format!("{s:?} contains a comma, which overlayfs cannot take"),
+        });
+    }
+    Ok(s.replace('\\', "\\\\").replace(':', "\\:"))
+}
+
+/// Turns a [`Rootfs`] and the extra mounts of `opts` into the steps that build them.
+/// Checks everything it can in the parent: roots and bind sources exist, targets are
+/// absolute and cannot climb out, sizes and modes make sense; imports an image into its
+/// cache on first use.
+pub fn plan(rootfs: &Rootfs, opts: &PlanOptions<'_>) -> Result<MountPlan, Error> {
+    let mut b = Builder {
+        ops: vec![Op::MakePrivate],
+        fds: Vec::new(),
+        files: 0,
+    };
+    match rootfs {
+        Rootfs::Host => {
+            if opts.mounts.is_empty() {
+                if opts.new_pid_namespace {
+                    b.ops.push(Op::Mount {
+                        source: Some(cstr("proc")),
+                        target: cstr("/proc"),
+                        fstype: Some(cstr("proc")),
+                        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        data: None,
+                    });
+                }
+            } else {
+                // The host's tree is the root: nothing is created in it, targets must exist.
+                b.ops.push(Op::Stage);
+                b.ops.push(Op::OpenRoot {
+                    path: cstr(OLDROOT),
+                });
+                if opts.new_pid_namespace {
+                    b.proc(opts, InRoot::rel("proc", TargetKind::Dir, false));
+                }
+                b.user_mounts(opts, false)?;
+                b.ops.push(Op::EnterRoot);
+            }
+        }
+        Rootfs::HostReadonly => b.host_readonly(opts)?,
+        Rootfs::Dir { path, writable } => b.dir(opts, path, *writable)?,
+        Rootfs::Overlay { lower, upper } => b.overlay(opts, lower, upper.as_deref())?,
+        Rootfs::Image { path, cache, upper } => {
+            let cache = ImageCache::new(cache.clone().unwrap_or_else(ImageCache::default_dir));
+            let imported = cache.import(path)?;
+            b.overlay(opts, &[imported.root], upper.as_deref())?
+        }
+    }
+    Ok(MountPlan {
+        ops: b.ops,
+        fds: b.fds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(p: &MountPlan) -> Vec<String> {
+        p.ops().iter().map(|o| o.to_string()).collect()
+    }
+
+    fn pid() -> PlanOptions<'static> {
+        PlanOptions {
+            new_pid_namespace: true,
+            new_net_namespace: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn host_without_pid_namespace_only_goes_private() {
+        let p = plan(&Rootfs::host(), &PlanOptions::default()).unwrap();
+        assert_eq!(steps(&p), ["make / private"]);
+        let p = plan(&Rootfs::host(), &pid()).unwrap();
+        assert_eq!(steps(&p), ["make / private", "mount proc on /proc"]);
+    }
+
+    #[test]
+    fn dir_plan_binds_mounts_and_pivots() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("proc")).unwrap();
+        std::fs::create_dir(t.path().join("dev")).unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap();
+        let r = root.display();
+        let p = plan(&Rootfs::dir(t.path()), &pid()).unwrap();
+        let s = steps(&p);
+        assert_eq!(s[0], "make / private");
+        assert_eq!(s[1], "mount the staging tmpfs on /tmp and pivot into it");
+        assert_eq!(s[2], format!("bind {r} on / (ro)"));
+        assert!(s.contains(&"mount proc on /proc".to_string()), "{s:?}");
+        assert!(s.contains(&"mount tmpfs on /dev".to_string()), "{s:?}");
+        assert!(
+            s.contains(&"bind /dev/null on /dev/null".to_string()),
+            "{s:?}"
+        );
+        assert!(s.contains(&"mount devpts on /dev/pts".to_string()), "{s:?}");
+        assert!(
+            s.contains(&"bind /dev/null on /proc/kcore (ro)".to_string()),
+            "{s:?}"
+        );
+        assert!(s.contains(&"make /proc/sys read-only".to_string()), "{s:?}");
+        assert!(s.contains(&"mount sysfs on /sys (ro)".to_string()), "{s:?}");
+        assert!(!s.iter().any(|x| x.contains("devtmpfs")));
+        assert_eq!(s.last().unwrap(), "pivot_root into the new root");
+    }
+
+    #[test]
+    fn writable_dir_is_not_read_only() {
+        let t = tempfile::tempdir().unwrap();
+        let p = plan(&Rootfs::dir(t.path()).writable(), &PlanOptions::default()).unwrap();
+        assert!(!steps(&p).iter().any(|s| s.contains("on / (ro)")));
+    }
+
+    #[test]
+    fn missing_rootfs_is_a_typed_error_naming_the_path() {
+        let e = plan(&Rootfs::dir("/no/such/root"), &PlanOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::RootfsMissing { .. }));
+        assert!(e.to_string().contains("/no/such/root"), "{e}");
+    }
+
+    #[test]
+    fn file_as_rootfs_is_rejected() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let e = plan(&Rootfs::dir(f.path()), &PlanOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::NotADirectory { .. }), "{e}");
+    }
+
+    #[test]
+    fn read_only_rootfs_without_proc_is_rejected() {
+        let t = tempfile::tempdir().unwrap();
+        let e = plan(&Rootfs::dir(t.path()), &pid()).unwrap_err();
+        assert!(e.to_string().contains("missing mount point /proc"), "{e}");
+    }
+
+    #[test]
+    fn host_readonly_binds_system_dirs_read_only_and_seals_the_root() {
+        let p = plan(&Rootfs::host_readonly(), &pid()).unwrap();
+        let s = steps(&p);
+        assert!(s.contains(&"bind /usr on /usr (ro)".to_string()), "{s:?}");
+        assert!(s.contains(&"bind /etc on /etc (ro)".to_string()), "{s:?}");
+        for d in ["/tmp", "/run", "/home", "/root"] {
+            assert!(s.contains(&format!("mount tmpfs on {d}")), "{d}: {s:?}");
+        }
+        assert!(
+            s.contains(&"place the file /etc/hosts (ro)".to_string()),
+            "{s:?}"
+        );
+        let seal = s.iter().position(|x| x == "make / read-only").unwrap();
+        assert_eq!(seal + 2, s.len());
+    }
+
+    #[test]
+    fn targets_must_be_absolute_and_stay_inside() {
+        for (t, want) in [
+            ("relative/x", "not an absolute path"),
+            ("/a/../../etc", "contains `..`"),
+            ("/", "the root itself"),
+        ] {
+            let m = [Mount::tmpfs(t)];
+            let opts = PlanOptions {
+                mounts: &m,
+                ..pid()
+            };
+            let e = plan(&Rootfs::host_readonly(), &opts).unwrap_err();
+            assert!(matches!(e, Error::BadTarget { .. }), "{e}");
+            assert!(
+                e.to_string().contains(want) && e.to_string().contains(t),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_bind_source_names_it() {
+        let m = [Mount::bind("/no/such/source", "/data")];
+        let opts = PlanOptions {
+            mounts: &m,
+            ..pid()
+        };
+        let e = plan(&Rootfs::host_readonly(), &opts).unwrap_err();
+        assert!(matches!(e, Error::BindSource { .. }), "{e}");
+        assert!(e.to_string().contains("/no/such/source"), "{e}");
+    }
+
+    #[test]
+    fn zero_sized_tmpfs_is_refused() {
+        let m = [Mount::tmpfs("/t").size(0)];
+        let opts = PlanOptions {
+            mounts: &m,
+            ..pid()
+        };
+        let e = plan(&Rootfs::host_readonly(), &opts).unwrap_err();
+        assert!(e.to_string().contains("0 bytes"), "{e}");
+    }
+
+    #[test]
+    fn dirs_and_symlinks_are_not_created_on_the_host() {
+        let m = [Mount::dir("/newdir")];
+        let opts = PlanOptions {
+            mounts: &m,
+            ..pid()
+        };
+        let e = plan(&Rootfs::host(), &opts).unwrap_err();
+        assert!(e.to_string().contains("created on the host"), "{e}");
+    }
+
+    #[test]
+    fn overlay_needs_a_lower_layer_and_escapes_colons() {
+        let e = plan(&Rootfs::overlay(Vec::<PathBuf>::new()), &pid()).unwrap_err();
+        assert!(matches!(e, Error::NoLowerLayer));
+        let t = tempfile::tempdir().unwrap();
+        let l = t.path().join("a:b");
+        std::fs::create_dir(&l).unwrap();
+        let p = plan(&Rootfs::overlay([&l]), &pid()).unwrap();
+        let data = p
+            .ops()
+            .iter()
+            .find_map(|o| match o {
+                Op::Mount { data: Some(d), .. } => Some(d.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(data.contains("a\\:b"), "{data}");
+        assert!(data.contains("upperdir=/upper/u"), "{data}");
+    }
+
+    #[test]
+    fn serde_form() {
+        let r = Rootfs::dir("/srv/busybox");
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"dir","path":"/srv/busybox","writable":false}"#
+        );
+        assert_eq!(serde_json::from_str::<Rootfs>(&j).unwrap(), r);
+        let h: Rootfs = serde_json::from_str(r#"{"kind":"host_readonly"}"#).unwrap();
+        assert_eq!(h, Rootfs::HostReadonly);
+        let o: Rootfs = serde_json::from_str(r#"{"kind":"overlay","lower":["/a","/b"]}"#).unwrap();
+        assert_eq!(o, Rootfs::overlay(["/a", "/b"]));
+        let m = Mount::tmpfs("/t").size(1024).mode(0o700);
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"tmpfs","target":"/t","size":1024,"mode":448}"#
+        );
+        assert_eq!(serde_json::from_str::<Mount>(&j).unwrap(), m);
+    }
+}
