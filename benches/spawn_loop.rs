@@ -5,16 +5,19 @@
 //! criterion version.
 //!
 //! ```text
-//! cargo bench --bench spawn_loop -- [-n N] [-j P] [-x PROGRAM] [--rootfs DIR] [--heap-mb M] CONFIG...
+//! cargo bench --bench spawn_loop -- [-n N] [-j P] [-x PROGRAM] [--rootfs DIR] [--heap-mb M]
+//!     [--root host|host-ro|dir|overlay|image] [--image PATH] [--image-cache DIR] CONFIG...
 //! ```
 //! CONFIG is one of `tokio` (plain `tokio::process`), `base` (pid+uts+ipc+mnt), `user`
 //! (+user), `net` (+net, loopback), `all` (every namespace), each with `-init` appended to
 //! run the built-in init. Output lines: `OURS config=... n=... median_us=...` (like floor's).
+//! `--root` picks the root filesystem kind (`dir` and `overlay` over `--rootfs DIR`, `image`
+//! from `--image`); `--rootfs DIR` alone means `dir`.
 
 use sandbox_core::{Namespace, Network, Rootfs, Sandbox};
 use std::time::Instant;
 
-fn sandbox(config: &str, rootfs: Option<&str>) -> Option<Sandbox> {
+fn sandbox(config: &str, rootfs: &Option<Rootfs>) -> Option<Sandbox> {
     let (base, init) = match config.strip_suffix("-init") {
         Some(b) => (b, true),
         None => (config, false),
@@ -38,7 +41,7 @@ fn sandbox(config: &str, rootfs: Option<&str>) -> Option<Sandbox> {
         _ => return None,
     };
     Some(match rootfs {
-        Some(dir) => s.rootfs(Rootfs::dir(dir)),
+        Some(r) => s.rootfs(r.clone()),
         None => s,
     })
 }
@@ -83,6 +86,8 @@ async fn measure(args: Vec<String>) {
     let (mut n, mut jobs, mut heap_mb) = (1000usize, 0usize, 0usize);
     let mut program = String::from("/bin/true");
     let mut rootfs: Option<String> = None;
+    let (mut root, mut image, mut cache): (Option<String>, Option<String>, Option<String>) =
+        (None, None, None);
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -90,6 +95,9 @@ async fn measure(args: Vec<String>) {
             "-j" => jobs = args.next().and_then(|v| v.parse().ok()).expect("-j P"),
             "-x" => program = args.next().expect("-x PROGRAM"),
             "--rootfs" => rootfs = args.next(),
+            "--root" => root = args.next(),
+            "--image" => image = args.next(),
+            "--image-cache" => cache = args.next(),
             "--heap-mb" => heap_mb = args.next().and_then(|v| v.parse().ok()).expect("MB"),
             "--bench" => {}
             c => configs.push(c.to_string()),
@@ -98,14 +106,31 @@ async fn measure(args: Vec<String>) {
     // Ballast: a caller with a big heap (a judge service, a test harness).
     let ballast = vec![1u8; heap_mb << 20];
     std::hint::black_box(&ballast);
+    let tree = || rootfs.clone().expect("--rootfs DIR");
+    let (kind, root): (Option<String>, Option<Rootfs>) = match (root.as_deref(), &rootfs) {
+        (None, None) => (None, None),
+        (None, Some(dir)) => (Some("rootfs".into()), Some(Rootfs::dir(dir))),
+        (Some("host"), _) => (Some("host".into()), Some(Rootfs::host())),
+        (Some("host-ro"), _) => (Some("host-ro".into()), Some(Rootfs::host_readonly())),
+        (Some("dir"), _) => (Some("dir".into()), Some(Rootfs::dir(tree()))),
+        (Some("overlay"), _) => (Some("overlay".into()), Some(Rootfs::overlay([tree()]))),
+        (Some("image"), _) => {
+            let mut r = Rootfs::image(image.clone().expect("--image PATH"));
+            if let Some(c) = &cache {
+                r = r.cache_dir(c);
+            }
+            (Some("image".into()), Some(r))
+        }
+        (Some(other), _) => panic!("--root {other}: host, host-ro, dir, overlay or image"),
+    };
     for config in &configs {
         let sb = if config == "tokio" {
             None
         } else {
-            Some(sandbox(config, rootfs.as_deref()).unwrap_or_else(|| panic!("config {config}")))
+            Some(sandbox(config, &root).unwrap_or_else(|| panic!("config {config}")))
         };
-        let tag = match &rootfs {
-            Some(_) if sb.is_some() => format!("{config}+rootfs"),
+        let tag = match &kind {
+            Some(k) if sb.is_some() => format!("{config}+{k}"),
             _ => config.clone(),
         };
         let tag = if heap_mb > 0 {

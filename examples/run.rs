@@ -5,7 +5,10 @@
 //! ```
 //!
 //! With no program it runs a shell that shows the isolation: the hostname, `id`, `ps`
-//! seeing only the sandbox's processes, and the sandbox's own mount table. With a program
+//! seeing only the sandbox's processes, and the sandbox's own mount table. The root is the
+//! host's system directories, read-only, in an empty tree (`--rootfs`, `--overlay`,
+//! `--image` or `--host-root` choose another), and `--bind`, `--tmpfs`, `--file` add
+//! mounts. With a program
 //! it runs it with stdin, stdout and stderr passed through and exits with its status
 //! (128 + the signal when it was killed). `--json` adds one JSON line with the outcome on
 //! stderr at the end.
@@ -13,7 +16,7 @@
 //! It is a thin layer over the public API: every option maps to one builder call.
 
 use clap::Parser;
-use sandbox_core::{Error, Namespace, Network, Rootfs, Sandbox, Stage, Stdio};
+use sandbox_core::{Error, Mount, Namespace, Network, Rootfs, Sandbox, Stage, Stdio};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,14 +29,52 @@ struct Args {
     #[arg(long, value_name = "H", default_value = sandbox_core::DEFAULT_HOSTNAME)]
     hostname: String,
 
-    /// Use DIR as the root filesystem (entered with pivot_root, read-only). Without it the
-    /// sandbox sees the host's tree through its own mount table, with a fresh /proc.
-    #[arg(long, value_name = "DIR")]
+    /// Use DIR as the root filesystem (entered with pivot_root, read-only unless
+    /// --rootfs-writable). Without --rootfs, --overlay, --image or --host-root the sandbox
+    /// gets the host's /usr, /bin, /sbin, /lib* and /etc read-only in an empty root, with
+    /// fresh /tmp, /run, /home, /root, /dev, /proc and /sys.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["overlay", "image", "host_root"])]
     rootfs: Option<PathBuf>,
 
     /// Make the --rootfs directory writable.
     #[arg(long, requires = "rootfs")]
     rootfs_writable: bool,
+
+    /// Copy-on-write over DIR: the sandbox may write anywhere, DIR is never changed, the
+    /// writes vanish with the sandbox (see --upper). Repeat to stack trees, bottom first.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "host_root"])]
+    overlay: Vec<PathBuf>,
+
+    /// Use a container image as the root: a `docker export` tarball (plain or gzip) or an
+    /// OCI image layout directory, imported once into the cache, then copy-on-write.
+    #[arg(long, value_name = "TAR|OCI-DIR", conflicts_with = "host_root")]
+    image: Option<PathBuf>,
+
+    /// The image cache directory (default: /var/cache/sandbox/images for root,
+    /// ~/.cache/sandbox/images otherwise).
+    #[arg(long, value_name = "DIR", requires = "image")]
+    image_cache: Option<PathBuf>,
+
+    /// Keep the writes of --overlay or --image in DIR/upper instead of a throw-away tmpfs.
+    #[arg(long, value_name = "DIR")]
+    upper: Option<PathBuf>,
+
+    /// See the host's whole tree (through a private mount table) instead of a new root.
+    #[arg(long)]
+    host_root: bool,
+
+    /// Bind the host's SRC at DST inside (read-only with :ro); may be repeated.
+    #[arg(long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
+    bind: Vec<Mount>,
+
+    /// Mount a fresh tmpfs at DST, of at most SIZE bytes (suffixes K, M, G); may be
+    /// repeated.
+    #[arg(long, value_name = "DST[:SIZE]", value_parser = parse_tmpfs)]
+    tmpfs: Vec<Mount>,
+
+    /// Place a copy of the host's HOSTFILE at DST inside; may be repeated.
+    #[arg(long, value_name = "DST=HOSTFILE", value_parser = parse_file)]
+    file: Vec<Mount>,
 
     /// Network: none (only lo, down), loopback (lo up) or host (the caller's).
     #[arg(long, value_name = "KIND", default_value = "loopback")]
@@ -81,14 +122,77 @@ fn sandbox(args: &Args) -> Sandbox {
     if !args.share.contains(&Namespace::Uts) {
         s = s.hostname(&args.hostname);
     }
-    if let Some(dir) = &args.rootfs {
-        let mut r = Rootfs::dir(dir);
+    let mut rootfs = if let Some(dir) = &args.rootfs {
+        let r = Rootfs::dir(dir);
         if args.rootfs_writable {
-            r = r.writable();
+            r.writable()
+        } else {
+            r
         }
-        s = s.rootfs(r);
+    } else if !args.overlay.is_empty() {
+        Rootfs::overlay(args.overlay.clone())
+    } else if let Some(image) = &args.image {
+        let mut r = Rootfs::image(image);
+        if let Some(cache) = &args.image_cache {
+            r = r.cache_dir(cache);
+        }
+        r
+    } else if args.host_root {
+        Rootfs::host()
+    } else {
+        Rootfs::host_readonly()
+    };
+    if let Some(upper) = &args.upper {
+        rootfs = rootfs.upper_dir(upper);
+    }
+    s = s.rootfs(rootfs);
+    for m in args.bind.iter().chain(&args.tmpfs).chain(&args.file) {
+        s = s.mount(m.clone());
     }
     s
+}
+
+/// `SRC:DST[:ro]`
+fn parse_bind(v: &str) -> Result<Mount, String> {
+    let parts: Vec<&str> = v.split(':').collect();
+    match parts[..] {
+        [src, dst] => Ok(Mount::bind(src, dst)),
+        [src, dst, "ro"] => Ok(Mount::bind(src, dst).readonly()),
+        [_, _, other] => Err(format!("unknown bind option {other:?} (only `ro`)")),
+        _ => Err("expected SRC:DST or SRC:DST:ro".into()),
+    }
+}
+
+/// `1024`, `64K`, `16M`, `1G`
+fn parse_size(v: &str) -> Result<u64, String> {
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{v:?} is not a size (a number with an optional K, M or G)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{v:?} is too large"))
+}
+
+/// `DST[:SIZE]`
+fn parse_tmpfs(v: &str) -> Result<Mount, String> {
+    match v.split_once(':') {
+        Some((dst, size)) => Ok(Mount::tmpfs(dst).size(parse_size(size)?)),
+        None => Ok(Mount::tmpfs(v)),
+    }
+}
+
+/// `DST=HOSTFILE`: the host file is read now.
+fn parse_file(v: &str) -> Result<Mount, String> {
+    let (dst, src) = v
+        .split_once('=')
+        .ok_or_else(|| "expected DST=HOSTFILE".to_string())?;
+    let contents = std::fs::read(src).map_err(|e| format!("{src}: {e}"))?;
+    Ok(Mount::file(dst, contents))
 }
 
 /// Exit codes for failures of the runner itself, as `env` and container runtimes use them.

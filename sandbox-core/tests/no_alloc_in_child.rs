@@ -7,7 +7,7 @@
 //! leaves behind. Every spawn path runs below; the count must stay 0. A control fork that
 //! does allocate proves the counter works.
 mod common;
-use sandbox_core::{Clock, Command, Namespace, Rootfs, Sandbox, Stdio};
+use sandbox_core::{Clock, Command, Mount, Namespace, Rootfs, Sandbox, Stdio};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -105,6 +105,18 @@ async fn no_allocation_between_clone_and_exec() {
     for s in [
         Sandbox::new().init(false),
         Sandbox::new().rootfs(Rootfs::dir(root.path())),
+        // Every kind of new root and every kind of mount (resolved by fd in the child).
+        Sandbox::new()
+            .rootfs(Rootfs::host_readonly())
+            .mount(Mount::bind("/etc/os-release", "/data/os").readonly())
+            .mount(Mount::tmpfs("/scratch").size(1 << 20).mode(0o700))
+            .mount(Mount::file("/sub/main.c", "int main;"))
+            .mount(Mount::symlink("/tmp/link", "/data"))
+            .mount(Mount::dir("/a/b/c"))
+            .mount(Mount::proc("/proc2"))
+            .mount(Mount::sysfs("/sys2")),
+        Sandbox::new().rootfs(Rootfs::overlay([root.path()])),
+        Sandbox::new().mount(Mount::tmpfs("/mnt")),
         Sandbox::new().time_offset(Clock::Monotonic, 1000),
         Sandbox::new().network(sandbox_core::Network::none()),
         Sandbox::new().share(Namespace::User).share(Namespace::Pid),
