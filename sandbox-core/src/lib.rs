@@ -1,17 +1,19 @@
 //! Async Linux sandboxes for tokio programs.
 //!
 //! A program started through this crate runs in namespaces of its own — user (uid/gid
-//! maps, so an unprivileged caller can be root inside), mount (its own `/proc`, nothing
-//! propagating back), PID (a built-in init is PID 1), UTS (hostname), IPC, network, cgroup
+//! maps, so an unprivileged caller can be root inside), mount (its own root filesystem
+//! entered with `pivot_root` — the host's system directories read-only, a directory, an
+//! overlay or a container image — nothing propagating back), PID (a built-in init is PID 1), UTS (hostname), IPC, network, cgroup
 //! and time — behind a handle that feels like `tokio::process`: piped stdio that implements
 //! `AsyncRead`/`AsyncWrite`, `wait`, `kill`, `output`.
 //!
 //! ```no_run
-//! use sandbox_core::{Network, Rootfs, Sandbox};
+//! use sandbox_core::{Mount, Network, Rootfs, Sandbox};
 //! # async fn f() -> sandbox_core::Result<()> {
 //! let out = Sandbox::new()
 //!     .hostname("t1")
-//!     .rootfs(Rootfs::host())
+//!     .rootfs(Rootfs::host_readonly())
+//!     .mount(Mount::tmpfs("/work").size(64 << 20))
 //!     .network(Network::loopback())
 //!     .command("/bin/sh")
 //!     .arg("-c")

@@ -529,6 +529,14 @@ fn walk(
     kind: TargetKind,
     mode: libc::mode_t,
 ) -> Result<Fd, c_int> {
+    // Most targets exist: one lookup of the whole path. Only a missing one is walked
+    // component by component to create what is missing.
+    if let Some((full, _)) = t.steps().nth(upto.wrapping_sub(1)) {
+        match open_in_root(root, full) {
+            Err(libc::ENOENT) if t.create() => {}
+            r => return r,
+        }
+    }
     let mut parent: Option<Fd> = None;
     for (i, (prefix, name)) in (1..).zip(t.steps().take(upto)) {
         let last = i == upto;
@@ -692,7 +700,41 @@ fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
             fstype,
             flags,
             data,
-        } => mount(opt(source), target, opt(fstype), *flags, opt(data)),
+            optional,
+        } => match mount(opt(source), target, opt(fstype), *flags, opt(data)) {
+            Err(libc::ENOENT) if *optional => Ok(()),
+            r => r,
+        },
+        Op::Touch { path } => {
+            let fd = open(
+                path,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW,
+                0o644,
+            )?;
+            close(fd);
+            Ok(())
+        }
+        Op::Link { points_to, path } => sys!(
+            libc::SYS_symlinkat,
+            points_to.as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr()
+        )
+        .map(drop),
+        Op::Move { from, to } => {
+            let Some(t) = target_fd(root_fd(), to)? else {
+                return Ok(());
+            };
+            sys!(
+                libc::SYS_move_mount,
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                t.0,
+                c"".as_ptr(),
+                MOVE_MOUNT_T_EMPTY_PATH
+            )
+            .map(drop)
+        }
         Op::Mkdir { path, mode } => {
             match sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), *mode) {
                 Err(libc::EEXIST) => Ok(()),

@@ -159,6 +159,23 @@ async fn read_frame(sync: &mut tokio::net::UnixStream) -> Result<Option<Frame>> 
     Ok(Some(Frame::from_bytes(&buf)))
 }
 
+/// Imports an image root into its cache on a blocking thread (extraction may take seconds,
+/// and must not hold up a runtime worker); the plan then finds it in the cache.
+async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
+    use sandbox_fs::image::ImageCache;
+    let sandbox_fs::Rootfs::Image { path, cache, .. } = rootfs else {
+        return Ok(());
+    };
+    let (path, cache) = (path.clone(), cache.clone());
+    tokio::task::spawn_blocking(move || {
+        ImageCache::new(cache.unwrap_or_else(ImageCache::default_dir)).import(&path)
+    })
+    .await
+    .map_err(|e| Error::os("import the image", std::io::Error::other(e)))?
+    .map_err(|e| Error::Fs(e.into()))?;
+    Ok(())
+}
+
 /// What a failed step was about, for the error message.
 fn describe(stage: Stage, detail: u32, plan: &ChildPlan) -> Option<String> {
     let lossy = |c: &std::ffi::CStr| c.to_string_lossy().into_owned();
@@ -207,6 +224,9 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
 }
 
 async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
+    if exec.is_none() {
+        import_image(&cmd.sandbox.rootfs).await?;
+    }
     let Prepared {
         plan,
         child_fds,
