@@ -3,7 +3,8 @@
 #
 # Needs root: the tests create namespaces, write id maps, and re-run parts of themselves
 # as uid 65534 to check the unprivileged path. Installs the few Debian packages they use
-# when missing (uidmap for newuidmap/newgidmap, procps, iproute2, python3, util-linux).
+# when missing (uidmap for newuidmap/newgidmap, procps, iproute2, python3, util-linux,
+# busybox-static for the busybox root filesystems).
 # Nothing else on the machine is changed: every mount, namespace and process a test makes
 # is its own and is removed.
 set -euo pipefail
@@ -15,6 +16,7 @@ fi
 need=()
 [ -x /usr/bin/newuidmap ] || need+=(uidmap)
 [ -x /usr/bin/python3 ] || need+=(python3)
+[ -x /bin/busybox ] || need+=(busybox-static)
 command -v ps >/dev/null 2>&1 || need+=(procps)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 for c in setpriv unshare ipcmk nsenter; do command -v "$c" >/dev/null 2>&1 || need+=(util-linux); done

@@ -50,7 +50,9 @@ pub mod image;
 pub mod kernel;
 mod plan;
 
-pub use plan::{plan, FsOption, InRoot, MountPlan, Op, PlanOptions, Target, TargetKind, DEVICES};
+pub use plan::{
+    check_mounts, plan, FsOption, InRoot, MountPlan, Op, PlanOptions, Target, TargetKind, DEVICES,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};

@@ -1105,11 +1105,29 @@ fn overlay_path(c: &CStr) -> Result<String, Error> {
     Ok(s.replace('\\', "\\\\").replace(':', "\\:"))
 }
 
+/// Checks extra mounts on their own, as [`plan`] does first: absolute targets without
+/// `..`, existing bind sources, sensible sizes and modes. Creates nothing.
+pub fn check_mounts(mounts: &[Mount]) -> Result<(), Error> {
+    let mut b = Builder {
+        ops: Vec::new(),
+        fds: Vec::new(),
+        files: 0,
+    };
+    let opts = PlanOptions {
+        mounts,
+        ..Default::default()
+    };
+    b.user_mounts(&opts, true)
+}
+
 /// Turns a [`Rootfs`] and the extra mounts of `opts` into the steps that build them.
 /// Checks everything it can in the parent: roots and bind sources exist, targets are
 /// absolute and cannot climb out, sizes and modes make sense; imports an image into its
 /// cache on first use.
 pub fn plan(rootfs: &Rootfs, opts: &PlanOptions<'_>) -> Result<MountPlan, Error> {
+    // Bad mounts are refused before anything is created on the host (a kept upper
+    // directory, an image in the cache).
+    check_mounts(opts.mounts)?;
     let mut b = Builder {
         ops: vec![Op::MakePrivate],
         fds: Vec::new(),

@@ -225,6 +225,7 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
 
 async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
     if exec.is_none() {
+        sandbox_fs::check_mounts(&cmd.sandbox.mounts)?;
         import_image(&cmd.sandbox.rootfs).await?;
     }
     let Prepared {

@@ -216,3 +216,111 @@ pub async fn shell(sandbox: &sandbox_core::Sandbox, script: &str) -> (sandbox_co
     let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     (child, lines)
 }
+
+/// The host's mount table, as this process sees it.
+pub fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+/// Builds a root filesystem from Debian's static busybox (package `busybox-static`, see
+/// `scripts/test.sh`): `bin/busybox`, `bin/<applet>` symlinks to it (relative), and empty
+/// `proc`, `dev`, `etc`, `tmp`. The tree's root is made 0755 (a tempdir is 0700).
+pub fn busybox_rootfs(root: &Path, applets: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        Path::new("/bin/busybox").is_file(),
+        "/bin/busybox is missing: install busybox-static (scripts/test.sh does)"
+    );
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["bin", "proc", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::fs::set_permissions(
+        root.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    for a in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+}
+
+/// Everything about a tree that a write could change, by path: type, mode, owner, size,
+/// modification time, and the contents of files and the targets of links.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, String>) {
+        let m = std::fs::symlink_metadata(dir).unwrap();
+        let rel = dir.strip_prefix(root).unwrap().to_path_buf();
+        let ft = m.file_type();
+        let what = if ft.is_symlink() {
+            format!("link {:?}", std::fs::read_link(dir).unwrap())
+        } else if ft.is_file() {
+            let bytes = std::fs::read(dir).unwrap();
+            let h = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+            let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+            format!("file {hex}")
+        } else if ft.is_dir() {
+            "dir".to_string()
+        } else {
+            format!("other rdev={}", m.rdev())
+        };
+        out.insert(
+            rel,
+            format!(
+                "{what} mode={:o} uid={} gid={} size={} mtime={}.{} ino={}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ino()
+            ),
+        );
+        if ft.is_dir() {
+            for e in std::fs::read_dir(dir).unwrap() {
+                walk(root, &e.unwrap().path(), out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A tar archive (as `docker export` writes one) of the tree at `root`: entries named
+/// `bin/`, `bin/sh`, ..., with symlinks kept as symlinks.
+pub fn tar_of_tree(root: &Path) -> Vec<u8> {
+    fn walk(b: &mut tar::Builder<Vec<u8>>, root: &Path, dir: &Path) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(root).unwrap();
+            b.append_path_with_name(&p, rel).unwrap();
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                walk(b, root, &p);
+            }
+        }
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    walk(&mut b, root, root);
+    b.into_inner().unwrap()
+}
+
+/// `n` bytes from the kernel's random source, as hex.
+pub fn random_hex(n: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}

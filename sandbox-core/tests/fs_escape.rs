@@ -1,0 +1,290 @@
+//! A sandbox with a root of its own cannot reach a file of the host outside that root: not
+//! by its path, not by climbing with `..`, not through `/proc/<pid>/root` or `cwd`, not
+//! through a symlink it plants, and a symlink planted in the tree on the host cannot make a
+//! mount land outside the root.
+mod common;
+use sandbox_core::{Error, Mount, Rootfs, Sandbox, Stage};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The tests compare the host's mount table before and after: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The host uid (and gid) of root inside a sandbox when the caller is root.
+const SANDBOX_ROOT: u32 = 524288;
+
+/// A directory of the host, outside every root, holding `canary` with random contents.
+struct Canary {
+    dir: tempfile::TempDir,
+    secret: String,
+}
+
+impl Canary {
+    fn new() -> Canary {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = format!("canary-{}", common::random_hex(16));
+        std::fs::write(dir.path().join("canary"), &secret).unwrap();
+        Canary { dir, secret }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("canary")
+    }
+
+    /// The canary directory holds only the canary, as written.
+    fn assert_untouched(&self) {
+        let names: BTreeSet<String> = std::fs::read_dir(self.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["canary".to_string()]),
+            "the host's canary directory changed"
+        );
+        assert_eq!(std::fs::read_to_string(self.file()).unwrap(), self.secret);
+    }
+
+    /// Neither output holds the canary's contents.
+    fn assert_not_in(&self, out: &sandbox_core::Output) {
+        for (name, b) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !String::from_utf8_lossy(b).contains(&self.secret),
+                "the canary was read ({name}): {out:?}"
+            );
+        }
+    }
+}
+
+/// A shell function `try PATH` that reads PATH and counts the attempts that failed.
+const TRY: &str = r#"n=0; blocked=0
+try() { n=$((n+1)); if cat "$1" 2>/dev/null; then echo "READ $1"; else blocked=$((blocked+1)); fi; }
+"#;
+
+fn tally(stdout: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tries="))
+        .unwrap_or_else(|| panic!("the script did not finish: {stdout}"));
+    let (n, b) = line.split_once(" blocked=").unwrap();
+    (n.parse().unwrap(), b.parse().unwrap())
+}
+
+#[tokio::test]
+async fn host_files_outside_the_root_cannot_be_read() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let canary = Canary::new();
+    let p = canary.file().display().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let bb = work.path().join("bb");
+    common::busybox_rootfs(&bb, &["sh", "cat"]);
+    let mounts = common::mountinfo();
+    let script = format!(
+        r#"{TRY}
+try '{p}'
+try '/../../../..{p}'
+cd / && try '../../../../..{p}'
+try '/proc/1/root{p}'
+try '/proc/1/root/../../..{p}'
+try '/proc/self/root{p}'
+try '/proc/self/root/../../..{p}'
+try '/proc/self/cwd{p}'
+try '/proc/self/cwd/../../..{p}'
+try '/proc/1/cwd{p}'
+try '/proc/1/cwd/../../..{p}'
+try '/oldroot{p}'
+try '/proc/1/root/oldroot{p}'
+for pid in /proc/[0-9]*; do try "$pid/root{p}"; try "$pid/cwd{p}"; done
+echo "tries=$n blocked=$blocked"
+"#
+    );
+    for (name, root) in [
+        ("host_readonly", Rootfs::host_readonly()),
+        ("dir", Rootfs::dir(&bb)),
+    ] {
+        let out = Sandbox::new()
+            .rootfs(root)
+            .command("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .await
+            .unwrap();
+        canary.assert_not_in(&out);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("READ"), "{name}: {stdout}");
+        let (n, blocked) = tally(&stdout);
+        assert!(n >= 17, "{name}: only {n} attempts ran: {stdout}");
+        assert_eq!(blocked, n, "{name}: {stdout}");
+    }
+    canary.assert_untouched();
+    assert_eq!(
+        common::mountinfo(),
+        mounts,
+        "the host's mount table changed"
+    );
+}
+
+#[tokio::test]
+async fn symlinks_planted_inside_resolve_inside() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let canary = Canary::new();
+    let d = canary.dir().display().to_string();
+    let work = tempfile::tempdir().unwrap();
+    let bb = work.path().join("bb");
+    common::busybox_rootfs(&bb, &["sh", "cat", "ln", "mkdir"]);
+    let mounts = common::mountinfo();
+    // Links made by the sandbox itself (absolute, climbing), and one asked of the library.
+    let script = format!(
+        r#"{TRY}
+ln -s '{d}' /evil && echo linked
+ln -s '../../../../../../../..{d}' /evil2 && echo linked
+try /evil/canary
+try /evil2/canary
+try /evil3/canary
+mkdir -p '{d}' && echo pwned > /evil/pwned && echo pwned > /evil2/pwned2 && echo pwned > /evil3/pwned3 && echo wrote
+cat /evil/pwned /evil2/pwned2 '{d}/pwned3'
+echo "tries=$n blocked=$blocked"
+"#
+    );
+    let out = Sandbox::new()
+        .rootfs(Rootfs::overlay([&bb]))
+        .mount(Mount::symlink("/evil3", canary.dir()))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .unwrap();
+    canary.assert_not_in(&out);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("READ"), "{stdout}");
+    assert_eq!(tally(&stdout), (3, 3), "{stdout}");
+    assert!(
+        stdout.starts_with("linked\nlinked\nwrote\npwned\npwned\npwned\n"),
+        "{out:?}"
+    );
+    canary.assert_untouched();
+    assert_eq!(
+        common::mountinfo(),
+        mounts,
+        "the host's mount table changed"
+    );
+}
+
+#[tokio::test]
+async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let canary = Canary::new();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    common::busybox_rootfs(&tree, &["sh", "cat", "ls"]);
+    // The tree points at the host's canary directory: absolutely, and by climbing.
+    std::os::unix::fs::symlink(canary.dir(), tree.join("evil")).unwrap();
+    let climb = Path::new("../../../../../../../..").join(canary.dir().strip_prefix("/").unwrap());
+    std::os::unix::fs::symlink(&climb, tree.join("evil_rel")).unwrap();
+    // A writable tree the sandbox's root may create directories in.
+    let writable = work.path().join("writable");
+    common::busybox_rootfs(&writable, &["sh", "cat", "ls"]);
+    std::os::unix::fs::symlink(canary.dir(), writable.join("evil")).unwrap();
+    std::os::unix::fs::symlink(&climb, writable.join("evil_rel")).unwrap();
+    std::os::unix::fs::chown(&writable, Some(SANDBOX_ROOT), Some(SANDBOX_ROOT)).unwrap();
+    std::os::unix::fs::chown(writable.join("tmp"), Some(SANDBOX_ROOT), Some(SANDBOX_ROOT)).unwrap();
+    // A tree that has the canary directory's path inside it too, with the mount points
+    // ready: there the mounts must succeed, and land in the tree.
+    let mirrored = work.path().join("mirrored");
+    common::busybox_rootfs(&mirrored, &["sh", "cat", "ls"]);
+    std::os::unix::fs::symlink(canary.dir(), mirrored.join("evil")).unwrap();
+    std::os::unix::fs::symlink(&climb, mirrored.join("evil_rel")).unwrap();
+    let inside = mirrored.join(canary.dir().strip_prefix("/").unwrap());
+    for d in ["sub", "t"] {
+        std::fs::create_dir_all(inside.join(d)).unwrap();
+    }
+    std::fs::write(inside.join("pwned"), "").unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("marker"), "m\n").unwrap();
+
+    let mounts = common::mountinfo();
+    // (name, root, whether the mounts must succeed)
+    let roots = [
+        ("overlay", Rootfs::overlay([&tree]), false),
+        ("dir", Rootfs::dir(&tree), false),
+        ("dir-writable", Rootfs::dir(&writable).writable(), false),
+        ("overlay-mirrored", Rootfs::overlay([&mirrored]), true),
+        ("dir-mirrored", Rootfs::dir(&mirrored), true),
+    ];
+    let mirrored_before = common::snapshot(&mirrored);
+    let mut outcomes = Vec::new();
+    for (name, root, must_place) in &roots {
+        for link in ["/evil", "/evil_rel"] {
+            let cases = [
+                (
+                    Mount::file(format!("{link}/pwned"), "x\n"),
+                    format!("cat {link}/pwned"),
+                    "x\n",
+                ),
+                (
+                    Mount::bind(&src, format!("{link}/sub")),
+                    format!("cat {link}/sub/marker"),
+                    "m\n",
+                ),
+                (
+                    Mount::tmpfs(format!("{link}/t")),
+                    format!("echo t > {link}/t/f && cat {link}/t/f"),
+                    "t\n",
+                ),
+            ];
+            for (m, check, want) in cases {
+                let script = format!("{check}; cat {link}/canary 2>/dev/null || echo blocked");
+                let r = Sandbox::new()
+                    .rootfs(root.clone())
+                    .mount(m.clone())
+                    .command("/bin/sh")
+                    .arg("-c")
+                    .arg(&script)
+                    .output()
+                    .await;
+                match r {
+                    Ok(out) => {
+                        canary.assert_not_in(&out);
+                        assert!(out.status.success(), "{name} {m:?}: {out:?}");
+                        assert_eq!(
+                            String::from_utf8_lossy(&out.stdout),
+                            format!("{want}blocked\n"),
+                            "{name} {m:?}: the mount is not inside the root: {out:?}"
+                        );
+                        outcomes.push(format!("{name} {link} {:?}: placed inside", m.target()));
+                    }
+                    Err(
+                        e @ Error::Setup {
+                            stage: Stage::Mount,
+                            ..
+                        },
+                    ) if !must_place => {
+                        outcomes.push(format!("{name} {link} {:?}: {e}", m.target()));
+                    }
+                    Err(e) => panic!("{name} {m:?}: unexpected error {e:?}"),
+                }
+                canary.assert_untouched();
+                assert_eq!(
+                    common::mountinfo(),
+                    mounts,
+                    "{name} {m:?}: the host's mount table changed"
+                );
+            }
+        }
+    }
+    eprintln!("{}", outcomes.join("\n"));
+    // The mirrored tree is read-only to its sandboxes (dir) or copied up (overlay).
+    assert_eq!(common::snapshot(&mirrored), mirrored_before);
+}

@@ -1,0 +1,380 @@
+//! Images: an OCI image layout (layers with whiteouts and opaque directories) and a
+//! `docker export` tarball are imported into the cache once, show the right files, and are
+//! not extracted again; a broken image is refused with a typed error naming what is wrong,
+//! and leaves nothing in the cache.
+mod common;
+use sandbox_core::{Error, Output, Rootfs, Sandbox};
+use sandbox_fs::image::{ImageCache, ImageError};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Whether an import error is the expected one.
+type Check<'a> = Box<dyn Fn(&ImageError) -> bool + 'a>;
+
+const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const TAR_GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+fn sha_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Builds a layer entry by entry.
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Layer {
+        Layer(tar::Builder::new(Vec::new()))
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h
+    }
+
+    fn dir(mut self, path: &str, mode: u32) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Directory, mode, 0);
+        self.0.append_data(&mut h, path, std::io::empty()).unwrap();
+        self
+    }
+
+    fn file(mut self, path: &str, contents: &[u8], mode: u32) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Regular, mode, contents.len() as u64);
+        self.0.append_data(&mut h, path, contents).unwrap();
+        self
+    }
+
+    fn symlink(mut self, path: &str, target: &str) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Symlink, 0o777, 0);
+        self.0.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    /// A file whose name is written as is, unchecked (`tar` refuses `..` otherwise).
+    fn raw_file(mut self, name: &[u8], contents: &[u8]) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Regular, 0o644, contents.len() as u64);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        self.0.append(&h, contents).unwrap();
+        self
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+/// Layer 1: a busybox tree, with `etc/gone` and `opt/old/file` that layer 2 hides.
+fn base_layer() -> Layer {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
+    Layer::new()
+        .dir("bin", 0o755)
+        .file("bin/busybox", &busybox, 0o755)
+        .symlink("bin/sh", "busybox")
+        .symlink("bin/ls", "busybox")
+        .symlink("bin/cat", "busybox")
+        .dir("etc", 0o755)
+        .file("etc/gone", b"gone\n", 0o644)
+        .file("etc/keep", b"keep\n", 0o644)
+        .dir("proc", 0o755)
+        .dir("dev", 0o755)
+        .dir("tmp", 0o1777)
+        .dir("opt", 0o755)
+        .dir("opt/old", 0o755)
+        .file("opt/old/file", b"old\n", 0o644)
+}
+
+/// Layer 2: removes `etc/gone`, makes `opt/old` opaque and adds `opt/old/new` to it.
+fn whiteout_layer() -> Vec<u8> {
+    Layer::new()
+        .dir("etc", 0o755)
+        .file("etc/.wh.gone", b"", 0o644)
+        .dir("opt/old", 0o755)
+        .file("opt/old/.wh..wh..opq", b"", 0o644)
+        .file("opt/old/new", b"new\n", 0o644)
+        .finish()
+}
+
+fn write_blob(layout: &Path, bytes: &[u8]) -> serde_json::Value {
+    let hex = sha_hex(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
+    json!({ "digest": format!("sha256:{hex}"), "size": bytes.len() })
+}
+
+/// Writes an OCI image layout of `layers` (bytes, media type) at `layout`; returns the hex
+/// digest of its manifest (the image's digest) and those of its layers.
+fn oci_layout(layout: &Path, layers: &[(Vec<u8>, &str)]) -> (String, Vec<String>) {
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let mut descriptors = Vec::new();
+    let mut hexes = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (bytes, media_type) in layers {
+        let mut d = write_blob(layout, bytes);
+        d["mediaType"] = json!(media_type);
+        hexes.push(sha_hex(bytes));
+        let plain = if media_type.ends_with("gzip") {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .unwrap();
+            out
+        } else {
+            bytes.clone()
+        };
+        diff_ids.push(format!("sha256:{}", sha_hex(&plain)));
+        descriptors.push(d);
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": arch,
+        "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "config": {},
+    }))
+    .unwrap();
+    let mut config_desc = write_blob(layout, &config);
+    config_desc["mediaType"] = json!("application/vnd.oci.image.config.v1+json");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc,
+        "layers": descriptors,
+    }))
+    .unwrap();
+    let mut manifest_desc = write_blob(layout, &manifest);
+    manifest_desc["mediaType"] = json!("application/vnd.oci.image.manifest.v1+json");
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "manifests": [manifest_desc] })).unwrap(),
+    )
+    .unwrap();
+    (sha_hex(&manifest), hexes)
+}
+
+/// The names in a directory (empty when it does not exist).
+fn names(dir: &Path) -> BTreeSet<String> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    }
+}
+
+async fn run(rootfs: Rootfs, script: &str) -> sandbox_core::Result<Output> {
+    Sandbox::new()
+        .hostname("img")
+        .rootfs(rootfs)
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+}
+
+const LOOK: &str = "ls /etc; echo --; ls -A /opt/old; echo --; cat /etc/keep /opt/old/new; \
+                    test -e /etc/gone && echo GONE-IS-THERE; echo --; ls /";
+
+#[tokio::test]
+async fn oci_layout_is_imported_once_with_its_whiteouts() {
+    common::require_root();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let (hex, _) = oci_layout(
+        &layout,
+        &[
+            (base_layer().finish(), TAR),
+            (gzip(&whiteout_layer()), TAR_GZ),
+        ],
+    );
+    let cache = work.path().join("cache");
+    let rootfs = Rootfs::image(&layout).cache_dir(&cache);
+    let want = "hostname\nhosts\nkeep\nresolv.conf\n--\nnew\n--\nkeep\nnew\n--\n\
+                bin\ndev\netc\nopt\nproc\nsys\ntmp\n";
+
+    let out = run(rootfs.clone(), LOOK).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), want, "{out:?}");
+    // One tree, under the manifest's digest; nothing left being extracted.
+    assert_eq!(names(&cache.join("sha256")), BTreeSet::from([hex.clone()]));
+    assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
+    let tree = cache.join("sha256").join(&hex).join("rootfs");
+    assert_eq!(
+        std::fs::read(tree.join("bin/busybox")).unwrap(),
+        std::fs::read("/bin/busybox").unwrap()
+    );
+    assert!(!tree.join("etc/gone").exists());
+    assert!(!tree.join("etc/.wh.gone").exists());
+    assert_eq!(names(&tree.join("opt/old")), BTreeSet::from(["new".into()]));
+
+    // The second spawn extracts nothing: every entry of the cache (inodes included) is
+    // the same.
+    let before = common::snapshot(&cache);
+    let out = run(rootfs, LOOK).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), want, "{out:?}");
+    assert_eq!(common::snapshot(&cache), before, "the cache changed");
+    let again = ImageCache::new(&cache).import(&layout).unwrap();
+    assert_eq!(again.digest, format!("sha256:{hex}"));
+    assert_eq!(again.root, tree);
+    assert!(!again.extracted);
+    assert_eq!(common::snapshot(&cache), before, "the cache changed");
+}
+
+#[tokio::test]
+async fn docker_export_tarball_works() {
+    common::require_root();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    common::busybox_rootfs(&tree, &["sh", "ls", "cat"]);
+    std::fs::write(tree.join("etc/keep"), "keep\n").unwrap();
+    let tarball = work.path().join("export.tar.gz");
+    let bytes = gzip(&common::tar_of_tree(&tree));
+    std::fs::write(&tarball, &bytes).unwrap();
+    let cache = work.path().join("cache");
+    let rootfs = Rootfs::image(&tarball).cache_dir(&cache);
+    let script = "ls /; echo --; cat /etc/keep";
+    let want = "bin\ndev\netc\nproc\nsys\ntmp\n--\nkeep\n";
+
+    let out = run(rootfs.clone(), script).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), want);
+    assert_eq!(
+        names(&cache.join("sha256")),
+        BTreeSet::from([sha_hex(&bytes)])
+    );
+    assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
+    let before = common::snapshot(&cache);
+    let out = run(rootfs, script).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), want);
+    assert_eq!(common::snapshot(&cache), before, "the cache changed");
+}
+
+#[tokio::test]
+async fn broken_images_are_typed_errors_and_leave_nothing_in_the_cache() {
+    common::require_root();
+    let work = tempfile::tempdir().unwrap();
+    let canary = tempfile::tempdir().unwrap();
+
+    // Not an image: bytes that are no tar (and no gzip).
+    let junk = work.path().join("junk.tar");
+    let mut bytes = common::random_hex(4096).into_bytes();
+    bytes[0] = b'J';
+    std::fs::write(&junk, &bytes).unwrap();
+
+    // A layout whose second layer's blob is missing.
+    let no_blob = work.path().join("no-blob");
+    let (_, layers) = oci_layout(
+        &no_blob,
+        &[(base_layer().finish(), TAR), (whiteout_layer(), TAR)],
+    );
+    let gone_blob = no_blob.join("blobs/sha256").join(&layers[1]);
+    std::fs::remove_file(&gone_blob).unwrap();
+
+    // A layer that climbs out of the tree, after some good entries.
+    let dotdot = work.path().join("dotdot");
+    oci_layout(
+        &dotdot,
+        &[(base_layer().raw_file(b"../x", b"x\n").finish(), TAR)],
+    );
+
+    // A layer that plants a link to a host directory, then writes through it.
+    let through = work.path().join("through");
+    let target = canary.path().display().to_string();
+    oci_layout(
+        &through,
+        &[(
+            base_layer()
+                .symlink("evil", &target)
+                .file("evil/pwned", b"x\n", 0o644)
+                .finish(),
+            TAR,
+        )],
+    );
+
+    let cases: Vec<(&Path, Check, String)> = vec![
+        (
+            &junk,
+            Box::new(|e| matches!(e, ImageError::NotAnImage { path, .. } if *path == junk)),
+            junk.display().to_string(),
+        ),
+        (
+            &no_blob,
+            Box::new(|e| matches!(e, ImageError::MissingBlob { blob, .. } if *blob == gone_blob)),
+            gone_blob.display().to_string(),
+        ),
+        (
+            &dotdot,
+            Box::new(|e| {
+                matches!(e, ImageError::UnsafePath { image, path, .. }
+                    if *image == dotdot && *path == Path::new("../x"))
+            }),
+            "../x".to_string(),
+        ),
+        (
+            &through,
+            Box::new(|e| {
+                matches!(e, ImageError::UnsafePath { image, path, .. }
+                    if *image == through && *path == Path::new("evil/pwned"))
+            }),
+            "evil/pwned".to_string(),
+        ),
+    ];
+    for (image, check, named) in &cases {
+        let cache: PathBuf = work.path().join("cache");
+        let e = run(Rootfs::image(image).cache_dir(&cache), "echo RAN")
+            .await
+            .map(|o| text(&o.stdout))
+            .unwrap_err();
+        match &e {
+            Error::Fs(sandbox_fs::Error::Image(ie)) => {
+                assert!(check(ie), "{}: {ie:?}", image.display())
+            }
+            other => panic!("{}: not an image error: {other:?}", image.display()),
+        }
+        let msg = e.to_string();
+        assert!(msg.contains(named.as_str()), "{msg} does not name {named}");
+        assert!(
+            msg.contains(&image.display().to_string()),
+            "{msg} does not name the image"
+        );
+        assert_eq!(names(&cache.join("tmp")), BTreeSet::new(), "{msg}");
+        assert_eq!(names(&cache.join("sha256")), BTreeSet::new(), "{msg}");
+    }
+    assert_eq!(
+        names(canary.path()),
+        BTreeSet::new(),
+        "a layer wrote outside"
+    );
+}
