@@ -5,7 +5,10 @@
 #   dir      Rootfs::dir(busybox tree), read-only
 #   overlay  Rootfs::overlay([busybox tree]), writes on a per-sandbox tmpfs
 #   image    Rootfs::image(docker-export tarball of the same tree), from the cache
-# Every sandbox has every namespace of its own and runs /bin/true without the init.
+# Each kind runs in two configurations, /bin/true without the init: `user` (new user,
+# mount, PID, UTS, IPC namespaces; the host's network, so /sys is the host's, bound
+# read-only), which isolates the cost of the root from the kernel's slow network-namespace
+# teardown, and `all` (every namespace, fresh sysfs), what `Sandbox::new()` does.
 #
 #   sudo benches/rootfs.sh                  # 3 rounds of 1000 spawns per kind
 #   ROUNDS=5 N=2000 benches/rootfs.sh
@@ -36,14 +39,29 @@ T=$S/busybox-export.tar
 C=$S/image-cache
 (cd "$TOP" && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
 OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
+# Waits until the kernel has destroyed the network namespaces of earlier spawns (the
+# net_namespace slab stops shrinking), at most a minute: this VM slows down while a
+# backlog of them is torn down, which would bias whichever kind runs next.
+drain() {
+  local last now same=0 t=0
+  last=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
+  while [ "$same" -lt 10 ] && [ "$t" -lt 600 ]; do
+    sleep 0.1; t=$((t + 1))
+    now=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
+    if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
+  done
+}
 DATA=$S/rootfs.tsv
 : > "$DATA"
 KINDS="host host-ro dir overlay image"
 for r in $(seq 1 "$ROUNDS"); do
-  for k in $KINDS; do
-    line=$("$OURS" -n "$N" --root "$k" --rootfs "$R" --image "$T" --image-cache "$C" all)
-    printf '%s\t%s\t%s\n' "$k" "$r" "$(sed -E 's/.*median_us=([0-9.]+).*/\1/' <<<"$line")" >> "$DATA"
-    echo "round $r: $line" >&2
+  for cfg in user all; do
+    for k in $KINDS; do
+      drain
+      line=$("$OURS" -n "$N" --root "$k" --rootfs "$R" --image "$T" --image-cache "$C" "$cfg")
+      printf '%s\t%s\t%s\n' "$cfg:$k" "$r" "$(sed -E 's/.*median_us=([0-9.]+).*/\1/' <<<"$line")" >> "$DATA"
+      echo "round $r: $line" >&2
+    done
   done
 done
 python3 - "$DATA" "$ROUNDS" "$N" <<'PY'
@@ -52,10 +70,15 @@ rows = [l.split("\t") for l in open(sys.argv[1]).read().split("\n") if l]
 d = {}
 for k, r, v in rows:
     d.setdefault(k, {})[int(r)] = float(v)
-print(f"| root (all namespaces, /bin/true) | median µs ({sys.argv[2]} rounds × {sys.argv[3]}) | ratio to host |")
-print("|---|---:|---:|")
+print(f"| root | `user`: median µs | ratio to host | `all`: median µs | ratio to host |")
+print("|---|---:|---:|---:|---:|")
 for k in ["host", "host-ro", "dir", "overlay", "image"]:
-    med = statistics.median(d[k].values())
-    ratio = statistics.median(d[k][r] / d["host"][r] for r in d[k])
-    print(f"| {k} | {med:.0f} | {ratio:.2f}× |")
+    cells = []
+    for cfg in ["user", "all"]:
+        key, base = f"{cfg}:{k}", f"{cfg}:host"
+        med = statistics.median(d[key].values())
+        ratio = statistics.median(d[key][r] / d[base][r] for r in d[key])
+        cells += [f"{med:.0f}", f"{ratio:.2f}×"]
+    print(f"| {k} | " + " | ".join(cells) + " |")
+print(f"({sys.argv[2]} rounds × {sys.argv[3]} spawns; ratios: median of per-round ratios)")
 PY

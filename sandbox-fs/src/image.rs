@@ -260,11 +260,14 @@ impl ImageCache {
     /// architecture is used; its layers are applied in order, whiteouts included, into one
     /// tree. Ownership is taken from the archive only when running as root.
     pub fn import(&self, path: &Path) -> Result<Imported, ImageError> {
+        if let Some(hit) = self.imported(path) {
+            return Ok(hit);
+        }
         let meta = fs::metadata(path).map_err(|source| ImageError::Missing {
             path: path.to_path_buf(),
             source,
         })?;
-        if meta.is_dir() {
+        let imported = if meta.is_dir() {
             self.import_oci(path)
         } else if meta.is_file() {
             self.import_tarball(path)
@@ -273,7 +276,35 @@ impl ImageCache {
                 path: path.to_path_buf(),
                 reason: "neither a regular file nor a directory".into(),
             })
+        }?;
+        if let Some(id) = identity(path) {
+            let key = (self.dir.clone(), path.to_path_buf());
+            memo()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, (id, imported.clone()));
         }
+        Ok(imported)
+    }
+
+    /// The tree of an image this process already imported into this cache, when neither
+    /// the image (its file, or an OCI layout's `index.json`) nor the tree changed since:
+    /// two `stat`s, no hashing, no reading. `None` means [`ImageCache::import`] has work to
+    /// do (maybe only a lookup in the cache's refs).
+    pub fn imported(&self, path: &Path) -> Option<Imported> {
+        let key = (self.dir.clone(), path.to_path_buf());
+        let (id, hit) = memo()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()?;
+        if identity(path)? != id || !hit.root.is_dir() {
+            return None;
+        }
+        Some(Imported {
+            extracted: false,
+            ..hit
+        })
     }
 
     fn import_tarball(&self, image: &Path) -> Result<Imported, ImageError> {
@@ -1493,6 +1524,28 @@ impl Tree {
         }
         Ok(())
     }
+}
+
+/// What says an image file (or an OCI layout's `index.json`) is unchanged: device, inode,
+/// size and modification time.
+type Identity = (u64, u64, u64, i64, i64);
+
+fn identity(path: &Path) -> Option<Identity> {
+    let m = fs::metadata(path).ok()?;
+    let m = if m.is_dir() {
+        fs::metadata(path.join("index.json")).ok()?
+    } else {
+        m
+    };
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Images this process imported: `(cache dir, image path) → (identity, tree)`.
+type Memo = std::sync::Mutex<std::collections::HashMap<(PathBuf, PathBuf), (Identity, Imported)>>;
+
+fn memo() -> &'static Memo {
+    static MEMO: std::sync::OnceLock<Memo> = std::sync::OnceLock::new();
+    MEMO.get_or_init(Default::default)
 }
 
 #[cfg(test)]

@@ -166,13 +166,15 @@ async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
     let sandbox_fs::Rootfs::Image { path, cache, .. } = rootfs else {
         return Ok(());
     };
-    let (path, cache) = (path.clone(), cache.clone());
-    tokio::task::spawn_blocking(move || {
-        ImageCache::new(cache.unwrap_or_else(ImageCache::default_dir)).import(&path)
-    })
-    .await
-    .map_err(|e| Error::os("import the image", std::io::Error::other(e)))?
-    .map_err(|e| Error::Fs(e.into()))?;
+    let cache = ImageCache::new(cache.clone().unwrap_or_else(ImageCache::default_dir));
+    if cache.imported(path).is_some() {
+        return Ok(());
+    }
+    let path = path.clone();
+    tokio::task::spawn_blocking(move || cache.import(&path))
+        .await
+        .map_err(|e| Error::os("import the image", std::io::Error::other(e)))?
+        .map_err(|e| Error::Fs(e.into()))?;
     Ok(())
 }
 
