@@ -369,8 +369,16 @@ impl fmt::Display for Op {
                     write!(f, "make {target} read-only")
                 } else if flags & libc::MS_BIND != 0 {
                     let src = source.as_deref().map(show).unwrap_or_default();
-                    let src = src.strip_prefix(OLDROOT).unwrap_or(&src);
-                    write!(f, "bind {src} on {target}")
+                    if src.starts_with("/rw/") {
+                        write!(f, "place a writable directory on {target}")
+                    } else if src == "/empty" {
+                        write!(f, "mask {target}")
+                    } else if src == target {
+                        write!(f, "make {target} a mount point")
+                    } else {
+                        let src = src.strip_prefix(OLDROOT).unwrap_or(&src);
+                        write!(f, "bind {src} on {target}")
+                    }
                 } else {
                     let ty = fstype.as_deref().map(show).unwrap_or_default();
                     if target == NEWROOT {
@@ -484,6 +492,9 @@ struct Builder {
     fds: Vec<OwnedFd>,
     /// Files written to the staging area so far.
     files: usize,
+    /// `/rw` (backing of writable directories) and `/empty` (masks) exist in staging.
+    rw: bool,
+    empty: bool,
 }
 
 impl Builder {
@@ -596,6 +607,43 @@ impl Builder {
         });
     }
 
+    /// A directory of the staging tmpfs (mode set exactly, whatever the umask), bound at
+    /// the staging path `at` with `flags` (`MS_NOSUID`...). Every writable directory of a
+    /// new root is one of these: a bind costs a tenth of a fresh tmpfs to mount and tear
+    /// down, and the staging tmpfs is the sandbox's own already.
+    fn scratch(&mut self, name: &str, mode: libc::mode_t, at: &str, flags: libc::c_ulong) {
+        let dir = format!("/rw/{name}");
+        if !self.rw {
+            self.smkdir("/rw", 0o755);
+            self.rw = true;
+        }
+        self.smkdir(&dir, mode);
+        self.smount(Some(&dir), at, None, libc::MS_BIND, None, false);
+        if flags != 0 {
+            let re = libc::MS_BIND | libc::MS_REMOUNT | flags;
+            self.smount(None, at, None, re, None, false);
+        }
+    }
+
+    /// Masks the directory at the staging path `at` (when it exists) with an empty,
+    /// read-only directory.
+    fn mask_dir(&mut self, at: &str) {
+        if !self.empty {
+            self.smkdir("/empty", 0o555);
+            self.empty = true;
+        }
+        let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        self.smount(Some("/empty"), at, None, libc::MS_BIND, None, true);
+        self.smount(
+            None,
+            at,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | ro,
+            None,
+            true,
+        );
+    }
+
     /// Where a directory of the root skeleton goes: a staging path when the root is a
     /// tmpfs this sandbox made (nothing in it can be a symlink), a path resolved in the
     /// root otherwise.
@@ -628,16 +676,7 @@ impl Builder {
                 );
             }
             for d in MASKED_DIRS.iter().filter(|d| d.starts_with("proc/")) {
-                let at = format!("/{d}");
-                let flags = libc::MS_RDONLY | fresh;
-                self.smount(
-                    Some("tmpfs"),
-                    &at,
-                    Some("tmpfs"),
-                    flags,
-                    Some("size=4k"),
-                    true,
-                );
+                self.mask_dir(&format!("/{d}"));
             }
             for p in READONLY_PATHS {
                 let at = format!("/{p}");
@@ -658,20 +697,13 @@ impl Builder {
         });
     }
 
-    /// A private `/dev`, built in the staging area — a tmpfs holding only the harmless
+    /// A private `/dev`, built in the staging area — a directory holding only the harmless
     /// device nodes (bound from the host), the usual links, a new `devpts` instance and
     /// `/dev/shm` — then moved onto `target`.
     fn staged_dev(&mut self, target: Target) {
         self.smkdir("/dev", 0o755);
         let flags = libc::MS_NOSUID | libc::MS_NOEXEC;
-        self.smount(
-            Some("tmpfs"),
-            "/dev",
-            Some("tmpfs"),
-            flags,
-            Some("mode=755,size=64k"),
-            false,
-        );
+        self.scratch("dev", 0o755, "/dev", flags);
         for name in DEVICES {
             let at = format!("/dev/{name}");
             self.ops.push(Op::Touch { path: cstr(&at) });
@@ -701,15 +733,7 @@ impl Builder {
             false,
         );
         self.smkdir("/dev/shm", 0o755);
-        let shm = libc::MS_NOSUID | libc::MS_NODEV;
-        self.smount(
-            Some("tmpfs"),
-            "/dev/shm",
-            Some("tmpfs"),
-            shm,
-            Some("mode=1777"),
-            false,
-        );
+        self.scratch("shm", 0o1777, "/dev/shm", libc::MS_NOSUID | libc::MS_NODEV);
         self.ops.push(Op::Move {
             from: cstr("/dev"),
             to: target,
@@ -735,16 +759,7 @@ impl Builder {
             );
         }
         for d in MASKED_DIRS.iter().filter(|d| d.starts_with("sys/")) {
-            let at = format!("/{d}");
-            let flags = libc::MS_RDONLY | fresh;
-            self.smount(
-                Some("tmpfs"),
-                &at,
-                Some("tmpfs"),
-                flags,
-                Some("size=4k"),
-                true,
-            );
+            self.mask_dir(&format!("/{d}"));
         }
         self.ops.push(Op::Move {
             from: cstr("/sys"),
@@ -923,16 +938,12 @@ impl Builder {
 
     fn host_readonly(&mut self, opts: &PlanOptions<'_>) -> Result<(), Error> {
         self.ops.push(Op::Stage);
-        // The root: a small tmpfs, made read-only once every mount point exists in it.
+        // The root: the staging directory bound onto itself (a mount point, as pivot_root
+        // needs), made read-only once every mount point exists in it.
         let flags = libc::MS_NOSUID | libc::MS_NODEV;
-        self.smount(
-            Some("tmpfs"),
-            NEWROOT,
-            Some("tmpfs"),
-            flags,
-            Some("mode=755,size=1m"),
-            false,
-        );
+        self.smount(Some(NEWROOT), NEWROOT, None, libc::MS_BIND, None, false);
+        let re = libc::MS_BIND | libc::MS_REMOUNT | flags;
+        self.smount(None, NEWROOT, None, re, None, false);
         self.ops.push(Op::OpenRoot {
             path: cstr(NEWROOT),
         });
@@ -956,15 +967,14 @@ impl Builder {
             }
         }
         for (d, mode) in [
-            ("tmp", "1777"),
-            ("run", "755"),
-            ("home", "755"),
-            ("root", "700"),
+            ("tmp", 0o1777),
+            ("run", 0o755),
+            ("home", 0o755),
+            ("root", 0o700),
         ] {
             let at = format!("{NEWROOT}/{d}");
             self.smkdir(&at, 0o755);
-            let data = format!("mode={mode}");
-            self.smount(Some("tmpfs"), &at, Some("tmpfs"), flags, Some(&data), false);
+            self.scratch(d, mode, &at, flags);
         }
         self.tail(opts, true, true, true)
     }
@@ -1112,6 +1122,8 @@ pub fn check_mounts(mounts: &[Mount]) -> Result<(), Error> {
         ops: Vec::new(),
         fds: Vec::new(),
         files: 0,
+        rw: false,
+        empty: false,
     };
     let opts = PlanOptions {
         mounts,
@@ -1132,6 +1144,8 @@ pub fn plan(rootfs: &Rootfs, opts: &PlanOptions<'_>) -> Result<MountPlan, Error>
         ops: vec![Op::MakePrivate],
         fds: Vec::new(),
         files: 0,
+        rw: false,
+        empty: false,
     };
     match rootfs {
         Rootfs::Host => {
@@ -1212,13 +1226,14 @@ mod tests {
         assert_eq!(s[2], format!("bind {r} on / (ro)"));
         for step in [
             "mount proc on /proc",
-            "mount tmpfs on /dev",
+            "place a writable directory on /dev",
             "bind /dev/null on /dev/null",
             "mount devpts on /dev/pts",
             "bind /dev/null on /proc/keys",
             "make /proc/sys read-only",
             "mount sysfs on /sys",
-            "mount tmpfs on /sys/firmware",
+            "mask /sys/firmware",
+            "mask /proc/acpi",
             "place the new /proc on /proc",
             "place the new /dev on /dev",
             "place the new /sys on /sys",
@@ -1269,7 +1284,10 @@ mod tests {
             "{s:?}"
         );
         for d in ["/tmp", "/run", "/home", "/root"] {
-            assert!(s.contains(&format!("mount tmpfs on {d}")), "{d}: {s:?}");
+            assert!(
+                s.contains(&format!("place a writable directory on {d}")),
+                "{d}: {s:?}"
+            );
         }
         assert!(
             s.contains(&"place the file /etc/hosts (ro)".to_string()),

@@ -738,6 +738,10 @@ fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
         Op::Mkdir { path, mode } => {
             match sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), *mode) {
                 Err(libc::EEXIST) => Ok(()),
+                // The mode exactly (`/tmp`'s sticky 1777), whatever the caller's umask.
+                Ok(_) if *mode & !0o755 != 0 => {
+                    sys!(libc::SYS_fchmodat, libc::AT_FDCWD, path.as_ptr(), *mode).map(drop)
+                }
                 r => r.map(drop),
             }
         }
