@@ -2,7 +2,7 @@
 //!    as uid 65534 through `setpriv`), with its own uid mapped to root inside, and with
 //!    several ranges through `newuidmap`/`newgidmap` and `/etc/subuid` grants.
 mod common;
-use sandbox_core::{IdMap, Namespace, NamespaceIds, Sandbox, Stdio};
+use sandbox_core::{IdMap, Mount, Namespace, NamespaceIds, Rootfs, Sandbox, Stdio};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -186,4 +186,45 @@ async fn unprivileged_caller_maps_several_ranges_through_newuidmap() {
     }
     drop(child.stdin.take());
     assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn unprivileged_caller_gets_new_roots_and_mounts() {
+    if !common::inner() {
+        common::require_root();
+        run_unprivileged("unprivileged_caller_gets_new_roots_and_mounts", None);
+        return;
+    }
+    assert_eq!(nix::unistd::geteuid().as_raw(), 65534);
+    // host_readonly with a sized tmpfs and a file: the host's system directories read-only,
+    // writable /tmp, the mounts in place.
+    let out = Sandbox::new()
+        .hostname("rl")
+        .rootfs(Rootfs::host_readonly())
+        .mount(Mount::tmpfs("/w").size(1 << 20))
+        .mount(Mount::file("/sub/in.txt", "given"))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("cat /etc/hostname /sub/in.txt; echo; touch /tmp/x && echo tmp-ok; touch /usr/x 2>&1; df -k /w | tail -1")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.starts_with("rl\ngiven\ntmp-ok\n"), "{text}{err}");
+    assert!(text.contains("Read-only file system"), "{text}{err}");
+    assert!(text.contains(" 1024 "), "the tmpfs is 1 MiB: {text}");
+    // An overlay over a tree this uid owns: writes land in the sandbox only.
+    let lower = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(lower.path(), &["sh", "cat"]);
+    let out = Sandbox::new()
+        .rootfs(Rootfs::overlay([lower.path()]))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("echo new > /bin/new && cat /bin/new")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"new\n", "{out:?}");
+    assert!(!lower.path().join("bin/new").exists());
 }
