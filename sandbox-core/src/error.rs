@@ -72,12 +72,14 @@ pub enum Stage {
     Exec,
     /// Executing the built-in init (from its memfd).
     Init,
+    /// Dropping capabilities from the bounding set.
+    Capabilities,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 19] = [
+        const ALL: [Stage; 20] = [
             ParentDeathSignal,
             Dumpable,
             FileDescriptors,
@@ -97,6 +99,7 @@ impl Stage {
             Signals,
             Exec,
             Init,
+            Capabilities,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -124,6 +127,7 @@ impl fmt::Display for Stage {
             Stage::Signals => "reset signals",
             Stage::Exec => "exec",
             Stage::Init => "exec the built-in init",
+            Stage::Capabilities => "drop capabilities",
         })
     }
 }

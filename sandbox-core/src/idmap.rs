@@ -360,6 +360,11 @@ pub(crate) fn mapping_userns(plan: &IdPlan) -> Option<Result<(MappingUserns, (u3
     if let Some(fd) = c.get(&key) {
         return Some(Ok((fd.clone(), owner)));
     }
+    // Each entry holds a user namespace: keep a few (sandboxes with their own ranges each
+    // would otherwise pile them up to the kernel's limit).
+    if c.len() >= 16 {
+        c.clear();
+    }
     Some(
         crate::sys::userns_with_maps(uid_map, gid_map)
             .map(|fd| {

@@ -3,7 +3,7 @@
 //! is sound. The child's calls live in `spawn/child.rs`, which may not allocate.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The argument block of `clone3(2)` (`struct clone_args`, version 2, 88 bytes).
 #[repr(C)]
@@ -177,6 +177,8 @@ pub(crate) fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owned
         // child holds no descriptor of the caller's after close_range (none stays open in a
         // process the caller does not wait for), and waits to be killed.
         unsafe {
+            // Gone with the caller, should it die before killing this helper.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
             let b = [u8::from(ok)];
             libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
@@ -187,6 +189,9 @@ pub(crate) fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owned
         }
     }
     drop(ready_w);
+    // A pidfd to reap by: waitpid would block on every child of the caller's if it set
+    // SIGCHLD to SIG_IGN.
+    let pidfd = pidfd_open(pid);
     let result = (|| {
         let mut b = [0u8; 1];
         let n = nix::unistd::read(&ready_r, &mut b)?;
@@ -200,12 +205,20 @@ pub(crate) fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owned
         let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
         Ok(OwnedFd::from(f))
     })();
-    let mut status = 0;
-    // SAFETY: kills and reaps the child forked above, by its pid, which nothing else
-    // waits for.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, &mut status, 0);
+    match &pidfd {
+        Ok(fd) => {
+            let _ = pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            let _ = waitid_pidfd(fd.as_fd(), false);
+        }
+        Err(_) => {
+            let mut status = 0;
+            // SAFETY: kills and reaps the child forked above, by its pid, which nothing
+            // else waits for.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+        }
     }
     result
 }

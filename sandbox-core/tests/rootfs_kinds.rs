@@ -500,3 +500,85 @@ async fn bad_mounts_are_refused_before_spawning_and_leave_nothing() {
     assert!(!upper.exists(), "the upper directory was created");
     assert!(!cache.exists(), "the image was imported");
 }
+
+/// Root inside cannot undo what it was given: no remount of a read-only bind writable, no
+/// umount of a mask, neither directly nor from a user and mount namespace it creates.
+#[tokio::test(flavor = "multi_thread")]
+async fn readonly_mounts_and_masks_cannot_be_undone_inside() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let ro = tempfile::tempdir().unwrap();
+    // Owned by the sandbox's root: only the mount stands between it and a write.
+    std::os::unix::fs::chown(ro.path(), Some(SANDBOX_ROOT), Some(SANDBOX_ROOT)).unwrap();
+    let before = common::snapshot(ro.path());
+    let script = r#"
+mount -o remount,bind,rw /data 2>/dev/null; echo "remount=$?"
+umount /proc/keys 2>/dev/null; echo "umount=$?"
+umount -l /data 2>/dev/null; echo "umount-data=$?"
+unshare -Urm sh -c 'mount -o remount,bind,rw /data 2>/dev/null; echo "nested-remount=$?"; umount /proc/keys 2>/dev/null; echo "nested-umount=$?"; echo x > /data/f 2>/dev/null; echo "nested-write=$?"'
+echo x > /data/f 2>/dev/null; echo "write=$?"
+wc -c < /proc/keys
+"#;
+    let out = run(
+        &Sandbox::new()
+            .rootfs(Rootfs::host_readonly())
+            .mount(Mount::bind(ro.path(), "/data").readonly()),
+        script,
+    )
+    .await;
+    let t = text(&out.stdout);
+    for failed in [
+        "remount",
+        "umount",
+        "umount-data",
+        "nested-remount",
+        "nested-umount",
+        "nested-write",
+        "write",
+    ] {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with(&format!("{failed}=")))
+            .unwrap_or_else(|| panic!("no {failed} line: {t}{}", text(&out.stderr)));
+        assert_ne!(line, format!("{failed}=0"), "{t}");
+    }
+    assert!(t.ends_with("\n0\n"), "the mask still reads empty: {t}");
+    assert_eq!(common::snapshot(ro.path()), before);
+}
+
+/// A device node in a tree given as the root (or an overlay lower) is not a device inside:
+/// only the private /dev's nodes work.
+#[tokio::test(flavor = "multi_thread")]
+async fn device_nodes_of_a_tree_do_not_work_inside() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("bb");
+    common::busybox_rootfs(&tree, &["sh", "head", "wc"]);
+    // A world-readable /dev/zero (char 1:5) planted in the tree.
+    let node = tree.join("zero-node");
+    let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path and a plain mknod(2) call.
+    let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 5)) };
+    assert_eq!(r, 0, "mknod: {}", std::io::Error::last_os_error());
+    // Also without a user namespace (the host's root inside, all capabilities).
+    let host_root = Sandbox::new().share(sandbox_core::Namespace::User);
+    for (sandbox, root) in [
+        (Sandbox::new(), Rootfs::dir(&tree)),
+        (Sandbox::new(), Rootfs::overlay([&tree])),
+        (host_root.clone(), Rootfs::dir(&tree)),
+        (host_root, Rootfs::overlay([&tree])),
+    ] {
+        let out = run(
+            &sandbox.rootfs(root.clone()),
+            "head -c 4 /zero-node | wc -c; head -c 4 /dev/zero | wc -c",
+        )
+        .await;
+        let t = text(&out.stdout);
+        assert_eq!(t, "0\n4\n", "{root:?}: {t}{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("Permission denied"),
+            "{root:?}: {out:?}"
+        );
+    }
+}

@@ -263,6 +263,9 @@ impl ImageCache {
         if let Some(hit) = self.imported(path) {
             return Ok(hit);
         }
+        // Taken before the import: an image replaced meanwhile is not remembered under the
+        // old one's tree.
+        let id = identity(path);
         let meta = fs::metadata(path).map_err(|source| ImageError::Missing {
             path: path.to_path_buf(),
             source,
@@ -277,7 +280,7 @@ impl ImageCache {
                 reason: "neither a regular file nor a directory".into(),
             })
         }?;
-        if let Some(id) = identity(path) {
+        if let Some(id) = id.filter(|id| identity(path).as_ref() == Some(id)) {
             let key = (self.dir.clone(), path.to_path_buf());
             memo()
                 .lock()

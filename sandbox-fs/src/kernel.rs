@@ -40,6 +40,8 @@ pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// `openat2(2)` resolution: no magic links (`/proc/self/fd/N`).
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `openat2(2)` resolution: no symlinks at all.
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// `openat2(2)` resolution: treat the directory fd as `/` (symlinks and `..` cannot leave it).
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
@@ -102,6 +104,8 @@ pub fn idmapped_tree(path: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd>
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         userns_fd: userns.as_raw_fd() as u64,
+        // Out of the host's peer groups.
+        propagation: libc::MS_PRIVATE,
         ..Default::default()
     };
     // SAFETY: `tree` is a valid fd, the path is empty with AT_EMPTY_PATH, and `attr` is a

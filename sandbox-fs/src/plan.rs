@@ -6,7 +6,7 @@ use crate::kernel::{
     MOUNT_ATTR_RDONLY as RDONLY,
 };
 use crate::{check_target, Error, Mount, Rootfs};
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -899,9 +899,16 @@ impl Builder {
                 if !new_root {
                     return Err(on_host("dir"));
                 }
+                let mode = mode.unwrap_or(0o755);
+                if mode > 0o7777 {
+                    return Err(Error::Invalid {
+                        what: "directory mode",
+                        reason: format!("{}: {mode:o} is not a permission mode", target.display()),
+                    });
+                }
                 self.ops.push(Op::MakeDir {
                     target: dir(target)?,
-                    mode: mode.unwrap_or(0o755),
+                    mode,
                 });
             }
         }
@@ -996,8 +1003,14 @@ impl Builder {
             });
         }
         self.ops.push(Op::Stage);
+        // Device nodes in the tree are not devices inside (the sandbox has its own /dev).
         let ro = if writable { 0 } else { RDONLY };
-        self.bind(host(&root)?, Target::Staging(cstr(NEWROOT)), true, ro);
+        self.bind(
+            host(&root)?,
+            Target::Staging(cstr(NEWROOT)),
+            true,
+            ro | NODEV,
+        );
         self.ops.push(Op::OpenRoot {
             path: cstr(NEWROOT),
         });
@@ -1025,37 +1038,13 @@ impl Builder {
             layers.push(canon);
         }
         self.ops.push(Op::Stage);
-        let (upperdir, workdir) = match upper {
-            Some(dir) => {
-                let err = |source| Error::UpperDir {
-                    path: dir.to_path_buf(),
-                    source,
-                };
-                let (u, w) = (dir.join("upper"), dir.join("work"));
-                std::fs::create_dir_all(&u).map_err(err)?;
-                std::fs::create_dir_all(&w).map_err(err)?;
-                if let Some((uid, gid)) = opts.root_owner {
-                    for d in [&u, &w] {
-                        std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(err)?;
-                    }
-                }
-                let u = std::fs::canonicalize(&u).map_err(err)?;
-                let w = std::fs::canonicalize(&w).map_err(err)?;
-                (overlay_path(&host(&u)?)?, overlay_path(&host(&w)?)?)
-            }
-            None => {
-                for d in ["/upper", "/upper/u", "/upper/w"] {
-                    self.ops.push(Op::Mkdir {
-                        path: cstr(d),
-                        mode: 0o755,
-                    });
-                }
-                ("/upper/u".to_string(), "/upper/w".to_string())
-            }
-        };
-        // overlayfs lists lower layers top first.
+        // overlayfs lists lower layers top first. Each is attached at /lowerN of the
+        // staging area: idmapped (a detached tree the parent made) or bound from the host,
+        // resolved without symlinks (the parent canonicalised the path).
         let mut lowerdirs = Vec::with_capacity(layers.len());
         for (i, l) in layers.iter().rev().enumerate() {
+            let at = format!("/lower{i}");
+            self.smkdir(&at, 0o755);
             match opts.idmap_userns {
                 Some(userns) => {
                     let fd =
@@ -1063,36 +1052,46 @@ impl Builder {
                             path: l.clone(),
                             source,
                         })?;
-                    let at = format!("/lower{i}");
-                    self.ops.push(Op::Mkdir {
-                        path: cstr(&at),
-                        mode: 0o755,
-                    });
                     self.ops.push(Op::Attach {
                         fd: fd.as_raw_fd(),
                         path: cstr(&at),
                         shown: l.display().to_string(),
                     });
                     self.fds.push(fd);
-                    lowerdirs.push(at);
                 }
-                None => lowerdirs.push(overlay_path(&host(l)?)?),
+                None => self.bind(host(l)?, Target::Staging(cstr(&at)), true, 0),
             }
+            lowerdirs.push(at);
         }
+        // The writes: on the staging tmpfs, or in a kept directory (created last, once
+        // everything else checked out), bound at /keep.
+        let (upperdir, workdir) = match upper {
+            Some(dir) => {
+                let keep = keep_dir(dir, opts.root_owner)?;
+                self.smkdir("/keep", 0o755);
+                self.bind(host(&keep)?, Target::Staging(cstr("/keep")), false, 0);
+                ("/keep/upper", "/keep/work")
+            }
+            None => {
+                for d in ["/upper", "/upper/u", "/upper/w"] {
+                    self.smkdir(d, 0o755);
+                }
+                ("/upper/u", "/upper/w")
+            }
+        };
         let data = format!(
             "lowerdir={},upperdir={upperdir},workdir={workdir},userxattr",
             lowerdirs.join(":")
         );
-        self.ops.push(Op::Mount {
-            source: Some(cstr("overlay")),
-            target: cstr(NEWROOT),
-            fstype: Some(cstr("overlay")),
-            flags: 0,
-            data: Some(CString::new(data).map_err(|_| Error::Nul {
-                path: layers[0].clone(),
-            })?),
-            optional: false,
-        });
+        // Device nodes of a lower tree are not devices inside (the sandbox has its /dev).
+        self.smount(
+            Some("overlay"),
+            NEWROOT,
+            Some("overlay"),
+            libc::MS_NODEV,
+            Some(&data),
+            false,
+        );
         self.ops.push(Op::OpenRoot {
             path: cstr(NEWROOT),
         });
@@ -1100,19 +1099,36 @@ impl Builder {
     }
 }
 
-/// A path as overlayfs's option parser takes it: `:` and `\` escaped; `,` refused.
-fn overlay_path(c: &CStr) -> Result<String, Error> {
-    let s = std::str::from_utf8(c.to_bytes()).map_err(|_| Error::Invalid {
-        what: "overlay layer",
-        reason: format!("{:?} is not UTF-8", OsStr::from_bytes(c.to_bytes())),
-    })?;
-    if s.contains(',') {
-        return Err(Error::Invalid {
-            what: "overlay layer",
-            reason: format!("{s:?} contains a comma, which overlayfs cannot take"),
-        });
+/// Creates (when missing) `dir/upper` and `dir/work` for a kept overlay upper layer,
+/// owned by the sandbox's root; returns `dir`, canonical. Symlinks are not followed.
+fn keep_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let err = |source| Error::UpperDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(err)?;
+    let canon = std::fs::canonicalize(dir).map_err(err)?;
+    for sub in ["upper", "work"] {
+        let p = canon.join(sub);
+        match std::fs::DirBuilder::new().mode(0o755).create(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(err(e)),
+            _ => {}
+        }
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&p)
+            .map_err(err)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(err)?;
+        }
     }
-    Ok(s.replace('\\', "\\\\").replace(':', "\\:"))
+    Ok(canon)
 }
 
 /// Checks extra mounts on their own, as [`plan`] does first: absolute targets without
@@ -1353,11 +1369,13 @@ mod tests {
     }
 
     #[test]
-    fn overlay_needs_a_lower_layer_and_escapes_colons() {
+    fn overlay_needs_a_lower_layer_and_attaches_layers_by_fixed_paths() {
         let e = plan(&Rootfs::overlay(Vec::<PathBuf>::new()), &pid()).unwrap_err();
         assert!(matches!(e, Error::NoLowerLayer));
         let t = tempfile::tempdir().unwrap();
-        let l = t.path().join("a:b");
+        // A name overlayfs's option parser could not take is fine: layers are bound at
+        // fixed staging paths first.
+        let l = t.path().join("a:b,c");
         std::fs::create_dir(&l).unwrap();
         let p = plan(&Rootfs::overlay([&l]), &pid()).unwrap();
         let data = p
@@ -1368,8 +1386,28 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert!(data.contains("a\\:b"), "{data}");
-        assert!(data.contains("upperdir=/upper/u"), "{data}");
+        assert_eq!(
+            data,
+            "lowerdir=/lower0,upperdir=/upper/u,workdir=/upper/w,userxattr"
+        );
+        let s = steps(&p);
+        let canon = std::fs::canonicalize(&l).unwrap();
+        assert!(
+            s.contains(&format!("bind {} on (staging)/lower0", canon.display())),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn kept_upper_is_created_only_when_everything_else_is_valid() {
+        let t = tempfile::tempdir().unwrap();
+        let keep = t.path().join("keep");
+        let r = Rootfs::overlay([t.path().join("missing")]).upper_dir(&keep);
+        assert!(plan(&r, &pid()).is_err());
+        assert!(!keep.exists());
+        let r = Rootfs::overlay([t.path()]).upper_dir(&keep);
+        plan(&r, &pid()).unwrap();
+        assert!(keep.join("upper").is_dir() && keep.join("work").is_dir());
     }
 
     #[test]

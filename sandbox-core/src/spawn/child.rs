@@ -465,6 +465,7 @@ use sandbox_fs::kernel::{
     MountAttr, OpenHow, AT_RECURSIVE, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING,
     FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH,
     OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
 };
 use sandbox_fs::{InRoot, Target, TargetKind};
 
@@ -738,8 +739,8 @@ fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
         Op::Mkdir { path, mode } => {
             match sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), *mode) {
                 Err(libc::EEXIST) => Ok(()),
-                // The mode exactly (`/tmp`'s sticky 1777), whatever the caller's umask.
-                Ok(_) if *mode & !0o755 != 0 => {
+                // The umask is 0 here; only the sticky bit needs a chmod.
+                Ok(_) if *mode & 0o7000 != 0 => {
                     sys!(libc::SYS_fchmodat, libc::AT_FDCWD, path.as_ptr(), *mode).map(drop)
                 }
                 r => r.map(drop),
@@ -777,8 +778,22 @@ fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
             let Some(t) = target_fd(root_fd(), target)? else {
                 return Ok(());
             };
+            // The parent canonicalised the source: a symlink on its path now means the
+            // tree changed since (another sandbox swapped a directory for a link).
+            let how = OpenHow {
+                flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+                mode: 0,
+                resolve: RESOLVE_NO_SYMLINKS,
+            };
+            let src = Fd(sys!(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                source.as_ptr(),
+                &how as *const OpenHow,
+                core::mem::size_of::<OpenHow>()
+            )? as c_int);
             let rec = if *recursive { AT_RECURSIVE } else { 0 };
-            let tree = clone_tree(libc::AT_FDCWD, source, rec)?;
+            let tree = clone_tree(src.0, c"", libc::AT_EMPTY_PATH as c_uint | rec)?;
             set_attr(&tree, *attr, *recursive)?;
             move_onto(&tree, &t)
         }
@@ -868,6 +883,13 @@ fn execute(plan: &ChildPlan) -> Fail {
             pdeathsig()?;
         }
         chdir(&plan.cwd).at(Stage::Chdir, 0)?;
+        if plan.drop_sys_admin {
+            // Root inside keeps its other powers over its namespaces, but the mounts it
+            // was given stay as they are: no remount, no umount, no new mount.
+            const CAP_SYS_ADMIN: usize = 21;
+            let cap = CAP_SYS_ADMIN;
+            prctl(libc::PR_CAPBSET_DROP, cap).at(Stage::Capabilities, 0)?;
+        }
         if plan.init_fd >= 0 {
             keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
             keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;
@@ -956,10 +978,14 @@ fn setup_rest(plan: &ChildPlan) -> Fail {
         if plan.lo_up {
             loopback_up().at(Stage::Loopback, 0)?;
         }
+        // Modes of what the plan creates are exact (`/tmp` is 1777 whatever the caller's
+        // umask); the program gets the caller's umask back.
+        let umask = sys!(libc::SYS_umask, 0).unwrap_or(0o022);
         let mut root = None;
         for (i, op) in (0..).zip(plan.mounts.ops().iter()) {
             mount_op(op, &mut root).at(Stage::Mount, i)?;
         }
+        let _ = sys!(libc::SYS_umask, umask);
         Ok(())
     };
     match run() {

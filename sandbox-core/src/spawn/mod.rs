@@ -226,7 +226,9 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
 }
 
 async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
-    if exec.is_none() {
+    if exec.is_none() && cmd.sandbox.creates(crate::Namespace::Mount) {
+        // Bad mounts are refused before an image is imported (prepare refuses a root
+        // without a mount namespace of the sandbox's own).
         sandbox_fs::check_mounts(&cmd.sandbox.mounts)?;
         import_image(&cmd.sandbox.rootfs).await?;
     }

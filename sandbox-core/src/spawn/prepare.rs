@@ -114,6 +114,10 @@ pub(crate) struct ChildPlan {
     pub init_argv: CStrArray,
     /// The program dies with its parent (no PID namespace would take it down otherwise).
     pub program_pdeathsig: bool,
+    /// Drop `CAP_SYS_ADMIN` from the bounding set before `execve`: root inside may then
+    /// neither remount a read-only mount writable nor unmount a mask (mounts copied into
+    /// any namespace it creates are locked).
+    pub drop_sys_admin: bool,
     pub program: CString,
     pub argv: CStrArray,
     pub envp: CStrArray,
@@ -575,6 +579,7 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         init_fd,
         init_argv: CStrArray::new(init_argv),
         program_pdeathsig: !pid1,
+        drop_sys_admin: creates(Namespace::User) || joined(Namespace::User),
         program,
         argv: CStrArray::new(argv),
         envp,
