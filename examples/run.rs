@@ -76,9 +76,19 @@ struct Args {
     #[arg(long, value_name = "DST=HOSTFILE", value_parser = parse_file)]
     file: Vec<Mount>,
 
-    /// Network: none (only lo, down), loopback (lo up) or host (the caller's).
-    #[arg(long, value_name = "KIND", default_value = "loopback")]
-    net: Network,
+    /// Network: none (only lo, down), loopback (lo up), host (the caller's), or
+    /// bridge:NAME[:CIDR] (eth0 on bridge NAME with an address of its subnet and a default
+    /// route through it; the bridge is created with CIDR, e.g. 10.88.0.0/24, when missing).
+    #[arg(long, value_name = "KIND", default_value = "loopback", value_parser = parse_net)]
+    net: NetArg,
+
+    /// With --net bridge: this address instead of the next free one.
+    #[arg(long, value_name = "ADDR")]
+    ip: Option<std::net::Ipv4Addr>,
+
+    /// With --net bridge: an /etc/hosts entry NAME:ADDR; may be repeated.
+    #[arg(long = "add-host", value_name = "NAME:ADDR", value_parser = parse_host)]
+    add_host: Vec<(String, std::net::Ipv4Addr)>,
 
     /// Keep the caller's namespace of this kind (user, mnt, pid, uts, ipc, net, cgroup,
     /// time); may be repeated.
@@ -115,7 +125,14 @@ echo "mount table (/proc/self/mountinfo):"
 cat /proc/self/mountinfo"#;
 
 fn sandbox(args: &Args) -> Sandbox {
-    let mut s = Sandbox::new().network(args.net.clone()).init(!args.no_init);
+    let mut net = args.net.network.clone();
+    if let Some(ip) = args.ip {
+        net = net.address(ip);
+    }
+    for (name, addr) in &args.add_host {
+        net = net.add_host(name, *addr);
+    }
+    let mut s = Sandbox::new().network(net).init(!args.no_init);
     for ns in &args.share {
         s = s.share(*ns);
     }
@@ -150,6 +167,45 @@ fn sandbox(args: &Args) -> Sandbox {
         s = s.mount(m.clone());
     }
     s
+}
+
+/// `--net`: a network, and for a bridge the subnet to create it with when missing.
+#[derive(Clone, Debug)]
+struct NetArg {
+    network: Network,
+    create: Option<(String, String)>,
+}
+
+fn parse_net(v: &str) -> Result<NetArg, String> {
+    if let Some(rest) = v.strip_prefix("bridge:") {
+        let (name, cidr) = match rest.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (rest, None),
+        };
+        sandbox_core::sandbox_net::check_ifname(name).map_err(|e| e.to_string())?;
+        if let Some(c) = cidr {
+            c.parse::<sandbox_core::sandbox_net::Ipv4Cidr>()
+                .map_err(|e| e.to_string())?;
+        }
+        return Ok(NetArg {
+            network: Network::bridge_named(name),
+            create: cidr.map(|c| (name.to_string(), c.to_string())),
+        });
+    }
+    let network = v.parse::<Network>().map_err(|e| e.to_string())?;
+    Ok(NetArg {
+        network,
+        create: None,
+    })
+}
+
+/// `NAME:ADDR`
+fn parse_host(v: &str) -> Result<(String, std::net::Ipv4Addr), String> {
+    let (n, a) = v.split_once(':').ok_or("expected NAME:ADDR")?;
+    let a = a
+        .parse()
+        .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+    Ok((n.to_string(), a))
 }
 
 /// `SRC:DST[:ro]`
@@ -211,6 +267,18 @@ fn exit_code_for(e: &Error) -> u8 {
 }
 
 async fn run(args: Args) -> Result<ExitCode, Error> {
+    // A bridge named with a subnet is created when missing (and left in place, as
+    // `docker network create` leaves it); otherwise the spawn opens it.
+    let _bridge = match &args.net.create {
+        Some((name, cidr)) => Some(match sandbox_core::sandbox_net::Bridge::open(name).await {
+            Ok(b) => b,
+            Err(sandbox_core::sandbox_net::Error::NoSuchBridge { .. }) => {
+                sandbox_core::sandbox_net::Bridge::create(name, cidr).await?
+            }
+            Err(e) => return Err(e.into()),
+        }),
+        None => None,
+    };
     let sandbox = sandbox(&args);
     let mut cmd = match args.command.split_first() {
         Some((program, rest)) => {

@@ -97,6 +97,8 @@ pub(crate) struct Parts {
     pub stderr: Option<OwnedFd>,
     pub kill_on_drop: bool,
     pub started: Instant,
+    /// The sandbox's link to a bridge, removed when it ends.
+    pub network: Option<sandbox_net::Attachment>,
 }
 
 /// A running sandbox, as `tokio::process::Child` is a running process.
@@ -126,6 +128,7 @@ pub struct Child {
     status: Option<OwnedFd>,
     kill_on_drop: bool,
     started: Instant,
+    network: Option<sandbox_net::Attachment>,
 }
 
 fn pipe_end<T>(
@@ -183,6 +186,7 @@ impl Child {
             status: p.status,
             kill_on_drop: p.kill_on_drop,
             started: p.started,
+            network: p.network,
         })
     }
 
@@ -218,6 +222,8 @@ impl Child {
             }
         }
         let outcome = Outcome::from_wait_status(status, self.started.elapsed());
+        // Its veth pair goes (in the background) and its address is free again.
+        drop(self.network.take());
         self.pidfd = None;
         self.outcome = Some(outcome);
         outcome
@@ -242,12 +248,29 @@ impl Child {
             match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
                 Ok(Some(raw)) => {
                     drop(guard);
-                    return Ok(self.finish(raw));
+                    let network = self.network.take();
+                    let outcome = self.finish(raw);
+                    if let Some(a) = network {
+                        // Its veth pair is gone and its address free when wait returns.
+                        let _ = a.detach().await;
+                    }
+                    return Ok(outcome);
                 }
                 Ok(None) => guard.clear_ready(),
                 Err(e) => return Err(Error::os(format!("waitid {}", self.pid), e)),
             }
         }
+    }
+
+    /// The sandbox's address on its bridge ([`Network::bridge`](crate::Network::bridge)),
+    /// while it runs.
+    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
+        self.network.as_ref().and_then(|a| a.address())
+    }
+
+    /// The host end of the sandbox's veth pair, while it runs.
+    pub fn host_interface(&self) -> Option<&str> {
+        self.network.as_ref().map(|a| a.host_interface())
     }
 
     /// Returns the outcome if the sandbox has ended, without waiting.

@@ -64,6 +64,11 @@ pub struct PlanOptions<'a> {
     /// The host uid and gid of the sandbox's root, who must own a kept overlay upper
     /// directory.
     pub root_owner: Option<(u32, u32)>,
+    /// The sandbox's own address (on a bridge), listed for its hostname in `/etc/hosts`
+    /// instead of 127.0.1.1.
+    pub own_address: Option<std::net::IpAddr>,
+    /// More `/etc/hosts` entries: other sandboxes, names the caller added.
+    pub hosts: &'a [(String, std::net::IpAddr)],
 }
 
 /// A `fsconfig(2)` option of a fresh filesystem: `key=value`, or a flag.
@@ -775,13 +780,16 @@ impl Builder {
         if let Some(h) = opts.hostname {
             files.push(("etc/hostname", format!("{h}\n").into_bytes()));
         }
-        files.push((
-            "etc/hosts",
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{name}\n"
-            )
-            .into_bytes(),
-        ));
+        let own = opts
+            .own_address
+            .map_or_else(|| "127.0.1.1".to_string(), |a| a.to_string());
+        let mut hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{name}\n"
+        );
+        for (n, a) in opts.hosts {
+            hosts.push_str(&format!("{a}\t{n}\n"));
+        }
+        files.push(("etc/hosts", hosts.into_bytes()));
         let resolv = if opts.new_net_namespace {
             b"# this sandbox has no network of the host's (no name server)\n".to_vec()
         } else {

@@ -8,9 +8,11 @@
 //! | [`Network::none()`]    | new                    | only `lo`, down: no traffic at all       |
 //! | [`Network::loopback()`]| new                    | `lo` up: 127.0.0.1 works, nothing else   |
 //! | [`Network::host()`]    | the caller's (shared)  | every interface of the host              |
+//! | [`Network::bridge(&b)`](Network::bridge) | new | `lo` up, `eth0` on bridge `b`: an address of its subnet, a default route through it |
 //!
-//! Bridged networking (a veth pair on a Linux bridge, configured over netlink) is planned
-//! but not part of this crate yet.
+//! Bridges ([`Bridge`]) and the veth pairs that attach sandboxes to them ([`Attachment`])
+//! are made over netlink (`rtnetlink`), never by running `ip`. Creating them needs
+//! `CAP_NET_ADMIN` in the caller's network namespace (in practice: root).
 //!
 //! ```
 //! use sandbox_net::Network;
@@ -18,11 +20,21 @@
 //! assert_eq!(net, Network::loopback());
 //! assert!(net.new_namespace() && net.loopback_up());
 //! assert!("bridge0".parse::<Network>().is_err());
+//! let b: Network = "bridge:sbx0".parse().unwrap();
+//! assert_eq!(b, Network::bridge_named("sbx0"));
 //! ```
 #![deny(missing_docs)]
 
+mod bridge;
+mod cidr;
+mod netlink;
+
+pub use bridge::{check_ifname, Attachment, Bridge, Lease, MAX_IFNAME};
+pub use cidr::Ipv4Cidr;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 /// Errors of this crate.
@@ -30,11 +42,118 @@ use std::str::FromStr;
 #[non_exhaustive]
 pub enum Error {
     /// A network name given as text (for example on a command line) is not one we know.
-    #[error("unknown network {name:?}: expected one of none, loopback, host")]
+    #[error("unknown network {name:?}: expected one of none, loopback, host, bridge:NAME")]
     UnknownNetwork {
         /// The text that was given.
         name: String,
     },
+    /// A subnet that does not parse or has no room.
+    #[error("subnet {cidr}: {reason}")]
+    Cidr {
+        /// The text given (or the bridge it was read from).
+        cidr: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An interface name the kernel would refuse.
+    #[error("interface name {name:?}: {reason}")]
+    InterfaceName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// [`Bridge::create`] found a link of that name.
+    #[error("bridge {name}: a link of that name exists already (use Bridge::open to adopt it)")]
+    BridgeExists {
+        /// The name.
+        name: String,
+    },
+    /// No link of that name exists.
+    #[error("bridge {name}: no such link")]
+    NoSuchBridge {
+        /// The name.
+        name: String,
+    },
+    /// The link exists but is not a bridge.
+    #[error("{name}: not a bridge")]
+    NotABridge {
+        /// The name.
+        name: String,
+    },
+    /// A requested address is not one the subnet can give.
+    #[error("address {address} is not assignable in {cidr} (outside it, or its network, broadcast or gateway address)")]
+    AddressOutside {
+        /// The address.
+        address: Ipv4Addr,
+        /// The bridge's subnet.
+        cidr: Ipv4Cidr,
+    },
+    /// A requested address is held by another sandbox.
+    #[error("address {address} is taken by another sandbox")]
+    AddressTaken {
+        /// The address.
+        address: Ipv4Addr,
+    },
+    /// Every address of the subnet is taken.
+    #[error("subnet {cidr} has no free address")]
+    SubnetFull {
+        /// The subnet.
+        cidr: Ipv4Cidr,
+    },
+    /// A netlink request failed.
+    #[error("{what}: {reason}")]
+    Netlink {
+        /// What was asked.
+        what: String,
+        /// The kernel's errno (0 when the failure was not the kernel's).
+        errno: i32,
+        /// The error as rtnetlink words it.
+        reason: String,
+    },
+    /// A system call around the netlink requests failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A name and an address for the sandbox's `/etc/hosts`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    /// The host name.
+    pub name: String,
+    /// Its address.
+    pub address: Ipv4Addr,
+}
+
+/// How a sandbox attaches to a bridge. Built by [`Network::bridge`] and the setters of
+/// [`Network`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeNet {
+    /// The bridge's name (created or opened with [`Bridge`]; opened at spawn if this
+    /// process has not).
+    pub bridge: String,
+    /// A fixed address (the next free one when `None`).
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// A fixed MAC address of `eth0`.
+    #[serde(default)]
+    pub mac: Option<[u8; 6]>,
+    /// The MTU of the pair.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Extra `/etc/hosts` entries.
+    #[serde(default)]
+    pub hosts: Vec<HostEntry>,
+    /// List the other sandboxes on the bridge (their hostnames) in `/etc/hosts`, and
+    /// register this one's for those started later.
+    #[serde(default)]
+    pub peers: bool,
 }
 
 /// The network a sandbox gets. See the [crate documentation](crate) for the table.
@@ -49,6 +168,8 @@ pub enum Network {
     Loopback,
     /// The caller's own network namespace, shared: no network isolation.
     Host,
+    /// A new network namespace with `lo` up and `eth0` on a bridge.
+    Bridge(BridgeNet),
 }
 
 impl Network {
@@ -67,6 +188,76 @@ impl Network {
         Network::Host
     }
 
+    /// `eth0` on `bridge` (and `lo` up): the next free address of its subnet, a default
+    /// route through the bridge. See [`Network::address`], [`Network::mac`],
+    /// [`Network::mtu`], [`Network::add_host`], [`Network::peers`].
+    pub fn bridge(bridge: &Bridge) -> Network {
+        Network::bridge_named(bridge.name())
+    }
+
+    /// [`Network::bridge`] by the bridge's name.
+    pub fn bridge_named(name: impl Into<String>) -> Network {
+        Network::Bridge(BridgeNet {
+            bridge: name.into(),
+            address: None,
+            mac: None,
+            mtu: None,
+            hosts: Vec::new(),
+            peers: false,
+        })
+    }
+
+    fn bridge_mut(&mut self) -> Option<&mut BridgeNet> {
+        match self {
+            Network::Bridge(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// A fixed address on the bridge (no effect on other kinds).
+    pub fn address(mut self, address: Ipv4Addr) -> Network {
+        if let Some(b) = self.bridge_mut() {
+            b.address = Some(address);
+        }
+        self
+    }
+
+    /// A fixed MAC address of `eth0` (no effect on other kinds).
+    pub fn mac(mut self, mac: [u8; 6]) -> Network {
+        if let Some(b) = self.bridge_mut() {
+            b.mac = Some(mac);
+        }
+        self
+    }
+
+    /// The MTU of the veth pair (no effect on other kinds).
+    pub fn mtu(mut self, mtu: u32) -> Network {
+        if let Some(b) = self.bridge_mut() {
+            b.mtu = Some(mtu);
+        }
+        self
+    }
+
+    /// An extra `/etc/hosts` entry (no effect on other kinds).
+    pub fn add_host(mut self, name: impl Into<String>, address: Ipv4Addr) -> Network {
+        if let Some(b) = self.bridge_mut() {
+            b.hosts.push(HostEntry {
+                name: name.into(),
+                address,
+            });
+        }
+        self
+    }
+
+    /// Lists the other sandboxes on the bridge by hostname in `/etc/hosts`, and registers
+    /// this one's name for those started after it (no effect on other kinds).
+    pub fn peers(mut self) -> Network {
+        if let Some(b) = self.bridge_mut() {
+            b.peers = true;
+        }
+        self
+    }
+
     /// Whether this plan needs a network namespace of its own.
     pub fn new_namespace(&self) -> bool {
         !matches!(self, Network::Host)
@@ -74,17 +265,18 @@ impl Network {
 
     /// Whether `lo` is brought up inside the sandbox's namespace.
     pub fn loopback_up(&self) -> bool {
-        matches!(self, Network::Loopback)
+        matches!(self, Network::Loopback | Network::Bridge(_))
     }
 }
 
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Network::None => "none",
-            Network::Loopback => "loopback",
-            Network::Host => "host",
-        })
+        match self {
+            Network::None => f.write_str("none"),
+            Network::Loopback => f.write_str("loopback"),
+            Network::Host => f.write_str("host"),
+            Network::Bridge(b) => write!(f, "bridge:{}", b.bridge),
+        }
     }
 }
 
@@ -96,6 +288,11 @@ impl FromStr for Network {
             "none" => Ok(Network::None),
             "loopback" | "lo" => Ok(Network::Loopback),
             "host" => Ok(Network::Host),
+            other if other.starts_with("bridge:") => {
+                let name = &other["bridge:".len()..];
+                check_ifname(name)?;
+                Ok(Network::bridge_named(name))
+            }
             other => Err(Error::UnknownNetwork {
                 name: other.to_string(),
             }),
@@ -109,7 +306,12 @@ mod tests {
 
     #[test]
     fn text_round_trips() {
-        for n in [Network::none(), Network::loopback(), Network::host()] {
+        for n in [
+            Network::none(),
+            Network::loopback(),
+            Network::host(),
+            Network::bridge_named("br0"),
+        ] {
             assert_eq!(n.to_string().parse::<Network>().unwrap(), n);
         }
     }

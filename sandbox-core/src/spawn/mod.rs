@@ -159,6 +159,41 @@ async fn read_frame(sync: &mut tokio::net::UnixStream) -> Result<Option<Frame>> 
     Ok(Some(Frame::from_bytes(&buf)))
 }
 
+/// Takes an address on the sandbox's bridge (opening the bridge if this process has not)
+/// and works out its `/etc/hosts` entries.
+async fn bridge_lease(
+    cmd: &Command,
+    b: &sandbox_net::BridgeNet,
+) -> Result<(prepare::NetPrep, sandbox_net::Lease)> {
+    let bridge = match sandbox_net::Bridge::lookup(&b.bridge) {
+        Some(br) => br,
+        None => sandbox_net::Bridge::open(&b.bridge).await?,
+    };
+    let hostname = cmd
+        .sandbox
+        .hostname
+        .clone()
+        .unwrap_or_else(|| crate::DEFAULT_HOSTNAME.to_string());
+    let mut hosts: Vec<(String, std::net::IpAddr)> = Vec::new();
+    if b.peers {
+        for (name, addr) in bridge.names() {
+            if name != hostname {
+                hosts.push((name, addr.into()));
+            }
+        }
+    }
+    for h in &b.hosts {
+        hosts.push((h.name.clone(), h.address.into()));
+    }
+    let lease = bridge.lease(b.address, b.peers.then_some(hostname.as_str()))?;
+    let net = prepare::NetPrep {
+        own_address: Some(lease.address().into()),
+        hosts,
+        bridged: true,
+    };
+    Ok((net, lease))
+}
+
 /// Imports an image root into its cache on a blocking thread (extraction may take seconds,
 /// and must not hold up a runtime worker); the plan then finds it in the cache.
 async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
@@ -232,11 +267,18 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         sandbox_fs::check_mounts(&cmd.sandbox.mounts)?;
         import_image(&cmd.sandbox.rootfs).await?;
     }
+    let (net, lease) = match (&cmd.sandbox.network, &exec) {
+        (sandbox_net::Network::Bridge(b), None) => {
+            let (net, lease) = bridge_lease(cmd, b).await?;
+            (net, Some((lease, b)))
+        }
+        _ => (prepare::NetPrep::default(), None),
+    };
     let Prepared {
         plan,
         child_fds,
         parent,
-    } = prepare::prepare(cmd, exec)?;
+    } = prepare::prepare_with(cmd, exec, &net)?;
     let started = Instant::now();
     let (spawned, plan) = spawner::clone(plan, child_fds).await;
     let spawned = spawned.map_err(|e| Error::os("clone3", e))?;
@@ -275,6 +317,26 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         if let Err(e) = idmap::write(spawned.pid, &ids.write).await {
             pending.kill_and_reap().await;
             return Err(e);
+        }
+    }
+    let mut attachment = None;
+    if let Some((lease, plan)) = lease {
+        // The sandbox's network namespace exists (the clone made it) and its processes wait
+        // for GO: connect it to the bridge now.
+        let connected = async {
+            let netns = std::fs::File::open(format!("/proc/{}/ns/net", spawned.pid))
+                .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
+            sandbox_net::Attachment::connect(netns.into(), lease, plan, "eth0")
+                .await
+                .map_err(Error::from)
+        }
+        .await;
+        match connected {
+            Ok(a) => attachment = Some(a),
+            Err(e) => {
+                pending.kill_and_reap().await;
+                return Err(e);
+            }
         }
     }
     if pending.plan.as_ref().is_some_and(|p| p.wait_go) || parent.late_userns {
@@ -341,6 +403,7 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         stdout: parent.stdout,
         stderr: parent.stderr,
         kill_on_drop: parent.kill_on_drop,
+        network: attachment,
         started,
     })
 }

@@ -302,7 +302,27 @@ pub(crate) type ExecJoins = Vec<(Namespace, OwnedFd)>;
 
 /// Checks `cmd` and computes everything for spawning it. `exec` is set when the command runs
 /// inside an existing sandbox (its namespaces' fds, already opened).
+#[cfg(test)]
 pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared> {
+    prepare_with(cmd, exec, &NetPrep::default())
+}
+
+/// What the network setup decided before the spawn: the sandbox's own address on a
+/// bridge, and the names `/etc/hosts` lists.
+#[derive(Debug, Default)]
+pub(crate) struct NetPrep {
+    pub own_address: Option<std::net::IpAddr>,
+    pub hosts: Vec<(String, std::net::IpAddr)>,
+    /// The parent configures the network between the clone and GO.
+    pub bridged: bool,
+}
+
+/// [`prepare`], with the network's part decided.
+pub(crate) fn prepare_with(
+    cmd: &Command,
+    exec: Option<ExecJoins>,
+    net: &NetPrep,
+) -> Result<Prepared> {
     let sandbox = &cmd.sandbox;
     let is_exec = exec.is_some();
     let program = check_program(&cmd.program)?;
@@ -370,6 +390,12 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
                 "network {} needs a network namespace of the sandbox's own",
                 sandbox.network
             )));
+        }
+        if matches!(sandbox.network, sandbox_net::Network::Bridge(_)) && !sandbox.joined.is_empty()
+        {
+            return Err(Error::Conflict(
+                "a bridged network cannot be combined with joined namespaces (yet)".into(),
+            ));
         }
         // Open the namespaces to join, user first.
         let mut order = sandbox.joined.clone();
@@ -470,6 +496,8 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
                 mounts: &sandbox.mounts,
                 idmap_userns: mapping.as_ref().map(|(fd, _)| fd.as_fd()),
                 root_owner: mapping.as_ref().map(|(_, owner)| *owner),
+                own_address: net.own_address,
+                hosts: &net.hosts,
             },
         )?
     } else {
@@ -564,7 +592,8 @@ pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared
         keep,
         keep_len: keep_list.len(),
         joins,
-        wait_go: new_user && !late,
+        // The parent writes id maps, and connects a bridged network, before GO.
+        wait_go: (new_user || net.bridged) && !late,
         late_userns,
         unshare_flags,
         identity,

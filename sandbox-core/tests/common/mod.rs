@@ -324,3 +324,40 @@ pub fn random_hex(n: usize) -> String {
         .unwrap();
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Runs this test's body inside a network namespace of its own (a re-run of the test
+/// binary under `unshare -n`, with `lo` up), so the bridges and veths it makes never touch
+/// the machine's network. Returns true in the outer copy (which only checked the inner's
+/// result).
+pub fn in_private_network_namespace(test: &str) -> bool {
+    if inner() {
+        return false;
+    }
+    let out = rerun(test, &["unshare", "-n"]);
+    assert!(
+        out.status.success(),
+        "inner run failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "inner run did not run the test: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    true
+}
+
+/// The names of this network namespace's links (from `/proc/self/net/dev`, which follows
+/// the reader's network namespace; `/sys/class/net` follows sysfs's mounter).
+pub fn links() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let mut v: Vec<String> = text
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|n| n.trim().to_string())
+        .collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,216 @@
+//! Bridged networks (issue 4): sandboxes on a bridge reach each other by address and by
+//! name, get distinct addresses, and leave no veth behind. Every test runs in a network
+//! namespace of its own (the test binary re-runs itself under `unshare -n`): no bridge,
+//! veth or packet ever touches the machine's own network.
+mod common;
+use sandbox_core::sandbox_net::{Bridge, Error as NetError};
+use sandbox_core::{Error, Network, Rootfs, Sandbox};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// An echo server on TCP port 7000, then `ready`.
+const ECHO_SERVER: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(c.recv(100)); c.close()
+"#;
+
+/// Sends its argument to `HOST:7000`, prints the reply.
+const ECHO_CLIENT: &str = r#"
+import socket, sys
+c = socket.create_connection((sys.argv[1], 7000), timeout=5)
+c.sendall(sys.argv[2].encode()); print(c.recv(100).decode(), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sandboxes_on_a_bridge_talk_by_address_and_by_name() {
+    if common::in_private_network_namespace("two_sandboxes_on_a_bridge_talk_by_address_and_by_name")
+    {
+        return;
+    }
+    common::require_root();
+    let br = Bridge::create("sbt0", "10.77.0.0/24").await.unwrap();
+    assert!(common::links().contains(&"sbt0".to_string()));
+    // Names come from /etc/hosts, which a new root gets generated.
+    let base = Sandbox::new().rootfs(Rootfs::host_readonly());
+    let (mut server, mut lines) = common::shell(
+        &base
+            .clone()
+            .hostname("server")
+            .network(Network::bridge(&br).peers()),
+        &format!("exec python3 -c '{ECHO_SERVER}'"),
+    )
+    .await;
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "ready");
+    let addr = server.address().expect("the server has an address");
+    assert!(br.cidr().assignable(addr), "{addr}");
+    // From the host side: its veth is on the bridge.
+    let host_if = server.host_interface().unwrap().to_string();
+    assert!(common::links().contains(&host_if), "{host_if}");
+    let master = std::process::Command::new("ip")
+        .args(["-o", "link", "show", &host_if])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&master.stdout).contains("master sbt0"));
+    for (target, word) in [
+        (addr.to_string(), "by-address"),
+        ("server".into(), "by-name"),
+    ] {
+        let out = base
+            .clone()
+            .hostname("client")
+            .network(Network::bridge(&br).peers())
+            .command("/usr/bin/python3")
+            .arg("-c")
+            .arg(ECHO_CLIENT)
+            .arg(&target)
+            .arg(word)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{word}\n"),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    server.kill().await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(10), || !common::links()
+            .contains(&host_if)),
+        "the server's veth is still there"
+    );
+    assert!(br.leased().is_empty(), "{:?}", br.leased());
+    br.remove().await.unwrap();
+    assert!(!common::links().contains(&"sbt0".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_sandboxes_get_distinct_addresses_and_leave_nothing() {
+    if common::in_private_network_namespace(
+        "fifty_sandboxes_get_distinct_addresses_and_leave_nothing",
+    ) {
+        return;
+    }
+    common::require_root();
+    let before = common::links();
+    let br = Bridge::create("sbt1", "10.78.0.0/24").await.unwrap();
+    let sandbox = Sandbox::new().network(Network::bridge(&br));
+    let mut children = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        // Each prints the address it sees on eth0, then waits for its stdin to close.
+        let (child, mut lines) = common::shell(
+            &sandbox,
+            "ip -4 -o addr show eth0 | awk '{print $4}'; read x || true",
+        )
+        .await;
+        let inside = lines.next_line().await.unwrap().unwrap();
+        let addr = child.address().unwrap();
+        assert_eq!(inside, format!("{addr}/24"));
+        assert!(seen.insert(addr), "{addr} given twice");
+        children.push(child);
+    }
+    assert_eq!(br.leased().len(), 50);
+    assert_eq!(
+        common::links().len(),
+        before.len() + 1 + 50,
+        "{:?}",
+        common::links()
+    );
+    for mut c in children {
+        drop(c.stdin.take());
+        assert!(c.wait().await.unwrap().success());
+    }
+    let want: Vec<String> = {
+        let mut v = before.clone();
+        v.push("sbt1".into());
+        v.sort();
+        v
+    };
+    assert!(
+        common::eventually(Duration::from_secs(20), || common::links() == want),
+        "veths left: {:?}",
+        common::links()
+    );
+    assert!(br.leased().is_empty(), "{:?}", br.leased());
+    // Every address is free again: a fixed one that was handed out before can be taken.
+    let first = *seen.iter().next().unwrap();
+    let lease = br.lease(Some(first), None).unwrap();
+    assert_eq!(lease.address(), first);
+    drop(lease);
+    br.remove().await.unwrap();
+    assert_eq!(common::links(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bridge_input_is_refused_before_any_link_exists() {
+    if common::in_private_network_namespace("bad_bridge_input_is_refused_before_any_link_exists") {
+        return;
+    }
+    common::require_root();
+    let before = common::links();
+    for (name, cidr) in [
+        ("averyveryverylongname", "10.1.0.0/24"),
+        ("sbt2", "10.1.0.0"),
+        ("sbt2", "10.1.0.0/31"),
+        ("sbt2", "ten/24"),
+    ] {
+        let e = Bridge::create(name, cidr).await.unwrap_err();
+        assert!(
+            matches!(e, NetError::InterfaceName { .. } | NetError::Cidr { .. }),
+            "{name} {cidr}: {e}"
+        );
+        assert_eq!(common::links(), before, "{name} {cidr}");
+    }
+    let e = Bridge::open("nosuchbridge").await.unwrap_err();
+    assert!(matches!(e, NetError::NoSuchBridge { .. }), "{e}");
+    let e = Bridge::open("lo").await.unwrap_err();
+    assert!(matches!(e, NetError::NotABridge { .. }), "{e}");
+    let br = Bridge::create("sbt2", "10.79.0.0/29").await.unwrap();
+    let e = Bridge::create("sbt2", "10.79.0.0/29").await.unwrap_err();
+    assert!(matches!(e, NetError::BridgeExists { .. }), "{e}");
+    // Addresses: outside the subnet, the gateway, taken, none left.
+    let spawn = |net: Network| async move {
+        Sandbox::new()
+            .network(net)
+            .command("/bin/true")
+            .status()
+            .await
+    };
+    for bad in [Ipv4Addr::new(10, 80, 0, 2), br.gateway()] {
+        let e = spawn(Network::bridge(&br).address(bad)).await.unwrap_err();
+        assert!(
+            matches!(e, Error::Net(NetError::AddressOutside { .. })),
+            "{bad}: {e}"
+        );
+    }
+    let held = br.lease(Some(Ipv4Addr::new(10, 79, 0, 2)), None).unwrap();
+    let e = spawn(Network::bridge(&br).address(held.address()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Net(NetError::AddressTaken { .. })),
+        "{e}"
+    );
+    // A /29 has room for 5 sandboxes: hold them all.
+    let rest: Vec<_> = (0..4).map(|_| br.lease(None, None).unwrap()).collect();
+    let e = spawn(Network::bridge(&br)).await.unwrap_err();
+    assert!(matches!(e, Error::Net(NetError::SubnetFull { .. })), "{e}");
+    drop(rest);
+    drop(held);
+    // No veth was made for any of the refused spawns.
+    assert_eq!(common::links().len(), before.len() + 1);
+    assert!(spawn(Network::bridge(&br)).await.unwrap().success());
+    br.remove().await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(10), || common::links() == before),
+        "{:?}",
+        common::links()
+    );
+}

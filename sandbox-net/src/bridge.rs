@@ -1,0 +1,399 @@
+//! Bridges, the addresses they hand out, and the veth pair that connects a sandbox to one.
+
+use crate::netlink::{errno_of, Netlink};
+use crate::{BridgeNet, Error, Ipv4Cidr};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// The longest interface name the kernel takes (`IFNAMSIZ` - 1).
+pub const MAX_IFNAME: usize = 15;
+
+/// Checks an interface name: 1 to 15 bytes, no `/`, whitespace or `:`.
+pub fn check_ifname(name: &str) -> Result<(), Error> {
+    let bad = |reason| Error::InterfaceName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > MAX_IFNAME {
+        return Err(bad("longer than 15 bytes"));
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+    {
+        return Err(bad("contains '/', ':', whitespace or NUL, or is . or .."));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct State {
+    name: String,
+    index: u32,
+    cidr: Ipv4Cidr,
+    /// Addresses handed out, and the names sandboxes registered for them.
+    used: Mutex<Used>,
+}
+
+#[derive(Debug, Default)]
+struct Used {
+    taken: BTreeSet<Ipv4Addr>,
+    names: BTreeMap<String, Ipv4Addr>,
+    /// Where the next search for a free address starts (round robin, so a just released
+    /// address is not handed out again at once).
+    next: u32,
+}
+
+/// Bridges this process created or opened, by name: what a [`crate::Network::bridge`] naming
+/// one uses to find its address allocator.
+fn registry() -> &'static Mutex<HashMap<String, Weak<State>>> {
+    static R: OnceLock<Mutex<HashMap<String, Weak<State>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A Linux bridge sandboxes attach to, like `docker0`: its gateway address is the first of
+/// its subnet, and it hands out the others, one per attached sandbox, taking each back
+/// when the sandbox ends. Cloning shares the bridge and its allocator.
+#[derive(Clone, Debug)]
+pub struct Bridge {
+    state: Arc<State>,
+}
+
+impl Bridge {
+    /// Creates the bridge `name` with the subnet `cidr` (e.g. `"10.88.0.0/24"`): the
+    /// bridge gets the subnet's first address, and is brought up. A link of that name
+    /// must not exist yet (see [`Bridge::open`]).
+    pub async fn create(name: &str, cidr: &str) -> Result<Bridge, Error> {
+        check_ifname(name)?;
+        let cidr: Ipv4Cidr = cidr.parse()?;
+        let nl = Netlink::connect()?;
+        if nl.index(name).await?.is_some() {
+            return Err(Error::BridgeExists {
+                name: name.to_string(),
+            });
+        }
+        let index = nl.add_bridge(name).await?;
+        if let Err(e) = nl.add_address(index, cidr.gateway(), cidr.prefix()).await {
+            let _ = nl.delete(index).await;
+            return Err(e);
+        }
+        Ok(Bridge::register(name, index, cidr))
+    }
+
+    /// Adopts an existing bridge: its subnet is read from its IPv4 address.
+    pub async fn open(name: &str) -> Result<Bridge, Error> {
+        check_ifname(name)?;
+        if let Some(b) = Bridge::lookup(name) {
+            return Ok(b);
+        }
+        let nl = Netlink::connect()?;
+        let index = nl.index(name).await?.ok_or_else(|| Error::NoSuchBridge {
+            name: name.to_string(),
+        })?;
+        if !nl.is_bridge(index).await? {
+            return Err(Error::NotABridge {
+                name: name.to_string(),
+            });
+        }
+        let (addr, prefix) = nl
+            .addresses(index)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Cidr {
+                cidr: name.to_string(),
+                reason: "the bridge has no IPv4 address to take its subnet from",
+            })?;
+        let cidr = Ipv4Cidr::new(addr, prefix)?;
+        nl.up(index).await?;
+        Ok(Bridge::register(name, index, cidr))
+    }
+
+    fn register(name: &str, index: u32, cidr: Ipv4Cidr) -> Bridge {
+        let state = Arc::new(State {
+            name: name.to_string(),
+            index,
+            cidr,
+            used: Mutex::new(Used::default()),
+        });
+        lock(registry()).insert(name.to_string(), Arc::downgrade(&state));
+        Bridge { state }
+    }
+
+    /// The bridge of that name this process created or opened, if it is still held.
+    pub fn lookup(name: &str) -> Option<Bridge> {
+        let state = lock(registry()).get(name)?.upgrade()?;
+        Some(Bridge { state })
+    }
+
+    /// Deletes the bridge (its owner's call; attached sandboxes lose their network).
+    pub async fn remove(self) -> Result<(), Error> {
+        let nl = Netlink::connect()?;
+        lock(registry()).remove(&self.state.name);
+        match nl.delete(self.state.index).await {
+            Err(e) if errno_of(&e) == libc::ENODEV => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The bridge's name.
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Its subnet.
+    pub fn cidr(&self) -> Ipv4Cidr {
+        self.state.cidr
+    }
+
+    /// Its address, the sandboxes' gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.state.cidr.gateway()
+    }
+
+    /// Addresses currently handed out.
+    pub fn leased(&self) -> Vec<Ipv4Addr> {
+        lock(&self.state.used).taken.iter().copied().collect()
+    }
+
+    /// The names sandboxes registered on this bridge, with their addresses.
+    pub fn names(&self) -> Vec<(String, Ipv4Addr)> {
+        lock(&self.state.used)
+            .names
+            .iter()
+            .map(|(n, a)| (n.clone(), *a))
+            .collect()
+    }
+
+    /// Takes an address: `want`, if free and in the subnet, or the next free one. `name`
+    /// is registered for it (for other sandboxes' `/etc/hosts`) until the lease ends.
+    pub fn lease(&self, want: Option<Ipv4Addr>, name: Option<&str>) -> Result<Lease, Error> {
+        let cidr = self.state.cidr;
+        let mut used = lock(&self.state.used);
+        let addr = match want {
+            Some(a) => {
+                if !cidr.assignable(a) {
+                    return Err(Error::AddressOutside { address: a, cidr });
+                }
+                if used.taken.contains(&a) {
+                    return Err(Error::AddressTaken { address: a });
+                }
+                a
+            }
+            None => {
+                let cap = cidr.capacity();
+                let base = u32::from(cidr.network()) + 2;
+                let found = (0..cap)
+                    .map(|i| Ipv4Addr::from(base + (used.next + i) % cap))
+                    .find(|a| !used.taken.contains(a))
+                    .ok_or(Error::SubnetFull { cidr })?;
+                used.next = (u32::from(found) - base + 1) % cap;
+                found
+            }
+        };
+        used.taken.insert(addr);
+        let name = name.map(str::to_string);
+        if let Some(n) = &name {
+            used.names.insert(n.clone(), addr);
+        }
+        Ok(Lease {
+            state: self.state.clone(),
+            addr,
+            name,
+        })
+    }
+}
+
+/// An address taken from a bridge; given back when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    state: Arc<State>,
+    addr: Ipv4Addr,
+    name: Option<String>,
+}
+
+impl Lease {
+    /// The address.
+    pub fn address(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// The bridge it belongs to.
+    pub fn bridge(&self) -> Bridge {
+        Bridge {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut used = lock(&self.state.used);
+        used.taken.remove(&self.addr);
+        if let Some(n) = &self.name {
+            if used.names.get(n) == Some(&self.addr) {
+                used.names.remove(n);
+            }
+        }
+    }
+}
+
+/// A sandbox's connection to a bridge: the host end of its veth pair and its address.
+/// [`Attachment::detach`] removes the pair; dropping it gives the address back and removes
+/// the pair in the background (the kernel also removes it when the sandbox's network
+/// namespace goes away).
+#[derive(Debug)]
+pub struct Attachment {
+    lease: Option<Lease>,
+    host_ifname: String,
+    interface: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Attachment {
+    /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of the sandbox)
+    /// to the lease's bridge: a veth pair, the host end attached to the bridge and up, the
+    /// other moved inside, renamed `interface` (`eth0`), given the lease's address, up,
+    /// with a default route through the bridge. On failure, what was created is removed.
+    pub async fn connect(
+        netns: OwnedFd,
+        lease: Lease,
+        plan: &BridgeNet,
+        interface: &str,
+    ) -> Result<Attachment, Error> {
+        check_ifname(interface)?;
+        let bridge = lease.bridge();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Unique per process and spawn: "sbx" + pid (base 36) + counter.
+        let tag = format!("{}{}", base36(std::process::id()), base36(n));
+        let host = format!("sbx{tag}");
+        let peer = format!("sbp{tag}");
+        let host = truncate(host);
+        let peer = truncate(peer);
+        let nl = Netlink::connect()?;
+        nl.add_veth(&host, &peer).await?;
+        let result = async {
+            let host_index = nl.index(&host).await?.ok_or_else(|| Error::Netlink {
+                what: format!("create veth {host}"),
+                errno: libc::ENODEV,
+                reason: "it vanished".into(),
+            })?;
+            let peer_index = nl.index(&peer).await?.ok_or_else(|| Error::Netlink {
+                what: format!("create veth {peer}"),
+                errno: libc::ENODEV,
+                reason: "it vanished".into(),
+            })?;
+            nl.enslave_up(host_index, bridge.state.index, plan.mtu)
+                .await?;
+            nl.move_to(peer_index, netns.as_fd()).await?;
+            let inside = Netlink::connect_in(netns).await?;
+            let idx = inside.index(&peer).await?.ok_or_else(|| Error::Netlink {
+                what: "find the inner end in the sandbox".into(),
+                errno: libc::ENODEV,
+                reason: "it is not there".into(),
+            })?;
+            inside.rename_up(idx, interface, plan.mac, plan.mtu).await?;
+            let cidr = bridge.cidr();
+            inside
+                .add_address(idx, lease.address(), cidr.prefix())
+                .await?;
+            inside.default_route(cidr.gateway(), idx).await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            if let Ok(Some(i)) = nl.index(&host).await {
+                let _ = nl.delete(i).await;
+            }
+            return Err(e);
+        }
+        Ok(Attachment {
+            lease: Some(lease),
+            host_ifname: host,
+            interface: interface.to_string(),
+        })
+    }
+
+    /// The sandbox's address on the bridge.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.lease.as_ref().map(Lease::address)
+    }
+
+    /// The name of the host end of the veth pair.
+    pub fn host_interface(&self) -> &str {
+        &self.host_ifname
+    }
+
+    /// The name of the interface inside the sandbox.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Removes the veth pair and gives the address back.
+    pub async fn detach(mut self) -> Result<(), Error> {
+        let r = delete_link(&self.host_ifname).await;
+        self.lease = None;
+        r
+    }
+}
+
+async fn delete_link(name: &str) -> Result<(), Error> {
+    let nl = Netlink::connect()?;
+    match nl.index(name).await? {
+        Some(i) => match nl.delete(i).await {
+            Err(e) if errno_of(&e) == libc::ENODEV => Ok(()),
+            r => r,
+        },
+        None => Ok(()),
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if self.lease.is_none() {
+            return;
+        }
+        // The address is free once the pair is gone; without a runtime to delete it now,
+        // the kernel deletes it with the sandbox's network namespace.
+        let lease = self.lease.take();
+        let name = std::mem::take(&mut self.host_ifname);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = delete_link(&name).await;
+                drop(lease);
+            });
+        }
+    }
+}
+
+fn base36(mut n: u32) -> String {
+    const D: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut v = Vec::new();
+    loop {
+        v.push(D[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    v.reverse();
+    String::from_utf8(v).unwrap_or_default()
+}
+
+fn truncate(mut s: String) -> String {
+    s.truncate(MAX_IFNAME);
+    s
+}
