@@ -129,6 +129,8 @@ pub struct Child {
     kill_on_drop: bool,
     started: Instant,
     network: Option<sandbox_net::Attachment>,
+    /// Interfaces added to the running sandbox with [`Child::attach`].
+    attached: Vec<sandbox_net::Attachment>,
 }
 
 fn pipe_end<T>(
@@ -187,6 +189,7 @@ impl Child {
             kill_on_drop: p.kill_on_drop,
             started: p.started,
             network: p.network,
+            attached: Vec::new(),
         })
     }
 
@@ -222,8 +225,9 @@ impl Child {
             }
         }
         let outcome = Outcome::from_wait_status(status, self.started.elapsed());
-        // Its veth pair goes (in the background) and its address is free again.
+        // Its veth pairs go (in the background) and its addresses are free again.
         drop(self.network.take());
+        self.attached.clear();
         self.pidfd = None;
         self.outcome = Some(outcome);
         outcome
@@ -249,9 +253,10 @@ impl Child {
                 Ok(Some(raw)) => {
                     drop(guard);
                     let network = self.network.take();
+                    let attached = std::mem::take(&mut self.attached);
                     let outcome = self.finish(raw);
-                    if let Some(a) = network {
-                        // Its veth pair is gone and its address free when wait returns.
+                    // Its veth pairs are gone and its addresses free when wait returns.
+                    for a in network.into_iter().chain(attached) {
                         let _ = a.detach().await;
                     }
                     return Ok(outcome);
@@ -266,6 +271,62 @@ impl Child {
     /// while it runs.
     pub fn address(&self) -> Option<std::net::Ipv4Addr> {
         self.network.as_ref().and_then(|a| a.address())
+    }
+
+    /// Adds an interface on a bridge to the running sandbox, as `docker network connect`
+    /// does: a veth pair whose inner end is named `ethN` (the first free N), with an
+    /// address of `network`'s bridge (which must be a [`Network::bridge`](crate::Network::bridge)).
+    /// Returns the interface's name and address. The default route stays on `eth0`.
+    pub async fn attach(
+        &mut self,
+        network: &crate::Network,
+    ) -> Result<(String, std::net::Ipv4Addr)> {
+        let crate::Network::Bridge(plan) = network else {
+            return Err(Error::Invalid {
+                what: "network to attach",
+                reason: format!("{network} is not a bridge"),
+            });
+        };
+        if self.outcome.is_some() || self.pidfd.is_none() {
+            return Err(Error::Reaped);
+        }
+        let bridge = match sandbox_net::Bridge::lookup(&plan.bridge) {
+            Some(b) => b,
+            None => sandbox_net::Bridge::open(&plan.bridge).await?,
+        };
+        let taken: Vec<&str> = self
+            .network
+            .iter()
+            .chain(&self.attached)
+            .map(|a| a.interface())
+            .collect();
+        let name = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !taken.contains(&n.as_str()))
+            .unwrap_or_default();
+        let lease = bridge.lease(plan.address, None)?;
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.pid))
+            .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
+        let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name).await?;
+        let addr = a.address().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        self.attached.push(a);
+        Ok((name, addr))
+    }
+
+    /// Removes an interface [`Child::attach`] added (by its name inside, e.g. `eth1`).
+    pub async fn detach(&mut self, interface: &str) -> Result<()> {
+        let Some(i) = self
+            .attached
+            .iter()
+            .position(|a| a.interface() == interface)
+        else {
+            return Err(Error::Invalid {
+                what: "interface to detach",
+                reason: format!("{interface} was not attached with Child::attach"),
+            });
+        };
+        let a = self.attached.remove(i);
+        a.detach().await.map_err(Error::from)
     }
 
     /// The host end of the sandbox's veth pair, while it runs.

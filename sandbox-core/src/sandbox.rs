@@ -239,10 +239,15 @@ impl Sandbox {
 
     /// Sets the network. [`Network::host`] shares the caller's network namespace.
     pub fn network(mut self, network: Network) -> Sandbox {
+        self.joined.retain(|j| j.namespace != Namespace::Net);
         if network == Network::host() {
             self.shared.insert(Namespace::Net);
         } else {
             self.shared.remove(&Namespace::Net);
+        }
+        if let Network::Join { path } = &network {
+            // A persistent namespace is joined like any other.
+            self = self.join(Namespace::Net, path.clone());
         }
         self.network = network;
         self

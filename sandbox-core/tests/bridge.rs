@@ -214,3 +214,105 @@ async fn bad_bridge_input_is_refused_before_any_link_exists() {
         common::links()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
+    if common::in_private_network_namespace("attach_adds_a_reachable_interface_on_a_second_bridge")
+    {
+        return;
+    }
+    common::require_root();
+    let a = Bridge::create("sbta", "10.81.0.0/24").await.unwrap();
+    let b = Bridge::create("sbtb", "10.82.0.0/24").await.unwrap();
+    let base = Sandbox::new().rootfs(Rootfs::host_readonly());
+    let (mut server, mut lines) = common::shell(
+        &base.clone().network(Network::bridge(&a)),
+        &format!("exec python3 -c '{ECHO_SERVER}'"),
+    )
+    .await;
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "ready");
+    let (ifname, addr) = server.attach(&Network::bridge(&b)).await.unwrap();
+    assert_eq!(ifname, "eth1");
+    assert!(b.cidr().assignable(addr), "{addr}");
+    // Seen from inside: eth1 with the address.
+    let out = server
+        .exec(
+            sandbox_core::Command::new("/bin/sh")
+                .arg("-c")
+                .arg("ip -4 -o addr show eth1 | awk '{print $4}'")
+                .stdout(sandbox_core::Stdio::piped()),
+        )
+        .await
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{addr}/24\n"));
+    // A sandbox only on the second bridge reaches the server there.
+    let out = base
+        .clone()
+        .network(Network::bridge(&b))
+        .command("/usr/bin/python3")
+        .arg("-c")
+        .arg(ECHO_CLIENT)
+        .arg(addr.to_string())
+        .arg("via-eth1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "via-eth1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Detach: the interface and its address are gone.
+    server.detach("eth1").await.unwrap();
+    assert!(b.leased().is_empty(), "{:?}", b.leased());
+    assert!(server.detach("eth1").await.is_err());
+    server.kill().await.unwrap();
+    assert!(a.leased().is_empty());
+    a.remove().await.unwrap();
+    b.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_netns_outlives_its_sandbox_until_its_owner_removes_it() {
+    if common::in_private_network_and_mount_namespaces(
+        "a_named_netns_outlives_its_sandbox_until_its_owner_removes_it",
+    ) {
+        return;
+    }
+    common::require_root();
+    use sandbox_core::sandbox_net::Netns;
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::create_in(dir.path(), "sbt-ns").await.unwrap();
+    let ino = std::fs::metadata(ns.path()).unwrap().ino();
+    assert_ne!(ino, std::fs::metadata("/proc/self/ns/net").unwrap().ino());
+    // A sandbox joins it: it is in that namespace (its inode), and lo is up there.
+    let out = Sandbox::new()
+        .network(Network::join(&ns))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("stat -L -c %i /proc/self/ns/net; ip -o link show lo | grep -c UP")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{ino}\n1\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The sandbox is gone; the namespace is not.
+    assert_eq!(std::fs::metadata(ns.path()).unwrap().ino(), ino);
+    let again = Netns::open(ns.path()).unwrap();
+    assert_eq!(again.path(), ns.path());
+    assert!(Netns::open("/etc/hostname").is_err());
+    let path = ns.path().to_path_buf();
+    ns.remove().unwrap();
+    assert!(!path.exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("sbt-ns"), "{mounts}");
+}

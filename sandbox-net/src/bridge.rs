@@ -274,6 +274,27 @@ impl Attachment {
         plan: &BridgeNet,
         interface: &str,
     ) -> Result<Attachment, Error> {
+        Attachment::connect_with(netns, lease, plan, interface, true).await
+    }
+
+    /// [`Attachment::connect`] for a second (third...) interface of a running sandbox: no
+    /// default route (the first interface keeps it).
+    pub async fn connect_extra(
+        netns: OwnedFd,
+        lease: Lease,
+        plan: &BridgeNet,
+        interface: &str,
+    ) -> Result<Attachment, Error> {
+        Attachment::connect_with(netns, lease, plan, interface, false).await
+    }
+
+    async fn connect_with(
+        netns: OwnedFd,
+        lease: Lease,
+        plan: &BridgeNet,
+        interface: &str,
+        default_route: bool,
+    ) -> Result<Attachment, Error> {
         check_ifname(interface)?;
         let bridge = lease.bridge();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -310,7 +331,9 @@ impl Attachment {
             inside
                 .add_address(idx, lease.address(), cidr.prefix())
                 .await?;
-            inside.default_route(cidr.gateway(), idx).await?;
+            if default_route {
+                inside.default_route(cidr.gateway(), idx).await?;
+            }
             Ok::<_, Error>(())
         }
         .await;

@@ -28,9 +28,11 @@
 mod bridge;
 mod cidr;
 mod netlink;
+mod netns;
 
 pub use bridge::{check_ifname, Attachment, Bridge, Lease, MAX_IFNAME};
 pub use cidr::Ipv4Cidr;
+pub use netns::{Netns, NETNS_DIR};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -170,6 +172,11 @@ pub enum Network {
     Host,
     /// A new network namespace with `lo` up and `eth0` on a bridge.
     Bridge(BridgeNet),
+    /// An existing network namespace (a file such as `/run/netns/NAME`), joined.
+    Join {
+        /// The namespace file.
+        path: std::path::PathBuf,
+    },
 }
 
 impl Network {
@@ -193,6 +200,13 @@ impl Network {
     /// [`Network::mtu`], [`Network::add_host`], [`Network::peers`].
     pub fn bridge(bridge: &Bridge) -> Network {
         Network::bridge_named(bridge.name())
+    }
+
+    /// Joins the persistent namespace `netns` (see [`Netns`]).
+    pub fn join(netns: &Netns) -> Network {
+        Network::Join {
+            path: netns.path().to_path_buf(),
+        }
     }
 
     /// [`Network::bridge`] by the bridge's name.
@@ -260,7 +274,7 @@ impl Network {
 
     /// Whether this plan needs a network namespace of its own.
     pub fn new_namespace(&self) -> bool {
-        !matches!(self, Network::Host)
+        !matches!(self, Network::Host | Network::Join { .. })
     }
 
     /// Whether `lo` is brought up inside the sandbox's namespace.
@@ -276,6 +290,7 @@ impl fmt::Display for Network {
             Network::Loopback => f.write_str("loopback"),
             Network::Host => f.write_str("host"),
             Network::Bridge(b) => write!(f, "bridge:{}", b.bridge),
+            Network::Join { path } => write!(f, "join:{}", path.display()),
         }
     }
 }

@@ -330,10 +330,20 @@ pub fn random_hex(n: usize) -> String {
 /// the machine's network. Returns true in the outer copy (which only checked the inner's
 /// result).
 pub fn in_private_network_namespace(test: &str) -> bool {
+    rerun_wrapped(test, &["unshare", "-n"])
+}
+
+/// [`in_private_network_namespace`], in a private mount namespace too (for tests that
+/// bind namespace files).
+pub fn in_private_network_and_mount_namespaces(test: &str) -> bool {
+    rerun_wrapped(test, &["unshare", "-n", "-m", "--propagation", "private"])
+}
+
+fn rerun_wrapped(test: &str, wrap: &[&str]) -> bool {
     if inner() {
         return false;
     }
-    let out = rerun(test, &["unshare", "-n"]);
+    let out = rerun(test, wrap);
     assert!(
         out.status.success(),
         "inner run failed: {}\n{}",

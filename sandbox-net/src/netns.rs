@@ -1,0 +1,129 @@
+//! Named, persistent network namespaces, as `ip netns add` makes them: a namespace kept
+//! alive by a bind mount of its file, so sandboxes can join it one after another.
+
+use crate::netlink::Netlink;
+use crate::Error;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Where `ip netns` keeps its namespaces.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// A network namespace kept alive by a bind mount of its file (`/run/netns/NAME`), with
+/// `lo` up. It outlives the sandboxes that join it ([`crate::Network::join`]) until its
+/// owner calls [`Netns::remove`].
+#[derive(Debug)]
+pub struct Netns {
+    path: PathBuf,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+impl Netns {
+    /// Creates the namespace `name` under `/run/netns` (see [`Netns::create_in`]).
+    pub async fn create(name: &str) -> Result<Netns, Error> {
+        Netns::create_in(Path::new(NETNS_DIR), name).await
+    }
+
+    /// Creates a network namespace and binds it at `dir/name` (`dir` is created when
+    /// missing). The bind mount is made in the caller's mount namespace. Needs root.
+    pub async fn create_in(dir: &Path, name: &str) -> Result<Netns, Error> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Error::InterfaceName {
+                name: name.to_string(),
+                reason: "a namespace name must be a single path component",
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(format!("create {}", path.display())))?;
+        let target = path.clone();
+        // A thread of its own enters a new network namespace (a namespace of a thread
+        // only), binds its namespace file, and ends: the mount keeps the namespace.
+        let made = std::thread::spawn(move || -> Result<(), Error> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| io("create a network namespace")(e.into()))?;
+            nix::mount::mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| io(format!("bind the namespace at {}", target.display()))(e.into()))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Io {
+                what: "create a network namespace".into(),
+                source: std::io::Error::other("the thread panicked"),
+            })
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let ns = Netns { path };
+        // lo up, as `ip netns add` leaves it down but every user wants it.
+        let up = async {
+            let nl = Netlink::connect_in(ns.open_fd()?).await?;
+            if let Some(lo) = nl.index("lo").await? {
+                nl.up(lo).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = up {
+            let _ = ns.remove_now();
+            return Err(e);
+        }
+        Ok(ns)
+    }
+
+    /// A namespace file that exists already (made by [`Netns::create`] or `ip netns add`).
+    /// Removing it stays with whoever made it.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Netns, Error> {
+        let ns = Netns { path: path.into() };
+        let fd = ns.open_fd()?;
+        // NS_GET_NSTYPE
+        // SAFETY: an ioctl without argument on a valid fd.
+        let ty = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), 0xb703) };
+        if ty != libc::CLONE_NEWNET {
+            return Err(Error::Io {
+                what: format!("{}", ns.path.display()),
+                source: std::io::Error::other("not a network namespace file"),
+            });
+        }
+        Ok(ns)
+    }
+
+    /// The namespace file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_fd(&self) -> Result<OwnedFd, Error> {
+        std::fs::File::open(&self.path)
+            .map(OwnedFd::from)
+            .map_err(io(format!("open {}", self.path.display())))
+    }
+
+    fn remove_now(&self) -> Result<(), Error> {
+        nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| io(format!("unmount {}", self.path.display()))(e.into()))?;
+        std::fs::remove_file(&self.path).map_err(io(format!("remove {}", self.path.display())))
+    }
+
+    /// Unmounts and removes the namespace file; the namespace goes once no process is in
+    /// it any more.
+    pub fn remove(self) -> Result<(), Error> {
+        self.remove_now()
+    }
+}
