@@ -12,7 +12,11 @@
 //! (+user), `net` (+net, loopback), `all` (every namespace), each with `-init` appended to
 //! run the built-in init. Output lines: `OURS config=... n=... median_us=...` (like floor's).
 //! `--root` picks the root filesystem kind (`dir` and `overlay` over `--rootfs DIR`, `image`
-//! from `--image`); `--rootfs DIR` alone means `dir`.
+//! from `--image`); `--rootfs DIR` alone means `dir`. `--net none|loopback|bridge` sets the
+//! network (`bridge` creates a bridge `sbxbench0` on 10.99.0.0/16 first, and removes it:
+//! run it in a network namespace of its own, as `benches/network.sh` does).
+//! `--duration S` spawns sequentially for S seconds and prints the rate of each 5 s window
+//! (does throughput hold while the kernel tears namespaces down?).
 
 use sandbox_core::{Namespace, Network, Rootfs, Sandbox};
 use std::time::Instant;
@@ -88,6 +92,8 @@ async fn measure(args: Vec<String>) {
     let mut rootfs: Option<String> = None;
     let (mut root, mut image, mut cache): (Option<String>, Option<String>, Option<String>) =
         (None, None, None);
+    let mut net: Option<String> = None;
+    let mut duration: u64 = 0;
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -96,6 +102,13 @@ async fn measure(args: Vec<String>) {
             "-x" => program = args.next().expect("-x PROGRAM"),
             "--rootfs" => rootfs = args.next(),
             "--root" => root = args.next(),
+            "--net" => net = args.next(),
+            "--duration" => {
+                duration = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--duration S")
+            }
             "--image" => image = args.next(),
             "--image-cache" => cache = args.next(),
             "--heap-mb" => heap_mb = args.next().and_then(|v| v.parse().ok()).expect("MB"),
@@ -123,11 +136,34 @@ async fn measure(args: Vec<String>) {
         }
         (Some(other), _) => panic!("--root {other}: host, host-ro, dir, overlay or image"),
     };
+    let bridge = match net.as_deref() {
+        Some("bridge") => Some(
+            sandbox_core::sandbox_net::Bridge::create("sbxbench0", "10.99.0.0/16")
+                .await
+                .expect("create the bridge (run in a network namespace of its own)"),
+        ),
+        _ => None,
+    };
+    let network = match net.as_deref() {
+        None => None,
+        Some("none") => Some(Network::none()),
+        Some("loopback") => Some(Network::loopback()),
+        Some("bridge") => Some(Network::bridge_named("sbxbench0")),
+        Some(other) => panic!("--net {other}: none, loopback or bridge"),
+    };
     for config in &configs {
         let sb = if config == "tokio" {
             None
         } else {
-            Some(sandbox(config, &root).unwrap_or_else(|| panic!("config {config}")))
+            let s = sandbox(config, &root).unwrap_or_else(|| panic!("config {config}"));
+            Some(match &network {
+                Some(n) => s.network(n.clone()),
+                None => s,
+            })
+        };
+        let config = &match net.as_deref() {
+            Some(n) if sb.is_some() => format!("{config}+net-{n}"),
+            _ => config.clone(),
         };
         let tag = match &kind {
             Some(k) if sb.is_some() => format!("{config}+{k}"),
@@ -140,6 +176,28 @@ async fn measure(args: Vec<String>) {
         };
         for _ in 0..20 {
             once(config, &sb, &program).await;
+        }
+        if duration > 0 {
+            let start = Instant::now();
+            let (mut window, mut count, mut total) = (Instant::now(), 0u64, 0u64);
+            while start.elapsed().as_secs() < duration {
+                once(config, &sb, &program).await;
+                count += 1;
+                total += 1;
+                if window.elapsed().as_secs_f64() >= 5.0 {
+                    println!(
+                        "OURS config={tag} window_end_s={:.0} rate_per_s={:.1}",
+                        start.elapsed().as_secs_f64(),
+                        count as f64 / window.elapsed().as_secs_f64()
+                    );
+                    (window, count) = (Instant::now(), 0);
+                }
+            }
+            println!(
+                "OURS config={tag} duration_s={duration} total={total} rate_per_s={:.1}",
+                total as f64 / start.elapsed().as_secs_f64()
+            );
+            continue;
         }
         if jobs == 0 {
             let mut v = Vec::with_capacity(n);
@@ -180,5 +238,8 @@ async fn measure(args: Vec<String>) {
                 n as f64 / wall
             );
         }
+    }
+    if let Some(b) = bridge {
+        b.remove().await.expect("remove the bridge");
     }
 }

@@ -225,7 +225,7 @@ impl Child {
             }
         }
         let outcome = Outcome::from_wait_status(status, self.started.elapsed());
-        // Its veth pairs go (in the background) and its addresses are free again.
+        // Its addresses are free again; its veth pairs go with its network namespace.
         drop(self.network.take());
         self.attached.clear();
         self.pidfd = None;
@@ -252,14 +252,7 @@ impl Child {
             match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
                 Ok(Some(raw)) => {
                     drop(guard);
-                    let network = self.network.take();
-                    let attached = std::mem::take(&mut self.attached);
-                    let outcome = self.finish(raw);
-                    // Its veth pairs are gone and its addresses free when wait returns.
-                    for a in network.into_iter().chain(attached) {
-                        let _ = a.detach().await;
-                    }
-                    return Ok(outcome);
+                    return Ok(self.finish(raw));
                 }
                 Ok(None) => guard.clear_ready(),
                 Err(e) => return Err(Error::os(format!("waitid {}", self.pid), e)),

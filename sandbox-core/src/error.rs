@@ -74,12 +74,14 @@ pub enum Stage {
     Init,
     /// Dropping capabilities from the bounding set.
     Capabilities,
+    /// Configuring the sandbox's side of a bridged network (`eth0`).
+    Network,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 20] = [
+        const ALL: [Stage; 21] = [
             ParentDeathSignal,
             Dumpable,
             FileDescriptors,
@@ -100,6 +102,7 @@ impl Stage {
             Exec,
             Init,
             Capabilities,
+            Network,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -128,6 +131,7 @@ impl fmt::Display for Stage {
             Stage::Exec => "exec",
             Stage::Init => "exec the built-in init",
             Stage::Capabilities => "drop capabilities",
+            Stage::Network => "configure eth0",
         })
     }
 }

@@ -256,6 +256,7 @@ impl Drop for Lease {
 /// namespace goes away).
 #[derive(Debug)]
 pub struct Attachment {
+    cidr: Ipv4Cidr,
     lease: Option<Lease>,
     host_ifname: String,
     interface: String,
@@ -264,90 +265,89 @@ pub struct Attachment {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Attachment {
-    /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of the sandbox)
-    /// to the lease's bridge: a veth pair, the host end attached to the bridge and up, the
-    /// other moved inside, renamed `interface` (`eth0`), given the lease's address, up,
-    /// with a default route through the bridge. On failure, what was created is removed.
+    /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of a sandbox that
+    /// has not started its program yet) to the lease's bridge: a veth pair, the host end on
+    /// the bridge and up, the other end created inside as `interface`. The sandbox's own
+    /// setup then gives it the lease's address, brings it up and adds the default route
+    /// (see [`Attachment::inside`]). On failure nothing is left.
     pub async fn connect(
         netns: OwnedFd,
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
     ) -> Result<Attachment, Error> {
-        Attachment::connect_with(netns, lease, plan, interface, true).await
+        let a = Attachment::pair(&netns, lease, plan, interface).await?;
+        Ok(a)
     }
 
-    /// [`Attachment::connect`] for a second (third...) interface of a running sandbox: no
-    /// default route (the first interface keeps it).
+    /// Connects a running sandbox to another bridge, as `docker network connect` does:
+    /// the pair, then the inner end's address and state set through a netlink socket
+    /// opened in the sandbox's namespace. No default route (the first interface keeps it).
     pub async fn connect_extra(
         netns: OwnedFd,
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
     ) -> Result<Attachment, Error> {
-        Attachment::connect_with(netns, lease, plan, interface, false).await
+        let a = Attachment::pair(&netns, lease, plan, interface).await?;
+        let addr = a.address().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let prefix = a.cidr.prefix();
+        let configured = async {
+            let inside = Netlink::connect_in(netns).await?;
+            let idx = inside
+                .index(interface)
+                .await?
+                .ok_or_else(|| Error::Netlink {
+                    what: format!("find {interface} in the sandbox"),
+                    errno: libc::ENODEV,
+                    reason: "it is not there".into(),
+                })?;
+            inside.add_address(idx, addr, prefix).await?;
+            inside.up(idx).await
+        }
+        .await;
+        match configured {
+            Ok(()) => Ok(a),
+            Err(e) => {
+                let _ = a.detach().await;
+                Err(e)
+            }
+        }
     }
 
-    async fn connect_with(
-        netns: OwnedFd,
+    async fn pair(
+        netns: &OwnedFd,
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
-        default_route: bool,
     ) -> Result<Attachment, Error> {
         check_ifname(interface)?;
         let bridge = lease.bridge();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // Unique per process and spawn: "sbx" + pid (base 36) + counter.
-        let tag = format!("{}{}", base36(std::process::id()), base36(n));
-        let host = format!("sbx{tag}");
-        let peer = format!("sbp{tag}");
-        let host = truncate(host);
-        let peer = truncate(peer);
+        let host = truncate(format!("sbx{}{}", base36(std::process::id()), base36(n)));
         let nl = Netlink::connect()?;
-        nl.add_veth(&host, &peer).await?;
-        let result = async {
-            let host_index = nl.index(&host).await?.ok_or_else(|| Error::Netlink {
-                what: format!("create veth {host}"),
-                errno: libc::ENODEV,
-                reason: "it vanished".into(),
-            })?;
-            let peer_index = nl.index(&peer).await?.ok_or_else(|| Error::Netlink {
-                what: format!("create veth {peer}"),
-                errno: libc::ENODEV,
-                reason: "it vanished".into(),
-            })?;
-            nl.enslave_up(host_index, bridge.state.index, plan.mtu)
-                .await?;
-            nl.move_to(peer_index, netns.as_fd()).await?;
-            let inside = Netlink::connect_in(netns).await?;
-            let idx = inside.index(&peer).await?.ok_or_else(|| Error::Netlink {
-                what: "find the inner end in the sandbox".into(),
-                errno: libc::ENODEV,
-                reason: "it is not there".into(),
-            })?;
-            inside.rename_up(idx, interface, plan.mac, plan.mtu).await?;
-            let cidr = bridge.cidr();
-            inside
-                .add_address(idx, lease.address(), cidr.prefix())
-                .await?;
-            if default_route {
-                inside.default_route(cidr.gateway(), idx).await?;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        if let Err(e) = result {
-            if let Ok(Some(i)) = nl.index(&host).await {
-                let _ = nl.delete(i).await;
-            }
-            return Err(e);
-        }
+        nl.add_veth_into(
+            &host,
+            bridge.state.index,
+            interface,
+            netns.as_fd(),
+            plan.mac,
+            plan.mtu,
+        )
+        .await?;
         Ok(Attachment {
+            cidr: bridge.cidr(),
             lease: Some(lease),
             host_ifname: host,
             interface: interface.to_string(),
         })
+    }
+
+    /// What the sandbox sets on its side of a fresh pair: address, prefix length, gateway.
+    pub fn inside(&self) -> Option<(Ipv4Addr, u8, Ipv4Addr)> {
+        let a = self.address()?;
+        Some((a, self.cidr.prefix(), self.cidr.gateway()))
     }
 
     /// The sandbox's address on the bridge.
@@ -386,19 +386,10 @@ async fn delete_link(name: &str) -> Result<(), Error> {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        if self.lease.is_none() {
-            return;
-        }
-        // The address is free once the pair is gone; without a runtime to delete it now,
-        // the kernel deletes it with the sandbox's network namespace.
-        let lease = self.lease.take();
-        let name = std::mem::take(&mut self.host_ifname);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = delete_link(&name).await;
-                drop(lease);
-            });
-        }
+        // The address is free at once: the sandbox has ended (or is being killed). Its
+        // pair goes with its network namespace, which the kernel tears down in batches,
+        // far cheaper than a delete per pair.
+        self.lease.take();
     }
 }
 

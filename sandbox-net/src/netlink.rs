@@ -10,7 +10,7 @@ use crate::Error;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
@@ -187,85 +187,41 @@ impl Netlink {
             .map_err(nl_err(format!("bring link {index} up")))
     }
 
-    /// Creates a veth pair `host` ↔ `peer`.
-    pub(crate) async fn add_veth(&self, host: &str, peer: &str) -> Result<(), Error> {
-        self.handle
-            .link()
-            .add(LinkVeth::new(host, peer).build())
-            .execute()
-            .await
-            .map_err(nl_err(format!("create veth pair {host}/{peer}")))
-    }
-
-    /// Attaches a link to a bridge, sets its MTU, brings it up.
-    pub(crate) async fn enslave_up(
+    /// Creates a veth pair in one request: `host` attached to `bridge` and up, `peer`
+    /// created directly inside the network namespace `netns` under its final name (no
+    /// move, no rename: each of those costs the kernel an RCU grace period).
+    pub(crate) async fn add_veth_into(
         &self,
-        index: u32,
+        host: &str,
         bridge: u32,
-        mtu: Option<u32>,
-    ) -> Result<(), Error> {
-        let mut m = LinkUnspec::new_with_index(index).controller(bridge).up();
-        if let Some(mtu) = mtu {
-            m = m.mtu(mtu);
-        }
-        self.handle
-            .link()
-            .set(m.build())
-            .execute()
-            .await
-            .map_err(nl_err(format!("attach link {index} to the bridge")))
-    }
-
-    /// Moves a link into another network namespace.
-    pub(crate) async fn move_to(&self, index: u32, netns: BorrowedFd<'_>) -> Result<(), Error> {
-        self.handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .setns_by_fd(netns.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(nl_err("move the inner end into the sandbox"))
-    }
-
-    /// Renames a link (it must be down), sets its MAC address and MTU, and brings it up.
-    pub(crate) async fn rename_up(
-        &self,
-        index: u32,
-        name: &str,
+        peer: &str,
+        netns: BorrowedFd<'_>,
         mac: Option<[u8; 6]>,
         mtu: Option<u32>,
     ) -> Result<(), Error> {
-        let mut m = LinkUnspec::new_with_index(index).name(name.to_string());
+        use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+        let mut p = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(netns.as_raw_fd());
         if let Some(mac) = mac {
-            m = m.address(mac.to_vec());
+            p = p.address(mac.to_vec());
         }
+        if let Some(mtu) = mtu {
+            p = p.mtu(mtu);
+        }
+        let mut m = LinkVeth::new(host, peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(p.build())))
+            .controller(bridge)
+            .up();
         if let Some(mtu) = mtu {
             m = m.mtu(mtu);
         }
         self.handle
             .link()
-            .set(m.build())
+            .add(m.build())
             .execute()
             .await
-            .map_err(nl_err(format!("rename the inner end to {name}")))?;
-        self.up(index).await
-    }
-
-    /// Adds the default route through `gateway` on link `index`.
-    pub(crate) async fn default_route(&self, gateway: Ipv4Addr, index: u32) -> Result<(), Error> {
-        let r = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(gateway)
-            .output_interface(index)
-            .build();
-        self.handle
-            .route()
-            .add(r)
-            .execute()
-            .await
-            .map_err(nl_err(format!("add the default route via {gateway}")))
+            .map_err(nl_err(format!("create veth pair {host}/{peer}")))
     }
 
     /// Deletes a link (a veth: both ends).

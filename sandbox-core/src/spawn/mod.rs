@@ -186,10 +186,12 @@ async fn bridge_lease(
         hosts.push((h.name.clone(), h.address.into()));
     }
     let lease = bridge.lease(b.address, b.peers.then_some(hostname.as_str()))?;
+    let cidr = bridge.cidr();
     let net = prepare::NetPrep {
         own_address: Some(lease.address().into()),
         hosts,
         bridged: true,
+        eth0: Some((lease.address(), cidr.prefix(), cidr.gateway())),
     };
     Ok((net, lease))
 }

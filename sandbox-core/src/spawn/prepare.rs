@@ -50,6 +50,16 @@ impl std::fmt::Debug for CStrArray {
     }
 }
 
+/// An interface the child configures itself (ioctls: allocation-free, no thread in its
+/// namespace needed): address, netmask, up, default route. Addresses in network order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IfConfig {
+    pub name: [u8; 16],
+    pub addr: u32,
+    pub mask: u32,
+    pub gateway: u32,
+}
+
 /// The ids the child switches to once its user namespace has maps.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
@@ -107,6 +117,8 @@ pub(crate) struct ChildPlan {
     pub cgroup_ns: bool,
     pub hostname: Option<CString>,
     pub lo_up: bool,
+    /// `eth0` of a bridged network, configured by the child after GO.
+    pub eth0: Option<IfConfig>,
     pub mounts: MountPlan,
     /// The memfd of the built-in init, or -1 to execute the program directly.
     pub init_fd: RawFd,
@@ -315,6 +327,8 @@ pub(crate) struct NetPrep {
     pub hosts: Vec<(String, std::net::IpAddr)>,
     /// The parent configures the network between the clone and GO.
     pub bridged: bool,
+    /// What the child sets on `eth0`: address, prefix length, gateway.
+    pub eth0: Option<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr)>,
 }
 
 /// [`prepare`], with the network's part decided.
@@ -604,6 +618,21 @@ pub(crate) fn prepare_with(
         cgroup_ns: creates(Namespace::Cgroup),
         hostname: hostname.map(|(c, _)| c),
         lo_up: creates(Namespace::Net) && sandbox.network.loopback_up(),
+        eth0: net.eth0.map(|(addr, prefix, gw)| {
+            let mut name = [0u8; 16];
+            name[..4].copy_from_slice(b"eth0");
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            IfConfig {
+                name,
+                addr: u32::from(addr).to_be(),
+                mask: mask.to_be(),
+                gateway: u32::from(gw).to_be(),
+            }
+        }),
         mounts,
         init_fd,
         init_argv: CStrArray::new(init_argv),
