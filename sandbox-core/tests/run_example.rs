@@ -98,3 +98,89 @@ fn it_takes_a_directory_root_and_the_hosts_network() {
         "{out}"
     );
 }
+
+/// The filesystem flags: a read-only bind, a sized tmpfs, a file, an overlay; the default
+/// root is the host's system directories, read-only.
+#[test]
+fn it_takes_mounts_and_overlays() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("in.txt"), "given\n").unwrap();
+    let src = dir.path().join("main.c");
+    std::fs::write(&src, "int main;\n").unwrap();
+    let (code, out, err) = run(&[
+        "--bind",
+        &format!("{}:/data:ro", data.display()),
+        "--tmpfs",
+        "/scratch:1M",
+        "--file",
+        &format!("/sub/main.c={}", src.display()),
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /data/in.txt /sub/main.c; touch /data/x 2>&1; df -k /scratch | tail -1; touch /x 2>&1",
+    ]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0..2], ["given", "int main;"], "{out}");
+    assert!(lines[2].contains("Read-only file system"), "{out}");
+    assert!(lines[3].contains(" 1024 "), "{out}");
+    assert!(lines[4].contains("Read-only file system"), "{out}");
+    let (code, out, err) = run(&[
+        "--overlay",
+        "/",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo w > /usr/new && cat /usr/new",
+    ]);
+    assert_eq!((code, out.as_str()), (Some(0), "w\n"), "{err}");
+    assert!(!std::path::Path::new("/usr/new").exists());
+    let (code, _, err) = run(&["--bind", "/no/such:/x", "--", "/bin/true"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("bind source /no/such"), "{err}");
+}
+
+/// `--net bridge:NAME:CIDR` creates the bridge and puts the sandbox on it (run inside a
+/// network namespace of the test's own, never the machine's).
+#[test]
+fn it_puts_a_sandbox_on_a_bridge() {
+    common::require_root();
+    let out = Command::new("unshare")
+        .arg("-n")
+        .arg(run_binary())
+        .args([
+            "--net",
+            "bridge:sbtr0:10.91.0.0/24",
+            "--ip",
+            "10.91.0.7",
+            "--add-host",
+            "db:10.91.0.9",
+            "--hostname",
+            "web",
+            "--",
+            "/bin/sh",
+            "-c",
+            "ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default; grep -E 'web|db' /etc/hosts",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "10.91.0.7/24", "{text}");
+    assert!(
+        lines[1].starts_with("default via 10.91.0.1 dev eth0"),
+        "{text}"
+    );
+    assert_eq!(lines[2..], ["10.91.0.7\tweb", "10.91.0.9\tdb"], "{text}");
+    let (code, _, err) = run(&["--net", "bridge:averyveryverylongname", "--", "/bin/true"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("longer than 15 bytes"), "{err}");
+}

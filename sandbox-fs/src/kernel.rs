@@ -71,9 +71,11 @@ pub struct OpenHow {
     pub resolve: u64,
 }
 
-/// An idmapped, detached, recursive copy of the tree at `path`: files owned by host id `n`
-/// appear owned by whatever `n` maps to in `userns`. Needs `CAP_SYS_ADMIN` over the
-/// filesystem (in practice: the caller is the host's root).
+/// An idmapped, detached copy of the mount at `path` (not what is mounted below it: an
+/// overlay layer does not show submounts anyway, and `proc` or `sysfs` below would refuse
+/// the idmapping): files owned by host id `n` appear owned by whatever `n` maps to in
+/// `userns`. Needs `CAP_SYS_ADMIN` over the filesystem (in practice: the caller is the
+/// host's root).
 pub fn idmapped_tree(path: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let c = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -83,7 +85,7 @@ pub fn idmapped_tree(path: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd>
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             c.as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
         )
     };
     if fd < 0 {
@@ -115,7 +117,7 @@ pub fn idmapped_tree(path: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd>
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            libc::AT_EMPTY_PATH as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -1067,7 +1067,7 @@ impl Builder {
                     });
                     self.fds.push(fd);
                 }
-                None => self.bind(host(l)?, Target::Staging(cstr(&at)), true, 0),
+                None => self.bind(host(l)?, Target::Staging(cstr(&at)), false, 0),
             }
             lowerdirs.push(at);
         }

@@ -10,9 +10,16 @@
 //! | [`Network::host()`]    | the caller's (shared)  | every interface of the host              |
 //! | [`Network::bridge(&b)`](Network::bridge) | new | `lo` up, `eth0` on bridge `b`: an address of its subnet, a default route through it |
 //!
+//! | [`Network::join(&ns)`](Network::join) | an existing one ([`Netns`]) | whatever it holds |
+//!
 //! Bridges ([`Bridge`]) and the veth pairs that attach sandboxes to them ([`Attachment`])
-//! are made over netlink (`rtnetlink`), never by running `ip`. Creating them needs
-//! `CAP_NET_ADMIN` in the caller's network namespace (in practice: root).
+//! are made over netlink (`rtnetlink`, confined to one module), never by running `ip`.
+//! Creating them needs `CAP_NET_ADMIN` in the caller's network namespace (in practice:
+//! root). A bridge hands out the addresses of its subnet ([`Bridge::lease`]) and takes
+//! them back when a sandbox ends.
+//!
+//! What it does not do (yet): egress NAT; IPv6 addresses on bridges; an address
+//! allocator shared between processes (each process allocates for the bridges it opened).
 //!
 //! ```
 //! use sandbox_net::Network;
