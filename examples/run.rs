@@ -86,6 +86,11 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     ip: Option<std::net::Ipv4Addr>,
 
+    /// With --net bridge: masquerade the bridge's subnet on its way out (an nftables table
+    /// made over netlink; IPv4 forwarding is turned on), as Docker does.
+    #[arg(long)]
+    nat: bool,
+
     /// With --net bridge: an /etc/hosts entry NAME:ADDR; may be repeated.
     #[arg(long = "add-host", value_name = "NAME:ADDR", value_parser = parse_host)]
     add_host: Vec<(String, std::net::Ipv4Addr)>,
@@ -269,16 +274,27 @@ fn exit_code_for(e: &Error) -> u8 {
 async fn run(args: Args) -> Result<ExitCode, Error> {
     // A bridge named with a subnet is created when missing (and left in place, as
     // `docker network create` leaves it); otherwise the spawn opens it.
-    let _bridge = match &args.net.create {
-        Some((name, cidr)) => Some(match sandbox_core::sandbox_net::Bridge::open(name).await {
+    use sandbox_core::sandbox_net::{Bridge, Error as NetError};
+    let bridge = match (&args.net.create, &args.net.network) {
+        (Some((name, cidr)), _) => Some(match Bridge::open(name).await {
             Ok(b) => b,
-            Err(sandbox_core::sandbox_net::Error::NoSuchBridge { .. }) => {
-                sandbox_core::sandbox_net::Bridge::create(name, cidr).await?
-            }
+            Err(NetError::NoSuchBridge { .. }) => Bridge::create(name, cidr).await?,
             Err(e) => return Err(e.into()),
         }),
-        None => None,
+        (None, Network::Bridge(b)) if args.nat => Some(Bridge::open(&b.bridge).await?),
+        _ => None,
     };
+    if args.nat {
+        match &bridge {
+            Some(b) => b.enable_nat().await?,
+            None => {
+                return Err(Error::Invalid {
+                    what: "--nat",
+                    reason: "needs --net bridge:NAME".into(),
+                })
+            }
+        }
+    }
     let sandbox = sandbox(&args);
     let mut cmd = match args.command.split_first() {
         Some((program, rest)) => {

@@ -39,6 +39,8 @@ struct State {
     name: String,
     index: u32,
     cidr: Ipv4Cidr,
+    /// Egress NAT is on (this process put its table in).
+    nat: std::sync::atomic::AtomicBool,
     /// Addresses handed out, and the names sandboxes registered for them.
     used: Mutex<Used>,
 }
@@ -126,6 +128,7 @@ impl Bridge {
             name: name.to_string(),
             index,
             cidr,
+            nat: std::sync::atomic::AtomicBool::new(false),
             used: Mutex::new(Used::default()),
         });
         lock(registry()).insert(name.to_string(), Arc::downgrade(&state));
@@ -138,8 +141,35 @@ impl Bridge {
         Some(Bridge { state })
     }
 
-    /// Deletes the bridge (its owner's call; attached sandboxes lose their network).
+    /// Turns on egress NAT: traffic from the bridge's subnet that leaves by another
+    /// interface is masqueraded (an nftables table `sandbox-NAME`, made over netlink), and
+    /// IPv4 forwarding is enabled in the caller's network namespace, as Docker does.
+    pub async fn enable_nat(&self) -> Result<(), Error> {
+        let (name, cidr) = (self.state.name.clone(), self.state.cidr);
+        blocking(move || crate::nft::enable(&name, cidr)).await?;
+        self.state.nat.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Turns egress NAT off (removes the table; forwarding is left as it is).
+    pub async fn disable_nat(&self) -> Result<(), Error> {
+        let name = self.state.name.clone();
+        blocking(move || crate::nft::disable(&name)).await?;
+        self.state.nat.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether this process turned NAT on for the bridge.
+    pub fn nat(&self) -> bool {
+        self.state.nat.load(Ordering::SeqCst)
+    }
+
+    /// Deletes the bridge (its owner's call; attached sandboxes lose their network), and
+    /// its NAT table if NAT is on.
     pub async fn remove(self) -> Result<(), Error> {
+        if self.nat() {
+            self.disable_nat().await?;
+        }
         let nl = Netlink::connect()?;
         lock(registry()).remove(&self.state.name);
         match nl.delete(self.state.index).await {
@@ -391,6 +421,17 @@ impl Drop for Attachment {
         // far cheaper than a delete per pair.
         self.lease.take();
     }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            what: "run a netfilter request".into(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 fn base36(mut n: u32) -> String {

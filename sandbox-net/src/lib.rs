@@ -36,6 +36,7 @@ mod bridge;
 mod cidr;
 mod netlink;
 mod netns;
+mod nft;
 
 pub use bridge::{check_ifname, Attachment, Bridge, Lease, MAX_IFNAME};
 pub use cidr::Ipv4Cidr;
