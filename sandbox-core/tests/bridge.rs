@@ -408,3 +408,37 @@ async fn nat_masquerades_the_bridge_subnet() {
     server.kill().await.unwrap();
     outside.remove().unwrap();
 }
+
+/// A fixed MAC address and MTU reach eth0; the host end shares the MTU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mac_and_mtu_are_set() {
+    if common::in_private_network_namespace("mac_and_mtu_are_set") {
+        return;
+    }
+    common::require_root();
+    let br = Bridge::create("sbtm", "10.84.0.0/24").await.unwrap();
+    let net = Network::bridge(&br)
+        .mac([0x02, 0x42, 0xac, 0x11, 0x00, 0x09])
+        .mtu(1400);
+    let (mut child, mut lines) = common::shell(
+        &Sandbox::new().network(net),
+        // (/sys is the host's with the host's root: ask the kernel through netlink.)
+        "ip -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2; \
+         ip -o link show eth0 | grep -o 'mtu [0-9]*' | cut -d' ' -f2; read x || true",
+    )
+    .await;
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        "02:42:ac:11:00:09"
+    );
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "1400");
+    let host_if = child.host_interface().unwrap().to_string();
+    let o = std::process::Command::new("ip")
+        .args(["-o", "link", "show", &host_if])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mtu 1400"));
+    drop(child.stdin.take());
+    child.wait().await.unwrap();
+    br.remove().await.unwrap();
+}
