@@ -99,6 +99,8 @@ pub(crate) struct Parts {
     pub started: Instant,
     /// The sandbox's link to a bridge, removed when it ends.
     pub network: Option<sandbox_net::Attachment>,
+    /// The sandbox has a network namespace of its own (interfaces may be attached).
+    pub own_netns: bool,
 }
 
 /// A running sandbox, as `tokio::process::Child` is a running process.
@@ -131,6 +133,7 @@ pub struct Child {
     network: Option<sandbox_net::Attachment>,
     /// Interfaces added to the running sandbox with [`Child::attach`].
     attached: Vec<sandbox_net::Attachment>,
+    own_netns: bool,
 }
 
 fn pipe_end<T>(
@@ -190,6 +193,7 @@ impl Child {
             started: p.started,
             network: p.network,
             attached: Vec::new(),
+            own_netns: p.own_netns,
         })
     }
 
@@ -282,6 +286,13 @@ impl Child {
         };
         if self.outcome.is_some() || self.pidfd.is_none() {
             return Err(Error::Reaped);
+        }
+        if !self.own_netns {
+            // The pair would land in the host's (or a joined) namespace and outlive the
+            // sandbox.
+            return Err(Error::Conflict(
+                "attach needs a sandbox with a network namespace of its own".into(),
+            ));
         }
         let bridge = match sandbox_net::Bridge::lookup(&plan.bridge) {
             Some(b) => b,
@@ -406,6 +417,13 @@ impl Child {
     ) -> Result<KeptNamespace> {
         let path = path.as_ref();
         let pid = self.live_pid()?;
+        if namespace == Namespace::Net && self.network.is_some() {
+            return Err(Error::Conflict(
+                "the network namespace of a bridged sandbox cannot be kept: its address goes \
+                 back to the bridge when the sandbox ends"
+                    .into(),
+            ));
+        }
         let source = format!("/proc/{pid}/ns/{}", namespace.proc_name());
         std::fs::OpenOptions::new()
             .write(true)
@@ -458,7 +476,16 @@ impl Drop for Child {
             if self.kill_on_drop {
                 let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
             }
-            reaper::adopt(fd.into_inner());
+            // Its bridge addresses stay taken until it has ended (it may run on, without
+            // kill-on-drop): the reaper holds them until then.
+            let network = (self.network.take(), std::mem::take(&mut self.attached));
+            let keep: Option<Box<dyn std::any::Any + Send>> =
+                if network.0.is_some() || !network.1.is_empty() {
+                    Some(Box::new(network))
+                } else {
+                    None
+                };
+            reaper::adopt_with(fd.into_inner(), keep);
         }
     }
 }

@@ -183,7 +183,7 @@ impl Sandbox {
 
     /// Whether the sandbox gets a namespace of this kind of its own.
     pub fn creates(&self, namespace: Namespace) -> bool {
-        !self.shared.contains(&namespace) && !self.joined.iter().any(|j| j.namespace == namespace)
+        !self.shared.contains(&namespace) && !self.joins().iter().any(|j| j.namespace == namespace)
     }
 
     /// Sets the hostname (at most 64 bytes). Needs a UTS namespace of the sandbox's own.
@@ -239,18 +239,26 @@ impl Sandbox {
 
     /// Sets the network. [`Network::host`] shares the caller's network namespace.
     pub fn network(mut self, network: Network) -> Sandbox {
-        self.joined.retain(|j| j.namespace != Namespace::Net);
         if network == Network::host() {
             self.shared.insert(Namespace::Net);
         } else {
             self.shared.remove(&Namespace::Net);
         }
-        if let Network::Join { path } = &network {
-            // A persistent namespace is joined like any other.
-            self = self.join(Namespace::Net, path.clone());
-        }
         self.network = network;
         self
+    }
+
+    /// The namespaces to join: the ones given with [`Sandbox::join`], and a persistent
+    /// network namespace named by [`Network::Join`].
+    pub(crate) fn joins(&self) -> Vec<Join> {
+        let mut v = self.joined.clone();
+        if let Network::Join { path } = &self.network {
+            v.push(Join {
+                namespace: Namespace::Net,
+                path: path.clone(),
+            });
+        }
+        v
     }
 
     /// Runs the built-in init as PID 1 (the default), or, with `false`, the program itself.

@@ -442,3 +442,46 @@ async fn mac_and_mtu_are_set() {
     child.wait().await.unwrap();
     br.remove().await.unwrap();
 }
+
+/// A sandbox left running (dropped without kill-on-drop) keeps its address until it ends;
+/// attach is refused for a sandbox without a network namespace of its own; a bridged
+/// sandbox's network namespace cannot be kept past its address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_are_held_as_long_as_the_sandbox_runs() {
+    if common::in_private_network_namespace("addresses_are_held_as_long_as_the_sandbox_runs") {
+        return;
+    }
+    common::require_root();
+    let br = Bridge::create("sbth", "10.85.0.0/24").await.unwrap();
+    let mut cmd = Sandbox::new()
+        .network(Network::bridge(&br))
+        .command("/bin/sleep");
+    cmd.arg("1").kill_on_drop(false);
+    let child = cmd.spawn().await.unwrap();
+    let addr = child.address().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = child
+        .keep_namespace(sandbox_core::Namespace::Net, dir.path().join("net"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    drop(child);
+    // Still running: still its address.
+    assert_eq!(br.leased(), vec![addr]);
+    let e = br.lease(Some(addr), None).unwrap_err();
+    assert!(matches!(e, NetError::AddressTaken { .. }), "{e}");
+    assert!(
+        common::eventually(Duration::from_secs(10), || br.leased().is_empty()),
+        "the address was not given back after the sandbox ended"
+    );
+    let (mut host_net, _lines) =
+        common::shell(&Sandbox::new().network(Network::host()), "read x || true").await;
+    let e = host_net.attach(&Network::bridge(&br)).await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    // No pair was made for it (the first sandbox's goes with its namespace, in time).
+    assert!(common::eventually(Duration::from_secs(10), || {
+        !common::links().iter().any(|l| l.starts_with("sbx"))
+    }));
+    drop(host_net.stdin.take());
+    host_net.wait().await.unwrap();
+    br.remove().await.unwrap();
+}

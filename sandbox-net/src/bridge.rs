@@ -86,7 +86,15 @@ impl Bridge {
                 name: name.to_string(),
             });
         }
-        let index = nl.add_bridge(name).await?;
+        let index = match nl.add_bridge(name).await {
+            // Made by someone else since the check.
+            Err(e) if errno_of(&e) == libc::EEXIST => {
+                return Err(Error::BridgeExists {
+                    name: name.to_string(),
+                })
+            }
+            r => r?,
+        };
         if let Err(e) = nl.add_address(index, cidr.gateway(), cidr.prefix()).await {
             let _ = nl.delete(index).await;
             return Err(e);
@@ -119,11 +127,25 @@ impl Bridge {
                 reason: "the bridge has no IPv4 address to take its subnet from",
             })?;
         let cidr = Ipv4Cidr::new(addr, prefix)?;
+        if addr != cidr.gateway() {
+            // Sandboxes take the subnet's first address as their gateway.
+            return Err(Error::Cidr {
+                cidr: format!("{addr}/{prefix}"),
+                reason: "a bridge to adopt must have its subnet's first address",
+            });
+        }
         nl.up(index).await?;
         Ok(Bridge::register(name, index, cidr))
     }
 
     fn register(name: &str, index: u32, cidr: Ipv4Cidr) -> Bridge {
+        let mut reg = lock(registry());
+        // Two spawns opening the same bridge at once share one allocator.
+        if let Some(state) = reg.get(name).and_then(Weak::upgrade) {
+            if state.index == index {
+                return Bridge { state };
+            }
+        }
         let state = Arc::new(State {
             name: name.to_string(),
             index,
@@ -131,7 +153,7 @@ impl Bridge {
             nat: std::sync::atomic::AtomicBool::new(false),
             used: Mutex::new(Used::default()),
         });
-        lock(registry()).insert(name.to_string(), Arc::downgrade(&state));
+        reg.insert(name.to_string(), Arc::downgrade(&state));
         Bridge { state }
     }
 
@@ -168,10 +190,22 @@ impl Bridge {
     /// its NAT table if NAT is on.
     pub async fn remove(self) -> Result<(), Error> {
         if self.nat() {
-            self.disable_nat().await?;
+            match self.disable_nat().await {
+                // Already gone: nothing to undo.
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
+                r => r?,
+            }
         }
         let nl = Netlink::connect()?;
-        lock(registry()).remove(&self.state.name);
+        {
+            let mut reg = lock(registry());
+            let ours = reg
+                .get(&self.state.name)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.state)));
+            if ours {
+                reg.remove(&self.state.name);
+            }
+        }
         match nl.delete(self.state.index).await {
             Err(e) if errno_of(&e) == libc::ENODEV => Ok(()),
             r => r,
@@ -281,9 +315,8 @@ impl Drop for Lease {
 }
 
 /// A sandbox's connection to a bridge: the host end of its veth pair and its address.
-/// [`Attachment::detach`] removes the pair; dropping it gives the address back and removes
-/// the pair in the background (the kernel also removes it when the sandbox's network
-/// namespace goes away).
+/// [`Attachment::detach`] removes the pair; dropping it gives the address back and leaves
+/// the pair to the kernel, which removes it with the sandbox's network namespace.
 #[derive(Debug)]
 pub struct Attachment {
     cidr: Ipv4Cidr,
@@ -353,19 +386,35 @@ impl Attachment {
     ) -> Result<Attachment, Error> {
         check_ifname(interface)?;
         let bridge = lease.bridge();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        // Unique per process and spawn: "sbx" + pid (base 36) + counter.
-        let host = truncate(format!("sbx{}{}", base36(std::process::id()), base36(n)));
         let nl = Netlink::connect()?;
-        nl.add_veth_into(
-            &host,
-            bridge.state.index,
-            interface,
-            netns.as_fd(),
-            plan.mac,
-            plan.mtu,
-        )
-        .await?;
+        // "sbx" + the pid in 5 base-36 digits + a counter: unique in this process; a
+        // name taken by another process (another PID namespace) is retried.
+        let mut tries = 0;
+        let host = loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let host = truncate(format!(
+                "sbx{:0>5}{}",
+                base36(std::process::id()),
+                base36(n)
+            ));
+            match nl
+                .add_veth_into(
+                    &host,
+                    bridge.state.index,
+                    interface,
+                    netns.as_fd(),
+                    plan.mac,
+                    plan.mtu,
+                )
+                .await
+            {
+                Err(e) if errno_of(&e) == libc::EEXIST && tries < 8 => tries += 1,
+                r => {
+                    r?;
+                    break host;
+                }
+            }
+        };
         Ok(Attachment {
             cidr: bridge.cidr(),
             lease: Some(lease),

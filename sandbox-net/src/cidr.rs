@@ -26,6 +26,13 @@ impl Ipv4Cidr {
             });
         }
         let mask = u32::MAX << (32 - prefix);
+        let net = Ipv4Addr::from(u32::from(addr) & mask);
+        if net.octets()[0] == 0 || net.is_loopback() || u32::from(net) >= 0xe000_0000 {
+            return Err(Error::Cidr {
+                cidr: format!("{addr}/{prefix}"),
+                reason: "not a unicast subnet (0/8, 127/8 and 224.0.0.0 and above are not)",
+            });
+        }
         Ok(Ipv4Cidr {
             network: Ipv4Addr::from(u32::from(addr) & mask),
             prefix,

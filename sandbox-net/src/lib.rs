@@ -18,8 +18,10 @@
 //! root). A bridge hands out the addresses of its subnet ([`Bridge::lease`]) and takes
 //! them back when a sandbox ends.
 //!
-//! What it does not do (yet): egress NAT; IPv6 addresses on bridges; an address
-//! allocator shared between processes (each process allocates for the bridges it opened).
+//! Egress NAT for a bridge ([`Bridge::enable_nat`]) is an nftables masquerade rule made
+//! over netlink. What it does not do (yet): IPv6 addresses on bridges, port publishing, an
+//! address allocator shared between processes (each process allocates for the bridges it
+//! opened).
 //!
 //! ```
 //! use sandbox_net::Network;
@@ -311,6 +313,9 @@ impl FromStr for Network {
             "none" => Ok(Network::None),
             "loopback" | "lo" => Ok(Network::Loopback),
             "host" => Ok(Network::Host),
+            other if other.starts_with("join:") => Ok(Network::Join {
+                path: other["join:".len()..].into(),
+            }),
             other if other.starts_with("bridge:") => {
                 let name = &other["bridge:".len()..];
                 check_ifname(name)?;

@@ -46,26 +46,33 @@ impl Netns {
             .map_err(io(format!("create {}", path.display())))?;
         let target = path.clone();
         // A thread of its own enters a new network namespace (a namespace of a thread
-        // only), binds its namespace file, and ends: the mount keeps the namespace.
-        let made = std::thread::spawn(move || -> Result<(), Error> {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| io("create a network namespace")(e.into()))?;
-            nix::mount::mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                None::<&str>,
-                nix::mount::MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| io(format!("bind the namespace at {}", target.display()))(e.into()))
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(Error::Io {
-                what: "create a network namespace".into(),
-                source: std::io::Error::other("the thread panicked"),
-            })
+        // only), binds its namespace file, and ends: the mount keeps the namespace. (Not
+        // a runtime thread, which would stay in that namespace; awaited, not joined.)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let r = (|| -> Result<(), Error> {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| io("create a network namespace")(e.into()))?;
+                nix::mount::mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &target,
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| io(format!("bind the namespace at {}", target.display()))(e.into()))
+            })();
+            let _ = tx.send(r);
         });
+        let made = match spawned {
+            Ok(_) => rx.await.unwrap_or_else(|_| {
+                Err(Error::Io {
+                    what: "create a network namespace".into(),
+                    source: std::io::Error::other("the thread died"),
+                })
+            }),
+            Err(e) => Err(io("start a thread for the namespace")(e)),
+        };
         if let Err(e) = made {
             let _ = std::fs::remove_file(&path);
             return Err(e);

@@ -183,6 +183,21 @@ impl Batch {
         }
         // SAFETY: a fresh descriptor nobody else owns.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // A kernel that never answers must not hang the caller.
+        let timeout = libc::timeval {
+            tv_sec: 5,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid socket and a timeval of the size passed.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
         // SAFETY: an all-zero sockaddr_nl is the kernel's address.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;

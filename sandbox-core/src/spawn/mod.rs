@@ -263,6 +263,7 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
 }
 
 async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
+    let exec_none = exec.is_none();
     if exec.is_none() && cmd.sandbox.creates(crate::Namespace::Mount) {
         // Bad mounts are refused before an image is imported (prepare refuses a root
         // without a mount namespace of the sandbox's own).
@@ -406,6 +407,7 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         stderr: parent.stderr,
         kill_on_drop: parent.kill_on_drop,
         network: attachment,
+        own_netns: exec_none && cmd.sandbox.creates(crate::Namespace::Net),
         started,
     })
 }

@@ -367,7 +367,8 @@ pub(crate) fn prepare_with(
         }
     } else {
         // Conflicts between settings.
-        for j in &sandbox.joined {
+        let all_joins = sandbox.joins();
+        for j in &all_joins {
             if sandbox.shared.contains(&j.namespace) {
                 return Err(Error::Conflict(format!(
                     "the {} namespace is both shared and joined",
@@ -405,14 +406,13 @@ pub(crate) fn prepare_with(
                 sandbox.network
             )));
         }
-        if matches!(sandbox.network, sandbox_net::Network::Bridge(_)) && !sandbox.joined.is_empty()
-        {
+        if matches!(sandbox.network, sandbox_net::Network::Bridge(_)) && !all_joins.is_empty() {
             return Err(Error::Conflict(
                 "a bridged network cannot be combined with joined namespaces (yet)".into(),
             ));
         }
         // Open the namespaces to join, user first.
-        let mut order = sandbox.joined.clone();
+        let mut order = all_joins.clone();
         order.sort_by_key(|j| j.namespace.index());
         for j in order {
             let err = |reason: String| Error::Join {
