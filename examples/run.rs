@@ -112,6 +112,27 @@ struct Args {
     #[arg(long = "setenv", value_name = "NAME=VALUE")]
     setenv: Vec<String>,
 
+    /// Wall-time limit (e.g. 500ms, 2s, 1m): the whole sandbox is killed at the deadline.
+    #[arg(long = "time", value_name = "DUR", value_parser = parse_duration)]
+    wall_time: Option<std::time::Duration>,
+
+    /// CPU-time limit of each process (rounded up to whole seconds).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    cpu_time: Option<std::time::Duration>,
+
+    /// Keep at most SIZE bytes of stdout and of stderr (K, M, G suffixes); past it the
+    /// sandbox is killed. The output is then captured and written out when the run ends.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    output_limit: Option<u64>,
+
+    /// Open files per process.
+    #[arg(long, value_name = "N")]
+    nofile: Option<u64>,
+
+    /// Largest file a process may write (K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    fsize: Option<u64>,
+
     /// Print the outcome as one JSON line on stderr at the end.
     #[arg(long)]
     json: bool,
@@ -138,6 +159,23 @@ fn sandbox(args: &Args) -> Sandbox {
         net = net.add_host(name, *addr);
     }
     let mut s = Sandbox::new().network(net).init(!args.no_init);
+    let mut limits = sandbox_core::Limits::new();
+    if let Some(d) = args.wall_time {
+        limits = limits.wall_time(d);
+    }
+    if let Some(d) = args.cpu_time {
+        limits = limits.cpu_time(d);
+    }
+    if let Some(b) = args.output_limit {
+        limits = limits.output(b);
+    }
+    if let Some(n) = args.nofile {
+        limits = limits.open_files(n);
+    }
+    if let Some(b) = args.fsize {
+        limits = limits.file_size(b);
+    }
+    s = s.limits(limits);
     for ns in &args.share {
         s = s.share(*ns);
     }
@@ -222,6 +260,23 @@ fn parse_bind(v: &str) -> Result<Mount, String> {
         [_, _, other] => Err(format!("unknown bind option {other:?} (only `ro`)")),
         _ => Err("expected SRC:DST or SRC:DST:ro".into()),
     }
+}
+
+/// `500ms`, `2s`, `1.5s`, `3m`
+fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{v:?} is not a duration (e.g. 500ms, 2s, 1m)");
+    let (num, unit) = v
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| v.split_at(i))
+        .unwrap_or((v, "s"));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
 
 /// `1024`, `64K`, `16M`, `1G`
@@ -316,6 +371,22 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
+    if args.output_limit.is_some() {
+        // Captured, cut at the limit, written out at the end.
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = cmd.spawn().await?.wait_with_output().await?;
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&out.stdout);
+        let _ = std::io::stderr().write_all(&out.stderr);
+        if args.json {
+            eprintln!(
+                "{}",
+                serde_json::to_string(&out.status)
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            );
+        }
+        return Ok(ExitCode::from(out.status.shell_code().clamp(0, 255) as u8));
+    }
     let mut child = cmd.spawn().await?;
 
     // Pass the signals a terminal or a supervisor sends us on to the sandbox.

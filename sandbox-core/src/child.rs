@@ -1,6 +1,6 @@
 //! [`Child`]: the handle of a running sandbox, and [`Outcome`]: how a run ended.
 
-use crate::command::{read_all, Output};
+use crate::command::Output;
 use crate::ns::{KeptNamespace, NamespaceIds};
 use crate::spawn::report::{StatusFrame, STATUS_EXIT, STATUS_LEN};
 use crate::{reaper, sys, Command, Error, Namespace, Result};
@@ -20,6 +20,13 @@ pub enum Ending {
     Exited(i32),
     /// The program was killed by this signal.
     Signaled(i32),
+    /// The wall-time limit passed: the parent killed the sandbox.
+    WallTimeExceeded,
+    /// The CPU-time limit was used up (the program was killed by `SIGXCPU`, or by
+    /// `SIGKILL` at the hard limit).
+    CpuTimeExceeded,
+    /// A captured stream passed the output limit: the parent killed the sandbox.
+    OutputLimitExceeded,
 }
 
 /// The outcome of a sandboxed run: how it ended and how long it took.
@@ -78,11 +85,15 @@ impl Outcome {
         }
     }
 
-    /// The status a shell would report: the exit code, or 128 + the signal number.
+    /// The status a shell would report: the exit code, or 128 + the signal number (a run
+    /// the parent ended at a limit reports 128 + SIGKILL, 137; a CPU-time end 128 +
+    /// SIGXCPU, 152).
     pub fn shell_code(&self) -> i32 {
         match self.ending {
             Ending::Exited(c) => c,
             Ending::Signaled(s) => 128 + s,
+            Ending::CpuTimeExceeded => 128 + libc::SIGXCPU,
+            Ending::WallTimeExceeded | Ending::OutputLimitExceeded => 128 + libc::SIGKILL,
         }
     }
 }
@@ -101,6 +112,42 @@ pub(crate) struct Parts {
     pub network: Option<sandbox_net::Attachment>,
     /// The sandbox has a network namespace of its own (interfaces may be attached).
     pub own_netns: bool,
+    /// The limits the parent enforces.
+    pub limits: crate::Limits,
+}
+
+/// Reads a stream to its end, keeping at most `limit` bytes; calls `cut` once when the
+/// stream goes past the limit (then stops reading: the writer is being killed).
+async fn read_limited<R: tokio::io::AsyncRead + Unpin>(
+    r: Option<R>,
+    limit: Option<u64>,
+    cut: &impl Fn(),
+) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let Some(limit) = limit else {
+        return crate::command::read_all(r).await;
+    };
+    let Some(mut r) = r else {
+        return Ok(Vec::new());
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = r
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::os("read the sandbox's output", e))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let room = limit - out.len();
+        out.extend_from_slice(&buf[..n.min(room)]);
+        if n > room {
+            cut();
+            return Ok(out);
+        }
+    }
 }
 
 /// A running sandbox, as `tokio::process::Child` is a running process.
@@ -134,6 +181,9 @@ pub struct Child {
     /// Interfaces added to the running sandbox with [`Child::attach`].
     attached: Vec<sandbox_net::Attachment>,
     own_netns: bool,
+    limits: crate::Limits,
+    /// Why the parent killed the sandbox, if it did.
+    verdict: Option<Ending>,
 }
 
 fn pipe_end<T>(
@@ -194,6 +244,8 @@ impl Child {
             network: p.network,
             attached: Vec::new(),
             own_netns: p.own_netns,
+            limits: p.limits,
+            verdict: None,
         })
     }
 
@@ -228,7 +280,14 @@ impl Child {
                 status = f.value;
             }
         }
-        let outcome = Outcome::from_wait_status(status, self.started.elapsed());
+        let mut outcome = Outcome::from_wait_status(status, self.started.elapsed());
+        if let Some(v) = self.verdict {
+            outcome.ending = v;
+        } else if self.limits.cpu_time.is_some()
+            && matches!(outcome.ending, Ending::Signaled(s) if s == libc::SIGXCPU || s == libc::SIGKILL)
+        {
+            outcome.ending = Ending::CpuTimeExceeded;
+        }
         // Its addresses are free again; its veth pairs go with its network namespace.
         drop(self.network.take());
         self.attached.clear();
@@ -249,10 +308,22 @@ impl Child {
             let Some(fd) = self.pidfd.as_ref() else {
                 return Err(Error::Reaped);
             };
-            let mut guard = fd
-                .readable()
-                .await
-                .map_err(|e| Error::os("wait for the sandbox", e))?;
+            let deadline = match (self.limits.wall_time, self.verdict) {
+                (Some(w), None) => Some(tokio::time::Instant::from_std(self.started + w)),
+                _ => None,
+            };
+            let ready = match deadline {
+                Some(d) => tokio::time::timeout_at(d, fd.readable()).await.ok(),
+                None => Some(fd.readable().await),
+            };
+            let Some(ready) = ready else {
+                // The deadline: the whole sandbox goes (its init, PID 1 of its namespace,
+                // takes every process with it).
+                let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
+                self.verdict = Some(Ending::WallTimeExceeded);
+                continue;
+            };
+            let mut guard = ready.map_err(|e| Error::os("wait for the sandbox", e))?;
             match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
                 Ok(Some(raw)) => {
                     drop(guard);
@@ -383,10 +454,34 @@ impl Child {
     }
 
     /// Waits for the sandbox to end while collecting its stdout and stderr (when piped).
+    ///
+    /// With an output limit ([`Limits::output`](crate::Limits::output)), at most that many
+    /// bytes of each stream are kept; a stream that goes past it gets the sandbox killed,
+    /// and the run ends as [`Ending::OutputLimitExceeded`].
     pub async fn wait_with_output(mut self) -> Result<Output> {
-        let out = read_all(self.stdout.take());
-        let err = read_all(self.stderr.take());
-        let (stdout, stderr, status) = tokio::try_join!(out, err, self.wait())?;
+        let limit = self.limits.output;
+        let killer = match (&self.pidfd, limit) {
+            (Some(fd), Some(_)) => Some(
+                sys::dup_above_stdio(fd.get_ref().as_fd())
+                    .map_err(|e| Error::os("duplicate the pidfd", e))?,
+            ),
+            _ => None,
+        };
+        let over = std::sync::atomic::AtomicBool::new(false);
+        let cut = || {
+            over.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(k) = &killer {
+                let _ = sys::pidfd_send_signal(k.as_fd(), libc::SIGKILL);
+            }
+        };
+        let out = read_limited(self.stdout.take(), limit, &cut);
+        let err = read_limited(self.stderr.take(), limit, &cut);
+        let (stdout, stderr, mut status) = tokio::try_join!(out, err, self.wait())?;
+        if over.load(std::sync::atomic::Ordering::SeqCst)
+            && !matches!(status.ending, Ending::WallTimeExceeded)
+        {
+            status.ending = Ending::OutputLimitExceeded;
+        }
         Ok(Output {
             status,
             stdout,

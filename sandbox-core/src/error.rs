@@ -76,12 +76,14 @@ pub enum Stage {
     Capabilities,
     /// Configuring the sandbox's side of a bridged network (`eth0`).
     Network,
+    /// Setting resource limits (rlimits).
+    Limits,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 21] = [
+        const ALL: [Stage; 22] = [
             ParentDeathSignal,
             Dumpable,
             FileDescriptors,
@@ -103,6 +105,7 @@ impl Stage {
             Init,
             Capabilities,
             Network,
+            Limits,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -132,6 +135,7 @@ impl fmt::Display for Stage {
             Stage::Init => "exec the built-in init",
             Stage::Capabilities => "drop capabilities",
             Stage::Network => "configure eth0",
+            Stage::Limits => "set resource limits",
         })
     }
 }
@@ -199,6 +203,9 @@ pub enum Error {
     /// Two settings of the sandbox contradict each other.
     #[error("conflicting settings: {0}")]
     Conflict(String),
+    /// Something asked for that this version cannot do (yet); never silently ignored.
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// A setting is out of range.
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -122,6 +122,7 @@ pub struct Sandbox {
     pub(crate) boottime_offset: i64,
     pub(crate) rootfs: Rootfs,
     pub(crate) mounts: Vec<Mount>,
+    pub(crate) limits: crate::Limits,
     pub(crate) network: Network,
     pub(crate) init: bool,
     pub(crate) kill_on_drop: bool,
@@ -140,6 +141,7 @@ impl Default for Sandbox {
             boottime_offset: 0,
             rootfs: Rootfs::default(),
             mounts: Vec::new(),
+            limits: crate::Limits::default(),
             network: Network::default(),
             init: true,
             kill_on_drop: true,
@@ -234,6 +236,12 @@ impl Sandbox {
     /// mount land outside it. With [`Rootfs::host`], targets must already exist.
     pub fn mount(mut self, mount: Mount) -> Sandbox {
         self.mounts.push(mount);
+        self
+    }
+
+    /// Sets resource limits; see [`Limits`](crate::Limits) for what is enforced how.
+    pub fn limits(mut self, limits: crate::Limits) -> Sandbox {
+        self.limits = limits;
         self
     }
 

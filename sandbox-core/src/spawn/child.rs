@@ -954,6 +954,20 @@ fn execute(plan: &ChildPlan) -> Fail {
             pdeathsig()?;
         }
         chdir(&plan.cwd).at(Stage::Chdir, 0)?;
+        for &(resource, soft, hard) in plan.rlimits.iter().take(plan.rlimits_len) {
+            let rl = libc::rlimit64 {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            sys!(
+                libc::SYS_prlimit64,
+                0,
+                resource,
+                &rl as *const libc::rlimit64,
+                0
+            )
+            .at(Stage::Limits, resource)?;
+        }
         if plan.drop_sys_admin {
             // Root inside keeps its other powers over its namespaces, but the mounts it
             // was given stay as they are: no remount, no umount, no new mount.

@@ -408,6 +408,11 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         kill_on_drop: parent.kill_on_drop,
         network: attachment,
         own_netns: exec_none && cmd.sandbox.creates(crate::Namespace::Net),
+        limits: if exec_none {
+            cmd.sandbox.limits.clone()
+        } else {
+            crate::Limits::default()
+        },
         started,
     })
 }

@@ -126,6 +126,9 @@ pub(crate) struct ChildPlan {
     pub init_argv: CStrArray,
     /// The program dies with its parent (no PID namespace would take it down otherwise).
     pub program_pdeathsig: bool,
+    /// rlimits set before `execve`: `(RLIMIT_*, soft, hard)`, `rlimits[..rlimits_len]`.
+    pub rlimits: [(u32, u64, u64); 8],
+    pub rlimits_len: usize,
     /// Drop `CAP_SYS_ADMIN` from the bounding set before `execve`: root inside may then
     /// neither remount a read-only mount writable nor unmount a mask (mounts copied into
     /// any namespace it creates are locked).
@@ -339,6 +342,11 @@ pub(crate) fn prepare_with(
 ) -> Result<Prepared> {
     let sandbox = &cmd.sandbox;
     let is_exec = exec.is_some();
+    sandbox.limits.check()?;
+    let mut rlimits = [(0u32, 0u64, 0u64); 8];
+    let rl = sandbox.limits.rlimits();
+    let rlimits_len = rl.len().min(rlimits.len());
+    rlimits[..rlimits_len].copy_from_slice(&rl[..rlimits_len]);
     let program = check_program(&cmd.program)?;
     let mut argv = vec![program.clone()];
     for a in &cmd.args {
@@ -637,6 +645,8 @@ pub(crate) fn prepare_with(
         init_fd,
         init_argv: CStrArray::new(init_argv),
         program_pdeathsig: !pid1,
+        rlimits,
+        rlimits_len,
         drop_sys_admin: creates(Namespace::User) || joined(Namespace::User),
         program,
         argv: CStrArray::new(argv),

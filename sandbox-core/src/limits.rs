@@ -1,0 +1,228 @@
+//! Resource limits of a sandbox.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Limits on what a sandbox may use. Set with [`Sandbox::limits`](crate::Sandbox::limits).
+///
+/// Enforced so far: wall time (by the parent, which kills the whole sandbox at the
+/// deadline), output per captured stream (by [`Child::wait_with_output`](crate::Child::wait_with_output),
+/// which stops storing and kills the sandbox at the limit), and, through rlimits in the
+/// sandbox, CPU time (per process), file size, open files and stack; core dumps are off.
+/// Memory, PIDs, CPU bandwidth and whole-sandbox CPU time need cgroups, which are being
+/// built: asking for them is refused with a typed error rather than ignored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub(crate) memory: Option<u64>,
+    pub(crate) pids: Option<u64>,
+    pub(crate) cpus: Option<f64>,
+    pub(crate) cpu_time: Option<Duration>,
+    pub(crate) wall_time: Option<Duration>,
+    pub(crate) output: Option<u64>,
+    pub(crate) file_size: Option<u64>,
+    pub(crate) open_files: Option<u64>,
+    pub(crate) stack: Option<u64>,
+}
+
+impl Limits {
+    /// No limits.
+    pub fn new() -> Limits {
+        Limits::default()
+    }
+
+    /// Memory, swap included, in bytes (needs cgroups: not available yet).
+    pub fn memory(mut self, bytes: u64) -> Limits {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// Processes and threads (needs cgroups: not available yet).
+    pub fn pids(mut self, n: u64) -> Limits {
+        self.pids = Some(n);
+        self
+    }
+
+    /// CPU bandwidth, in cores (needs cgroups: not available yet).
+    pub fn cpus(mut self, cores: f64) -> Limits {
+        self.cpus = Some(cores);
+        self
+    }
+
+    /// CPU time of each process (`RLIMIT_CPU`, whole seconds, rounded up): a process that
+    /// uses it up is killed and the run ends as
+    /// [`Ending::CpuTimeExceeded`](crate::Ending::CpuTimeExceeded).
+    pub fn cpu_time(mut self, limit: Duration) -> Limits {
+        self.cpu_time = Some(limit);
+        self
+    }
+
+    /// Wall-clock time from the spawn: at the deadline the parent kills the whole sandbox
+    /// and the run ends as [`Ending::WallTimeExceeded`](crate::Ending::WallTimeExceeded).
+    pub fn wall_time(mut self, limit: Duration) -> Limits {
+        self.wall_time = Some(limit);
+        self
+    }
+
+    /// Bytes kept of each captured stream (stdout, stderr) by
+    /// [`Child::wait_with_output`](crate::Child::wait_with_output) and
+    /// [`Command::output`](crate::Command::output): past it the sandbox is killed and the
+    /// run ends as [`Ending::OutputLimitExceeded`](crate::Ending::OutputLimitExceeded).
+    pub fn output(mut self, bytes: u64) -> Limits {
+        self.output = Some(bytes);
+        self
+    }
+
+    /// The largest file a process may write (`RLIMIT_FSIZE`; past it writes fail with
+    /// `EFBIG`).
+    pub fn file_size(mut self, bytes: u64) -> Limits {
+        self.file_size = Some(bytes);
+        self
+    }
+
+    /// Open files per process (`RLIMIT_NOFILE`).
+    pub fn open_files(mut self, n: u64) -> Limits {
+        self.open_files = Some(n);
+        self
+    }
+
+    /// Stack size per process (`RLIMIT_STACK`).
+    pub fn stack(mut self, bytes: u64) -> Limits {
+        self.stack = Some(bytes);
+        self
+    }
+
+    /// The wall-time limit.
+    pub fn get_wall_time(&self) -> Option<Duration> {
+        self.wall_time
+    }
+
+    /// The output limit.
+    pub fn get_output(&self) -> Option<u64> {
+        self.output
+    }
+
+    /// Refuses zero, absurd and not-yet-enforceable limits.
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |what: &'static str, reason: String| Err(Error::Invalid { what, reason });
+        for (what, v) in [
+            ("memory limit", self.memory),
+            ("pids limit", self.pids),
+            ("output limit", self.output),
+            ("file size limit", self.file_size),
+            ("open files limit", self.open_files),
+            ("stack limit", self.stack),
+        ] {
+            if v == Some(0) {
+                return bad(what, "0 leaves the program nothing".into());
+            }
+        }
+        if let Some(n) = self.open_files {
+            if n > 1 << 20 {
+                return bad(
+                    "open files limit",
+                    format!("{n} is above the kernel's 1048576"),
+                );
+            }
+        }
+        if let Some(s) = self.stack {
+            if s < 64 << 10 {
+                return bad(
+                    "stack limit",
+                    format!("{s} bytes cannot hold a program's start"),
+                );
+            }
+        }
+        for (what, d) in [
+            ("wall time limit", self.wall_time),
+            ("CPU time limit", self.cpu_time),
+        ] {
+            if d == Some(Duration::ZERO) {
+                return bad(what, "0 leaves the program no time".into());
+            }
+            if d.is_some_and(|d| d > Duration::from_secs(365 * 24 * 3600)) {
+                return bad(what, "more than a year".into());
+            }
+        }
+        if self.memory.is_some() || self.pids.is_some() || self.cpus.is_some() {
+            return Err(Error::Unsupported(
+                "memory, pids and cpus limits need cgroups, which this version does not set up yet"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `(RLIMIT_*, soft, hard)` the sandbox's processes get.
+    pub(crate) fn rlimits(&self) -> Vec<(u32, u64, u64)> {
+        let mut v = vec![(libc::RLIMIT_CORE, 0, 0)];
+        if let Some(d) = self.cpu_time {
+            // Whole seconds, rounded up; SIGXCPU at the soft limit, SIGKILL a second later.
+            let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            v.push((libc::RLIMIT_CPU, s, s + 1));
+        }
+        if let Some(b) = self.file_size {
+            v.push((libc::RLIMIT_FSIZE, b, b));
+        }
+        if let Some(n) = self.open_files {
+            v.push((libc::RLIMIT_NOFILE, n, n));
+        }
+        if let Some(b) = self.stack {
+            v.push((libc::RLIMIT_STACK, b, b));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_and_absurd_limits_are_refused() {
+        for l in [
+            Limits::new().output(0),
+            Limits::new().open_files(0),
+            Limits::new().open_files(1 << 30),
+            Limits::new().stack(1024),
+            Limits::new().wall_time(Duration::ZERO),
+            Limits::new().cpu_time(Duration::from_secs(400 * 24 * 3600)),
+        ] {
+            assert!(matches!(l.check(), Err(Error::Invalid { .. })), "{l:?}");
+        }
+        assert!(matches!(
+            Limits::new().memory(1 << 20).check(),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(Limits::new()
+            .wall_time(Duration::from_millis(1))
+            .check()
+            .is_ok());
+    }
+
+    #[test]
+    fn rlimits_round_cpu_time_up_and_always_turn_core_dumps_off() {
+        let r = Limits::new()
+            .cpu_time(Duration::from_millis(1500))
+            .open_files(64)
+            .rlimits();
+        assert_eq!(
+            r,
+            [
+                (libc::RLIMIT_CORE, 0, 0),
+                (libc::RLIMIT_CPU, 2, 3),
+                (libc::RLIMIT_NOFILE, 64, 64)
+            ]
+        );
+    }
+
+    #[test]
+    fn serde_form() {
+        let l = Limits::new()
+            .wall_time(Duration::from_millis(1500))
+            .output(1024);
+        let j = serde_json::to_string(&l).unwrap();
+        assert_eq!(serde_json::from_str::<Limits>(&j).unwrap(), l);
+    }
+}
