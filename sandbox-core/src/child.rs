@@ -27,6 +27,8 @@ pub enum Ending {
     CpuTimeExceeded,
     /// A captured stream passed the output limit: the parent killed the sandbox.
     OutputLimitExceeded,
+    /// The sandbox needed more memory than its limit: the kernel killed it.
+    OutOfMemory,
 }
 
 /// The outcome of a sandboxed run: how it ended and how long it took.
@@ -40,6 +42,41 @@ pub struct Outcome {
     /// From the start of the spawn to the end of the sandbox.
     #[serde(rename = "wall_time_ms", with = "millis")]
     pub wall_time: Duration,
+    /// User CPU time of the whole sandbox (every process and thread), when it had a cgroup
+    /// (any of the memory, pids, cpus or CPU-time limits).
+    #[serde(
+        rename = "cpu_user_ms",
+        with = "opt_millis",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_user: Option<Duration>,
+    /// System CPU time of the whole sandbox, likewise.
+    #[serde(
+        rename = "cpu_system_ms",
+        with = "opt_millis",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_system: Option<Duration>,
+    /// Peak memory of the whole sandbox in bytes, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory: Option<u64>,
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64() * 1e3),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let ms = Option::<f64>::deserialize(d)?;
+        Ok(ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)))
+    }
 }
 
 mod millis {
@@ -61,7 +98,13 @@ impl Outcome {
         } else {
             Ending::Exited(libc::WEXITSTATUS(status))
         };
-        Outcome { ending, wall_time }
+        Outcome {
+            ending,
+            wall_time,
+            cpu_user: None,
+            cpu_system: None,
+            peak_memory: None,
+        }
     }
 
     /// Whether the program exited with code 0.
@@ -93,7 +136,9 @@ impl Outcome {
             Ending::Exited(c) => c,
             Ending::Signaled(s) => 128 + s,
             Ending::CpuTimeExceeded => 128 + libc::SIGXCPU,
-            Ending::WallTimeExceeded | Ending::OutputLimitExceeded => 128 + libc::SIGKILL,
+            Ending::WallTimeExceeded | Ending::OutputLimitExceeded | Ending::OutOfMemory => {
+                128 + libc::SIGKILL
+            }
         }
     }
 }
@@ -114,6 +159,8 @@ pub(crate) struct Parts {
     pub own_netns: bool,
     /// The limits the parent enforces.
     pub limits: crate::Limits,
+    /// The sandbox's cgroup, when its limits need one.
+    pub cgroup: Option<crate::cgroup::Cgroup>,
 }
 
 /// Reads a stream to its end, keeping at most `limit` bytes; calls `cut` once when the
@@ -184,6 +231,7 @@ pub struct Child {
     limits: crate::Limits,
     /// Why the parent killed the sandbox, if it did.
     verdict: Option<Ending>,
+    cgroup: Option<crate::cgroup::Cgroup>,
 }
 
 fn pipe_end<T>(
@@ -246,6 +294,7 @@ impl Child {
             own_netns: p.own_netns,
             limits: p.limits,
             verdict: None,
+            cgroup: p.cgroup,
         })
     }
 
@@ -281,8 +330,18 @@ impl Child {
             }
         }
         let mut outcome = Outcome::from_wait_status(status, self.started.elapsed());
+        if let Some(cg) = &self.cgroup {
+            let u = cg.usage();
+            outcome.cpu_user = Some(u.cpu_user);
+            outcome.cpu_system = Some(u.cpu_system);
+            outcome.peak_memory = Some(u.peak_memory);
+            if u.oom_killed && self.verdict.is_none() && outcome.ending != Ending::Exited(0) {
+                outcome.ending = Ending::OutOfMemory;
+            }
+        }
         if let Some(v) = self.verdict {
             outcome.ending = v;
+        } else if outcome.ending == Ending::OutOfMemory {
         } else if self.limits.cpu_time.is_some()
             && matches!(outcome.ending, Ending::Signaled(s) if s == libc::SIGXCPU || s == libc::SIGKILL)
         {
@@ -308,26 +367,54 @@ impl Child {
             let Some(fd) = self.pidfd.as_ref() else {
                 return Err(Error::Reaped);
             };
-            let deadline = match (self.limits.wall_time, self.verdict) {
+            let mut deadline = match (self.limits.wall_time, self.verdict) {
                 (Some(w), None) => Some(tokio::time::Instant::from_std(self.started + w)),
                 _ => None,
             };
+            // CPU time of the whole sandbox: checked when it could next have run out (the
+            // time left, spread over every core), at least every 100 ms.
+            if let (Some(limit), Some(cg), None) =
+                (self.limits.cpu_time, &self.cgroup, self.verdict)
+            {
+                let used = cg.cpu_time();
+                if used >= limit {
+                    let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
+                    self.verdict = Some(Ending::CpuTimeExceeded);
+                    continue;
+                }
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+                let next = ((limit - used) / cores)
+                    .clamp(Duration::from_millis(2), Duration::from_millis(100));
+                let at = tokio::time::Instant::now() + next;
+                deadline = Some(deadline.map_or(at, |d| d.min(at)));
+            }
             let ready = match deadline {
                 Some(d) => tokio::time::timeout_at(d, fd.readable()).await.ok(),
                 None => Some(fd.readable().await),
             };
             let Some(ready) = ready else {
-                // The deadline: the whole sandbox goes (its init, PID 1 of its namespace,
-                // takes every process with it).
-                let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
-                self.verdict = Some(Ending::WallTimeExceeded);
+                let wall = self
+                    .limits
+                    .wall_time
+                    .is_some_and(|w| self.started.elapsed() >= w);
+                if wall {
+                    // The deadline: the whole sandbox goes (its init, PID 1 of its
+                    // namespace, takes every process with it).
+                    let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
+                    self.verdict = Some(Ending::WallTimeExceeded);
+                }
                 continue;
             };
             let mut guard = ready.map_err(|e| Error::os("wait for the sandbox", e))?;
             match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
                 Ok(Some(raw)) => {
                     drop(guard);
-                    return Ok(self.finish(raw));
+                    let outcome = self.finish(raw);
+                    if let Some(cg) = self.cgroup.take() {
+                        // Kill what is left, remove it (it may wait for exiting processes).
+                        let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
+                    }
+                    return Ok(outcome);
                 }
                 Ok(None) => guard.clear_ready(),
                 Err(e) => return Err(Error::os(format!("waitid {}", self.pid), e)),
@@ -573,10 +660,15 @@ impl Drop for Child {
             }
             // Its bridge addresses stay taken until it has ended (it may run on, without
             // kill-on-drop): the reaper holds them until then.
-            let network = (self.network.take(), std::mem::take(&mut self.attached));
+            // Its cgroup is killed and removed once it is reaped.
+            let held = (
+                self.network.take(),
+                std::mem::take(&mut self.attached),
+                self.cgroup.take(),
+            );
             let keep: Option<Box<dyn std::any::Any + Send>> =
-                if network.0.is_some() || !network.1.is_empty() {
-                    Some(Box::new(network))
+                if held.0.is_some() || !held.1.is_empty() || held.2.is_some() {
+                    Some(Box::new(held))
                 } else {
                     None
                 };

@@ -203,6 +203,15 @@ pub enum Error {
     /// Two settings of the sandbox contradict each other.
     #[error("conflicting settings: {0}")]
     Conflict(String),
+    /// A cgroup could not be set up, read or removed.
+    #[error("cgroup: {what}: {source}")]
+    Cgroup {
+        /// What was attempted, on which path.
+        what: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
     /// Something asked for that this version cannot do (yet); never silently ignored.
     #[error("not supported: {0}")]
     Unsupported(String),

@@ -52,6 +52,7 @@
 //! `execve` since then). Runs on x86_64 and aarch64.
 #![deny(missing_docs)]
 
+mod cgroup;
 mod child;
 mod command;
 mod error;
@@ -63,6 +64,7 @@ mod sandbox;
 mod spawn;
 mod sys;
 
+pub use cgroup::Version as CgroupVersion;
 pub use child::{Child, Ending, Outcome};
 pub use command::{Command, Output, Stdio, DEFAULT_PATH};
 pub use error::{Errno, Error, IdKind, Result, Stage};

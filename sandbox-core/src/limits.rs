@@ -6,12 +6,20 @@ use std::time::Duration;
 
 /// Limits on what a sandbox may use. Set with [`Sandbox::limits`](crate::Sandbox::limits).
 ///
-/// Enforced so far: wall time (by the parent, which kills the whole sandbox at the
-/// deadline), output per captured stream (by [`Child::wait_with_output`](crate::Child::wait_with_output),
-/// which stops storing and kills the sandbox at the limit), and, through rlimits in the
-/// sandbox, CPU time (per process), file size, open files and stack; core dumps are off.
-/// Memory, PIDs, CPU bandwidth and whole-sandbox CPU time need cgroups, which are being
-/// built: asking for them is refused with a typed error rather than ignored.
+/// How each is enforced:
+/// - memory (swap included), PIDs and CPU bandwidth: a cgroup of the sandbox's own (v2 when
+///   its controllers are usable, v1 otherwise), created before the sandbox runs and
+///   removed, with anything left in it killed, when it ends;
+/// - CPU time: for the whole sandbox from the cgroup's accounting (the parent kills the
+///   sandbox when all its processes together used it up), and per process with
+///   `RLIMIT_CPU` as a backstop;
+/// - wall time: by the parent, which kills the whole sandbox at the deadline;
+/// - output per captured stream: by [`Child::wait_with_output`](crate::Child::wait_with_output),
+///   which stops storing and kills the sandbox at the limit;
+/// - file size, open files, stack: rlimits; core dumps are always off.
+///
+/// On a machine without usable cgroups, memory, PIDs, CPUs and CPU time are refused with a
+/// typed error, unless [`Limits::rlimits_only`] accepts rlimit approximations.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
@@ -24,6 +32,8 @@ pub struct Limits {
     pub(crate) file_size: Option<u64>,
     pub(crate) open_files: Option<u64>,
     pub(crate) stack: Option<u64>,
+    pub(crate) cgroup_parent: Option<String>,
+    pub(crate) rlimits_only: bool,
 }
 
 impl Limits {
@@ -32,26 +42,28 @@ impl Limits {
         Limits::default()
     }
 
-    /// Memory, swap included, in bytes (needs cgroups: not available yet).
+    /// Memory of the whole sandbox, swap included, in bytes; a sandbox that needs more is
+    /// killed by the kernel and the run ends as
+    /// [`Ending::OutOfMemory`](crate::Ending::OutOfMemory).
     pub fn memory(mut self, bytes: u64) -> Limits {
         self.memory = Some(bytes);
         self
     }
 
-    /// Processes and threads (needs cgroups: not available yet).
+    /// Processes and threads of the whole sandbox (`fork` fails past it).
     pub fn pids(mut self, n: u64) -> Limits {
         self.pids = Some(n);
         self
     }
 
-    /// CPU bandwidth, in cores (needs cgroups: not available yet).
+    /// CPU bandwidth, in cores (`0.5`: half of one core).
     pub fn cpus(mut self, cores: f64) -> Limits {
         self.cpus = Some(cores);
         self
     }
 
-    /// CPU time of each process (`RLIMIT_CPU`, whole seconds, rounded up): a process that
-    /// uses it up is killed and the run ends as
+    /// CPU time of the whole sandbox, every thread of every process counted: when they
+    /// used it up the sandbox is killed and the run ends as
     /// [`Ending::CpuTimeExceeded`](crate::Ending::CpuTimeExceeded).
     pub fn cpu_time(mut self, limit: Duration) -> Limits {
         self.cpu_time = Some(limit);
@@ -91,6 +103,30 @@ impl Limits {
     pub fn stack(mut self, bytes: u64) -> Limits {
         self.stack = Some(bytes);
         self
+    }
+
+    /// The cgroup directory the sandboxes' cgroups are made in, relative to the root of
+    /// each hierarchy (default `sandbox`, created when missing).
+    pub fn cgroup_parent(mut self, parent: impl Into<String>) -> Limits {
+        self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    /// Without cgroups: memory becomes `RLIMIT_AS` and CPU time `RLIMIT_CPU` (both per
+    /// process), PIDs `RLIMIT_NPROC` (per user); CPU bandwidth stays refused. For machines
+    /// where no cgroup version is usable.
+    pub fn rlimits_only(mut self) -> Limits {
+        self.rlimits_only = true;
+        self
+    }
+
+    /// Whether enforcing these limits needs a cgroup.
+    pub(crate) fn needs_cgroup(&self) -> bool {
+        !self.rlimits_only
+            && (self.memory.is_some()
+                || self.pids.is_some()
+                || self.cpus.is_some()
+                || self.cpu_time.is_some())
     }
 
     /// The wall-time limit.
@@ -145,11 +181,40 @@ impl Limits {
                 return bad(what, "more than a year".into());
             }
         }
-        if self.memory.is_some() || self.pids.is_some() || self.cpus.is_some() {
-            return Err(Error::Unsupported(
-                "memory, pids and cpus limits need cgroups, which this version does not set up yet"
-                    .into(),
-            ));
+        if let Some(m) = self.memory {
+            if m < 1 << 20 {
+                return bad("memory limit", format!("{m} bytes cannot hold a program"));
+            }
+        }
+        if let Some(n) = self.pids {
+            if n > 1 << 22 {
+                return bad("pids limit", format!("{n} is above the kernel's pid_max"));
+            }
+        }
+        if let Some(c) = self.cpus {
+            if !(c.is_finite() && (0.01..=4096.0).contains(&c)) {
+                return bad(
+                    "cpus limit",
+                    format!("{c} is not between 0.01 and 4096 cores"),
+                );
+            }
+            if self.rlimits_only {
+                return Err(Error::Unsupported(
+                    "a cpus limit needs cgroups; rlimits cannot express it".into(),
+                ));
+            }
+        }
+        if let Some(p) = &self.cgroup_parent {
+            let ok = !p.is_empty()
+                && std::path::Path::new(p)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !ok {
+                return bad(
+                    "cgroup parent",
+                    format!("{p:?} must be a relative path without `..`"),
+                );
+            }
         }
         Ok(())
     }
@@ -157,6 +222,14 @@ impl Limits {
     /// `(RLIMIT_*, soft, hard)` the sandbox's processes get.
     pub(crate) fn rlimits(&self) -> Vec<(u32, u64, u64)> {
         let mut v = vec![(libc::RLIMIT_CORE, 0, 0)];
+        if self.rlimits_only {
+            if let Some(m) = self.memory {
+                v.push((libc::RLIMIT_AS, m, m));
+            }
+            if let Some(n) = self.pids {
+                v.push((libc::RLIMIT_NPROC, n, n));
+            }
+        }
         if let Some(d) = self.cpu_time {
             // Whole seconds, rounded up; SIGXCPU at the soft limit, SIGKILL a second later.
             let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
@@ -192,9 +265,18 @@ mod tests {
             assert!(matches!(l.check(), Err(Error::Invalid { .. })), "{l:?}");
         }
         assert!(matches!(
-            Limits::new().memory(1 << 20).check(),
+            Limits::new().cpus(1.0).rlimits_only().check(),
             Err(Error::Unsupported(_))
         ));
+        for l in [
+            Limits::new().memory(4096),
+            Limits::new().cpus(0.0),
+            Limits::new().cpus(f64::NAN),
+            Limits::new().cgroup_parent("../etc"),
+            Limits::new().cgroup_parent("/abs"),
+        ] {
+            assert!(matches!(l.check(), Err(Error::Invalid { .. })), "{l:?}");
+        }
         assert!(Limits::new()
             .wall_time(Duration::from_millis(1))
             .check()

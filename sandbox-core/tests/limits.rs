@@ -65,6 +65,8 @@ async fn output_is_cut_at_the_limit() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let limit = 1u64 << 20;
+    // (The test binary's other tests share this process: measure what this one adds.)
+    let rss_before = rss_kib();
     // 1 GiB, if nothing stopped it.
     let out = sh(
         Limits::new()
@@ -83,11 +85,8 @@ async fn output_is_cut_at_the_limit() {
     );
     assert_eq!(out.stdout.len() as u64, limit);
     assert!(out.stderr.is_empty());
-    assert!(
-        rss_kib() < 64 * 1024,
-        "the parent's RSS is {} KiB",
-        rss_kib()
-    );
+    let grew = rss_kib().saturating_sub(rss_before);
+    assert!(grew < 64 * 1024, "the parent's RSS grew by {grew} KiB");
     // Exactly at the limit is fine.
     let out = sh(Limits::new().output(4), "printf abcd")
         .output()
@@ -153,11 +152,178 @@ async fn bad_limits_are_typed_errors_before_spawning() {
         assert!(matches!(e, Error::Invalid { .. }), "{l:?}: {e}");
     }
     let e = Sandbox::new()
-        .limits(Limits::new().memory(256 << 20))
+        .limits(Limits::new().cpus(1.0).rlimits_only())
         .command("/bin/true")
         .status()
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    // A cgroup parent that cannot be made: a file of the hierarchy is in the way.
+    let e = Sandbox::new()
+        .limits(Limits::new().pids(10).cgroup_parent("cgroup.procs/x"))
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Cgroup { .. }), "{e}");
+    assert!(e.to_string().contains("cgroup.procs/x"), "{e}");
     assert!(common::children().is_empty());
+}
+
+/// Our cgroup directories under every v1 controller (or the v2 root).
+fn our_cgroups() -> Vec<String> {
+    let mut v = Vec::new();
+    for c in ["memory", "pids", "cpu", "cpuacct", ""] {
+        let d = std::path::Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("sandbox");
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("sbx-{}-", std::process::id())) {
+                    v.push(format!("{}/{name}", d.display()));
+                }
+            }
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hog_ends_out_of_memory_near_its_limit() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let limit = 64u64 << 20;
+    let out = sh(
+        Limits::new()
+            .memory(limit)
+            .wall_time(Duration::from_secs(20)),
+        "exec python3 -c 'x = []\nwhile True: x.append(bytearray(1 << 20))'",
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.ending, Ending::OutOfMemory, "{out:?}");
+    let peak = out.status.peak_memory.unwrap();
+    assert!(
+        peak > limit * 8 / 10 && peak <= limit + (1 << 20),
+        "peak {peak} for a limit of {limit}"
+    );
+    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_bomb_stops_at_the_pid_limit() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let before = std::fs::read_dir("/proc").unwrap().count();
+    let out = sh(
+        Limits::new().pids(32).wall_time(Duration::from_secs(2)),
+        "bomb() { bomb | bomb & }; bomb; sleep 5",
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            out.status.ending,
+            Ending::WallTimeExceeded | Ending::Exited(_)
+        ),
+        "{:?}",
+        out.status
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fork")
+            || String::from_utf8_lossy(&out.stderr).contains("Resource temporarily unavailable"),
+        "the pid limit was hit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The host's process count is back where it was.
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            std::fs::read_dir("/proc").unwrap().count() <= before + 2
+        }),
+        "{} processes before, {} after",
+        before,
+        std::fs::read_dir("/proc").unwrap().count()
+    );
+    assert!(our_cgroups().is_empty(), "{:?}", our_cgroups());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_time_counts_every_thread_of_every_process() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    // Two busy processes: each alone stays under its own rlimit; together they pass the
+    // sandbox's 1 s.
+    let t = Instant::now();
+    let out = sh(
+        Limits::new()
+            .cpu_time(Duration::from_secs(1))
+            .wall_time(Duration::from_secs(20)),
+        "(while :; do :; done) & (while :; do :; done) & wait",
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.ending,
+        Ending::CpuTimeExceeded,
+        "{:?}",
+        out.status
+    );
+    let used = out.status.cpu_user.unwrap() + out.status.cpu_system.unwrap();
+    assert!(
+        used >= Duration::from_secs(1) && used < Duration::from_millis(1500),
+        "used {used:?}"
+    );
+    // Two cores: about half a second of wall time.
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cgroup_is_left_after_200_runs() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let limits = Limits::new().memory(128 << 20).pids(64);
+    for i in 0..200u32 {
+        let l = limits.clone().wall_time(Duration::from_millis(200));
+        match i % 4 {
+            // Exits.
+            0 => {
+                sh(l, "true").status().await.unwrap();
+            }
+            // Times out.
+            1 => {
+                sh(l, "sleep 10").status().await.unwrap();
+            }
+            // Killed.
+            2 => {
+                let mut c = sh(l, "sleep 10").spawn().await.unwrap();
+                c.kill().await.unwrap();
+            }
+            // Dropped while running.
+            _ => drop(sh(l, "sleep 10").spawn().await.unwrap()),
+        }
+    }
+    assert!(
+        common::eventually(Duration::from_secs(10), || our_cgroups().is_empty()),
+        "left: {:?}",
+        our_cgroups()
+    );
+    // Nor the parent directory the library made.
+    for c in ["memory", "pids", "cpu", "cpuacct"] {
+        let p = std::path::Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("sandbox");
+        assert!(
+            common::eventually(Duration::from_secs(5), || !p.exists()),
+            "{} is left",
+            p.display()
+        );
+    }
 }

@@ -322,6 +322,12 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
             return Err(e);
         }
     }
+    if let Some(cg) = &parent.cgroup {
+        if let Err(e) = cg.add(spawned.pid as u32) {
+            pending.kill_and_reap().await;
+            return Err(e);
+        }
+    }
     let mut attachment = None;
     if let Some((lease, plan)) = lease {
         // The sandbox's network namespace exists (the clone made it) and its processes wait
@@ -413,6 +419,7 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         } else {
             crate::Limits::default()
         },
+        cgroup: parent.cgroup,
         started,
     })
 }

@@ -152,6 +152,8 @@ pub(crate) struct Parent {
     pub ids: Option<IdPlan>,
     pub late_userns: bool,
     pub kill_on_drop: bool,
+    /// The sandbox's cgroup (made before the clone; the child is moved in before GO).
+    pub cgroup: Option<crate::cgroup::Cgroup>,
 }
 
 pub(crate) struct Prepared {
@@ -601,6 +603,12 @@ pub(crate) fn prepare_with(
     } else {
         Vec::new()
     };
+    // Last of the checks: a cgroup made now is removed again on any error (its Drop).
+    let cgroup = if !is_exec && sandbox.limits.needs_cgroup() {
+        Some(crate::cgroup::Cgroup::create(&sandbox.limits)?)
+    } else {
+        None
+    };
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
     let parent_dumpable = caller_dumpable();
 
@@ -614,8 +622,10 @@ pub(crate) fn prepare_with(
         keep,
         keep_len: keep_list.len(),
         joins,
-        // The parent writes id maps, and connects a bridged network, before GO.
-        wait_go: (new_user || net.bridged) && !late,
+        // The parent writes id maps, connects a bridged network and moves the child into
+        // its cgroup before GO.
+        wait_go: ((new_user || net.bridged || cgroup.is_some()) && !late)
+            || (cgroup.is_some() && late && !late_userns),
         late_userns,
         unshare_flags,
         identity,
@@ -666,6 +676,7 @@ pub(crate) fn prepare_with(
             ids,
             late_userns,
             kill_on_drop: cmd.get_kill_on_drop(),
+            cgroup,
         },
     })
 }

@@ -1,0 +1,395 @@
+//! One cgroup per sandbox: limits written before the sandbox runs, usage read when it
+//! ends, everything killed and removed afterwards. cgroup v2 when its controllers are
+//! usable, v1 otherwise (each controller its own hierarchy), detected at run time.
+
+use crate::{Error, Limits, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The cgroup version in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// The unified hierarchy.
+    V2,
+    /// One hierarchy per controller.
+    V1,
+}
+
+/// What a sandbox used, read from its cgroup when it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub cpu_user: Duration,
+    pub cpu_system: Duration,
+    pub peak_memory: u64,
+    pub oom_killed: bool,
+}
+
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+
+/// Where cgroup filesystems are mounted.
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// Which version this machine offers for our controllers, if any.
+pub(crate) fn detect(root: &Path) -> Option<Version> {
+    if let Ok(c) = std::fs::read_to_string(root.join("cgroup.controllers")) {
+        let have: Vec<&str> = c.split_whitespace().collect();
+        if ["memory", "pids", "cpu"].iter().all(|k| have.contains(k)) {
+            return Some(Version::V2);
+        }
+    }
+    if V1_CONTROLLERS
+        .iter()
+        .all(|c| root.join(c).join("cgroup.procs").exists())
+    {
+        return Some(Version::V1);
+    }
+    None
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A sandbox's cgroup (one directory per hierarchy in v1). Dropping it kills whatever is
+/// left in it and removes it.
+#[derive(Debug)]
+pub(crate) struct Cgroup {
+    version: Version,
+    /// v2: one directory; v1: one per controller, in `V1_CONTROLLERS` order.
+    dirs: Vec<PathBuf>,
+    /// The parent directories of `dirs`.
+    parents: Vec<PathBuf>,
+}
+
+/// Parent directories this process created: the last of its sandboxes to leave one
+/// removes it, so no trace is left on the machine.
+fn lock_made() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
+    static MADE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+        std::sync::OnceLock::new();
+    MADE.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::Cgroup { what, source: e }
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, value).map_err(io(format!("write {value} to {}", p.display())))
+}
+
+impl Cgroup {
+    /// Creates the sandbox's cgroup under `parent` (relative to each hierarchy's root) in
+    /// the version found under `root`, and writes the limits.
+    pub(crate) fn create(limits: &Limits) -> Result<Cgroup> {
+        let root = Path::new(ROOT);
+        let version = detect(root).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "memory, pids and cpus limits need cgroups: neither cgroup v2 with the memory, \
+                 pids and cpu controllers nor cgroup v1 memory, pids, cpu and cpuacct \
+                 hierarchies are mounted under {ROOT}"
+            ))
+        })?;
+        Cgroup::create_in(root, version, limits)
+    }
+
+    pub(crate) fn create_in(root: &Path, version: Version, limits: &Limits) -> Result<Cgroup> {
+        let parent = limits.cgroup_parent.as_deref().unwrap_or("sandbox");
+        let name = format!(
+            "sbx-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let bases: Vec<PathBuf> = match version {
+            Version::V2 => vec![root.to_path_buf()],
+            Version::V1 => V1_CONTROLLERS.iter().map(|c| root.join(c)).collect(),
+        };
+        let mut cg = Cgroup {
+            version,
+            dirs: Vec::new(),
+            parents: Vec::new(),
+        };
+        for base in bases {
+            let p = base.join(parent);
+            let mut tries = 0;
+            let dir = loop {
+                if !p.is_dir() {
+                    std::fs::create_dir_all(&p).map_err(io(format!(
+                        "create the cgroup parent {} (set another with Limits::cgroup_parent)",
+                        p.display()
+                    )))?;
+                    lock_made().insert(p.clone());
+                    if version == Version::V2 {
+                        // Let the controllers reach the sandboxes' cgroups.
+                        let _ =
+                            std::fs::write(p.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                    }
+                }
+                let dir = p.join(&name);
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {
+                        cg.parents.push(p.clone());
+                        break dir;
+                    }
+                    // The parent was removed meanwhile (by the last sandbox that used it).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                    Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+                }
+            };
+            cg.dirs.push(dir);
+        }
+        cg.write_limits(limits)?;
+        Ok(cg)
+    }
+
+    fn dir(&self, controller: &str) -> &Path {
+        let i = match self.version {
+            Version::V2 => 0,
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .position(|c| *c == controller)
+                .unwrap_or(0),
+        };
+        &self.dirs[i]
+    }
+
+    fn write_limits(&self, l: &Limits) -> Result<()> {
+        match self.version {
+            Version::V1 => {
+                if let Some(m) = l.memory {
+                    let d = self.dir("memory");
+                    write(d, "memory.limit_in_bytes", &m.to_string())?;
+                    // Swap included, so it cannot be dodged (where swap accounting exists).
+                    if d.join("memory.memsw.limit_in_bytes").exists() {
+                        write(d, "memory.memsw.limit_in_bytes", &m.to_string())?;
+                    }
+                }
+                if let Some(n) = l.pids {
+                    write(self.dir("pids"), "pids.max", &n.to_string())?;
+                }
+                if let Some(c) = l.cpus {
+                    let d = self.dir("cpu");
+                    write(d, "cpu.cfs_period_us", "100000")?;
+                    write(
+                        d,
+                        "cpu.cfs_quota_us",
+                        &((c * 100_000.0) as u64).max(1000).to_string(),
+                    )?;
+                }
+            }
+            Version::V2 => {
+                let d = self.dir("");
+                if let Some(m) = l.memory {
+                    write(d, "memory.max", &m.to_string())?;
+                    write(d, "memory.swap.max", "0")?;
+                }
+                if let Some(n) = l.pids {
+                    write(d, "pids.max", &n.to_string())?;
+                }
+                if let Some(c) = l.cpus {
+                    let quota = ((c * 100_000.0) as u64).max(1000);
+                    write(d, "cpu.max", &format!("{quota} 100000"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` (the sandbox's first process, before it runs anything) into the cgroup.
+    pub(crate) fn add(&self, pid: u32) -> Result<()> {
+        for d in &self.dirs {
+            write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// CPU time used by every process of the sandbox so far.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let u = self.usage();
+        u.cpu_user + u.cpu_system
+    }
+
+    /// What the sandbox used.
+    pub(crate) fn usage(&self) -> Usage {
+        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
+        let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
+        let field = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).map(num))
+                .unwrap_or(0)
+        };
+        match self.version {
+            Version::V1 => {
+                let acct = self.dir("cpuacct");
+                let mem = self.dir("memory");
+                let oom = read(mem, "memory.oom_control");
+                Usage {
+                    cpu_user: Duration::from_nanos(num(&read(acct, "cpuacct.usage_user"))),
+                    cpu_system: Duration::from_nanos(num(&read(acct, "cpuacct.usage_sys"))),
+                    peak_memory: num(&read(mem, "memory.max_usage_in_bytes")),
+                    oom_killed: field(&oom, "oom_kill ") > 0,
+                }
+            }
+            Version::V2 => {
+                let d = self.dir("");
+                let stat = read(d, "cpu.stat");
+                let events = read(d, "memory.events");
+                Usage {
+                    cpu_user: Duration::from_micros(field(&stat, "user_usec ")),
+                    cpu_system: Duration::from_micros(field(&stat, "system_usec ")),
+                    peak_memory: num(&read(d, "memory.peak")),
+                    oom_killed: field(&events, "oom_kill ") > 0,
+                }
+            }
+        }
+    }
+
+    /// Kills every process left in the cgroup.
+    fn kill_all(&self) {
+        if let (Version::V2, Some(d)) = (self.version, self.dirs.first()) {
+            let kill = d.join("cgroup.kill");
+            if kill.exists() && std::fs::write(kill, "1").is_ok() {
+                return;
+            }
+        }
+        for d in &self.dirs {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2) of a pid read from the sandbox's own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    /// Kills what is left and removes the cgroup (retrying while the last processes exit).
+    pub(crate) fn remove(&mut self) {
+        for attempt in 0..200 {
+            self.kill_all();
+            self.dirs.retain(|d| match std::fs::remove_dir(d) {
+                Ok(()) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            });
+            if self.dirs.is_empty() {
+                let mut made = lock_made();
+                for p in self.parents.drain(..) {
+                    // Busy while another sandbox's cgroup is in it: that one removes it.
+                    if made.contains(&p) && std::fs::remove_dir(&p).is_ok() {
+                        made.remove(&p);
+                    }
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(if attempt < 20 { 1 } else { 10 }));
+        }
+    }
+
+    /// The cgroup's directories.
+    #[cfg(test)]
+    pub(crate) fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(version: Version) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        match version {
+            Version::V2 => {
+                std::fs::write(
+                    t.path().join("cgroup.controllers"),
+                    "cpuset cpu io memory pids\n",
+                )
+                .unwrap();
+            }
+            Version::V1 => {
+                for c in V1_CONTROLLERS {
+                    std::fs::create_dir(t.path().join(c)).unwrap();
+                    std::fs::write(t.path().join(c).join("cgroup.procs"), "").unwrap();
+                }
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn detects_each_version_and_neither() {
+        assert_eq!(detect(fake(Version::V2).path()), Some(Version::V2));
+        assert_eq!(detect(fake(Version::V1).path()), Some(Version::V1));
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(detect(empty.path()), None);
+        // A v2 hierarchy without the controllers (as on this machine's unified mount).
+        std::fs::write(empty.path().join("cgroup.controllers"), "\n").unwrap();
+        assert_eq!(detect(empty.path()), None);
+    }
+
+    #[test]
+    fn v2_limits_are_written_and_usage_parsed() {
+        let root = fake(Version::V2);
+        let l = Limits::new().memory(256 << 20).pids(64).cpus(1.5);
+        let mut cg = Cgroup::create_in(root.path(), Version::V2, &l).unwrap();
+        let d = cg.dirs()[0].clone();
+        assert!(d.starts_with(root.path().join("sandbox")));
+        let r = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(r("memory.max"), (256u64 << 20).to_string());
+        assert_eq!(r("memory.swap.max"), "0");
+        assert_eq!(r("pids.max"), "64");
+        assert_eq!(r("cpu.max"), "150000 100000");
+        std::fs::write(
+            d.join("cpu.stat"),
+            "usage_usec 3000\nuser_usec 2000\nsystem_usec 1000\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("memory.peak"), "1234\n").unwrap();
+        std::fs::write(
+            d.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        let u = cg.usage();
+        assert_eq!(u.cpu_user, Duration::from_millis(2));
+        assert_eq!(u.cpu_system, Duration::from_millis(1));
+        assert_eq!(u.peak_memory, 1234);
+        assert!(u.oom_killed);
+        // (A plain directory holding files cannot be rmdir'ed: clean it like the kernel.)
+        for f in std::fs::read_dir(&d).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        cg.remove();
+        assert!(!d.exists());
+    }
+
+    #[test]
+    fn v1_limits_go_to_each_controller() {
+        let root = fake(Version::V1);
+        let l = Limits::new().memory(1 << 30).pids(10).cpus(0.5);
+        let cg = Cgroup::create_in(root.path(), Version::V1, &l).unwrap();
+        let r = |c: &str, f: &str| std::fs::read_to_string(cg.dir(c).join(f)).unwrap();
+        assert_eq!(
+            r("memory", "memory.limit_in_bytes"),
+            (1u64 << 30).to_string()
+        );
+        assert_eq!(r("pids", "pids.max"), "10");
+        assert_eq!(r("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cg.dirs().len(), 4);
+        std::mem::forget(cg);
+    }
+
+    #[test]
+    fn an_unwritable_parent_is_a_typed_error() {
+        let root = fake(Version::V1);
+        std::fs::write(root.path().join("memory").join("blocked"), "").unwrap();
+        let l = Limits::new().memory(1 << 30).cgroup_parent("blocked");
+        let e = Cgroup::create_in(root.path(), Version::V1, &l).unwrap_err();
+        assert!(e.to_string().contains("blocked"), "{e}");
+    }
+}
