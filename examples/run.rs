@@ -112,11 +112,23 @@ struct Args {
     #[arg(long = "setenv", value_name = "NAME=VALUE")]
     setenv: Vec<String>,
 
+    /// Memory limit of the whole sandbox, swap included (K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+
+    /// Processes and threads of the whole sandbox.
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+
+    /// CPU bandwidth in cores (e.g. 0.5).
+    #[arg(long, value_name = "F")]
+    cpus: Option<f64>,
+
     /// Wall-time limit (e.g. 500ms, 2s, 1m): the whole sandbox is killed at the deadline.
     #[arg(long = "time", value_name = "DUR", value_parser = parse_duration)]
     wall_time: Option<std::time::Duration>,
 
-    /// CPU-time limit of each process (rounded up to whole seconds).
+    /// CPU-time limit of the whole sandbox (every process and thread counted).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     cpu_time: Option<std::time::Duration>,
 
@@ -160,6 +172,15 @@ fn sandbox(args: &Args) -> Sandbox {
     }
     let mut s = Sandbox::new().network(net).init(!args.no_init);
     let mut limits = sandbox_core::Limits::new();
+    if let Some(b) = args.memory {
+        limits = limits.memory(b);
+    }
+    if let Some(n) = args.pids {
+        limits = limits.pids(n);
+    }
+    if let Some(c) = args.cpus {
+        limits = limits.cpus(c);
+    }
     if let Some(d) = args.wall_time {
         limits = limits.wall_time(d);
     }

@@ -58,7 +58,12 @@ pub(crate) struct Cgroup {
     dirs: Vec<PathBuf>,
     /// The parent directories of `dirs`.
     parents: Vec<PathBuf>,
+    /// The parent is the library's own ([`DEFAULT_PARENT`]), not one the caller named.
+    default_parent: bool,
 }
+
+/// The parent of sandboxes' cgroups unless `Limits::cgroup_parent` names another.
+const DEFAULT_PARENT: &str = "sandbox";
 
 /// Parent directories this process created: the last of its sandboxes to leave one
 /// removes it, so no trace is left on the machine.
@@ -95,7 +100,7 @@ impl Cgroup {
     }
 
     pub(crate) fn create_in(root: &Path, version: Version, limits: &Limits) -> Result<Cgroup> {
-        let parent = limits.cgroup_parent.as_deref().unwrap_or("sandbox");
+        let parent = limits.cgroup_parent.as_deref().unwrap_or(DEFAULT_PARENT);
         let name = format!(
             "sbx-{}-{}",
             std::process::id(),
@@ -109,17 +114,21 @@ impl Cgroup {
             version,
             dirs: Vec::new(),
             parents: Vec::new(),
+            default_parent: limits.cgroup_parent.is_none(),
         };
         for base in bases {
             let p = base.join(parent);
             let mut tries = 0;
             let dir = loop {
+                // Held while the parent is made and our cgroup put in it: the removal of
+                // the parent (by this process's last sandbox in it) takes the same lock.
+                let mut made = lock_made();
                 if !p.is_dir() {
                     std::fs::create_dir_all(&p).map_err(io(format!(
                         "create the cgroup parent {} (set another with Limits::cgroup_parent)",
                         p.display()
                     )))?;
-                    lock_made().insert(p.clone());
+                    made.insert(p.clone());
                     if version == Version::V2 {
                         // Let the controllers reach the sandboxes' cgroups.
                         let _ =
@@ -132,8 +141,11 @@ impl Cgroup {
                         cg.parents.push(p.clone());
                         break dir;
                     }
-                    // The parent was removed meanwhile (by the last sandbox that used it).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                    // The parent was removed meanwhile (by another process).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
+                        drop(made);
+                        tries += 1
+                    }
                     Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
                 }
             };
@@ -273,8 +285,13 @@ impl Cgroup {
             if self.dirs.is_empty() {
                 let mut made = lock_made();
                 for p in self.parents.drain(..) {
-                    // Busy while another sandbox's cgroup is in it: that one removes it.
-                    if made.contains(&p) && std::fs::remove_dir(&p).is_ok() {
+                    // The library's own parent is removed by whichever sandbox (of any
+                    // process) leaves it empty; a parent the caller named only if this
+                    // process made it. Busy while another sandbox's cgroup is in it: that
+                    // one removes it (a sandbox being made in it meanwhile makes it again).
+                    let ours =
+                        made.contains(&p) || (self.default_parent && p.ends_with(DEFAULT_PARENT));
+                    if ours && std::fs::remove_dir(&p).is_ok() {
                         made.remove(&p);
                     }
                 }

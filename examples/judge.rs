@@ -1,0 +1,352 @@
+//! `judge`: a small code judge on the sandbox SDK.
+//!
+//! ```text
+//! cargo run --release --example judge -- SOURCE TESTS_DIR [--time 1s] [--memory 256M] [--json]
+//! cargo run --release --example judge -- examples/judge/submissions/ok.c examples/judge/sum
+//! ```
+//!
+//! SOURCE is C (`.c`, built with the host's `gcc`), C++ (`.cc`/`.cpp`, `g++`) or Python
+//! (`.py`, `python3`). TESTS_DIR holds `NAME.in`/`NAME.out` pairs. The source is compiled in
+//! a sandbox of its own (looser limits); every test then runs in a fresh sandbox: no
+//! network, the host's system directories read-only, a 16 MiB writable `/tmp`, the
+//! program's input on stdin, limits on wall time, CPU time (the same), memory, processes
+//! and output. Output is compared ignoring trailing whitespace. Verdicts: AC (accepted), WA
+//! (wrong answer), TLE (time), MLE (memory), OLE (output), RE (runtime error), CE
+//! (compilation error). Tests run concurrently, up to the number of cores.
+
+use clap::Parser;
+use sandbox_core::{Ending, Limits, Mount, Network, Outcome, Rootfs, Sandbox, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Judge a submission against a folder of tests.
+#[derive(Parser, Debug)]
+#[command(name = "judge", version, about)]
+struct Args {
+    /// The submission (.c, .cc, .cpp or .py).
+    source: PathBuf,
+    /// A folder of NAME.in / NAME.out pairs.
+    tests: PathBuf,
+    /// Time limit per test (wall and CPU time), e.g. 1s, 500ms.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    time: Duration,
+    /// Memory limit per test (K, M, G suffixes).
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    memory: u64,
+    /// One JSON object per test, and a summary object, instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("{v:?} is not a duration (e.g. 500ms, 2s)");
+    let (num, unit) = v
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| v.split_at(i))
+        .unwrap_or((v, "s"));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let s = match unit {
+        "ms" => n / 1e3,
+        "s" => n,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(s).map_err(|_| bad())
+}
+
+fn parse_size(v: &str) -> Result<u64, String> {
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{v:?} is not a size (e.g. 256M)"))
+}
+
+/// How the submission runs inside a test's sandbox.
+enum Program {
+    /// A compiled binary, placed at /work/prog.
+    Binary(Vec<u8>),
+    /// A Python script, placed at /work/main.py.
+    Python(Vec<u8>),
+}
+
+/// The verdict of one test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Ac,
+    Wa,
+    Tle,
+    Mle,
+    Ole,
+    Re,
+    Ce,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ac => "AC",
+            Verdict::Wa => "WA",
+            Verdict::Tle => "TLE",
+            Verdict::Mle => "MLE",
+            Verdict::Ole => "OLE",
+            Verdict::Re => "RE",
+            Verdict::Ce => "CE",
+        }
+    }
+}
+
+/// The sandbox every program runs in: no network, the host's system directories
+/// read-only, a writable /tmp of `tmp` bytes.
+fn base(tmp: u64) -> Sandbox {
+    Sandbox::new()
+        .hostname("judge")
+        .rootfs(Rootfs::host_readonly())
+        .network(Network::none())
+        .mount(Mount::tmpfs("/tmp").size(tmp))
+}
+
+/// Compiles the source in a sandbox of its own; the binary comes back on stdout.
+async fn compile(source: &Path) -> Result<Program, String> {
+    let code = std::fs::read(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let ext = source.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let (compiler, file) = match ext {
+        "py" => return Ok(Program::Python(code)),
+        "c" => ("gcc", "/work/main.c"),
+        "cc" | "cpp" => ("g++", "/work/main.cc"),
+        other => {
+            return Err(format!(
+                "unknown language of {:?} (.c, .cc, .cpp, .py)",
+                other
+            ))
+        }
+    };
+    let limits = Limits::new()
+        .wall_time(Duration::from_secs(60))
+        .memory(1 << 30)
+        .pids(64)
+        .output(256 << 20);
+    let script = format!("{compiler} -O2 -o /tmp/prog {file} -lm >&2 && cat /tmp/prog");
+    let out = base(256 << 20)
+        .mount(Mount::file(file, code).readonly())
+        .limits(limits)
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(Program::Binary(out.stdout))
+}
+
+struct Result1 {
+    name: String,
+    verdict: Verdict,
+    outcome: Option<Outcome>,
+}
+
+fn same_output(got: &[u8], want: &[u8]) -> bool {
+    let norm = |b: &[u8]| -> Vec<String> {
+        let text = String::from_utf8_lossy(b);
+        let mut lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+        while lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        lines
+    };
+    norm(got) == norm(want)
+}
+
+async fn run_test(
+    program: Arc<Program>,
+    name: String,
+    input: PathBuf,
+    expected: Vec<u8>,
+    args: Arc<(Duration, u64)>,
+) -> Result1 {
+    let (time, memory) = *args;
+    let limits = Limits::new()
+        .wall_time(time)
+        .cpu_time(time)
+        .memory(memory)
+        .pids(32)
+        .output(64 << 20)
+        .file_size(16 << 20);
+    let sandbox = base(16 << 20).limits(limits);
+    let (sandbox, program_path, argv): (Sandbox, &str, Vec<&str>) = match &*program {
+        Program::Binary(b) => (
+            sandbox.mount(Mount::file("/work/prog", b.clone()).mode(0o755).readonly()),
+            "/work/prog",
+            vec![],
+        ),
+        Program::Python(src) => (
+            sandbox.mount(Mount::file("/work/main.py", src.clone()).readonly()),
+            "/usr/bin/python3",
+            vec!["/work/main.py"],
+        ),
+    };
+    let stdin = match std::fs::File::open(&input) {
+        Ok(f) => f,
+        Err(_) => {
+            return Result1 {
+                name,
+                verdict: Verdict::Re,
+                outcome: None,
+            }
+        }
+    };
+    let out = sandbox
+        .command(program_path)
+        .args(argv)
+        .current_dir("/tmp")
+        .stdin(Stdio::from(stdin))
+        .output()
+        .await;
+    let Ok(out) = out else {
+        return Result1 {
+            name,
+            verdict: Verdict::Re,
+            outcome: None,
+        };
+    };
+    let verdict = match out.status.ending {
+        Ending::Exited(0) if same_output(&out.stdout, &expected) => Verdict::Ac,
+        Ending::Exited(0) => Verdict::Wa,
+        Ending::WallTimeExceeded | Ending::CpuTimeExceeded => Verdict::Tle,
+        Ending::OutOfMemory => Verdict::Mle,
+        Ending::OutputLimitExceeded => Verdict::Ole,
+        _ => Verdict::Re,
+    };
+    Result1 {
+        name,
+        verdict,
+        outcome: Some(out.status),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut tests: Vec<(String, PathBuf, PathBuf)> = match std::fs::read_dir(&args.tests) {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                let name = p.file_name()?.to_str()?.strip_suffix(".in")?.to_string();
+                let out = args.tests.join(format!("{name}.out"));
+                out.exists().then_some((name, p, out))
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("judge: {}: {e}", args.tests.display());
+            return ExitCode::from(2);
+        }
+    };
+    tests.sort();
+    if tests.is_empty() {
+        eprintln!("judge: {}: no NAME.in/NAME.out pairs", args.tests.display());
+        return ExitCode::from(2);
+    }
+    let program = match compile(&args.source).await {
+        Ok(p) => Arc::new(p),
+        Err(msg) => {
+            let results: Vec<Result1> = tests
+                .iter()
+                .map(|(n, _, _)| Result1 {
+                    name: n.clone(),
+                    verdict: Verdict::Ce,
+                    outcome: None,
+                })
+                .collect();
+            report(&args, &results);
+            if !args.json {
+                eprintln!("{msg}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let limits = Arc::new((args.time, args.memory));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gate = Arc::new(tokio::sync::Semaphore::new(cores));
+    let mut tasks = Vec::new();
+    for (name, input, output) in tests {
+        let expected = std::fs::read(&output).unwrap_or_default();
+        let (program, limits, gate) = (program.clone(), limits.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            run_test(program, name, input, expected, limits).await
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            results.push(r);
+        }
+    }
+    report(&args, &results);
+    if results.iter().all(|r| r.verdict == Verdict::Ac) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn report(args: &Args, results: &[Result1]) {
+    let ms = |r: &Result1| {
+        r.outcome
+            .map(|o| o.cpu_user.unwrap_or_default() + o.cpu_system.unwrap_or_default())
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let kb = |r: &Result1| r.outcome.and_then(|o| o.peak_memory).unwrap_or(0) / 1024;
+    let passed = results.iter().filter(|r| r.verdict == Verdict::Ac).count();
+    if args.json {
+        for r in results {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "test": r.name,
+                    "verdict": r.verdict.as_str(),
+                    "time_ms": ms(r),
+                    "memory_kb": kb(r),
+                })
+            );
+        }
+        let verdict = results
+            .iter()
+            .map(|r| r.verdict)
+            .find(|v| *v != Verdict::Ac)
+            .unwrap_or(Verdict::Ac);
+        println!(
+            "{}",
+            serde_json::json!({
+                "summary": verdict.as_str(),
+                "passed": passed,
+                "total": results.len(),
+            })
+        );
+        return;
+    }
+    println!(
+        "{:<12} {:<7} {:>9} {:>11}",
+        "test", "verdict", "time", "memory"
+    );
+    for r in results {
+        println!(
+            "{:<12} {:<7} {:>6} ms {:>8} KiB",
+            r.name,
+            r.verdict.as_str(),
+            ms(r),
+            kb(r)
+        );
+    }
+    println!("{passed}/{} accepted", results.len());
+}

@@ -1,0 +1,2 @@
+/* Compilation error. */
+int main(void) { return x; }

@@ -1,0 +1,6 @@
+/* Runtime error: a null pointer write. */
+int main(void) {
+    volatile int *p = 0;
+    *p = 1;
+    return 0;
+}

@@ -1,0 +1,3 @@
+# Accepted, in Python.
+a, b = map(int, input().split())
+print(a + b)

@@ -1,0 +1,5 @@
+/* Time limit exceeded: never ends. */
+int main(void) {
+    volatile unsigned long n = 0;
+    for (;;) n++;
+}

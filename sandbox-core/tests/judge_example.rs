@@ -1,0 +1,98 @@
+//! The judge example (issue 5), run as a user runs it, on every shipped submission: each
+//! gets the verdict it was written for.
+mod common;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn judge_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/judge");
+    assert!(
+        p.exists(),
+        "{} missing: cargo test builds the examples",
+        p.display()
+    );
+    p
+}
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/judge")
+}
+
+/// The verdicts of one submission, from the JSON lines.
+fn judge(submission: &str, extra: &[&str]) -> (Vec<(String, String)>, String, Option<i32>) {
+    let out = Command::new(judge_binary())
+        .arg(examples().join("submissions").join(submission))
+        .arg(examples().join("sum"))
+        .args(["--json", "--time", "1s", "--memory", "64M"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut tests = Vec::new();
+    let mut summary = String::new();
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        if let Some(s) = v.get("summary") {
+            summary = s.as_str().unwrap().to_string();
+        } else {
+            tests.push((
+                v["test"].as_str().unwrap().to_string(),
+                v["verdict"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    (tests, summary, out.status.code())
+}
+
+#[test]
+fn every_shipped_submission_gets_its_verdict() {
+    common::require_root();
+    for (file, want) in [
+        ("ok.c", "AC"),
+        ("ok.py", "AC"),
+        ("wrong.c", "WA"),
+        ("slow.c", "TLE"),
+        ("hog.c", "MLE"),
+        ("forkbomb.c", "TLE"),
+        ("crash.c", "RE"),
+        ("noisy.c", "OLE"),
+        ("broken.c", "CE"),
+    ] {
+        let (tests, summary, code) = judge(file, &[]);
+        assert_eq!(tests.len(), 3, "{file}: {tests:?}");
+        for (name, verdict) in &tests {
+            assert_eq!(verdict, want, "{file}, test {name}");
+        }
+        assert_eq!(summary, want, "{file}");
+        assert_eq!(code, Some(if want == "AC" { 0 } else { 1 }), "{file}");
+    }
+}
+
+#[test]
+fn the_table_reads_like_a_judge() {
+    common::require_root();
+    let out = Command::new(judge_binary())
+        .arg(examples().join("submissions/ok.c"))
+        .arg(examples().join("sum"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("test") && lines[0].contains("verdict"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("1 ") && lines[1].contains(" AC "),
+        "{text}"
+    );
+    assert_eq!(*lines.last().unwrap(), "3/3 accepted");
+}
