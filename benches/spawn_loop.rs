@@ -15,6 +15,7 @@
 //! from `--image`); `--rootfs DIR` alone means `dir`. `--net none|loopback|bridge` sets the
 //! network (`bridge` creates a bridge `sbxbench0` on 10.99.0.0/16 first, and removes it:
 //! run it in a network namespace of its own, as `benches/network.sh` does).
+//! `--cgroup` gives every sandbox a cgroup (memory and pids limits).
 //! `--duration S` spawns sequentially for S seconds and prints the rate of each 5 s window
 //! (does throughput hold while the kernel tears namespaces down?).
 
@@ -93,6 +94,7 @@ async fn measure(args: Vec<String>) {
     let (mut root, mut image, mut cache): (Option<String>, Option<String>, Option<String>) =
         (None, None, None);
     let mut net: Option<String> = None;
+    let mut cgroup = false;
     let mut duration: u64 = 0;
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
@@ -103,6 +105,7 @@ async fn measure(args: Vec<String>) {
             "--rootfs" => rootfs = args.next(),
             "--root" => root = args.next(),
             "--net" => net = args.next(),
+            "--cgroup" => cgroup = true,
             "--duration" => {
                 duration = args
                     .next()
@@ -156,14 +159,25 @@ async fn measure(args: Vec<String>) {
             None
         } else {
             let s = sandbox(config, &root).unwrap_or_else(|| panic!("config {config}"));
-            Some(match &network {
+            let s = match &network {
                 Some(n) => s.network(n.clone()),
                 None => s,
+            };
+            // A cgroup per sandbox: memory and pids limits (v1 or v2, as the machine has).
+            Some(if cgroup {
+                s.limits(sandbox_core::Limits::new().memory(256 << 20).pids(64))
+            } else {
+                s
             })
         };
         let config = &match net.as_deref() {
             Some(n) if sb.is_some() => format!("{config}+net-{n}"),
             _ => config.clone(),
+        };
+        let config = &if cgroup && sb.is_some() {
+            format!("{config}+cgroup")
+        } else {
+            config.clone()
         };
         let tag = match &kind {
             Some(k) if sb.is_some() => format!("{config}+{k}"),

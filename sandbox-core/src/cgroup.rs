@@ -58,6 +58,8 @@ pub(crate) struct Cgroup {
     dirs: Vec<PathBuf>,
     /// The parent directories of `dirs`.
     parents: Vec<PathBuf>,
+    /// v1: the controller of each of `dirs`.
+    controllers: Vec<&'static str>,
     /// The parent is the library's own ([`DEFAULT_PARENT`]), not one the caller named.
     default_parent: bool,
 }
@@ -106,17 +108,29 @@ impl Cgroup {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let bases: Vec<PathBuf> = match version {
-            Version::V2 => vec![root.to_path_buf()],
-            Version::V1 => V1_CONTROLLERS.iter().map(|c| root.join(c)).collect(),
+        let bases: Vec<(&'static str, PathBuf)> = match version {
+            Version::V2 => vec![("", root.to_path_buf())],
+            // Memory and CPU accounting always (the outcome reports peak memory and CPU
+            // time); pids and cpu only when limited: each v1 cgroup costs a mkdir, writes
+            // and an rmdir.
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .filter(|c| match **c {
+                    "pids" => limits.pids.is_some(),
+                    "cpu" => limits.cpus.is_some(),
+                    _ => true,
+                })
+                .map(|c| (*c, root.join(c)))
+                .collect(),
         };
         let mut cg = Cgroup {
             version,
             dirs: Vec::new(),
             parents: Vec::new(),
+            controllers: Vec::new(),
             default_parent: limits.cgroup_parent.is_none(),
         };
-        for base in bases {
+        for (controller, base) in bases {
             let p = base.join(parent);
             let mut tries = 0;
             let dir = loop {
@@ -150,20 +164,22 @@ impl Cgroup {
                 }
             };
             cg.dirs.push(dir);
+            cg.controllers.push(controller);
         }
         cg.write_limits(limits)?;
         Ok(cg)
     }
 
     fn dir(&self, controller: &str) -> &Path {
-        let i = match self.version {
-            Version::V2 => 0,
-            Version::V1 => V1_CONTROLLERS
+        let found = match self.version {
+            Version::V2 => self.dirs.first(),
+            Version::V1 => self
+                .controllers
                 .iter()
                 .position(|c| *c == controller)
-                .unwrap_or(0),
+                .and_then(|i| self.dirs.get(i)),
         };
-        &self.dirs[i]
+        found.map_or(Path::new("/nonexistent"), |d| d.as_path())
     }
 
     fn write_limits(&self, l: &Limits) -> Result<()> {
@@ -398,6 +414,11 @@ mod tests {
         assert_eq!(r("pids", "pids.max"), "10");
         assert_eq!(r("cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(cg.dirs().len(), 4);
+        // Without pids and cpus limits, only memory and cpuacct (for the usage).
+        let cg2 =
+            Cgroup::create_in(root.path(), Version::V1, &Limits::new().memory(1 << 30)).unwrap();
+        assert_eq!(cg2.controllers, ["memory", "cpuacct"]);
+        std::mem::forget(cg2);
         std::mem::forget(cg);
     }
 
