@@ -132,8 +132,8 @@ struct Args {
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     cpu_time: Option<std::time::Duration>,
 
-    /// Keep at most SIZE bytes of stdout and of stderr (K, M, G suffixes); past it the
-    /// sandbox is killed. The output is then captured and written out when the run ends.
+    /// Relay at most SIZE bytes of stdout and of stderr (K, M, G suffixes), as they come;
+    /// past it the sandbox is killed and the run ends as output_limit_exceeded.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     output_limit: Option<u64>,
 
@@ -393,20 +393,8 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
     if args.output_limit.is_some() {
-        // Captured, cut at the limit, written out at the end.
+        // Relayed through pipes as it comes, cut at the limit (the sandbox is killed).
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let out = cmd.spawn().await?.wait_with_output().await?;
-        use std::io::Write;
-        let _ = std::io::stdout().write_all(&out.stdout);
-        let _ = std::io::stderr().write_all(&out.stderr);
-        if args.json {
-            eprintln!(
-                "{}",
-                serde_json::to_string(&out.status)
-                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-            );
-        }
-        return Ok(ExitCode::from(out.status.shell_code().clamp(0, 255) as u8));
     }
     let mut child = cmd.spawn().await?;
 
@@ -424,14 +412,74 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
         what: "signal handler",
         reason: e.to_string(),
     })?;
+    // With --output-limit: copy each stream to ours, at most the limit; past it, say so.
+    let (cut_tx, mut cut_rx) = tokio::sync::mpsc::channel::<()>(2);
+    let mut relays = Vec::new();
+    if let Some(limit) = args.output_limit {
+        async fn relay<R: tokio::io::AsyncRead + Unpin, W: std::io::Write>(
+            mut r: R,
+            mut w: W,
+            limit: u64,
+            cut: tokio::sync::mpsc::Sender<()>,
+        ) {
+            use tokio::io::AsyncReadExt;
+            let mut left = limit;
+            let mut buf = vec![0u8; 64 << 10];
+            while let Ok(n) = r.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                let keep = (n as u64).min(left) as usize;
+                let _ = w.write_all(&buf[..keep]);
+                let _ = w.flush();
+                left -= keep as u64;
+                if keep < n {
+                    let _ = cut.send(()).await;
+                    return;
+                }
+            }
+        }
+        if let Some(out) = child.stdout.take() {
+            relays.push(tokio::spawn(relay(
+                out,
+                std::io::stdout(),
+                limit,
+                cut_tx.clone(),
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            relays.push(tokio::spawn(relay(
+                err,
+                std::io::stderr(),
+                limit,
+                cut_tx.clone(),
+            )));
+        }
+    }
+    drop(cut_tx);
+    let mut truncated = false;
     let outcome = loop {
         tokio::select! {
             o = child.wait() => break o?,
+            Some(()) = cut_rx.recv(), if !truncated => {
+                truncated = true;
+                let _ = child.start_kill();
+            }
             _ = term.recv() => { let _ = child.signal(libc::SIGTERM); }
             _ = int.recv() => { let _ = child.signal(libc::SIGINT); }
             _ = hup.recv() => { let _ = child.signal(libc::SIGHUP); }
         }
     };
+    for r in relays {
+        let _ = r.await;
+    }
+    let mut outcome = outcome;
+    if truncated {
+        outcome.output_truncated = true;
+        if outcome.ending != sandbox_core::Ending::WallTimeExceeded {
+            outcome.ending = sandbox_core::Ending::OutputLimitExceeded;
+        }
+    }
     if args.json {
         eprintln!(
             "{}",

@@ -137,6 +137,16 @@ impl Cgroup {
                 // Held while the parent is made and our cgroup put in it: the removal of
                 // the parent (by this process's last sandbox in it) takes the same lock.
                 let mut made = lock_made();
+                if !p.is_dir() && limits.cgroup_parent.is_some() {
+                    // A parent the caller named must exist (the default one is made).
+                    return Err(Error::Cgroup {
+                        what: format!(
+                            "the cgroup parent {} (named with Limits::cgroup_parent)",
+                            p.display()
+                        ),
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    });
+                }
                 if !p.is_dir() {
                     std::fs::create_dir_all(&p).map_err(io(format!(
                         "create the cgroup parent {} (set another with Limits::cgroup_parent)",
@@ -423,11 +433,18 @@ mod tests {
     }
 
     #[test]
-    fn an_unwritable_parent_is_a_typed_error() {
+    fn a_missing_or_unusable_parent_is_a_typed_error() {
         let root = fake(Version::V1);
         std::fs::write(root.path().join("memory").join("blocked"), "").unwrap();
         let l = Limits::new().memory(1 << 30).cgroup_parent("blocked");
         let e = Cgroup::create_in(root.path(), Version::V1, &l).unwrap_err();
         assert!(e.to_string().contains("blocked"), "{e}");
+        let l = Limits::new()
+            .memory(1 << 30)
+            .cgroup_parent("no-such-parent");
+        let e = Cgroup::create_in(root.path(), Version::V1, &l).unwrap_err();
+        assert!(matches!(e, Error::Cgroup { .. }), "{e}");
+        assert!(e.to_string().contains("no-such-parent"), "{e}");
+        assert!(!root.path().join("memory/no-such-parent").exists());
     }
 }

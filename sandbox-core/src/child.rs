@@ -62,6 +62,9 @@ pub struct Outcome {
     /// Peak memory of the whole sandbox in bytes, likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory: Option<u64>,
+    /// A captured stream was cut at the output limit.
+    #[serde(default)]
+    pub output_truncated: bool,
 }
 
 mod opt_millis {
@@ -104,6 +107,7 @@ impl Outcome {
             cpu_user: None,
             cpu_system: None,
             peak_memory: None,
+            output_truncated: false,
         }
     }
 
@@ -564,10 +568,11 @@ impl Child {
         let out = read_limited(self.stdout.take(), limit, &cut);
         let err = read_limited(self.stderr.take(), limit, &cut);
         let (stdout, stderr, mut status) = tokio::try_join!(out, err, self.wait())?;
-        if over.load(std::sync::atomic::Ordering::SeqCst)
-            && !matches!(status.ending, Ending::WallTimeExceeded)
-        {
-            status.ending = Ending::OutputLimitExceeded;
+        if over.load(std::sync::atomic::Ordering::SeqCst) {
+            status.output_truncated = true;
+            if !matches!(status.ending, Ending::WallTimeExceeded) {
+                status.ending = Ending::OutputLimitExceeded;
+            }
         }
         Ok(Output {
             status,

@@ -84,6 +84,7 @@ async fn output_is_cut_at_the_limit() {
         out.status
     );
     assert_eq!(out.stdout.len() as u64, limit);
+    assert!(out.status.output_truncated);
     assert!(out.stderr.is_empty());
     let grew = rss_kib().saturating_sub(rss_before);
     assert!(grew < 64 * 1024, "the parent's RSS grew by {grew} KiB");
@@ -93,6 +94,7 @@ async fn output_is_cut_at_the_limit() {
         .await
         .unwrap();
     assert_eq!(out.status.ending, Ending::Exited(0));
+    assert!(!out.status.output_truncated);
     assert_eq!(out.stdout, b"abcd");
 }
 
@@ -158,7 +160,15 @@ async fn bad_limits_are_typed_errors_before_spawning() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    // A cgroup parent that cannot be made: a file of the hierarchy is in the way.
+    // A named cgroup parent that does not exist, or is a file of the hierarchy.
+    let e = Sandbox::new()
+        .limits(Limits::new().pids(10).cgroup_parent("sbx-no-such-parent"))
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Cgroup { .. }), "{e}");
+    assert!(e.to_string().contains("sbx-no-such-parent"), "{e}");
     let e = Sandbox::new()
         .limits(Limits::new().pids(10).cgroup_parent("cgroup.procs/x"))
         .command("/bin/true")

@@ -184,3 +184,45 @@ fn it_puts_a_sandbox_on_a_bridge() {
     assert_eq!(code, Some(2));
     assert!(err.contains("longer than 15 bytes"), "{err}");
 }
+
+/// The limit flags: the output is relayed and cut at the limit, the wall time ends the
+/// run, `--json` carries the ending and the usage.
+#[test]
+fn it_enforces_limits_and_reports_them() {
+    common::require_root();
+    let (code, out, err) = run(&[
+        "--output-limit",
+        "20",
+        "--json",
+        "--",
+        "/bin/sh",
+        "-c",
+        "yes hello",
+    ]);
+    assert_eq!(code, Some(137), "{err}");
+    assert_eq!(out, "hello\n".repeat(3) + "he");
+    assert!(err.contains(r#""ending":"output_limit_exceeded""#), "{err}");
+    assert!(err.contains(r#""output_truncated":true"#), "{err}");
+    let (code, _, err) = run(&[
+        "--time",
+        "200ms",
+        "--memory",
+        "64M",
+        "--pids",
+        "16",
+        "--json",
+        "--",
+        "/bin/sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    assert_eq!(code, Some(137), "{err}");
+    assert!(err.contains(r#""ending":"wall_time_exceeded""#), "{err}");
+    assert!(
+        err.contains(r#""peak_memory":"#) && err.contains(r#""cpu_user_ms":"#),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--time", "0s", "--", "/bin/true"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("wall time limit"), "{err}");
+}
