@@ -3,6 +3,7 @@
 //! usable, v1 otherwise (each controller its own hierarchy), detected at run time.
 
 use crate::{Error, Limits, Result};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -234,6 +235,23 @@ impl Cgroup {
         Ok(())
     }
 
+    /// v2: a descriptor of the cgroup's directory, for `clone3(CLONE_INTO_CGROUP)`: the
+    /// child is born in the cgroup. `None` for v1 (the parent moves the child in with
+    /// [`Cgroup::add`] before it runs anything).
+    pub(crate) fn clone_into(&self) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        if self.version != Version::V2 {
+            return None;
+        }
+        let d = self.dirs.first()?;
+        Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(d)
+                .map(std::os::fd::OwnedFd::from),
+        )
+    }
+
     /// Moves `pid` (the sandbox's first process, before it runs anything) into the cgroup.
     pub(crate) fn add(&self, pid: u32) -> Result<()> {
         for d in &self.dirs {
@@ -403,6 +421,8 @@ mod tests {
         assert_eq!(u.cpu_system, Duration::from_millis(1));
         assert_eq!(u.peak_memory, 1234);
         assert!(u.oom_killed);
+        // Born in it: clone3(CLONE_INTO_CGROUP) gets a descriptor of the directory.
+        assert!(cg.clone_into().unwrap().is_ok());
         // (A plain directory holding files cannot be rmdir'ed: clean it like the kernel.)
         for f in std::fs::read_dir(&d).unwrap() {
             std::fs::remove_file(f.unwrap().path()).unwrap();
@@ -424,6 +444,7 @@ mod tests {
         assert_eq!(r("pids", "pids.max"), "10");
         assert_eq!(r("cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(cg.dirs().len(), 4);
+        assert!(cg.clone_into().is_none(), "v1 moves the child in instead");
         // Without pids and cpus limits, only memory and cpuacct (for the usage).
         let cg2 =
             Cgroup::create_in(root.path(), Version::V1, &Limits::new().memory(1 << 30)).unwrap();

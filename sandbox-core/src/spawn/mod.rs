@@ -322,7 +322,8 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
             return Err(e);
         }
     }
-    if let Some(cg) = &parent.cgroup {
+    let born_in_cgroup = pending.plan.as_ref().is_some_and(|p| p.into_cgroup >= 0);
+    if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
         if let Err(e) = cg.add(spawned.pid as u32) {
             pending.kill_and_reap().await;
             return Err(e);

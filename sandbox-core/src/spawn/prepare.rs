@@ -126,6 +126,8 @@ pub(crate) struct ChildPlan {
     pub init_argv: CStrArray,
     /// The program dies with its parent (no PID namespace would take it down otherwise).
     pub program_pdeathsig: bool,
+    /// A cgroup directory to clone the child into (`CLONE_INTO_CGROUP`, v2), or -1.
+    pub into_cgroup: RawFd,
     /// rlimits set before `execve`: `(RLIMIT_*, soft, hard)`, `rlimits[..rlimits_len]`.
     pub rlimits: [(u32, u64, u64); 8],
     pub rlimits_len: usize,
@@ -609,6 +611,17 @@ pub(crate) fn prepare_with(
     } else {
         None
     };
+    // v2: the child is born in its cgroup; v1: the parent moves it in before GO.
+    let into_cgroup = match cgroup.as_ref().and_then(|c| c.clone_into()) {
+        Some(fd) => {
+            let fd = fd.map_err(|e| Error::os("open the sandbox's cgroup", e))?;
+            let raw = fd.as_raw_fd();
+            child_fds.push(fd);
+            raw
+        }
+        None => -1,
+    };
+    let cgroup_needs_move = cgroup.is_some() && into_cgroup < 0;
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
     let parent_dumpable = caller_dumpable();
 
@@ -624,8 +637,8 @@ pub(crate) fn prepare_with(
         joins,
         // The parent writes id maps, connects a bridged network and moves the child into
         // its cgroup before GO.
-        wait_go: ((new_user || net.bridged || cgroup.is_some()) && !late)
-            || (cgroup.is_some() && late && !late_userns),
+        wait_go: ((new_user || net.bridged || cgroup_needs_move) && !late)
+            || (cgroup_needs_move && late && !late_userns),
         late_userns,
         unshare_flags,
         identity,
@@ -655,6 +668,7 @@ pub(crate) fn prepare_with(
         init_fd,
         init_argv: CStrArray::new(init_argv),
         program_pdeathsig: !pid1,
+        into_cgroup,
         rlimits,
         rlimits_len,
         drop_sys_admin: creates(Namespace::User) || joined(Namespace::User),

@@ -96,12 +96,20 @@ fn serve(rx: mpsc::Receiver<Job>) {
 fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
     let mut pidfd: libc::c_int = -1;
     let vm = if plan.share_memory { libc::CLONE_VM } else { 0 };
+    /// `CLONE_INTO_CGROUP` (Linux 5.7).
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let (into, cgroup) = if plan.into_cgroup >= 0 {
+        (CLONE_INTO_CGROUP, plan.into_cgroup as u64)
+    } else {
+        (0, 0)
+    };
     let args = CloneArgs {
-        flags: plan.clone_flags | (libc::CLONE_PIDFD | vm) as u64,
+        flags: plan.clone_flags | (libc::CLONE_PIDFD | vm) as u64 | into,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         stack: plan.stacks.first_base() as u64,
         stack_size: plan.stacks.size() as u64,
+        cgroup,
         ..Default::default()
     };
     // SAFETY: the child runs `child::run` on the plan's first stack, sharing our memory (or
