@@ -174,8 +174,10 @@ async fn run_test(
     args: Arc<(Duration, u64)>,
 ) -> Result1 {
     let (time, memory) = *args;
+    // CPU time is the limit; wall time (which also counts the sandbox's setup and other
+    // tests running beside it) only stops a program that sleeps or waits.
     let limits = Limits::new()
-        .wall_time(time)
+        .wall_time(time * 2 + Duration::from_secs(1))
         .cpu_time(time)
         .memory(memory)
         .pids(32)
@@ -211,12 +213,13 @@ async fn run_test(
         .stdin(Stdio::from(stdin))
         .output()
         .await;
-    let Ok(out) = out else {
-        return Result1 {
-            name,
-            verdict: Verdict::Re,
-            outcome: None,
-        };
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            // The judge's own failure, not the program's: say so.
+            eprintln!("judge: test {name}: could not run the sandbox: {e}");
+            std::process::exit(2);
+        }
     };
     let verdict = match out.status.ending {
         Ending::Exited(0) if same_output(&out.stdout, &expected) => Verdict::Ac,
@@ -288,8 +291,12 @@ async fn main() -> ExitCode {
     }
     let mut results = Vec::new();
     for t in tasks {
-        if let Ok(r) = t.await {
-            results.push(r);
+        match t.await {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("judge: a test task failed: {e}");
+                return ExitCode::from(2);
+            }
         }
     }
     report(&args, &results);

@@ -473,6 +473,10 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
     for r in relays {
         let _ = r.await;
     }
+    // A cut the select above did not see (the run ended first) still counts.
+    if cut_rx.try_recv().is_ok() {
+        truncated = true;
+    }
     let mut outcome = outcome;
     if truncated {
         outcome.output_truncated = true;

@@ -50,6 +50,21 @@ pub(crate) fn detect(root: &Path) -> Option<Version> {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The caller's own cgroup in a v1 hierarchy (from `/proc/self/cgroup`), relative to its
+/// root; `None` at the root.
+fn own_v1_cgroup(controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        if !ctrls.split(',').any(|c| c == controller) {
+            return None;
+        }
+        let rel = path.trim_start_matches('/');
+        (!rel.is_empty()).then(|| PathBuf::from(rel))
+    })
+}
+
 /// A sandbox's cgroup (one directory per hierarchy in v1). Dropping it kills whatever is
 /// left in it and removes it.
 #[derive(Debug)]
@@ -61,6 +76,8 @@ pub(crate) struct Cgroup {
     parents: Vec<PathBuf>,
     /// v1: the controller of each of `dirs`.
     controllers: Vec<&'static str>,
+    /// v1: controllers sharing another's directory (co-mounted), with its index.
+    alias: Vec<(&'static str, usize)>,
     /// The parent is the library's own ([`DEFAULT_PARENT`]), not one the caller named.
     default_parent: bool,
 }
@@ -121,7 +138,17 @@ impl Cgroup {
                     "cpu" => limits.cpus.is_some(),
                     _ => true,
                 })
-                .map(|c| (*c, root.join(c)))
+                .map(|c| {
+                    // v1: under the caller's own cgroup of that hierarchy (by default), so
+                    // sandboxes stay inside the limits of the service that runs them.
+                    let own = if limits.cgroup_parent.is_none() && root == Path::new(ROOT) {
+                        own_v1_cgroup(c)
+                    } else {
+                        None
+                    };
+                    let base = root.join(c);
+                    (*c, own.map_or(base.clone(), |o| base.join(o)))
+                })
                 .collect(),
         };
         let mut cg = Cgroup {
@@ -129,9 +156,19 @@ impl Cgroup {
             dirs: Vec::new(),
             parents: Vec::new(),
             controllers: Vec::new(),
+            alias: Vec::new(),
             default_parent: limits.cgroup_parent.is_none(),
         };
+        let mut seen: Vec<(PathBuf, usize)> = Vec::new();
         for (controller, base) in bases {
+            // `cpu` and `cpuacct` are often one hierarchy mounted twice (systemd's layout):
+            // one directory serves both.
+            let real = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+            if let Some(&(_, i)) = seen.iter().find(|(r, _)| *r == real) {
+                cg.alias.push((controller, i));
+                continue;
+            }
+            seen.push((real, cg.dirs.len()));
             let p = base.join(parent);
             let mut tries = 0;
             let dir = loop {
@@ -188,6 +225,12 @@ impl Cgroup {
                 .controllers
                 .iter()
                 .position(|c| *c == controller)
+                .or_else(|| {
+                    self.alias
+                        .iter()
+                        .find(|(c, _)| *c == controller)
+                        .map(|(_, i)| *i)
+                })
                 .and_then(|i| self.dirs.get(i)),
         };
         found.map_or(Path::new("/nonexistent"), |d| d.as_path())
@@ -221,7 +264,10 @@ impl Cgroup {
                 let d = self.dir("");
                 if let Some(m) = l.memory {
                     write(d, "memory.max", &m.to_string())?;
-                    write(d, "memory.swap.max", "0")?;
+                    // Swap included (where swap accounting exists, as in v1).
+                    if d.join("memory.swap.max").exists() {
+                        write(d, "memory.swap.max", "0")?;
+                    }
                 }
                 if let Some(n) = l.pids {
                     write(d, "pids.max", &n.to_string())?;
@@ -402,7 +448,6 @@ mod tests {
         assert!(d.starts_with(root.path().join("sandbox")));
         let r = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
         assert_eq!(r("memory.max"), (256u64 << 20).to_string());
-        assert_eq!(r("memory.swap.max"), "0");
         assert_eq!(r("pids.max"), "64");
         assert_eq!(r("cpu.max"), "150000 100000");
         std::fs::write(

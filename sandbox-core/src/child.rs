@@ -78,7 +78,7 @@ mod opt_millis {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let ms = Option::<f64>::deserialize(d)?;
-        Ok(ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)))
+        Ok(ms.map(|ms| Duration::try_from_secs_f64(ms.max(0.0) / 1e3).unwrap_or(Duration::MAX)))
     }
 }
 
@@ -334,22 +334,30 @@ impl Child {
             }
         }
         let mut outcome = Outcome::from_wait_status(status, self.started.elapsed());
+        let killed = outcome.ending == Ending::Signaled(libc::SIGKILL);
+        let mut cpu_used = None;
         if let Some(cg) = &self.cgroup {
             let u = cg.usage();
             outcome.cpu_user = Some(u.cpu_user);
             outcome.cpu_system = Some(u.cpu_system);
             outcome.peak_memory = Some(u.peak_memory);
-            if u.oom_killed && self.verdict.is_none() && outcome.ending != Ending::Exited(0) {
+            cpu_used = Some(u.cpu_user + u.cpu_system);
+            // The program itself was killed by the kernel for the sandbox's memory limit
+            // (a helper killed while the program exited on its own is not the run's end).
+            if u.oom_killed && killed && self.verdict.is_none() && self.limits.memory.is_some() {
                 outcome.ending = Ending::OutOfMemory;
             }
         }
         if let Some(v) = self.verdict {
             outcome.ending = v;
-        } else if outcome.ending == Ending::OutOfMemory {
-        } else if self.limits.cpu_time.is_some()
-            && matches!(outcome.ending, Ending::Signaled(s) if s == libc::SIGXCPU || s == libc::SIGKILL)
-        {
-            outcome.ending = Ending::CpuTimeExceeded;
+        } else if let Some(limit) = self.limits.cpu_time {
+            // SIGXCPU is RLIMIT_CPU's; a SIGKILL counts only when the CPU time was spent
+            // (not the caller's kill(), nor an outside one).
+            let spent = cpu_used.is_some_and(|u| u + Duration::from_millis(10) >= limit);
+            let xcpu = outcome.ending == Ending::Signaled(libc::SIGXCPU);
+            if xcpu || (killed && spent) {
+                outcome.ending = Ending::CpuTimeExceeded;
+            }
         }
         // Its addresses are free again; its veth pairs go with its network namespace.
         drop(self.network.take());
@@ -381,7 +389,7 @@ impl Child {
                 (self.limits.cpu_time, &self.cgroup, self.verdict)
             {
                 let used = cg.cpu_time();
-                if used >= limit {
+                if used >= limit && !sys::pidfd_exited(fd.get_ref().as_fd()) {
                     let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
                     self.verdict = Some(Ending::CpuTimeExceeded);
                     continue;
@@ -401,7 +409,7 @@ impl Child {
                     .limits
                     .wall_time
                     .is_some_and(|w| self.started.elapsed() >= w);
-                if wall {
+                if wall && !sys::pidfd_exited(fd.get_ref().as_fd()) {
                     // The deadline: the whole sandbox goes (its init, PID 1 of its
                     // namespace, takes every process with it).
                     let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
@@ -659,6 +667,14 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if self.pidfd.is_none() {
+            // Already reaped (try_wait): remove the cgroup off this (maybe runtime) thread.
+            if let Some(cg) = self.cgroup.take() {
+                let _ = std::thread::Builder::new()
+                    .name("sandbox-cgroup".into())
+                    .spawn(move || drop(cg));
+            }
+        }
         if let Some(fd) = self.pidfd.take() {
             if self.kill_on_drop {
                 let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);

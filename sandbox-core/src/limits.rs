@@ -187,6 +187,12 @@ impl Limits {
             }
         }
         if let Some(n) = self.pids {
+            if n < 2 {
+                return bad(
+                    "pids limit",
+                    format!("{n} leaves no room for the init and the program (2 at least)"),
+                );
+            }
             if n > 1 << 22 {
                 return bad("pids limit", format!("{n} is above the kernel's pid_max"));
             }

@@ -222,3 +222,16 @@ pub(crate) fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owned
     }
     result
 }
+
+/// Whether the process behind `pidfd` has exited (its pidfd is readable), without
+/// reaping it.
+pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLIN != 0
+}

@@ -180,13 +180,32 @@ async fn bad_limits_are_typed_errors_before_spawning() {
     assert!(common::children().is_empty());
 }
 
-/// Our cgroup directories under every v1 controller (or the v2 root).
+/// The library's default parent in a v1 hierarchy: `sandbox` under this process's own
+/// cgroup there.
+fn default_parent(controller: &str) -> std::path::PathBuf {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.trim_start_matches('/').to_string())
+        })
+        .unwrap_or_default();
+    std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(own)
+        .join("sandbox")
+}
+
+/// Our cgroup directories under every v1 controller.
 fn our_cgroups() -> Vec<String> {
     let mut v = Vec::new();
-    for c in ["memory", "pids", "cpu", "cpuacct", ""] {
-        let d = std::path::Path::new("/sys/fs/cgroup")
-            .join(c)
-            .join("sandbox");
+    for c in ["memory", "pids", "cpu", "cpuacct"] {
+        let d = default_parent(c);
         if let Ok(rd) = std::fs::read_dir(&d) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -327,9 +346,7 @@ async fn no_cgroup_is_left_after_200_runs() {
     );
     // Nor the parent directory the library made.
     for c in ["memory", "pids", "cpu", "cpuacct"] {
-        let p = std::path::Path::new("/sys/fs/cgroup")
-            .join(c)
-            .join("sandbox");
+        let p = default_parent(c);
         assert!(
             common::eventually(Duration::from_secs(5), || !p.exists()),
             "{} is left",
