@@ -395,7 +395,8 @@ impl Child {
                     continue;
                 }
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-                let next = ((limit - used) / cores)
+                // (Spent but already exited: the wait below sees the end at once.)
+                let next = (limit.saturating_sub(used) / cores)
                     .clamp(Duration::from_millis(2), Duration::from_millis(100));
                 let at = tokio::time::Instant::now() + next;
                 deadline = Some(deadline.map_or(at, |d| d.min(at)));
