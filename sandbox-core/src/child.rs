@@ -90,7 +90,7 @@ mod millis {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+        Ok(Duration::try_from_secs_f64(ms.max(0.0) / 1e3).unwrap_or(Duration::MAX))
     }
 }
 
