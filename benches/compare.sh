@@ -51,17 +51,7 @@ rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$DATA"; }   # key round value
 med() { sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
 rate() { sed -E 's/.*rate_per_s=([0-9.]+).*/\1/'; }
 
-# Waits until the kernel has destroyed the network namespaces of earlier spawns (the
-# net_namespace slab stops shrinking), at most a minute.
-drain() {
-  local last now same=0 t=0
-  last=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
-  while [ "$same" -lt 10 ] && [ "$t" -lt 600 ]; do
-    sleep 0.1; t=$((t + 1))
-    now=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
-    if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
-  done
-}
+. "$HERE/lib.sh"
 
 # ---- rounds ------------------------------------------------------------------------
 for r in $(seq "$ROUNDS"); do

@@ -21,16 +21,7 @@ mkdir -p "$S"
 OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
 DATA=$S/network.tsv
 : > "$DATA"
-# See compare.sh: wait for the kernel to finish tearing down earlier network namespaces.
-drain() {
-  local last now same=0 t=0
-  last=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
-  while [ "$same" -lt 10 ] && [ "$t" -lt 600 ]; do
-    sleep 0.1; t=$((t + 1))
-    now=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
-    if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
-  done
-}
+. "$HERE/lib.sh"
 for r in $(seq 1 "$ROUNDS"); do
   for k in none loopback bridge; do
     drain

@@ -39,18 +39,7 @@ T=$S/busybox-export.tar
 C=$S/image-cache
 (cd "$TOP" && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
 OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
-# Waits until the kernel has destroyed the network namespaces of earlier spawns (the
-# net_namespace slab stops shrinking), at most a minute: this VM slows down while a
-# backlog of them is torn down, which would bias whichever kind runs next.
-drain() {
-  local last now same=0 t=0
-  last=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
-  while [ "$same" -lt 10 ] && [ "$t" -lt 600 ]; do
-    sleep 0.1; t=$((t + 1))
-    now=$(awk '/^net_namespace /{print $2}' /proc/slabinfo)
-    if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
-  done
-}
+. "$HERE/lib.sh"
 DATA=$S/rootfs.tsv
 : > "$DATA"
 KINDS="host host-ro dir overlay image"

@@ -264,9 +264,10 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
 
 async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
     let exec_none = exec.is_none();
-    if exec.is_none() && cmd.sandbox.creates(crate::Namespace::Mount) {
-        // Bad mounts are refused before an image is imported (prepare refuses a root
-        // without a mount namespace of the sandbox's own).
+    let image = matches!(cmd.sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
+    if exec.is_none() && image && cmd.sandbox.creates(crate::Namespace::Mount) {
+        // Bad mounts are refused before an image is imported (the plan checks them again
+        // for every other root; prepare refuses a root without a mount namespace).
         sandbox_fs::check_mounts(&cmd.sandbox.mounts)?;
         import_image(&cmd.sandbox.rootfs).await?;
     }

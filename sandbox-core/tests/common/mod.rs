@@ -178,22 +178,7 @@ pub fn inner() -> bool {
 /// under `unshare -m --propagation private`), so bind mounts it makes never reach the host.
 /// Returns true in the outer copy (which only checked the inner's result).
 pub fn in_private_mount_namespace(test: &str) -> bool {
-    if inner() {
-        return false;
-    }
-    let out = rerun(test, &["unshare", "-m", "--propagation", "private"]);
-    assert!(
-        out.status.success(),
-        "inner run failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "inner run did not run the test: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    true
+    rerun_wrapped(test, &["unshare", "-m", "--propagation", "private"])
 }
 
 /// Lines of a sandboxed program's standard output.
