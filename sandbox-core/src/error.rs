@@ -78,12 +78,22 @@ pub enum Stage {
     Network,
     /// Setting resource limits (rlimits).
     Limits,
+    /// Starting a new session (`setsid`).
+    Session,
+    /// Making the pty the controlling terminal.
+    Terminal,
+    /// Setting `no_new_privs`.
+    NoNewPrivs,
+    /// Applying the landlock rules (detail: the rule's index).
+    Landlock,
+    /// Loading the seccomp filter (detail: the filter's index).
+    Seccomp,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 22] = [
+        const ALL: [Stage; 27] = [
             ParentDeathSignal,
             Dumpable,
             FileDescriptors,
@@ -106,6 +116,11 @@ impl Stage {
             Capabilities,
             Network,
             Limits,
+            Session,
+            Terminal,
+            NoNewPrivs,
+            Landlock,
+            Seccomp,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -136,6 +151,11 @@ impl fmt::Display for Stage {
             Stage::Capabilities => "drop capabilities",
             Stage::Network => "configure eth0",
             Stage::Limits => "set resource limits",
+            Stage::Session => "setsid",
+            Stage::Terminal => "set the controlling terminal",
+            Stage::NoNewPrivs => "set no_new_privs",
+            Stage::Landlock => "apply landlock rules",
+            Stage::Seccomp => "load the seccomp filter",
         })
     }
 }

@@ -61,6 +61,7 @@ mod limits;
 mod ns;
 mod reaper;
 mod sandbox;
+mod security;
 mod spawn;
 mod sys;
 
@@ -74,3 +75,4 @@ pub use reaper::pending as reaper_pending;
 pub use sandbox::{Clock, IdMap, Join, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{self, Mount, Rootfs};
 pub use sandbox_net::{self, Network};
+pub use security::{parse_capability, Arg, ArgOp, Capability, Landlock, Seccomp, SyscallRule};

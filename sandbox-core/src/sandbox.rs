@@ -91,7 +91,10 @@ pub struct Join {
 /// By default every namespace is new (user, mount, PID, UTS, IPC, network, cgroup, time),
 /// the hostname is `sandbox`, the root is the host's own tree with a fresh `/proc`,
 /// the network is [`Network::loopback`], a built-in init runs as PID 1, and the sandbox is
-/// killed when its [`Child`](crate::Child) handle is dropped.
+/// killed when its [`Child`](crate::Child) handle is dropped. The program keeps no
+/// capability, runs with `no_new_privs` in a session of its own, under the
+/// [default seccomp profile](crate::Seccomp::default_profile), with no descriptor of the
+/// caller's but its stdio and a minimal environment.
 ///
 /// ```no_run
 /// # async fn f() -> sandbox_core::Result<()> {
@@ -126,6 +129,9 @@ pub struct Sandbox {
     pub(crate) network: Network,
     pub(crate) init: bool,
     pub(crate) kill_on_drop: bool,
+    pub(crate) seccomp: crate::Seccomp,
+    pub(crate) capabilities: Vec<crate::Capability>,
+    pub(crate) landlock: Option<crate::Landlock>,
 }
 
 impl Default for Sandbox {
@@ -145,6 +151,9 @@ impl Default for Sandbox {
             network: Network::default(),
             init: true,
             kill_on_drop: true,
+            seccomp: crate::Seccomp::default(),
+            capabilities: Vec::new(),
+            landlock: None,
         }
     }
 }
@@ -288,6 +297,46 @@ impl Sandbox {
     /// Whether dropping a [`Child`](crate::Child) kills its sandbox.
     pub fn get_kill_on_drop(&self) -> bool {
         self.kill_on_drop
+    }
+
+    /// Sets the seccomp filter ([`Seccomp::default_profile`](crate::Seccomp::default_profile)
+    /// unless changed; [`Seccomp::off`](crate::Seccomp::off) loads none).
+    pub fn seccomp(mut self, seccomp: crate::Seccomp) -> Sandbox {
+        self.seccomp = seccomp;
+        self
+    }
+
+    /// Keeps one capability (by default the sandbox keeps none): it stays in the bounding,
+    /// permitted, effective and inheritable sets, and in the ambient set, so the program
+    /// has it whatever its uid. Capabilities are those of the sandbox's user namespace:
+    /// `CAP_NET_ADMIN` there administers the sandbox's network, not the host's. Keeping
+    /// `CAP_SYS_ADMIN` (with the seccomp filter off) lets root inside remount writable what
+    /// the sandbox made read-only.
+    ///
+    /// ```
+    /// use sandbox_core::{parse_capability, Capability, Sandbox};
+    /// let s = Sandbox::new()
+    ///     .capability(Capability::CAP_NET_BIND_SERVICE)
+    ///     .capability(parse_capability("net_raw")?);
+    /// # let _ = s; Ok::<(), sandbox_core::Error>(())
+    /// ```
+    pub fn capability(mut self, capability: crate::Capability) -> Sandbox {
+        if !self.capabilities.contains(&capability) {
+            self.capabilities.push(capability);
+        }
+        self
+    }
+
+    /// The capabilities the sandbox keeps.
+    pub fn get_capabilities(&self) -> &[crate::Capability] {
+        &self.capabilities
+    }
+
+    /// Restricts, with landlock, which paths inside the root the program may open (when the
+    /// kernel has landlock; see [`Landlock::required`](crate::Landlock::required)).
+    pub fn landlock(mut self, landlock: crate::Landlock) -> Sandbox {
+        self.landlock = Some(landlock);
+        self
     }
 
     /// A command that runs `program` (an absolute path inside the sandbox) in a new sandbox

@@ -31,13 +31,15 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
     let took = t.elapsed();
     assert_eq!(out.status.ending, Ending::WallTimeExceeded, "{out:?}");
     assert!(!out.status.success());
+    // Ended at the deadline, not when the busy loop or `sleep 1000` would have: the bounds
+    // are loose (a loaded machine is slow) but far below either.
     assert!(
-        out.status.wall_time >= limit && out.status.wall_time <= limit + Duration::from_millis(100),
+        out.status.wall_time >= limit && out.status.wall_time <= limit + Duration::from_secs(3),
         "ended after {:?}",
         out.status.wall_time
     );
     assert!(
-        took <= limit + Duration::from_millis(200),
+        took <= limit + Duration::from_secs(3),
         "output() took {took:?}"
     );
     // Nothing of it is left: no process of ours remains.
@@ -133,7 +135,7 @@ async fn rlimits_reach_the_program() {
         "{:?}",
         out.status
     );
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
 
 #[tokio::test]
@@ -285,7 +287,6 @@ async fn cpu_time_counts_every_thread_of_every_process() {
     let _serial = SERIAL.lock().await;
     // Two busy processes: each alone stays under its own rlimit; together they pass the
     // sandbox's 1 s.
-    let t = Instant::now();
     let out = sh(
         Limits::new()
             .cpu_time(Duration::from_secs(1))
@@ -302,15 +303,10 @@ async fn cpu_time_counts_every_thread_of_every_process() {
         out.status
     );
     let used = out.status.cpu_user.unwrap() + out.status.cpu_system.unwrap();
+    // Counted per process, the two would have spent 2 s together before either's limit.
     assert!(
         used >= Duration::from_secs(1) && used < Duration::from_millis(1500),
         "used {used:?}"
-    );
-    // Two cores: about half a second of wall time.
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
     );
 }
 

@@ -502,7 +502,10 @@ async fn bad_mounts_are_refused_before_spawning_and_leave_nothing() {
 }
 
 /// Root inside cannot undo what it was given: no remount of a read-only bind writable, no
-/// umount of a mask, neither directly nor from a user and mount namespace it creates.
+/// umount of a mask, neither directly nor from a user and mount namespace it creates. The
+/// seccomp filter (which refuses `mount` and `unshare` outright) is off here, and the
+/// sandbox keeps `CAP_SETFCAP` (the kernel's condition for mapping root into a nested user
+/// namespace): the mounts hold by themselves, locked by the kernel.
 #[tokio::test(flavor = "multi_thread")]
 async fn readonly_mounts_and_masks_cannot_be_undone_inside() {
     common::require_root();
@@ -521,6 +524,8 @@ wc -c < /proc/keys
 "#;
     let out = run(
         &Sandbox::new()
+            .seccomp(sandbox_core::Seccomp::off())
+            .capability(sandbox_core::Capability::CAP_SETFCAP)
             .rootfs(Rootfs::host_readonly())
             .mount(Mount::bind(ro.path(), "/data").readonly()),
         script,

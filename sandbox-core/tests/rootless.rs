@@ -103,8 +103,10 @@ async fn unprivileged_caller_gets_a_whole_sandbox() {
     assert!(child.wait().await.unwrap().success());
 
     // The init holds nothing of this (unprivileged) process, though it runs as the same
-    // host uid as the sandboxed code.
+    // host uid as the sandboxed code. (Reading a non-dumpable process's maps takes
+    // CAP_SYS_PTRACE, which a sandbox only has when it keeps it.)
     let out = Sandbox::new()
+        .capability(sandbox_core::Capability::CAP_SYS_PTRACE)
         .command("/bin/cat")
         .arg("/proc/1/maps")
         .output()

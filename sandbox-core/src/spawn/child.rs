@@ -947,6 +947,110 @@ fn keep_across_exec(fd: c_int) -> Result<(), c_int> {
     sys!(libc::SYS_fcntl, fd, libc::F_SETFD, 0).map(drop)
 }
 
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+/// `struct __user_cap_data_struct` (two of them for 64 capabilities).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Keeps only the plan's capabilities, in every set: bounding (so no `execve` gains one
+/// back; root's permitted set after `execve` is its bounding set), effective, permitted,
+/// inheritable, and ambient (so a kept one survives `execve` whatever the uid).
+fn drop_capabilities(plan: &ChildPlan) -> Result<(), c_int> {
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_SETPCAP: u32 = 8;
+    let keep = plan.caps_keep;
+    let mut header = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    sys!(
+        libc::SYS_capget,
+        &mut header as *mut CapHeader,
+        data.as_mut_ptr()
+    )?;
+    // Without CAP_SETPCAP (a caller that is not root, sharing the user namespace) the
+    // bounding set cannot shrink, and need not: such a process has no capability to keep,
+    // and no_new_privs stops `execve` from granting any.
+    if data[0].effective & (1 << CAP_SETPCAP) != 0 {
+        for cap in 0..=plan.cap_last.min(63) {
+            if keep & (1u64 << cap) == 0 {
+                match prctl(libc::PR_CAPBSET_DROP, cap as usize) {
+                    Ok(()) | Err(libc::EINVAL) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    let (lo, hi) = (keep as u32, (keep >> 32) as u32);
+    let data = [
+        CapData {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        CapData {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
+    ];
+    header.version = VERSION_3;
+    sys!(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())?;
+    sys!(
+        libc::SYS_prctl,
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL,
+        0,
+        0,
+        0
+    )?;
+    for cap in 0..=plan.cap_last.min(63) {
+        if keep & (1u64 << cap) != 0 {
+            sys!(
+                libc::SYS_prctl,
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                cap,
+                0,
+                0
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads the seccomp filters, last: after them only the `execve` runs.
+fn load_seccomp(plan: &ChildPlan) -> R {
+    if let Some(c) = &plan.seccomp {
+        for (i, prog) in (0..).zip(c.fprogs().iter()) {
+            sys!(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                prog as *const crate::security::SockFprog
+            )
+            .at(Stage::Seccomp, i)?;
+        }
+    }
+    Ok(())
+}
+
 /// The last steps: execute the built-in init (which forks the program), or the program.
 fn execute(plan: &ChildPlan) -> Fail {
     let run = || -> R<Infallible> {
@@ -968,16 +1072,14 @@ fn execute(plan: &ChildPlan) -> Fail {
             )
             .at(Stage::Limits, resource)?;
         }
-        if plan.drop_sys_admin {
-            // Root inside keeps its other powers over its namespaces, but the mounts it
-            // was given stay as they are: no remount, no umount, no new mount.
-            const CAP_SYS_ADMIN: usize = 21;
-            let cap = CAP_SYS_ADMIN;
-            prctl(libc::PR_CAPBSET_DROP, cap).at(Stage::Capabilities, 0)?;
-        }
+        // A session of its own: no signal or keystroke reaches the caller's terminal.
+        sys!(libc::SYS_setsid).at(Stage::Session, 0)?;
+        drop_capabilities(plan).at(Stage::Capabilities, 0)?;
+        sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
         if plan.init_fd >= 0 {
             keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
             keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;
+            load_seccomp(plan)?;
             let e = sys!(
                 libc::SYS_execveat,
                 plan.init_fd,
@@ -989,6 +1091,7 @@ fn execute(plan: &ChildPlan) -> Fail {
             return Err(e.err().unwrap_or(libc::EINVAL)).at(Stage::Init, 0);
         }
         unblock_all_signals()?;
+        load_seccomp(plan)?;
         let e = sys!(
             libc::SYS_execve,
             plan.program.as_ptr(),

@@ -131,10 +131,13 @@ pub(crate) struct ChildPlan {
     /// rlimits set before `execve`: `(RLIMIT_*, soft, hard)`, `rlimits[..rlimits_len]`.
     pub rlimits: [(u32, u64, u64); 8],
     pub rlimits_len: usize,
-    /// Drop `CAP_SYS_ADMIN` from the bounding set before `execve`: root inside may then
-    /// neither remount a read-only mount writable nor unmount a mask (mounts copied into
-    /// any namespace it creates are locked).
-    pub drop_sys_admin: bool,
+    /// The capabilities kept (a bitmask); every other one leaves the bounding, effective,
+    /// permitted, inheritable and ambient sets before `execve`.
+    pub caps_keep: u64,
+    /// The highest capability of the running kernel.
+    pub cap_last: u32,
+    /// The seccomp filters, loaded last (after `no_new_privs`), or none.
+    pub seccomp: Option<std::sync::Arc<crate::security::Compiled>>,
     pub program: CString,
     pub argv: CStrArray,
     pub envp: CStrArray,
@@ -352,6 +355,8 @@ pub(crate) fn prepare_with(
     let rlimits_len = rl.len().min(rlimits.len());
     rlimits[..rlimits_len].copy_from_slice(&rl[..rlimits_len]);
     let program = check_program(&cmd.program)?;
+    let seccomp = sandbox.seccomp.compile()?;
+    let caps_keep = crate::security::capability_mask(&sandbox.capabilities);
     let mut argv = vec![program.clone()];
     for a in &cmd.args {
         argv.push(cstring("argument", a)?);
@@ -671,7 +676,9 @@ pub(crate) fn prepare_with(
         into_cgroup,
         rlimits,
         rlimits_len,
-        drop_sys_admin: creates(Namespace::User) || joined(Namespace::User),
+        caps_keep,
+        cap_last: crate::security::last_capability(),
+        seccomp,
         program,
         argv: CStrArray::new(argv),
         envp,

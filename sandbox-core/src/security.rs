@@ -1,0 +1,854 @@
+//! Hardening: the seccomp filter, the capabilities a sandbox keeps, and landlock rules.
+//!
+//! Every sandbox gets, by default: no capabilities at all (bounding, effective, permitted,
+//! inheritable and ambient sets cleared), `no_new_privs`, a new session, and the
+//! [default seccomp profile](Seccomp::default_profile). [`Sandbox::seccomp`],
+//! [`Sandbox::capability`] and [`Sandbox::landlock`] change that.
+//!
+//! [`Sandbox::seccomp`]: crate::Sandbox::seccomp
+//! [`Sandbox::capability`]: crate::Sandbox::capability
+//! [`Sandbox::landlock`]: crate::Sandbox::landlock
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use caps::Capability;
+
+/// How a condition compares a system call's argument with a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgOp {
+    /// `arg == value`
+    Eq,
+    /// `arg != value`
+    Ne,
+    /// `arg < value` (unsigned)
+    Lt,
+    /// `arg <= value` (unsigned)
+    Le,
+    /// `arg > value` (unsigned)
+    Gt,
+    /// `arg >= value` (unsigned)
+    Ge,
+    /// `arg & mask == value`
+    MaskedEq(u64),
+}
+
+/// A condition on one argument of a system call: `Arg::new(1).eq(0x5412)` is "the second
+/// argument is 0x5412". Arguments are compared as 64-bit values, or as their low 32 bits
+/// with [`Arg::dword`] (for `int` arguments such as `ioctl`'s request or flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Arg {
+    /// The argument's position, 0 to 5.
+    pub index: u8,
+    /// Compare only the low 32 bits.
+    pub dword: bool,
+    /// The comparison.
+    pub op: ArgOp,
+    /// The value compared with.
+    pub value: u64,
+}
+
+impl Arg {
+    /// A condition on argument `index` (0 to 5) as a 64-bit value; complete it with one of
+    /// the comparisons (`eq`, `ne`, ...).
+    pub fn new(index: u8) -> Arg {
+        Arg {
+            index,
+            dword: false,
+            op: ArgOp::Eq,
+            value: 0,
+        }
+    }
+
+    /// A condition on the low 32 bits of argument `index` (an `int` or `unsigned int`).
+    pub fn dword(index: u8) -> Arg {
+        Arg {
+            dword: true,
+            ..Arg::new(index)
+        }
+    }
+
+    fn with(mut self, op: ArgOp, value: u64) -> Arg {
+        self.op = op;
+        self.value = value;
+        self
+    }
+
+    /// The argument equals `value`.
+    pub fn eq(self, value: u64) -> Arg {
+        self.with(ArgOp::Eq, value)
+    }
+    /// The argument differs from `value`.
+    pub fn ne(self, value: u64) -> Arg {
+        self.with(ArgOp::Ne, value)
+    }
+    /// The argument is below `value`.
+    pub fn lt(self, value: u64) -> Arg {
+        self.with(ArgOp::Lt, value)
+    }
+    /// The argument is at most `value`.
+    pub fn le(self, value: u64) -> Arg {
+        self.with(ArgOp::Le, value)
+    }
+    /// The argument is above `value`.
+    pub fn gt(self, value: u64) -> Arg {
+        self.with(ArgOp::Gt, value)
+    }
+    /// The argument is at least `value`.
+    pub fn ge(self, value: u64) -> Arg {
+        self.with(ArgOp::Ge, value)
+    }
+    /// `argument & mask == value`.
+    pub fn masked_eq(self, mask: u64, value: u64) -> Arg {
+        self.with(ArgOp::MaskedEq(mask), value)
+    }
+    /// Any bit of `bits` is set in the argument (a flag test).
+    pub fn has_bit(self, bit: u64) -> Arg {
+        self.with(ArgOp::MaskedEq(bit), bit)
+    }
+}
+
+/// A refused system call: calls of `name` whose arguments meet every condition of `when`
+/// (all calls, when there is none) fail with `errno` (default `EPERM`) without running.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SyscallRule {
+    /// The system call's name, as in `man 2 syscalls` (`keyctl`, `ioctl`, ...).
+    pub name: String,
+    /// Conditions on its arguments, all of which must hold.
+    #[serde(default)]
+    pub when: Vec<Arg>,
+    /// The error the call returns.
+    #[serde(default = "eperm")]
+    pub errno: i32,
+}
+
+fn eperm() -> i32 {
+    libc::EPERM
+}
+
+impl SyscallRule {
+    /// Refuses every call of `name` with `EPERM`.
+    pub fn new(name: impl Into<String>) -> SyscallRule {
+        SyscallRule {
+            name: name.into(),
+            when: Vec::new(),
+            errno: libc::EPERM,
+        }
+    }
+
+    /// Refuses only the calls whose arguments also meet `arg`.
+    pub fn when(mut self, arg: Arg) -> SyscallRule {
+        self.when.push(arg);
+        self
+    }
+
+    /// The error returned instead of `EPERM` (`ENOSYS` makes many programs fall back to an
+    /// older call).
+    pub fn errno(mut self, errno: i32) -> SyscallRule {
+        self.errno = errno;
+        self
+    }
+}
+
+/// The seccomp filter of a sandbox: a deny-list, loaded last before `execve` (after
+/// `no_new_privs`), inherited by every process of the sandbox.
+///
+/// [`Seccomp::default_profile`] (the default) refuses what a sandboxed program has no
+/// business doing, in the spirit of Docker's default profile (see
+/// [`Seccomp::default_rules`] for the list and why). [`Seccomp::allow`] takes calls out of
+/// it, [`Seccomp::deny`] and [`Seccomp::rule`] add to it, [`Seccomp::off`] loads no
+/// filter.
+///
+/// Calls from another ABI (32-bit `int 0x80` on x86_64) kill the process; x32 calls fail
+/// with `ENOSYS`.
+///
+/// ```
+/// use sandbox_core::{Arg, Sandbox, Seccomp, SyscallRule};
+/// let seccomp = Seccomp::default_profile()
+///     .allow("ptrace")
+///     .deny("socket")
+///     .rule(SyscallRule::new("prctl").when(Arg::dword(0).eq(libc::PR_SET_NAME as u64)));
+/// let sandbox = Sandbox::new().seccomp(seccomp);
+/// # let _ = sandbox;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Seccomp {
+    /// Load a filter at all.
+    pub enabled: bool,
+    /// Start from the default profile.
+    pub defaults: bool,
+    /// Names taken out of the default profile.
+    pub allow: BTreeSet<String>,
+    /// Rules added.
+    pub deny: Vec<SyscallRule>,
+}
+
+impl Default for Seccomp {
+    fn default() -> Seccomp {
+        Seccomp::default_profile()
+    }
+}
+
+const CLONE_NAMESPACES: [u64; 7] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+const CLONE_NEWTIME: u64 = 0x80;
+
+/// Unconditionally refused with `EPERM` on every architecture: the name, and why.
+const DENY_COMMON: &[(&str, &str)] = &[
+    ("acct", "process accounting is the host's"),
+    ("add_key", "the kernel keyring is not namespaced"),
+    ("keyctl", "the kernel keyring is not namespaced"),
+    ("request_key", "the kernel keyring is not namespaced"),
+    ("bpf", "eBPF programs reach into the kernel"),
+    (
+        "perf_event_open",
+        "observes the host and has a long record of bugs",
+    ),
+    ("userfaultfd", "the standard tool for widening kernel races"),
+    ("kexec_load", "replaces the running kernel"),
+    ("kexec_file_load", "replaces the running kernel"),
+    ("init_module", "loads kernel code"),
+    ("finit_module", "loads kernel code"),
+    ("delete_module", "unloads kernel code"),
+    (
+        "open_by_handle_at",
+        "opens files by handle, outside the root (the 'shocker' escape)",
+    ),
+    ("name_to_handle_at", "the other half of open_by_handle_at"),
+    ("mount", "the sandbox's mounts are final"),
+    ("umount2", "the sandbox's mounts are final (masks stay)"),
+    ("pivot_root", "the sandbox's root is final"),
+    ("fsopen", "new mount API: the sandbox's mounts are final"),
+    ("fsconfig", "new mount API: the sandbox's mounts are final"),
+    ("fsmount", "new mount API: the sandbox's mounts are final"),
+    ("fspick", "new mount API: the sandbox's mounts are final"),
+    (
+        "move_mount",
+        "new mount API: the sandbox's mounts are final",
+    ),
+    ("open_tree", "new mount API: the sandbox's mounts are final"),
+    (
+        "mount_setattr",
+        "new mount API: read-only mounts stay read-only",
+    ),
+    ("swapon", "swap is the host's"),
+    ("swapoff", "swap is the host's"),
+    ("reboot", "reboots the host (or ends the PID namespace)"),
+    ("settimeofday", "the clock is the host's"),
+    ("clock_settime", "the clock is the host's"),
+    ("clock_adjtime", "the clock is the host's"),
+    ("ptrace", "no tracing of any process"),
+    ("process_vm_readv", "reads another process's memory"),
+    ("process_vm_writev", "writes another process's memory"),
+    (
+        "kcmp",
+        "compares kernel objects of other processes (an address leak)",
+    ),
+    ("pidfd_getfd", "takes descriptors from another process"),
+    ("setns", "no joining other namespaces"),
+    ("quotactl", "disk quotas are the host's"),
+    ("quotactl_fd", "disk quotas are the host's"),
+    ("syslog", "the kernel log is the host's"),
+    ("vhangup", "hangs up the terminal"),
+    ("lookup_dcookie", "profiling interface, kernel addresses"),
+    ("fanotify_init", "watches the whole file system"),
+];
+
+/// Refused with `EPERM` on x86_64 (the other architectures never had them).
+const DENY_X86_64: &[(&str, &str)] = &[
+    ("create_module", "obsolete module call"),
+    ("get_kernel_syms", "obsolete module call"),
+    ("query_module", "obsolete module call"),
+    ("nfsservctl", "obsolete NFS server call"),
+    ("_sysctl", "obsolete sysctl interface"),
+    ("uselib", "obsolete, loads a library by path"),
+    ("ustat", "obsolete file system statistics"),
+    ("sysfs", "obsolete file system type lookup"),
+    ("ioperm", "direct I/O port access"),
+    ("iopl", "direct I/O port access"),
+];
+
+/// Refused with `ENOSYS`, which programs take as "not here" and fall back.
+const NOSYS: &[(&str, &str)] = &[
+    (
+        "clone3",
+        "its flags are in memory, out of the filter's sight; C libraries fall back to clone",
+    ),
+    (
+        "io_uring_setup",
+        "io_uring performs operations the filter never sees",
+    ),
+    (
+        "io_uring_enter",
+        "io_uring performs operations the filter never sees",
+    ),
+    (
+        "io_uring_register",
+        "io_uring performs operations the filter never sees",
+    ),
+];
+
+const TIOCSTI: u64 = 0x5412;
+const TIOCLINUX: u64 = 0x541C;
+
+/// Personalities a program may set (Docker's list): Linux, 32-bit Linux, the `uname26`
+/// variants, and the query.
+const PERSONALITIES: [u64; 5] = [0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+impl Seccomp {
+    /// The default profile; see [`Seccomp::default_rules`].
+    pub fn default_profile() -> Seccomp {
+        Seccomp {
+            enabled: true,
+            defaults: true,
+            allow: BTreeSet::new(),
+            deny: Vec::new(),
+        }
+    }
+
+    /// No filter at all.
+    pub fn off() -> Seccomp {
+        Seccomp {
+            enabled: false,
+            ..Seccomp::default_profile()
+        }
+    }
+
+    /// A filter with only the rules added with [`Seccomp::deny`] and [`Seccomp::rule`].
+    pub fn empty() -> Seccomp {
+        Seccomp {
+            defaults: false,
+            ..Seccomp::default_profile()
+        }
+    }
+
+    /// Whether a filter is loaded.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Takes every rule about `name` out of the default profile (`ptrace`, to debug inside,
+    /// or `io_uring_setup`). Allowing a name that a rule of [`Seccomp::deny`] refuses is a
+    /// conflict, reported at spawn.
+    pub fn allow(mut self, name: impl Into<String>) -> Seccomp {
+        self.allow.insert(name.into());
+        self
+    }
+
+    /// Refuses every call of `name` with `EPERM`.
+    pub fn deny(self, name: impl Into<String>) -> Seccomp {
+        self.rule(SyscallRule::new(name))
+    }
+
+    /// Adds a rule (a call, conditions on its arguments, an errno).
+    pub fn rule(mut self, rule: SyscallRule) -> Seccomp {
+        self.deny.push(rule);
+        self
+    }
+
+    /// The rules of the default profile, each with why it is there:
+    /// - refused with `EPERM`: the kernel keyring (`keyctl`, `add_key`, `request_key`),
+    ///   `bpf`, `perf_event_open`, `userfaultfd`, kernel replacement and modules
+    ///   (`kexec_*`, `*_module`), `open_by_handle_at` and `name_to_handle_at`, every mount
+    ///   call (`mount`, `umount2`, `pivot_root`, the `fsopen` family, `open_tree`,
+    ///   `move_mount`, `mount_setattr`), `swapon`/`swapoff`, `reboot`, setting the clock
+    ///   (`settimeofday`, `clock_settime`, `clock_adjtime`), `acct`, `ptrace` and the other
+    ///   ways into another process (`process_vm_readv`/`writev`, `kcmp`, `pidfd_getfd`),
+    ///   `setns`, `quotactl`, `syslog`, `vhangup`, `lookup_dcookie`, `fanotify_init`, and
+    ///   obsolete calls (`uselib`, `_sysctl`, `ioperm`, `iopl`, ... on x86_64);
+    /// - refused with `EPERM` by argument: `unshare` and `clone` with any `CLONE_NEW*` flag,
+    ///   `personality` other than Linux, 32-bit Linux or the query, `ioctl(TIOCSTI)`
+    ///   (pushing keystrokes into a terminal) and `ioctl(TIOCLINUX)`;
+    /// - refused with `ENOSYS` (so programs fall back): `clone3` (its flags are in memory,
+    ///   out of a filter's sight; C libraries then use `clone`, whose flags are checked) and
+    ///   `io_uring_*` (its operations bypass the filter).
+    pub fn default_rules() -> Vec<(SyscallRule, &'static str)> {
+        Seccomp::default_rules_for(native_arch())
+    }
+
+    fn default_rules_for(arch: seccompiler::TargetArch) -> Vec<(SyscallRule, &'static str)> {
+        let mut v = Vec::new();
+        let only_x86_64: &[(&str, &str)] = if arch == seccompiler::TargetArch::x86_64 {
+            DENY_X86_64
+        } else {
+            &[]
+        };
+        for (name, why) in DENY_COMMON.iter().chain(only_x86_64) {
+            v.push((SyscallRule::new(*name), *why));
+        }
+        for bit in CLONE_NAMESPACES.iter().chain([&CLONE_NEWTIME]) {
+            v.push((
+                SyscallRule::new("unshare").when(Arg::new(0).has_bit(*bit)),
+                "no new namespaces",
+            ));
+        }
+        // CLONE_NEWTIME (0x80) is part of clone's exit-signal byte: only clone3 takes it.
+        for bit in CLONE_NAMESPACES {
+            v.push((
+                SyscallRule::new("clone").when(Arg::new(0).has_bit(bit)),
+                "no new namespaces",
+            ));
+        }
+        let mut personality = SyscallRule::new("personality");
+        for p in PERSONALITIES {
+            personality = personality.when(Arg::dword(0).ne(p));
+        }
+        v.push((
+            personality,
+            "no other execution domains (READ_IMPLIES_EXEC, ...)",
+        ));
+        v.push((
+            SyscallRule::new("ioctl").when(Arg::dword(1).eq(TIOCSTI)),
+            "pushes keystrokes into a terminal",
+        ));
+        v.push((
+            SyscallRule::new("ioctl").when(Arg::dword(1).eq(TIOCLINUX)),
+            "reads and writes the console",
+        ));
+        for (name, why) in NOSYS {
+            v.push((SyscallRule::new(*name).errno(libc::ENOSYS), *why));
+        }
+        v
+    }
+
+    /// Every rule in force, the default ones first.
+    fn effective_rules(&self, arch: seccompiler::TargetArch) -> Vec<SyscallRule> {
+        let mut v: Vec<SyscallRule> = if self.defaults {
+            Seccomp::default_rules_for(arch)
+                .into_iter()
+                .map(|(r, _)| r)
+                .filter(|r| !self.allow.contains(&r.name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        v.extend(self.deny.iter().cloned());
+        v
+    }
+
+    /// Checks the profile and compiles it to BPF (cached per profile).
+    pub(crate) fn compile(&self) -> Result<Option<Arc<Compiled>>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        static DEFAULT: OnceLock<Arc<Compiled>> = OnceLock::new();
+        static CACHE: OnceLock<Mutex<HashMap<Seccomp, Arc<Compiled>>>> = OnceLock::new();
+        if *self == Seccomp::default_profile() {
+            if let Some(c) = DEFAULT.get() {
+                return Ok(Some(c.clone()));
+            }
+            let c = Arc::new(self.build(native_arch())?);
+            return Ok(Some(DEFAULT.get_or_init(|| c).clone()));
+        }
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(c) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(self) {
+            return Ok(Some(c.clone()));
+        }
+        let c = Arc::new(self.build(native_arch())?);
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(self.clone(), c.clone());
+        Ok(Some(c))
+    }
+
+    fn check(&self) -> Result<()> {
+        for r in &self.deny {
+            if self.allow.contains(&r.name) {
+                return Err(Error::Conflict(format!(
+                    "seccomp: system call {:?} is both allowed and denied",
+                    r.name
+                )));
+            }
+            if !(1..=4095).contains(&r.errno) {
+                return Err(Error::Invalid {
+                    what: "seccomp errno",
+                    reason: format!("{} for {:?} is not an errno (1 to 4095)", r.errno, r.name),
+                });
+            }
+            for a in &r.when {
+                if a.index > 5 {
+                    return Err(Error::Invalid {
+                        what: "seccomp argument condition",
+                        reason: format!(
+                            "argument {} of {:?}: system calls have arguments 0 to 5",
+                            a.index, r.name
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The BPF programs: one filter per errno (a filter has one match action).
+    fn build(&self, arch: seccompiler::TargetArch) -> Result<Compiled> {
+        self.check()?;
+        let rules = self.effective_rules(arch);
+        let mut by_errno: BTreeMap<i32, Vec<serde_json::Value>> = BTreeMap::new();
+        for r in &rules {
+            let args: Vec<serde_json::Value> = r
+                .when
+                .iter()
+                .map(|a| {
+                    let op = match a.op {
+                        ArgOp::Eq => serde_json::json!("eq"),
+                        ArgOp::Ne => serde_json::json!("ne"),
+                        ArgOp::Lt => serde_json::json!("lt"),
+                        ArgOp::Le => serde_json::json!("le"),
+                        ArgOp::Gt => serde_json::json!("gt"),
+                        ArgOp::Ge => serde_json::json!("ge"),
+                        ArgOp::MaskedEq(m) => serde_json::json!({ "masked_eq": m }),
+                    };
+                    serde_json::json!({
+                        "index": a.index,
+                        "type": if a.dword { "dword" } else { "qword" },
+                        "op": op,
+                        "val": a.value,
+                    })
+                })
+                .collect();
+            let mut entry = serde_json::json!({ "syscall": r.name });
+            if !args.is_empty() {
+                entry["args"] = serde_json::Value::Array(args);
+            }
+            by_errno.entry(r.errno).or_default().push(entry);
+        }
+        // Names allowed must exist too: a typo would otherwise go unnoticed.
+        let check_names: Vec<serde_json::Value> = self
+            .allow
+            .iter()
+            .map(|n| serde_json::json!({ "syscall": n }))
+            .collect();
+        let mut doc = serde_json::Map::new();
+        for (errno, filter) in &by_errno {
+            doc.insert(
+                format!("{errno:05}"),
+                serde_json::json!({
+                    "mismatch_action": "allow",
+                    "match_action": { "errno": errno },
+                    "filter": filter,
+                }),
+            );
+        }
+        if !check_names.is_empty() {
+            doc.insert(
+                "names".into(),
+                serde_json::json!({
+                    "mismatch_action": "allow",
+                    "match_action": { "errno": libc::EPERM },
+                    "filter": check_names,
+                }),
+            );
+        }
+        let text = serde_json::Value::Object(doc).to_string();
+        let mut map = seccompiler::compile_from_json(text.as_bytes(), arch)
+            .map_err(|e| profile_error(&e, arch))?;
+        let mut programs = Vec::new();
+        for errno in by_errno.keys() {
+            let mut p = map.remove(&format!("{errno:05}")).unwrap_or_default();
+            if programs.is_empty() && arch == seccompiler::TargetArch::x86_64 {
+                guard_x32(&mut p);
+            }
+            programs.push(p);
+        }
+        // A profile whose every rule was allowed away still loads an (x32-guarding) filter.
+        if programs.is_empty() {
+            let text = serde_json::json!({ "f": {
+                "mismatch_action": "allow", "match_action": { "errno": libc::EPERM },
+                "filter": [] } })
+            .to_string();
+            let mut map = seccompiler::compile_from_json(text.as_bytes(), arch)
+                .map_err(|e| profile_error(&e, arch))?;
+            let mut p = map.remove("f").unwrap_or_default();
+            if arch == seccompiler::TargetArch::x86_64 {
+                guard_x32(&mut p);
+            }
+            programs.push(p);
+        }
+        Ok(Compiled::new(programs))
+    }
+}
+
+/// seccompiler's error as ours; its "unknown name" error type is not public, so the name is
+/// taken from the message (`Invalid syscall name: NAME for given arch: ARCH.`).
+fn profile_error(e: &seccompiler::Error, arch: seccompiler::TargetArch) -> Error {
+    let text = e.to_string();
+    const MARK: &str = "Invalid syscall name: ";
+    let reason = match text.find(MARK) {
+        Some(i) => {
+            let rest = &text[i + MARK.len()..];
+            let name = rest.split(" for given arch").next().unwrap_or(rest);
+            format!("no system call named {name:?} on {arch:?}")
+        }
+        None => text,
+    };
+    Error::Invalid {
+        what: "seccomp profile",
+        reason,
+    }
+}
+
+fn native_arch() -> seccompiler::TargetArch {
+    #[cfg(target_arch = "x86_64")]
+    return seccompiler::TargetArch::x86_64;
+    #[cfg(target_arch = "aarch64")]
+    return seccompiler::TargetArch::aarch64;
+}
+
+/// x32 system calls (`nr | 0x40000000`) carry the x86_64 audit architecture, so the
+/// filter's architecture check lets them through and its rules (which compare plain
+/// numbers) never match: refuse them all with `ENOSYS`, right after the architecture check.
+fn guard_x32(p: &mut Vec<seccompiler::sock_filter>) {
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JGE_K: u16 = 0x05 | 0x30;
+    const BPF_RET_K: u16 = 0x06;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let f = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
+    // The architecture check is three instructions: load, compare, kill.
+    let at = 3.min(p.len());
+    let guard = [
+        f(BPF_LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        f(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        f(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+    ];
+    p.splice(at..at, guard);
+}
+
+/// `struct sock_fprog`, pointing into a [`Compiled`]'s programs.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct SockFprog {
+    len: u16,
+    filter: *const seccompiler::sock_filter,
+}
+
+/// A compiled profile: the BPF programs and the `sock_fprog`s the child hands to
+/// `seccomp(2)`, in load order.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    // Owns the memory the `fprogs` point into.
+    #[cfg_attr(not(test), allow(dead_code))]
+    programs: Vec<Vec<seccompiler::sock_filter>>,
+    fprogs: Vec<SockFprog>,
+}
+
+// SAFETY: the raw pointers in `fprogs` point into `programs`, which the value owns and never
+// changes after construction; nothing is mutated through a shared reference.
+unsafe impl Send for Compiled {}
+// SAFETY: as above.
+unsafe impl Sync for Compiled {}
+
+impl Compiled {
+    fn new(programs: Vec<Vec<seccompiler::sock_filter>>) -> Compiled {
+        let fprogs = programs
+            .iter()
+            .map(|p| SockFprog {
+                len: p.len() as u16,
+                filter: p.as_ptr(),
+            })
+            .collect();
+        Compiled { programs, fprogs }
+    }
+
+    /// The programs to load, in order.
+    pub(crate) fn fprogs(&self) -> &[SockFprog] {
+        &self.fprogs
+    }
+
+    #[cfg(test)]
+    fn programs(&self) -> &[Vec<seccompiler::sock_filter>] {
+        &self.programs
+    }
+}
+
+/// Parses a capability name: `CAP_NET_ADMIN`, `cap_net_admin` or `net_admin`.
+pub fn parse_capability(name: &str) -> Result<Capability> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    full.parse().map_err(|_| Error::Invalid {
+        what: "capability",
+        reason: format!("{name:?} is not a capability (see capabilities(7))"),
+    })
+}
+
+/// The bitmask of a set of capabilities.
+pub(crate) fn capability_mask(set: &[Capability]) -> u64 {
+    set.iter().fold(0, |m, c| m | c.bitmask())
+}
+
+/// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`).
+pub(crate) fn last_capability() -> u32 {
+    static LAST: OnceLock<u32> = OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(63)
+    })
+}
+
+/// Landlock rules: the only paths (inside the sandbox's root) the program may open, read-only
+/// or read-write, each with everything beneath it. Applied when the kernel has landlock;
+/// [`Landlock::required`] makes its absence an error instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Landlock {
+    /// Paths readable (and executable), with what is beneath.
+    pub read_only: Vec<PathBuf>,
+    /// Paths readable and writable, with what is beneath.
+    pub read_write: Vec<PathBuf>,
+    /// Fail the spawn when the kernel has no landlock.
+    pub required: bool,
+}
+
+impl Landlock {
+    /// No path allowed yet.
+    pub fn new() -> Landlock {
+        Landlock::default()
+    }
+
+    /// Allows reading (and executing) `path` and everything beneath it.
+    pub fn read_only(mut self, path: impl Into<PathBuf>) -> Landlock {
+        self.read_only.push(path.into());
+        self
+    }
+
+    /// Allows reading and writing `path` and everything beneath it.
+    pub fn read_write(mut self, path: impl Into<PathBuf>) -> Landlock {
+        self.read_write.push(path.into());
+        self
+    }
+
+    /// Fails the spawn ([`Error::Unsupported`]) on a kernel without landlock, instead of
+    /// running without it.
+    pub fn required(mut self) -> Landlock {
+        self.required = true;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_profile_compiles_on_every_architecture() {
+        for arch in [
+            seccompiler::TargetArch::x86_64,
+            seccompiler::TargetArch::aarch64,
+        ] {
+            let c = Seccomp::default_profile().build(arch).unwrap();
+            // EPERM and ENOSYS.
+            assert_eq!(c.programs().len(), 2, "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn x32_calls_are_refused_right_after_the_architecture_check() {
+        let c = Seccomp::default_profile()
+            .build(seccompiler::TargetArch::x86_64)
+            .unwrap();
+        let p = &c.programs()[0];
+        assert_eq!(p[3].k, 0, "loads the call number");
+        assert_eq!(p[4].k, 0x4000_0000);
+        assert_eq!(p[5].k, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+        // Only the first filter needs it.
+        assert_ne!(c.programs()[1][4].k, 0x4000_0000);
+    }
+
+    #[test]
+    fn unknown_names_are_typed_errors() {
+        for s in [
+            Seccomp::default_profile().deny("no_such_call"),
+            Seccomp::default_profile().allow("ptraec"),
+        ] {
+            match s.compile() {
+                Err(Error::Invalid { what, reason }) => {
+                    assert_eq!(what, "seccomp profile");
+                    assert!(reason.contains("no system call named"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn conflicts_and_bad_rules_are_refused() {
+        let s = Seccomp::default_profile().allow("socket").deny("socket");
+        assert!(matches!(s.compile(), Err(Error::Conflict(_))));
+        let s = Seccomp::empty().rule(SyscallRule::new("socket").errno(0));
+        assert!(matches!(s.compile(), Err(Error::Invalid { .. })));
+        let s = Seccomp::empty().rule(SyscallRule::new("socket").when(Arg::new(6).eq(1)));
+        assert!(matches!(s.compile(), Err(Error::Invalid { .. })));
+    }
+
+    #[test]
+    fn allowing_takes_every_rule_of_a_name_away() {
+        let s = Seccomp::default_profile().allow("clone").allow("ioctl");
+        let rules = s.effective_rules(native_arch());
+        assert!(rules.iter().all(|r| r.name != "clone" && r.name != "ioctl"));
+        assert!(rules.iter().any(|r| r.name == "unshare"));
+        assert!(s.compile().unwrap().is_some());
+        assert!(Seccomp::off().compile().unwrap().is_none());
+        // Everything allowed away still compiles.
+        let mut all = Seccomp::default_profile();
+        for (r, _) in Seccomp::default_rules() {
+            all = all.allow(r.name);
+        }
+        assert_eq!(all.compile().unwrap().unwrap().programs().len(), 1);
+    }
+
+    #[test]
+    fn profiles_round_trip_through_serde() {
+        let s = Seccomp::default_profile()
+            .allow("ptrace")
+            .rule(
+                SyscallRule::new("socket")
+                    .when(Arg::dword(0).eq(40))
+                    .errno(libc::EAFNOSUPPORT),
+            )
+            .rule(SyscallRule::new("clone").when(Arg::new(0).masked_eq(0xff, 3)));
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Seccomp>(&j).unwrap(), s);
+        let short: Seccomp = serde_json::from_str(r#"{"deny":[{"name":"socket"}]}"#).unwrap();
+        assert_eq!(short.deny[0].errno, libc::EPERM);
+        assert!(short.defaults && short.enabled);
+    }
+
+    #[test]
+    fn capability_names_parse_in_every_spelling() {
+        for n in ["CAP_NET_ADMIN", "cap_net_admin", "net_admin", " Net_Admin "] {
+            assert_eq!(parse_capability(n).unwrap(), Capability::CAP_NET_ADMIN);
+        }
+        assert!(matches!(
+            parse_capability("net_adnim"),
+            Err(Error::Invalid {
+                what: "capability",
+                ..
+            })
+        ));
+    }
+}
