@@ -1,0 +1,416 @@
+//! Escape attempts (issue 6): each case runs one attack (`tests/escape/attacks.c`, built
+//! with the host's gcc) inside a sandbox with every default protection — only its root is
+//! `Rootfs::host_readonly()` instead of the host's tree, so that there is an "outside" to
+//! reach — and asserts that it failed, with the error that says which layer stopped it,
+//! and, where the host can see it, that nothing changed on the host.
+mod common;
+
+use sandbox_core::{Capability, Error, Mount, Rootfs, Sandbox, Seccomp, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// One test at a time: some compare the host's processes and mounts before and after.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The attack program, built once per test binary.
+fn attacks() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BUILT
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("attacks");
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/attacks.c");
+            let st = std::process::Command::new("gcc")
+                .args(["-O1", "-static", "-o"])
+                .arg(&out)
+                .arg(&src)
+                .status()
+                .expect("gcc is missing: scripts/test.sh installs it");
+            assert!(st.success(), "building {}", src.display());
+            (dir, out)
+        })
+        .1
+}
+
+/// A default sandbox (but for its root), with the attack program at `/attacks`.
+fn sandbox() -> Sandbox {
+    Sandbox::new()
+        .rootfs(Rootfs::host_readonly())
+        .mount(Mount::bind(attacks(), "/attacks").readonly())
+}
+
+/// Runs `attacks ARGS...` in `sandbox`; returns its exit code and its output.
+async fn run_in(sandbox: &Sandbox, args: &[&str]) -> (i32, String) {
+    let out = sandbox
+        .command("/attacks")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let code = match out.status.ending {
+        sandbox_core::Ending::Exited(c) => c,
+        other => panic!("{args:?} ended by {other:?}: {text}"),
+    };
+    (code, text)
+}
+
+/// Asserts that attack `args[0]` failed with `errno` (one of them, when several layers may
+/// stop it first).
+async fn blocked(args: &[&str], errnos: &[&str]) {
+    blocked_in(&sandbox(), args, errnos).await
+}
+
+async fn blocked_in(sandbox: &Sandbox, args: &[&str], errnos: &[&str]) {
+    let (code, text) = run_in(sandbox, args).await;
+    assert_eq!(code, 0, "{args:?}: {text}");
+    let got = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("blocked {} ", args[0])))
+        .unwrap_or_else(|| panic!("{args:?}: {text}"))
+        .to_string();
+    assert!(
+        errnos.contains(&got.as_str()),
+        "{args:?}: {got}, wanted {errnos:?}"
+    );
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().unwrap().into_string().unwrap()
+}
+
+/// A world-readable file on the host, outside the sandbox's root.
+fn canary() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = dir.path().join("canary");
+    std::fs::write(&f, "secret").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, f)
+}
+
+#[tokio::test]
+async fn a_file_outside_the_root_cannot_be_read() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let (_dir, canary) = canary();
+    let path = canary.to_str().unwrap();
+    blocked(&["open", path], &["ENOENT"]).await;
+    blocked(&["dotdot", path], &["ENOENT"]).await;
+    // The init is not dumpable: its root link is closed to the program (EACCES).
+    blocked(&["proc-root", path], &["ENOENT", "EACCES"]).await;
+    blocked(&["proc-self-root", path], &["ENOENT"]).await;
+    // By handle ("shocker"): a handle the host computed for the canary.
+    let (ty, bytes) = handle_of(&canary);
+    blocked(&["open-by-handle", &ty.to_string(), &bytes], &["EPERM"]).await;
+    blocked(&["name-to-handle"], &["EPERM"]).await;
+    // The host's own secrets, under the host's /etc that the root shows read-only.
+    blocked(&["open", "/etc/shadow"], &["EACCES"]).await;
+}
+
+/// `name_to_handle_at` on the host: (handle type, handle bytes in hex).
+fn handle_of(path: &Path) -> (i32, String) {
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        ty: i32,
+        data: [u8; 128],
+    }
+    let mut h = Handle {
+        bytes: 128,
+        ty: 0,
+        data: [0; 128],
+    };
+    let mut mount_id = 0;
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path, a handle buffer of the size it declares, an int for the mount id.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &mut h as *mut Handle,
+            &mut mount_id as *mut i32,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let hex: String = h.data[..h.bytes as usize]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (h.ty, hex)
+}
+
+#[tokio::test]
+async fn host_processes_can_be_neither_seen_nor_signalled_nor_traced() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id().to_string();
+    blocked(&["kill", &pid], &["ESRCH"]).await;
+    blocked(&["kill", &std::process::id().to_string()], &["ESRCH"]).await;
+    blocked(&["ptrace-attach", &pid], &["EPERM"]).await;
+    // Not even a process of the sandbox's own can be traced.
+    blocked(&["ptrace-child"], &["EPERM"]).await;
+    let (_, text) = run_in(&sandbox(), &["count-processes"]).await;
+    // The init and the attack program.
+    assert_eq!(text.trim(), "visible 2", "{text}");
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the host's sleep died"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[tokio::test]
+async fn mounts_and_namespaces_cannot_be_changed() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let before = common::mountinfo();
+    for attack in [
+        "mount",
+        "remount-root-rw",
+        "umount",
+        "pivot-root",
+        "unshare-user",
+        "unshare-mount",
+        "clone-newuser",
+        "setns",
+        "chroot",
+        "cgroup-mount",
+    ] {
+        blocked(&[attack], &["EPERM"]).await;
+    }
+    // clone3's flags are out of the filter's sight: it is "not there", and C libraries
+    // fall back to clone, whose flags are checked.
+    blocked(&["clone3"], &["ENOSYS"]).await;
+    assert_eq!(common::mountinfo(), before, "the host's mounts changed");
+}
+
+#[tokio::test]
+async fn no_device_node_can_be_made() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    blocked(&["mknod"], &["EPERM"]).await;
+}
+
+#[tokio::test]
+async fn proc_sys_and_sys_cannot_be_written() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let host = hostname();
+    let agent = "/sys/fs/cgroup/memory/release_agent";
+    let agent_before = std::fs::read_to_string(agent).ok();
+    // Owned by the host's root (EACCES) and read-only besides (EROFS).
+    blocked(
+        &["write", "/proc/sys/kernel/hostname", "escaped"],
+        &["EACCES", "EROFS"],
+    )
+    .await;
+    // core_pattern runs a program as the host's root on a crash (a classic escape).
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    blocked(
+        &["write", "/proc/sys/kernel/core_pattern", "|/attacks"],
+        &["EACCES", "EROFS"],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        pattern
+    );
+    let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+    let thp_before = std::fs::read_to_string(thp).unwrap();
+    blocked(&["write", thp, "never"], &["EACCES", "EROFS"]).await;
+    assert_eq!(std::fs::read_to_string(thp).unwrap(), thp_before);
+    // The cgroup release_agent (CVE-2022-0492): no cgroup tree is mounted in the
+    // sandbox's /sys, and none can be (cgroup-mount above).
+    blocked(&["write", agent, "/attacks"], &["ENOENT", "EROFS"]).await;
+    assert_eq!(hostname(), host);
+    assert_eq!(std::fs::read_to_string(agent).ok(), agent_before);
+}
+
+#[tokio::test]
+async fn keystrokes_cannot_be_pushed_into_the_callers_terminal() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = pty.slave.try_clone().unwrap();
+    for attack in ["tiocsti", "tiocsti-high-bits"] {
+        let sandbox = sandbox();
+        let out = sandbox
+            .command("/attacks")
+            .arg(attack)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.trim(), format!("blocked {attack} EPERM"), "{out:?}");
+    }
+    // Nothing waits to be read on the terminal.
+    nix::fcntl::fcntl(
+        &pty.slave,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        nix::unistd::read(&pty.slave, &mut buf),
+        Err(nix::errno::Errno::EAGAIN)
+    );
+}
+
+#[tokio::test]
+async fn descriptors_of_the_caller_are_not_inherited() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let (_dir, canary) = canary();
+    let c = std::ffi::CString::new(canary.to_str().unwrap()).unwrap();
+    // Opened without O_CLOEXEC, as careless code does.
+    // SAFETY: a valid path; the descriptor is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    assert!(fd >= 0);
+    // SAFETY: a descriptor just opened, owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    blocked(&["fd", &fd.as_raw_fd().to_string()], &["EBADF"]).await;
+    let (code, text) = run_in(&sandbox(), &["list-fds"]).await;
+    assert_eq!(code, 0, "descriptors above 2 are open: {text}");
+}
+
+#[tokio::test]
+async fn kernel_interfaces_that_reach_the_host_are_refused() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    for attack in [
+        "keyctl",
+        "add-key",
+        "bpf",
+        "perf-event-open",
+        "userfaultfd",
+        "init-module",
+        "reboot",
+        "personality",
+        "raw-socket",
+    ] {
+        blocked(&[attack], &["EPERM"]).await;
+    }
+    // io_uring would run operations the filter never sees; x32 calls would match no rule.
+    blocked(&["io-uring"], &["ENOSYS"]).await;
+    blocked(&["x32"], &["ENOSYS"]).await;
+}
+
+#[tokio::test]
+async fn the_clock_and_the_hostname_stay_as_they_are() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let host = hostname();
+    // (The attacks set the clock to the time it reads: harmless had they worked.)
+    blocked(&["settimeofday"], &["EPERM"]).await;
+    blocked(&["clock-settime"], &["EPERM"]).await;
+    blocked(&["sethostname", "escaped"], &["EPERM"]).await;
+    assert_eq!(hostname(), host);
+    let out = sandbox()
+        .hostname("kept")
+        .command("/bin/hostname")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"kept\n");
+}
+
+#[tokio::test]
+async fn the_program_has_no_capability_and_cannot_gain_one() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let (code, text) = run_in(&sandbox(), &["setuid-gain"]).await;
+    assert_eq!(code, 0, "{text}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(set))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    // The working directory is inside the new root.
+    let out = sandbox()
+        .command("/bin/readlink")
+        .arg("/proc/self/cwd")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"/\n");
+}
+
+/// The builders open exactly what they name, and nothing else.
+#[tokio::test]
+async fn what_is_kept_or_allowed_works_and_only_that() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    // A kept capability is in every set, and works.
+    let raw = sandbox().capability(Capability::CAP_NET_RAW);
+    let (code, text) = run_in(&raw, &["raw-socket"]).await;
+    assert_eq!(code, 1, "a kept CAP_NET_RAW opens a raw socket: {text}");
+    let (_, text) = run_in(&raw, &["setuid-gain"]).await;
+    let want = format!("{:016x}", 1u64 << 13);
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = text.lines().find(|l| l.starts_with(set)).unwrap();
+        assert!(line.ends_with(&want), "{line}");
+    }
+    blocked_in(&raw, &["mknod"], &["EPERM"]).await;
+    // An allowed call goes through; the rest of the profile stays.
+    let ptrace = sandbox().seccomp(Seccomp::default_profile().allow("ptrace"));
+    let (code, text) = run_in(&ptrace, &["ptrace-child"]).await;
+    assert_eq!(code, 1, "ptrace allowed: {text}");
+    blocked_in(&ptrace, &["keyctl"], &["EPERM"]).await;
+    // A denied call is refused with the errno asked for.
+    let no_sockets = sandbox().seccomp(
+        Seccomp::default_profile()
+            .rule(sandbox_core::SyscallRule::new("socket").errno(libc::EACCES)),
+    );
+    blocked_in(&no_sockets, &["raw-socket"], &["EACCES"]).await;
+    // Off: keyctl reaches the kernel (and works on a keyring of the sandbox's own).
+    let off = sandbox().seccomp(Seccomp::off());
+    let (code, text) = run_in(&off, &["keyctl"]).await;
+    assert_eq!(code, 1, "no filter: {text}");
+}
+
+#[tokio::test]
+async fn bad_security_settings_are_typed_errors_before_spawning() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let kids = common::children();
+    let cases = [
+        sandbox().seccomp(Seccomp::default_profile().deny("no_such_call")),
+        sandbox().seccomp(Seccomp::default_profile().allow("ptraec")),
+        sandbox().seccomp(Seccomp::default_profile().allow("socket").deny("socket")),
+        sandbox().seccomp(
+            Seccomp::empty().rule(sandbox_core::SyscallRule::new("socket").errno(100_000)),
+        ),
+    ];
+    for s in cases {
+        let e = s.command("/attacks").output().await.unwrap_err();
+        match &e {
+            Error::Invalid { .. } | Error::Conflict(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("seccomp"), "{e}");
+    }
+    assert!(matches!(
+        sandbox_core::parse_capability("CAP_FLY"),
+        Err(Error::Invalid {
+            what: "capability",
+            ..
+        })
+    ));
+    assert_eq!(common::children(), kids);
+}
