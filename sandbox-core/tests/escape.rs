@@ -5,7 +5,7 @@
 //! and, where the host can see it, that nothing changed on the host.
 mod common;
 
-use sandbox_core::{Capability, Error, Mount, Rootfs, Sandbox, Seccomp, Stdio};
+use sandbox_core::{Capability, Error, Landlock, Mount, Rootfs, Sandbox, Seccomp, Stdio};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -413,4 +413,50 @@ async fn bad_security_settings_are_typed_errors_before_spawning() {
         })
     ));
     assert_eq!(common::children(), kids);
+}
+
+/// Landlock narrows what the program may open inside its own root.
+#[tokio::test]
+async fn landlock_limits_the_paths_the_program_may_open() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let locked = sandbox().landlock(
+        Landlock::new()
+            .read_only("/attacks")
+            .read_write("/tmp")
+            .required(),
+    );
+    // Outside the rules: refused, though the root shows it (and without landlock, opens).
+    blocked_in(&locked, &["open", "/etc/hostname"], &["EACCES"]).await;
+    let (code, text) = run_in(&sandbox(), &["open", "/etc/hostname"]).await;
+    assert_eq!(code, 1, "{text}");
+    // Read-write beneath /tmp; read-only on the program itself.
+    let (code, text) = run_in(&locked, &["create", "/tmp/f"]).await;
+    assert_eq!(code, 1, "creating under a read-write path works: {text}");
+    blocked_in(&locked, &["create", "/attacks"], &["EACCES"]).await;
+    // A path missing inside the root is a setup error that names it.
+    let e = sandbox()
+        .landlock(Landlock::new().read_only("/attacks").read_only("/no/such"))
+        .command("/attacks")
+        .output()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("/no/such"), "{e}");
+    // And a relative one never gets that far.
+    let e = sandbox()
+        .landlock(Landlock::new().read_only("usr"))
+        .command("/attacks")
+        .output()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                what: "landlock path",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

@@ -120,6 +120,23 @@ async fn no_allocation_between_clone_and_exec() {
         Sandbox::new().time_offset(Clock::Monotonic, 1000),
         Sandbox::new().network(sandbox_core::Network::none()),
         Sandbox::new().share(Namespace::User).share(Namespace::Pid),
+        // Hardening: a kept capability, landlock rules, a profile with extra rules.
+        Sandbox::new()
+            .capability(sandbox_core::Capability::CAP_NET_RAW)
+            .landlock(
+                sandbox_core::Landlock::new()
+                    .read_only("/usr")
+                    .read_only("/bin")
+                    .read_only("/lib")
+                    .read_only("/lib64")
+                    .read_only("/etc/passwd")
+                    .read_write("/tmp"),
+            )
+            .seccomp(
+                sandbox_core::Seccomp::default_profile()
+                    .allow("ptrace")
+                    .deny("acct"),
+            ),
     ] {
         let o = s
             .command("/bin/sh")

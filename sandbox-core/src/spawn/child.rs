@@ -1035,6 +1035,62 @@ fn drop_capabilities(plan: &ChildPlan) -> Result<(), c_int> {
     Ok(())
 }
 
+/// `struct landlock_path_beneath_attr` (packed: 12 bytes).
+#[repr(C, packed)]
+struct PathBeneath {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// Fills the landlock ruleset with the plan's paths, resolved inside the new root, and
+/// restricts this process (and so the program) to them.
+fn apply_landlock(plan: &ChildPlan) -> R {
+    use crate::security::landlock_access::FILE;
+    const RULE_PATH_BENEATH: usize = 1;
+    if plan.landlock_fd < 0 {
+        return Ok(());
+    }
+    for (i, (path, rights)) in (0..).zip(plan.landlock_rules.iter()) {
+        let fd = sys!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC
+        )
+        .at(Stage::Landlock, i)? as c_int;
+        // SAFETY: `stat` is plain integers, for which all zeroes is a valid value.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        let r = sys!(libc::SYS_fstat, fd, &mut st as *mut libc::stat);
+        if let Err(e) = r {
+            close(fd);
+            return Err(e).at(Stage::Landlock, i);
+        }
+        // A file takes only the rights about files.
+        let allowed = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            *rights
+        } else {
+            *rights & FILE
+        };
+        let attr = PathBeneath {
+            allowed_access: allowed,
+            parent_fd: fd,
+        };
+        let r = sys!(
+            libc::SYS_landlock_add_rule,
+            plan.landlock_fd,
+            RULE_PATH_BENEATH,
+            &attr as *const PathBeneath,
+            0
+        );
+        close(fd);
+        r.at(Stage::Landlock, i)?;
+    }
+    let n = plan.landlock_rules.len() as u32;
+    sys!(libc::SYS_landlock_restrict_self, plan.landlock_fd, 0).at(Stage::Landlock, n)?;
+    close(plan.landlock_fd);
+    Ok(())
+}
+
 /// Loads the seccomp filters, last: after them only the `execve` runs.
 fn load_seccomp(plan: &ChildPlan) -> R {
     if let Some(c) = &plan.seccomp {
@@ -1076,6 +1132,7 @@ fn execute(plan: &ChildPlan) -> Fail {
         sys!(libc::SYS_setsid).at(Stage::Session, 0)?;
         drop_capabilities(plan).at(Stage::Capabilities, 0)?;
         sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
+        apply_landlock(plan)?;
         if plan.init_fd >= 0 {
             keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
             keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;

@@ -227,6 +227,10 @@ fn describe(stage: Stage, detail: u32, plan: &ChildPlan) -> Option<String> {
             .get(detail as usize)
             .map(|op| op.to_string()),
         Stage::Hostname => plan.hostname.as_deref().map(lossy),
+        Stage::Landlock => plan
+            .landlock_rules
+            .get(detail as usize)
+            .map(|(p, _)| lossy(p)),
         Stage::JoinNamespace => plan.joins.get(detail as usize).and_then(|(_, ty)| {
             Namespace::ALL
                 .into_iter()

@@ -136,6 +136,10 @@ pub(crate) struct ChildPlan {
     pub caps_keep: u64,
     /// The highest capability of the running kernel.
     pub cap_last: u32,
+    /// A landlock ruleset to fill and apply before the seccomp filter, or -1.
+    pub landlock_fd: RawFd,
+    /// Its rules: `(path inside the root, rights)`.
+    pub landlock_rules: Vec<(CString, u64)>,
     /// The seccomp filters, loaded last (after `no_new_privs`), or none.
     pub seccomp: Option<std::sync::Arc<crate::security::Compiled>>,
     pub program: CString,
@@ -580,6 +584,16 @@ pub(crate) fn prepare_with(
     if init_fd >= 0 {
         keep_list.push(init_fd);
     }
+    let (landlock_fd, landlock_rules) = match sandbox.landlock.as_ref().map(|l| l.prepare()) {
+        Some(Ok(Some(plan))) => {
+            let raw = plan.ruleset.as_raw_fd();
+            keep_list.push(raw);
+            child_fds.push(plan.ruleset);
+            (raw, plan.rules)
+        }
+        Some(Err(e)) => return Err(e),
+        _ => (-1, Vec::new()),
+    };
     keep_list.sort_unstable();
     keep_list.dedup();
     if keep_list.len() > MAX_KEEP {
@@ -678,6 +692,8 @@ pub(crate) fn prepare_with(
         rlimits_len,
         caps_keep,
         cap_last: crate::security::last_capability(),
+        landlock_fd,
+        landlock_rules,
         seccomp,
         program,
         argv: CStrArray::new(argv),
