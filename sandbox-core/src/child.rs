@@ -155,6 +155,7 @@ pub(crate) struct Parts {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    pub pty: Option<OwnedFd>,
     pub kill_on_drop: bool,
     pub started: Instant,
     /// The sandbox's link to a bridge, removed when it ends.
@@ -222,6 +223,9 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The program's standard error, when piped.
     pub stderr: Option<ChildStderr>,
+    /// The caller's side of the program's terminal, when a stream was
+    /// [`Stdio::pty`](crate::Stdio::pty).
+    pub pty: Option<crate::Pty>,
     pid: u32,
     pidfd: Option<AsyncFd<OwnedFd>>,
     outcome: Option<Outcome>,
@@ -267,9 +271,10 @@ impl Child {
                 pipe_end(p.stderr, |fd| {
                     ChildStderr::from_std(std::process::ChildStderr::from(fd))
                 })?,
+                pipe_end(p.pty, crate::Pty::new)?,
             ))
         })();
-        let (stdin, stdout, stderr) = match stdio {
+        let (stdin, stdout, stderr, pty) = match stdio {
             Ok(s) => s,
             Err(e) => return Err(give_up(e, p.pidfd)),
         };
@@ -287,6 +292,7 @@ impl Child {
             stdin,
             stdout,
             stderr,
+            pty,
             pid: p.pid,
             pidfd: Some(pidfd),
             outcome: None,

@@ -17,6 +17,7 @@ pub(crate) enum StdioKind {
     Inherit,
     Null,
     Piped,
+    Pty,
     Fd(OwnedFd),
 }
 
@@ -34,6 +35,33 @@ impl Stdio {
     /// The caller's own stream.
     pub fn inherit() -> Stdio {
         Stdio(StdioKind::Inherit)
+    }
+
+    /// A new pseudo-terminal, for interactive programs (a shell, an editor): every stream
+    /// given `pty()` is its terminal side, which becomes the sandbox's controlling terminal,
+    /// and the caller's side is [`Child::pty`](crate::Child::pty). The sandbox runs in a
+    /// session of its own either way, so it never reaches the caller's terminal.
+    ///
+    /// ```no_run
+    /// # async fn f() -> sandbox_core::Result<()> {
+    /// use sandbox_core::{Sandbox, Stdio};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let mut child = Sandbox::new()
+    ///     .command("/bin/sh")
+    ///     .stdin(Stdio::pty())
+    ///     .stdout(Stdio::pty())
+    ///     .stderr(Stdio::pty())
+    ///     .spawn()
+    ///     .await?;
+    /// let mut pty = child.pty.take().unwrap();
+    /// pty.write_all(b"tty; exit\n").await.ok();
+    /// let mut seen = Vec::new();
+    /// pty.read_to_end(&mut seen).await.ok();
+    /// child.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pty() -> Stdio {
+        Stdio(StdioKind::Pty)
     }
 }
 

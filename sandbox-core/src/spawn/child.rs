@@ -1130,6 +1130,10 @@ fn execute(plan: &ChildPlan) -> Fail {
         }
         // A session of its own: no signal or keystroke reaches the caller's terminal.
         sys!(libc::SYS_setsid).at(Stage::Session, 0)?;
+        if plan.controlling_tty >= 0 {
+            sys!(libc::SYS_ioctl, plan.controlling_tty, libc::TIOCSCTTY, 0)
+                .at(Stage::Terminal, 0)?;
+        }
         drop_capabilities(plan).at(Stage::Capabilities, 0)?;
         sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
         apply_landlock(plan)?;

@@ -417,6 +417,7 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
         stdin: parent.stdin,
         stdout: parent.stdout,
         stderr: parent.stderr,
+        pty: parent.pty,
         kill_on_drop: parent.kill_on_drop,
         network: attachment,
         own_netns: exec_none && cmd.sandbox.creates(crate::Namespace::Net),

@@ -90,6 +90,8 @@ pub(crate) struct ChildPlan {
     pub status_fd: RawFd,
     /// What to place on 0, 1, 2 (-1: leave the inherited one).
     pub stdio: [RawFd; 3],
+    /// The stdio slot (0-2) holding a pty to make the controlling terminal, or -1.
+    pub controlling_tty: libc::c_int,
     /// Descriptors kept open besides 0-2, sorted ascending; `keep[..keep_len]`.
     pub keep: [RawFd; MAX_KEEP],
     pub keep_len: usize,
@@ -158,6 +160,8 @@ pub(crate) struct Parent {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// The caller's side of the sandbox's pty.
+    pub pty: Option<OwnedFd>,
     pub ids: Option<IdPlan>,
     pub late_userns: bool,
     pub kill_on_drop: bool,
@@ -215,9 +219,11 @@ fn stdio(
     cfg: Option<&Stdio>,
     read_side_for_child: bool,
     child_fds: &mut Vec<OwnedFd>,
+    pty_slave: RawFd,
 ) -> Result<(RawFd, Option<OwnedFd>)> {
     let kind = cfg.map(|s| &s.0).unwrap_or(&StdioKind::Inherit);
     match kind {
+        StdioKind::Pty => Ok((pty_slave, None)),
         StdioKind::Inherit => Ok((-1, None)),
         StdioKind::Null => {
             let f = std::fs::OpenOptions::new()
@@ -552,9 +558,23 @@ pub(crate) fn prepare_with(
     };
 
     // Descriptors.
-    let (stdin, parent_stdin) = stdio(cmd.stdin.as_ref(), true, &mut child_fds)?;
-    let (stdout, parent_stdout) = stdio(cmd.stdout.as_ref(), false, &mut child_fds)?;
-    let (stderr, parent_stderr) = stdio(cmd.stderr.as_ref(), false, &mut child_fds)?;
+    let is_pty = |s: Option<&Stdio>| matches!(s, Some(Stdio(StdioKind::Pty)));
+    let pty_slots = [&cmd.stdin, &cmd.stdout, &cmd.stderr].map(|s| is_pty(s.as_ref()));
+    let (pty_master, pty_slave) = if pty_slots.contains(&true) {
+        let (m, s) = crate::pty::open().map_err(|e| Error::os("open a pseudo-terminal", e))?;
+        let raw = s.as_raw_fd();
+        child_fds.push(s);
+        (Some(m), raw)
+    } else {
+        (None, -1)
+    };
+    let controlling_tty = pty_slots
+        .iter()
+        .position(|&p| p)
+        .map_or(-1, |i| i as libc::c_int);
+    let (stdin, parent_stdin) = stdio(cmd.stdin.as_ref(), true, &mut child_fds, pty_slave)?;
+    let (stdout, parent_stdout) = stdio(cmd.stdout.as_ref(), false, &mut child_fds, pty_slave)?;
+    let (stderr, parent_stderr) = stdio(cmd.stderr.as_ref(), false, &mut child_fds, pty_slave)?;
     let (sync_parent, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
     let sync_fd = sync_child.as_raw_fd();
     child_fds.push(sync_child);
@@ -651,6 +671,7 @@ pub(crate) fn prepare_with(
         sync_fd,
         status_fd,
         stdio: [stdin, stdout, stderr],
+        controlling_tty,
         keep,
         keep_len: keep_list.len(),
         joins,
@@ -710,6 +731,7 @@ pub(crate) fn prepare_with(
             stdin: parent_stdin,
             stdout: parent_stdout,
             stderr: parent_stderr,
+            pty: pty_master,
             ids,
             late_userns,
             kill_on_drop: cmd.get_kill_on_drop(),
