@@ -145,6 +145,39 @@ struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     fsize: Option<u64>,
 
+    /// The seccomp filter: `default` (refuses what a sandboxed program has no business
+    /// doing: the keyring, bpf, mounts, namespaces, ptrace, io_uring, TIOCSTI, ...) or
+    /// `off`.
+    #[arg(long, value_name = "default|off", default_value = "default",
+          value_parser = ["default", "off"])]
+    seccomp: String,
+
+    /// Take a system call out of the default seccomp profile (repeatable), e.g. ptrace.
+    #[arg(long = "allow-syscall", value_name = "NAME")]
+    allow_syscall: Vec<String>,
+
+    /// Refuse one more system call with EPERM (repeatable).
+    #[arg(long = "deny-syscall", value_name = "NAME")]
+    deny_syscall: Vec<String>,
+
+    /// Keep a capability (repeatable; by default none is kept): CAP_NET_RAW or net_raw.
+    #[arg(long = "cap", value_name = "NAME", value_parser = parse_cap)]
+    cap: Vec<sandbox_core::Capability>,
+
+    /// Give the program a pseudo-terminal (for a shell or an editor): this terminal is put
+    /// in raw mode and relayed, its size follows ours.
+    #[arg(long, conflicts_with = "output_limit")]
+    pty: bool,
+
+    /// With landlock, allow reading PATH (and what is beneath) inside the sandbox
+    /// (repeatable). Any --landlock-* flag denies every path not named.
+    #[arg(long = "landlock-ro", value_name = "PATH")]
+    landlock_ro: Vec<PathBuf>,
+
+    /// With landlock, allow reading and writing PATH (and what is beneath) (repeatable).
+    #[arg(long = "landlock-rw", value_name = "PATH")]
+    landlock_rw: Vec<PathBuf>,
+
     /// Print the outcome as one JSON line on stderr at the end.
     #[arg(long)]
     json: bool,
@@ -230,7 +263,92 @@ fn sandbox(args: &Args) -> Sandbox {
     for m in args.bind.iter().chain(&args.tmpfs).chain(&args.file) {
         s = s.mount(m.clone());
     }
+    let mut seccomp = if args.seccomp == "off" {
+        sandbox_core::Seccomp::off()
+    } else {
+        sandbox_core::Seccomp::default_profile()
+    };
+    for name in &args.allow_syscall {
+        seccomp = seccomp.allow(name);
+    }
+    for name in &args.deny_syscall {
+        seccomp = seccomp.deny(name);
+    }
+    s = s.seccomp(seccomp);
+    for cap in &args.cap {
+        s = s.capability(*cap);
+    }
+    if !args.landlock_ro.is_empty() || !args.landlock_rw.is_empty() {
+        let mut l = sandbox_core::Landlock::new().required();
+        for p in &args.landlock_ro {
+            l = l.read_only(p);
+        }
+        for p in &args.landlock_rw {
+            l = l.read_write(p);
+        }
+        s = s.landlock(l);
+    }
     s
+}
+
+fn parse_cap(v: &str) -> Result<sandbox_core::Capability, String> {
+    sandbox_core::parse_capability(v).map_err(|e| e.to_string())
+}
+
+/// The terminal on our stdin, put in raw mode until dropped (so keys reach the sandbox's
+/// terminal as typed), or nothing when stdin is not a terminal.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+/// Sets the size of the terminal `fd`.
+fn set_window_size(fd: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+/// Our terminal's size, if stdout is one.
+fn window_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize to the pointer.
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
 /// `--net`: a network, and for a bridge the subnet to create it with when missing.
@@ -396,7 +514,34 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
         // Relayed through pipes as it comes, cut at the limit (the sandbox is killed).
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
+    if args.pty {
+        cmd.stdin(Stdio::pty())
+            .stdout(Stdio::pty())
+            .stderr(Stdio::pty());
+    }
     let mut child = cmd.spawn().await?;
+    // With --pty: our terminal in raw mode, keys to the sandbox's terminal, its output to
+    // ours, its size following ours.
+    let _raw = args.pty.then(RawMode::enter);
+    let mut pty_out = None;
+    let mut winch = None;
+    let mut pty_fd = None;
+    if let Some(pty) = child.pty.take() {
+        if let Some((rows, cols)) = window_size() {
+            let _ = pty.resize(rows, cols);
+        }
+        // Its descriptor, for resizing once the relays own the pty.
+        use std::os::fd::AsFd;
+        pty_fd = pty.as_fd().try_clone_to_owned().ok();
+        let (mut from, mut to) = tokio::io::split(pty);
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut to).await;
+        });
+        pty_out = Some(tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from, &mut tokio::io::stdout()).await;
+        }));
+        winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+    }
 
     // Pass the signals a terminal or a supervisor sends us on to the sandbox.
     use tokio::signal::unix::{signal, SignalKind};
@@ -468,8 +613,18 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
             _ = term.recv() => { let _ = child.signal(libc::SIGTERM); }
             _ = int.recv() => { let _ = child.signal(libc::SIGINT); }
             _ = hup.recv() => { let _ = child.signal(libc::SIGHUP); }
+            Some(()) = async { winch.as_mut()?.recv().await } => {
+                // The sandbox's terminal takes our new size (its program gets SIGWINCH).
+                if let (Some((rows, cols)), Some(fd)) = (window_size(), &pty_fd) {
+                    set_window_size(fd, rows, cols);
+                }
+            }
         }
     };
+    if let Some(out) = pty_out {
+        // What the program printed last is still on its way.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), out).await;
+    }
     for r in relays {
         let _ = r.await;
     }

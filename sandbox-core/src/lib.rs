@@ -45,11 +45,16 @@
 //! executable embedded in the library and run from a memfd), which forks the program.
 //! Waiting is on the pidfd through tokio's reactor.
 //!
-//! # What it does not do (yet)
-//! Resource limits and cgroups, seccomp and capability dropping, bridged networks, overlay
-//! and image root filesystems. Requires Linux 5.9 or later (`clone3`, pidfds,
-//! `close_range`), and 6.0 for time namespaces (a process enters its time namespace on
-//! `execve` since then). Runs on x86_64 and aarch64.
+//! # Hardening
+//! By default the program keeps no capability, runs with `no_new_privs`, in a session of
+//! its own, under a seccomp deny-list ([`Seccomp`]), with no descriptor of the caller's but
+//! its stdio and a minimal environment; [`Landlock`] narrows the paths it may open.
+//!
+//! # Requirements, and what it does not do
+//! Requires Linux 5.9 or later (`clone3`, pidfds, `close_range`), and 6.0 for time
+//! namespaces (a process enters its time namespace on `execve` since then). Runs on x86_64
+//! and aarch64. It does not virtualise the kernel: a sandbox shares the host's kernel, as a
+//! container does, and is as strong as the kernel's namespaces, seccomp and landlock.
 #![deny(missing_docs)]
 
 mod cgroup;

@@ -226,3 +226,79 @@ fn it_enforces_limits_and_reports_them() {
     assert_eq!(code, Some(125));
     assert!(err.contains("wall time limit"), "{err}");
 }
+
+/// The hardening flags (issue 6): every protection on with no flag, each flag opening
+/// exactly what it names.
+#[test]
+fn it_hardens_by_default_and_takes_security_flags() {
+    common::require_root();
+    let status = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status";
+    let (code, out, err) = run(&["--", "/bin/sh", "-c", status]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("CapBnd:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    let (code, out, err) = run(&[
+        "--cap",
+        "net_raw",
+        "--seccomp",
+        "off",
+        "--",
+        "/bin/sh",
+        "-c",
+        status,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("CapEff:\t0000000000002000"), "{out}");
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    // A call allowed or denied by name.
+    let (code, _, err) = run(&["--", "/bin/sh", "-c", "unshare -U true"]);
+    assert_ne!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["--deny-syscall", "uname", "--", "/bin/uname"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    // Landlock: only what is named opens.
+    let (code, out, err) = run(&[
+        "--landlock-ro",
+        "/usr",
+        "--landlock-ro",
+        "/bin",
+        "--landlock-ro",
+        "/lib",
+        "--landlock-ro",
+        "/lib64",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /etc/hostname || echo refused",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("refused"), "{out}");
+    // Bad names are errors that say what is wrong, before anything runs.
+    let (code, _, err) = run(&["--cap", "net_rwa", "--", "/bin/true"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("net_rwa"), "{err}");
+    let (code, _, err) = run(&["--allow-syscall", "ptraec", "--", "/bin/true"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("no system call named \"ptraec\""), "{err}");
+}
+
+#[test]
+fn it_gives_a_terminal_with_pty() {
+    common::require_root();
+    let (code, out, err) = run(&[
+        "--pty",
+        "--",
+        "/bin/sh",
+        "-c",
+        "tty -s && echo on-a-terminal; exit 4",
+    ]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(out.contains("on-a-terminal"), "{out}");
+    // Without it the program has none (its stdio here is not a terminal anyway, and it is
+    // in a session of its own).
+    let (code, out, err) = run(&["--", "/bin/sh", "-c", "tty -s || echo no-terminal"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("no-terminal"), "{out}");
+}
