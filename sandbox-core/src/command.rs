@@ -128,6 +128,8 @@ pub struct Command {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     pub(crate) kill_on_drop: Option<bool>,
+    /// Descriptors passed on purpose: `(number inside, descriptor)`.
+    pub(crate) pass: Vec<(std::os::fd::RawFd, OwnedFd)>,
 }
 
 /// The `PATH` a sandboxed program gets by default.
@@ -151,7 +153,26 @@ impl Command {
             stdout: None,
             stderr: None,
             kill_on_drop: None,
+            pass: Vec::new(),
         }
+    }
+
+    /// Passes a descriptor on purpose: the program finds `fd` open as descriptor number
+    /// `target` (3 or above; 0-2 are [`Command::stdin`] and friends), as systemd's socket
+    /// activation or nsjail's `--pass_fd` do. Every other descriptor of the caller's is
+    /// closed before the program starts.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sandbox_core::Sandbox;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut cmd = Sandbox::new().command("/usr/bin/my-server");
+    /// cmd.pass_fd(3, listener).env("LISTEN_FDS", "1");
+    /// # Ok(()) }
+    /// ```
+    pub fn pass_fd(&mut self, target: std::os::fd::RawFd, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.pass.push((target, fd.into()));
+        self
     }
 
     /// The sandbox description this command runs in.

@@ -143,6 +143,23 @@ pub(crate) fn dup_above_stdio(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// `fd` itself when numbered at least `floor`, else a close-on-exec copy that is (and `fd`
+/// is closed).
+pub(crate) fn at_least(fd: OwnedFd, floor: RawFdNum) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= floor {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd or -1.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+type RawFdNum = libc::c_int;
+
 /// A pipe with both ends close-on-exec, both numbered at least 3.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;

@@ -285,6 +285,52 @@ async fn descriptors_of_the_caller_are_not_inherited() {
     assert_eq!(code, 0, "descriptors above 2 are open: {text}");
 }
 
+/// Descriptors passed on purpose arrive at the numbers asked for, and only they.
+#[tokio::test]
+async fn descriptors_passed_on_purpose_arrive_and_nothing_else() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let (_r2, w2) = nix::unistd::pipe().unwrap();
+    // Numbers that the caller's own descriptors (and the spawn's) may well occupy.
+    for target in [3, 5, 40] {
+        let sb = sandbox();
+        let mut cmd = sb.command("/attacks");
+        cmd.args(["write-fd", &target.to_string(), "through"])
+            .pass_fd(target, w.try_clone().unwrap())
+            .pass_fd(if target == 3 { 4 } else { 3 }, w2.try_clone().unwrap());
+        let out = cmd.output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("ESCAPED write-fd"), "{text}");
+        let mut buf = [0u8; 7];
+        nix::unistd::read(&r, &mut buf).unwrap();
+        assert_eq!(&buf, b"through");
+    }
+    let sb = sandbox();
+    let mut cmd = sb.command("/attacks");
+    cmd.arg("list-fds").pass_fd(7, w.try_clone().unwrap());
+    let out = cmd.output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "open 7\n");
+    // Bad numbers are refused before anything runs.
+    let sb = sandbox();
+    let mut cmd = sb.command("/attacks");
+    cmd.pass_fd(2, w.try_clone().unwrap());
+    assert!(matches!(
+        cmd.output().await,
+        Err(Error::Invalid {
+            what: "passed descriptor number",
+            ..
+        })
+    ));
+    let mut cmd = sb.command("/attacks");
+    cmd.pass_fd(9, w.try_clone().unwrap())
+        .pass_fd(9, w2.try_clone().unwrap());
+    assert!(matches!(cmd.output().await, Err(Error::Conflict(_))));
+    let mut cmd = sb.command("/attacks");
+    cmd.pass_fd(1 << 30, w.try_clone().unwrap());
+    assert!(matches!(cmd.output().await, Err(Error::Invalid { .. })));
+}
+
 #[tokio::test]
 async fn kernel_interfaces_that_reach_the_host_are_refused() {
     common::require_root();

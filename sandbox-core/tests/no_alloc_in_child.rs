@@ -147,6 +147,14 @@ async fn no_allocation_between_clone_and_exec() {
             .unwrap();
         assert!(o.success(), "{s:?}");
     }
+    // Descriptors passed on purpose, placed just before the exec.
+    let (_r, w) = nix::unistd::pipe().unwrap();
+    let mut c = Sandbox::new().command("/bin/sh");
+    c.arg("-c")
+        .arg("true")
+        .pass_fd(3, w.try_clone().unwrap())
+        .pass_fd(9, w);
+    assert!(c.status().await.unwrap().success());
     // Error paths: a missing program, a failing mount step.
     Sandbox::new()
         .command("/no/such")

@@ -1107,6 +1107,36 @@ fn load_seccomp(plan: &ChildPlan) -> R {
     Ok(())
 }
 
+/// Places the descriptors passed on purpose at their numbers (without close-on-exec), and
+/// returns the init's memfd, moved above them if it was in the way. Every number inside is
+/// below the plan's floor, and the sync channel and status pipe are above it; the rest of
+/// what sits below (namespace and mount descriptors) is no longer needed.
+fn place_passed_fds(plan: &ChildPlan) -> Result<c_int, c_int> {
+    let mut init_fd = plan.init_fd;
+    if plan.pass_len == 0 {
+        return Ok(init_fd);
+    }
+    if init_fd >= 0 && init_fd < plan.pass_floor {
+        init_fd = sys!(
+            libc::SYS_fcntl,
+            init_fd,
+            libc::F_DUPFD_CLOEXEC,
+            plan.pass_floor
+        )? as c_int;
+    }
+    // First every source above the floor (a source may sit on another's number), then each
+    // onto its number.
+    let mut moved = [-1 as c_int; super::prepare::MAX_PASS];
+    for (slot, &(src, _)) in moved.iter_mut().zip(plan.pass.iter().take(plan.pass_len)) {
+        *slot = sys!(libc::SYS_fcntl, src, libc::F_DUPFD_CLOEXEC, plan.pass_floor)? as c_int;
+    }
+    for (&tmp, &(_, target)) in moved.iter().zip(plan.pass.iter().take(plan.pass_len)) {
+        sys!(libc::SYS_dup3, tmp, target, 0)?;
+        close(tmp);
+    }
+    Ok(init_fd)
+}
+
 /// The last steps: execute the built-in init (which forks the program), or the program.
 fn execute(plan: &ChildPlan) -> Fail {
     let run = || -> R<Infallible> {
@@ -1137,13 +1167,14 @@ fn execute(plan: &ChildPlan) -> Fail {
         drop_capabilities(plan).at(Stage::Capabilities, 0)?;
         sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
         apply_landlock(plan)?;
+        let init_fd = place_passed_fds(plan).at(Stage::FileDescriptors, 1)?;
         if plan.init_fd >= 0 {
             keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
             keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;
             load_seccomp(plan)?;
             let e = sys!(
                 libc::SYS_execveat,
-                plan.init_fd,
+                init_fd,
                 c"".as_ptr(),
                 plan.init_argv.as_ptr(),
                 plan.envp.as_ptr(),

@@ -14,7 +14,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// The most file descriptors the child keeps besides 0, 1 and 2.
-pub(crate) const MAX_KEEP: usize = 16;
+pub(crate) const MAX_KEEP: usize = 32;
+/// The most descriptors a command passes on purpose.
+pub(crate) const MAX_PASS: usize = 16;
 
 /// A NULL-terminated array of C strings (`argv`, `envp`) and the strings it points into.
 pub(crate) struct CStrArray {
@@ -92,6 +94,12 @@ pub(crate) struct ChildPlan {
     pub stdio: [RawFd; 3],
     /// The stdio slot (0-2) holding a pty to make the controlling terminal, or -1.
     pub controlling_tty: libc::c_int,
+    /// Descriptors passed on purpose: `(descriptor, number inside)`, `pass[..pass_len]`;
+    /// every number inside is below `pass_floor`, and so are none of the descriptors the
+    /// child still needs when it places them (sync channel, status pipe).
+    pub pass: [(RawFd, RawFd); MAX_PASS],
+    pub pass_len: usize,
+    pub pass_floor: RawFd,
     /// Descriptors kept open besides 0-2, sorted ascending; `keep[..keep_len]`.
     pub keep: [RawFd; MAX_KEEP],
     pub keep_len: usize,
@@ -327,6 +335,65 @@ fn caller_dumpable() -> libc::c_int {
     static DUMPABLE: std::sync::OnceLock<libc::c_int> = std::sync::OnceLock::new();
     // SAFETY: PR_GET_DUMPABLE takes no argument and returns the setting.
     *DUMPABLE.get_or_init(|| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }.max(0))
+}
+
+/// `(descriptor, number inside)` of each descriptor passed on purpose.
+type PassList = [(RawFd, RawFd); MAX_PASS];
+
+/// The descriptors a command passes on purpose, checked and copied (close-on-exec) for the
+/// child, and the floor: one above the highest number inside (3 without any).
+fn passed_fds(cmd: &Command, child_fds: &mut Vec<OwnedFd>) -> Result<(PassList, usize, RawFd)> {
+    let mut pass = [(-1, -1); MAX_PASS];
+    if cmd.pass.len() > MAX_PASS {
+        return Err(Error::Invalid {
+            what: "passed descriptors",
+            reason: format!("{} passed, at most {MAX_PASS}", cmd.pass.len()),
+        });
+    }
+    let mut floor: RawFd = 3;
+    let mut seen = Vec::new();
+    for (target, _) in &cmd.pass {
+        if *target < 3 {
+            return Err(Error::Invalid {
+                what: "passed descriptor number",
+                reason: format!("{target}: 0, 1 and 2 are stdin, stdout and stderr"),
+            });
+        }
+        if seen.contains(target) {
+            return Err(Error::Conflict(format!(
+                "descriptor {target} is passed twice"
+            )));
+        }
+        seen.push(*target);
+        floor = floor.max(target.saturating_add(1));
+    }
+    // SAFETY: getrlimit writes one rlimit.
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid resource and a pointer to a live rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0
+        && !cmd.pass.is_empty()
+        && floor as u64 >= rl.rlim_cur
+    {
+        return Err(Error::Invalid {
+            what: "passed descriptor number",
+            reason: format!(
+                "{} is not below the open-files limit ({})",
+                floor - 1,
+                rl.rlim_cur
+            ),
+        });
+    }
+    for (i, (target, fd)) in cmd.pass.iter().enumerate() {
+        let copy = sys::dup_above_stdio(fd.as_fd())
+            .and_then(|c| sys::at_least(c, floor))
+            .map_err(|e| Error::os(format!("copy passed descriptor {target}"), e))?;
+        pass[i] = (copy.as_raw_fd(), *target);
+        child_fds.push(copy);
+    }
+    Ok((pass, cmd.pass.len(), floor))
 }
 
 /// What an `exec` into a running sandbox joins: `(kind, namespace file)` in join order.
@@ -575,11 +642,17 @@ pub(crate) fn prepare_with(
     let (stdin, parent_stdin) = stdio(cmd.stdin.as_ref(), true, &mut child_fds, pty_slave)?;
     let (stdout, parent_stdout) = stdio(cmd.stdout.as_ref(), false, &mut child_fds, pty_slave)?;
     let (stderr, parent_stderr) = stdio(cmd.stderr.as_ref(), false, &mut child_fds, pty_slave)?;
+    // Descriptors passed on purpose, and the floor above which the child's own descriptors
+    // live, so that placing them never overwrites one the child still needs.
+    let (pass, pass_len, pass_floor) = passed_fds(cmd, &mut child_fds)?;
     let (sync_parent, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
+    let sync_child =
+        sys::at_least(sync_child, pass_floor).map_err(|e| Error::os("socketpair", e))?;
     let sync_fd = sync_child.as_raw_fd();
     child_fds.push(sync_child);
     let (status_parent, status_fd) = if init {
         let (r, w) = sys::pipe().map_err(|e| Error::os("pipe", e))?;
+        let w = sys::at_least(w, pass_floor).map_err(|e| Error::os("pipe", e))?;
         let raw = w.as_raw_fd();
         child_fds.push(w);
         (Some(r), raw)
@@ -614,11 +687,12 @@ pub(crate) fn prepare_with(
         Some(Err(e)) => return Err(e),
         _ => (-1, Vec::new()),
     };
+    keep_list.extend(pass.iter().take(pass_len).map(|(fd, _)| *fd));
     keep_list.sort_unstable();
     keep_list.dedup();
     if keep_list.len() > MAX_KEEP {
         return Err(Error::Invalid {
-            what: "namespaces to join and overlay layers",
+            what: "namespaces to join, overlay layers and passed descriptors",
             reason: format!("more than {} descriptors to keep", MAX_KEEP),
         });
     }
@@ -672,6 +746,9 @@ pub(crate) fn prepare_with(
         status_fd,
         stdio: [stdin, stdout, stderr],
         controlling_tty,
+        pass,
+        pass_len,
+        pass_floor,
         keep,
         keep_len: keep_list.len(),
         joins,

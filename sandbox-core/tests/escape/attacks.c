@@ -193,6 +193,10 @@ int main(int argc, char **argv) {
     char buf[8];
     return report(read(atoi(a), buf, sizeof buf));
   }
+  if (!strcmp(name, "write-fd")) {
+    const char *text = argc > 3 ? argv[3] : "hello";
+    return report(write(atoi(a), text, strlen(text)));
+  }
   if (!strcmp(name, "list-fds")) {
     /* Every descriptor open above stderr, by probing. */
     int any = 0;
