@@ -15,7 +15,8 @@
 //! from `--image`); `--rootfs DIR` alone means `dir`. `--net none|loopback|bridge` sets the
 //! network (`bridge` creates a bridge `sbxbench0` on 10.99.0.0/16 first, and removes it:
 //! run it in a network namespace of its own, as `benches/network.sh` does).
-//! `--cgroup` gives every sandbox a cgroup (memory and pids limits).
+//! `--cgroup` gives every sandbox a cgroup (memory and pids limits). `--seccomp off`
+//! loads no seccomp filter (the default profile otherwise).
 //! `--duration S` spawns sequentially for S seconds and prints the rate of each 5 s window
 //! (does throughput hold while the kernel tears namespaces down?).
 
@@ -95,6 +96,7 @@ async fn measure(args: Vec<String>) {
         (None, None, None);
     let mut net: Option<String> = None;
     let mut cgroup = false;
+    let mut seccomp_off = false;
     let mut duration: u64 = 0;
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
@@ -106,6 +108,13 @@ async fn measure(args: Vec<String>) {
             "--root" => root = args.next(),
             "--net" => net = args.next(),
             "--cgroup" => cgroup = true,
+            "--seccomp" => {
+                seccomp_off = match args.next().as_deref() {
+                    Some("off") => true,
+                    Some("default") => false,
+                    other => panic!("--seccomp {other:?}: default or off"),
+                }
+            }
             "--duration" => {
                 duration = args
                     .next()
@@ -163,6 +172,11 @@ async fn measure(args: Vec<String>) {
                 Some(n) => s.network(n.clone()),
                 None => s,
             };
+            let s = if seccomp_off {
+                s.seccomp(sandbox_core::Seccomp::off())
+            } else {
+                s
+            };
             // A cgroup per sandbox: memory and pids limits (v1 or v2, as the machine has).
             Some(if cgroup {
                 s.limits(sandbox_core::Limits::new().memory(256 << 20).pids(64))
@@ -176,6 +190,11 @@ async fn measure(args: Vec<String>) {
         };
         let config = &if cgroup && sb.is_some() {
             format!("{config}+cgroup")
+        } else {
+            config.clone()
+        };
+        let config = &if seccomp_off && sb.is_some() {
+            format!("{config}+noseccomp")
         } else {
             config.clone()
         };

@@ -17,11 +17,14 @@ type KeepAlive = Option<Box<dyn Any + Send>>;
 
 struct Reaper {
     pending: Vec<(OwnedFd, KeepAlive)>,
+    /// Processes reaped but whose pidfds and keep-alives are still being dropped.
+    reaping: usize,
     wake: Option<OwnedFd>,
 }
 
 static REAPER: Mutex<Reaper> = Mutex::new(Reaper {
     pending: Vec::new(),
+    reaping: 0,
     wake: None,
 });
 
@@ -32,10 +35,8 @@ pub(crate) fn adopt(pidfd: OwnedFd) {
 
 /// Hands a process over to the reaper, with a value to drop once the process is reaped.
 pub(crate) fn adopt_with(pidfd: OwnedFd, keep: KeepAlive) {
-    if let Ok(Some(_)) = sys::waitid_pidfd(pidfd.as_fd(), true) {
-        drop(keep);
-        return;
-    }
+    // The thread (and its wake pipe) is started on the first adoption even if that process
+    // has already ended: whether it exists must not depend on how fast a SIGKILL lands.
     let mut r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
     if r.wake.is_none() {
         let started = sys::pipe().and_then(|(read, write)| {
@@ -61,20 +62,26 @@ pub(crate) fn adopt_with(pidfd: OwnedFd, keep: KeepAlive) {
             }
         }
     }
+    drop(r);
+    if let Ok(Some(_)) = sys::waitid_pidfd(pidfd.as_fd(), true) {
+        drop(keep);
+        return;
+    }
+    let mut r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
     r.pending.push((pidfd, keep));
     if let Some(w) = &r.wake {
         let _ = nix::unistd::write(w, b"x");
     }
 }
 
-/// How many processes the reaper is still waiting for (for tests).
+/// How many processes the reaper is still waiting for or releasing, plus the spawns still
+/// queued on the spawner thread (for tests: at 0, every fd they held is closed).
 #[doc(hidden)]
 pub fn pending() -> usize {
-    REAPER
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .pending
-        .len()
+    // Spawner first: it finishes a job (adopting its child here) before uncounting it.
+    let queued = crate::spawn::spawner::queued();
+    let r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
+    queued + r.pending.len() + r.reaping
 }
 
 fn serve(wake: OwnedFd) {
@@ -110,9 +117,11 @@ fn serve(wake: OwnedFd) {
                     matches!(sys::waitid_pidfd(p.as_fd(), true), Ok(Some(_)) | Err(_))
                 });
             r.pending = left;
+            r.reaping = done.len();
             done
         };
         // Outside the lock: dropping a keep-alive may adopt another process.
         drop(done);
+        REAPER.lock().unwrap_or_else(|e| e.into_inner()).reaping = 0;
     }
 }

@@ -15,6 +15,7 @@ use super::prepare::ChildPlan;
 use crate::sys::{self, CloneArgs};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use tokio::sync::oneshot;
 
@@ -56,6 +57,15 @@ struct Job {
 
 static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
 
+/// Jobs submitted and not yet done with: a job holds the child's fds (and, once cloned and
+/// abandoned, a child) that no spawn future owns any more.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many jobs the spawner has yet to finish (see [`crate::reaper::pending`]).
+pub(crate) fn queued() -> usize {
+    QUEUED.load(Ordering::SeqCst)
+}
+
 fn submit(job: Job) -> io::Result<()> {
     let mut guard = SPAWNER.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_none() {
@@ -65,9 +75,13 @@ fn submit(job: Job) -> io::Result<()> {
             .spawn(move || serve(rx))?;
         *guard = Some(tx);
     }
+    QUEUED.fetch_add(1, Ordering::SeqCst);
     match guard.as_ref().map(|tx| tx.send(job)) {
         Some(Ok(())) => Ok(()),
-        _ => Err(io::Error::other("the sandbox spawner thread is gone")),
+        _ => {
+            QUEUED.fetch_sub(1, Ordering::SeqCst);
+            Err(io::Error::other("the sandbox spawner thread is gone"))
+        }
     }
 }
 
@@ -79,10 +93,17 @@ fn serve(rx: mpsc::Receiver<Job>) {
                 Err(io::Error::new(e.kind(), e.to_string())),
                 job.plan,
             ))));
+            QUEUED.fetch_sub(1, Ordering::SeqCst);
         }
         return;
     }
     for job in rx {
+        if job.reply.is_closed() {
+            // The spawn future is gone: clone nothing, just close the child's ends.
+            drop(job);
+            QUEUED.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let plan = job.plan;
         let result = clone_child(&plan);
         // The child has its copies; closing ours lets the parent see end-of-file on the sync
@@ -90,6 +111,7 @@ fn serve(rx: mpsc::Receiver<Job>) {
         drop(job.child_fds);
         // If the spawn future is gone, the returned reply is dropped here: see `Reply`.
         let _ = job.reply.send(Reply(Some((result, plan))));
+        QUEUED.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
