@@ -82,6 +82,23 @@ pub(crate) struct Cgroup {
     default_parent: bool,
 }
 
+/// The directories of a sandbox's cgroup, for moving another process in; owning it
+/// removes nothing (the sandbox's [`Cgroup`] does).
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    dirs: Vec<PathBuf>,
+}
+
+impl Member {
+    /// Moves `pid` into the cgroup (every hierarchy, in v1).
+    pub(crate) fn add(&self, pid: u32) -> Result<()> {
+        for d in &self.dirs {
+            write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// The parent of sandboxes' cgroups unless `Limits::cgroup_parent` names another.
 const DEFAULT_PARENT: &str = "sandbox";
 
@@ -300,10 +317,14 @@ impl Cgroup {
 
     /// Moves `pid` (the sandbox's first process, before it runs anything) into the cgroup.
     pub(crate) fn add(&self, pid: u32) -> Result<()> {
-        for d in &self.dirs {
-            write(d, "cgroup.procs", &pid.to_string())?;
+        self.member().add(pid)
+    }
+
+    /// What another process needs to join this cgroup (an exec into the sandbox).
+    pub(crate) fn member(&self) -> Member {
+        Member {
+            dirs: self.dirs.clone(),
         }
-        Ok(())
     }
 
     /// CPU time used by every process of the sandbox so far.

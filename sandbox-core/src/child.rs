@@ -166,6 +166,48 @@ pub(crate) struct Parts {
     pub limits: crate::Limits,
     /// The sandbox's cgroup, when its limits need one.
     pub cgroup: Option<crate::cgroup::Cgroup>,
+    /// The process lives in a PID namespace whose init it is not (an exec into a running
+    /// sandbox): reap it as soon as it ends.
+    pub reap_early: bool,
+}
+
+/// The wait status of a process reaped as soon as it ended, by a task of its own.
+///
+/// A process in a PID namespace whose init it is not, with its parent outside (an exec
+/// into a sandbox: the caller is its parent), must not stay a zombie: the namespace's
+/// init cannot finish exiting until every such process is reaped, so a sandbox whose exec'd
+/// process nobody waits for yet would never end.
+type Early = std::sync::Arc<std::sync::Mutex<Option<i32>>>;
+
+/// Starts the task that reaps `pidfd`'s process when it ends.
+fn reap_early(pidfd: &OwnedFd) -> std::io::Result<Early> {
+    let dup = pidfd.try_clone()?;
+    // SAFETY: the AsyncFd owns the duplicate for its whole life and never replaces it.
+    let fd = unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let state: Early = std::sync::Arc::default();
+    let status = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut ready) = fd.readable().await else {
+                return;
+            };
+            let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
+            if st.is_some() {
+                return;
+            }
+            match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
+                Ok(Some(raw)) => {
+                    *st = Some(raw);
+                    return;
+                }
+                Ok(None) => ready.clear_ready(),
+                // Reaped meanwhile by its Child (which then recorded it) or the reaper.
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(state)
 }
 
 /// Reads a stream to its end, keeping at most `limit` bytes; calls `cut` once when the
@@ -240,6 +282,8 @@ pub struct Child {
     /// Why the parent killed the sandbox, if it did.
     verdict: Option<Ending>,
     cgroup: Option<crate::cgroup::Cgroup>,
+    /// Reaped by a task of its own as soon as it ends (see [`Early`]).
+    early: Option<Early>,
 }
 
 fn pipe_end<T>(
@@ -278,6 +322,14 @@ impl Child {
             Ok(s) => s,
             Err(e) => return Err(give_up(e, p.pidfd)),
         };
+        let early = if p.reap_early {
+            match reap_early(&p.pidfd) {
+                Ok(e) => Some(e),
+                Err(e) => return Err(give_up(Error::os("watch the process", e), p.pidfd)),
+            }
+        } else {
+            None
+        };
         // SAFETY: the AsyncFd owns the pidfd for its whole life and never replaces it.
         let pidfd = match unsafe {
             AsyncFd::register_with_interest(p.pidfd, tokio::io::Interest::READABLE)
@@ -305,7 +357,25 @@ impl Child {
             limits: p.limits,
             verdict: None,
             cgroup: p.cgroup,
+            early,
         })
+    }
+
+    /// Reaps the process if it has ended (its raw wait status), or learns the status the
+    /// early reaper recorded.
+    fn reap_now(&self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Option<i32>> {
+        let Some(early) = &self.early else {
+            return sys::waitid_pidfd(fd, true);
+        };
+        let mut st = early.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(raw) = *st {
+            return Ok(Some(raw));
+        }
+        let r = sys::waitid_pidfd(fd, true);
+        if let Ok(Some(raw)) = r {
+            *st = Some(raw);
+        }
+        r
     }
 
     /// The host pid of the sandbox's first process (its init, or the program with
@@ -425,7 +495,7 @@ impl Child {
                 continue;
             };
             let mut guard = ready.map_err(|e| Error::os("wait for the sandbox", e))?;
-            match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
+            match self.reap_now(fd.get_ref().as_fd()) {
                 Ok(Some(raw)) => {
                     drop(guard);
                     let outcome = self.finish(raw);
@@ -523,7 +593,7 @@ impl Child {
         let Some(fd) = self.pidfd.as_ref() else {
             return Err(Error::Reaped);
         };
-        match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
+        match self.reap_now(fd.get_ref().as_fd()) {
             Ok(Some(raw)) => Ok(Some(self.finish(raw))),
             Ok(None) => Ok(None),
             Err(e) => Err(Error::os(format!("waitid {}", self.pid), e)),
@@ -533,8 +603,9 @@ impl Child {
     /// Sends `signal` to the sandbox's first process: its init, which passes SIGTERM, SIGINT,
     /// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to the program. SIGKILL ends the whole
     /// sandbox when it has a PID namespace of its own (the default); with the caller's PID
-    /// namespace shared, it ends the init and the program, while processes the program
-    /// started and left behind are not tracked (cgroups, a later addition, will be).
+    /// namespace shared, it ends the init and the program; processes the program started
+    /// and left behind are then killed with the sandbox's cgroup when it has one (limits
+    /// that need one), and are not tracked otherwise.
     pub fn signal(&self, signal: i32) -> Result<()> {
         let Some(fd) = self.pidfd.as_ref() else {
             return Err(Error::Reaped);
@@ -668,7 +739,8 @@ impl Child {
             let fd = sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
             joins.push((ns, fd));
         }
-        crate::spawn::exec(cmd, joins).await
+        let cgroup = self.cgroup.as_ref().map(|c| c.member());
+        crate::spawn::exec(cmd, joins, cgroup).await
     }
 }
 

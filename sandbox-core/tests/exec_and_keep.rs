@@ -103,3 +103,28 @@ async fn kept_namespace_is_joined_by_a_later_sandbox() {
     assert!(!dir.path().join("uts").exists());
     assert_ne!(NamespaceIds::of_self().unwrap().uts, ids.uts);
 }
+
+/// A sandbox ends even while a process exec'd into it is still held, unwaited: the
+/// exec'd process (whose parent is the caller, outside the sandbox's PID namespace) is
+/// reaped as soon as it dies, so the namespace's init can finish exiting.
+#[tokio::test]
+async fn a_sandbox_ends_before_its_execd_process_is_waited_for() {
+    common::require_root();
+    let (mut child, mut lines) = common::shell(&Sandbox::new(), "echo up; read x || true").await;
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");
+    let mut held = child
+        .exec(Command::new("/bin/sleep").arg("1000"))
+        .await
+        .unwrap();
+    let pid = held.id().unwrap();
+    child.start_kill().unwrap();
+    let o = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("the sandbox ends while the exec'd handle is held")
+        .unwrap();
+    assert_eq!(o.ending, sandbox_core::Ending::Signaled(libc::SIGKILL));
+    // Reaped already (no zombie left), and its handle still tells how it ended.
+    assert!(common::state(pid).is_none(), "{:?}", common::state(pid));
+    let e = held.wait().await.unwrap();
+    assert_eq!(e.ending, sandbox_core::Ending::Signaled(libc::SIGKILL));
+}

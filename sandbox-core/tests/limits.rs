@@ -350,3 +350,62 @@ async fn no_cgroup_is_left_after_200_runs() {
         );
     }
 }
+
+/// A process started in a running sandbox with `Child::exec` is inside the sandbox's
+/// cgroup: its limits hold it, its CPU time counts, and it ends with the sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_joins_the_sandboxs_cgroup() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let limits = Limits::new()
+        .memory(64 << 20)
+        .pids(16)
+        .wall_time(Duration::from_secs(60));
+    let (mut child, mut lines) =
+        common::shell(&Sandbox::new().limits(limits), "echo up; read x || true").await;
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");
+    let init = child.id().unwrap();
+    let cgroup_of = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let theirs = cgroup_of(init);
+    assert!(theirs.contains("/sandbox/"), "{theirs}");
+    // A long-lived exec'd process: in the same cgroup as the sandbox (every hierarchy).
+    let mut cmd = sandbox_core::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo spent; sleep 1000")
+        .stdout(sandbox_core::Stdio::piped());
+    let mut execd = tokio::time::timeout(Duration::from_secs(10), child.exec(&mut cmd))
+        .await
+        .expect("exec in time")
+        .unwrap();
+    let pid = execd.id().unwrap();
+    assert_eq!(cgroup_of(pid), theirs, "the exec'd process's cgroups");
+    // Its CPU time is the sandbox's.
+    let mut out = tokio::io::BufReader::new(execd.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+    )
+    .await
+    .expect("the busy loop ends")
+    .unwrap();
+    assert_eq!(line, "spent\n");
+    // Killing the sandbox ends it too, and the cgroup goes.
+    child.start_kill().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the sandbox ends")
+        .unwrap();
+    let cpu = outcome.cpu_user.unwrap() + outcome.cpu_system.unwrap();
+    assert!(cpu >= Duration::from_millis(50), "cpu {cpu:?}: {outcome:?}");
+    let e = tokio::time::timeout(Duration::from_secs(10), execd.wait())
+        .await
+        .expect("the exec'd process ends with its sandbox")
+        .unwrap();
+    assert_eq!(e.ending, Ending::Signaled(libc::SIGKILL));
+    assert!(
+        common::eventually(Duration::from_secs(5), || our_cgroups().is_empty()),
+        "{:?}",
+        our_cgroups()
+    );
+}

@@ -31,12 +31,16 @@ use tokio::io::AsyncReadExt;
 
 /// Spawns `cmd` in a new sandbox.
 pub(crate) async fn spawn(cmd: &Command) -> Result<Child> {
-    launch(cmd, None).await
+    launch(cmd, None, None).await
 }
 
 /// Spawns `cmd` inside the namespaces in `exec` (an existing sandbox's).
-pub(crate) async fn exec(cmd: &Command, joins: ExecJoins) -> Result<Child> {
-    launch(cmd, Some(joins)).await
+pub(crate) async fn exec(
+    cmd: &Command,
+    joins: ExecJoins,
+    cgroup: Option<crate::cgroup::Member>,
+) -> Result<Child> {
+    launch(cmd, Some(joins), cgroup).await
 }
 
 /// Owns a cloned child, and the plan whose memory it may use, until the spawn succeeds;
@@ -191,6 +195,7 @@ async fn bridge_lease(
         own_address: Some(lease.address().into()),
         hosts,
         bridged: true,
+        join_cgroup: false,
         eth0: Some((lease.address(), cidr.prefix(), cidr.gateway())),
     };
     Ok((net, lease))
@@ -266,7 +271,11 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
     }
 }
 
-async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
+async fn launch(
+    cmd: &Command,
+    exec: Option<ExecJoins>,
+    exec_cgroup: Option<crate::cgroup::Member>,
+) -> Result<Child> {
     let exec_none = exec.is_none();
     let image = matches!(cmd.sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
     if exec.is_none() && image && cmd.sandbox.creates(crate::Namespace::Mount) {
@@ -281,6 +290,12 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
             (net, Some((lease, b)))
         }
         _ => (prepare::NetPrep::default(), None),
+    };
+    // A process joining a running sandbox joins its cgroup too (before it runs anything),
+    // so the sandbox's limits and accounting cover it.
+    let net = prepare::NetPrep {
+        join_cgroup: exec_cgroup.is_some(),
+        ..net
     };
     let Prepared {
         plan,
@@ -330,6 +345,12 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
     let born_in_cgroup = pending.plan.as_ref().is_some_and(|p| p.into_cgroup >= 0);
     if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
         if let Err(e) = cg.add(spawned.pid as u32) {
+            pending.kill_and_reap().await;
+            return Err(e);
+        }
+    }
+    if let Some(m) = &exec_cgroup {
+        if let Err(e) = m.add(spawned.pid as u32) {
             pending.kill_and_reap().await;
             return Err(e);
         }
@@ -427,6 +448,12 @@ async fn launch(cmd: &Command, exec: Option<ExecJoins>) -> Result<Child> {
             crate::Limits::default()
         },
         cgroup: parent.cgroup,
+        reap_early: !exec_none
+            || cmd
+                .sandbox
+                .joins()
+                .iter()
+                .any(|j| j.namespace == crate::Namespace::Pid),
         started,
     })
 }

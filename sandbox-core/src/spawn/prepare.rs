@@ -414,6 +414,9 @@ pub(crate) struct NetPrep {
     pub hosts: Vec<(String, std::net::IpAddr)>,
     /// The parent configures the network between the clone and GO.
     pub bridged: bool,
+    /// The child (an exec into a running sandbox) is moved into the sandbox's cgroup
+    /// between the clone and GO.
+    pub join_cgroup: bool,
     /// What the child sets on `eth0`: address, prefix length, gateway.
     pub eth0: Option<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr)>,
 }
@@ -734,7 +737,7 @@ pub(crate) fn prepare_with(
         }
         None => -1,
     };
-    let cgroup_needs_move = cgroup.is_some() && into_cgroup < 0;
+    let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || net.join_cgroup;
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
     let parent_dumpable = caller_dumpable();
 
