@@ -22,7 +22,7 @@ pub enum Version {
 pub(crate) struct Usage {
     pub cpu_user: Duration,
     pub cpu_system: Duration,
-    pub peak_memory: u64,
+    pub peak_memory: Option<u64>,
     pub oom_killed: bool,
 }
 
@@ -31,13 +31,31 @@ const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
 /// Where cgroup filesystems are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
 
-/// Which version this machine offers for our controllers, if any.
-pub(crate) fn detect(root: &Path) -> Option<Version> {
+/// The v2 controllers `limits` need: memory, pids, cpu for the limits set.
+fn v2_needed(limits: &Limits) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if limits.memory.is_some() {
+        v.push("memory");
+    }
+    if limits.pids.is_some() {
+        v.push("pids");
+    }
+    if limits.cpus.is_some() {
+        v.push("cpu");
+    }
+    v
+}
+
+/// Which version the cgroup mount at `root` offers for `limits`, if any: v2 when it has
+/// the controllers the limits need (CPU time is accounted without any), v1 when the
+/// memory, pids, cpu and cpuacct hierarchies are there.
+pub(crate) fn detect(root: &Path, limits: &Limits) -> Option<Version> {
     if let Ok(c) = std::fs::read_to_string(root.join("cgroup.controllers")) {
         let have: Vec<&str> = c.split_whitespace().collect();
-        if ["memory", "pids", "cpu"].iter().all(|k| have.contains(k)) {
+        if v2_needed(limits).iter().all(|k| have.contains(k)) {
             return Some(Version::V2);
         }
+        return None;
     }
     if V1_CONTROLLERS
         .iter()
@@ -80,6 +98,32 @@ pub(crate) struct Cgroup {
     alias: Vec<(&'static str, usize)>,
     /// The parent is the library's own ([`DEFAULT_PARENT`]), not one the caller named.
     default_parent: bool,
+}
+
+/// The number after `key` on its line of a flat-keyed cgroup file (`cpu.stat`, ...).
+fn field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+/// Reads the CPU time of a sandbox's cgroup: v1 `cpuacct.usage` (ns), v2 `cpu.stat`'s
+/// `usage_usec`. A cgroup gone reads as 0.
+#[derive(Debug, Clone)]
+pub(crate) struct CpuMeter {
+    file: PathBuf,
+    v2: bool,
+}
+
+impl CpuMeter {
+    pub(crate) fn read(&self) -> Duration {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        if self.v2 {
+            Duration::from_micros(field(&text, "usage_usec "))
+        } else {
+            Duration::from_nanos(text.trim().parse().unwrap_or(0))
+        }
+    }
 }
 
 /// The directories of a sandbox's cgroup, for moving another process in; owning it
@@ -125,12 +169,14 @@ impl Cgroup {
     /// Creates the sandbox's cgroup under `parent` (relative to each hierarchy's root) in
     /// the version found under `root`, and writes the limits.
     pub(crate) fn create(limits: &Limits) -> Result<Cgroup> {
-        let root = Path::new(ROOT);
-        let version = detect(root).ok_or_else(|| {
+        let root = limits.cgroup_mount.as_deref().unwrap_or(Path::new(ROOT));
+        let version = detect(root, limits).ok_or_else(|| {
             Error::Unsupported(format!(
-                "memory, pids and cpus limits need cgroups: neither cgroup v2 with the memory, \
-                 pids and cpu controllers nor cgroup v1 memory, pids, cpu and cpuacct \
-                 hierarchies are mounted under {ROOT}"
+                "memory, pids, cpus and CPU-time limits need cgroups: {} has neither cgroup \
+                 v2 with the controllers these limits need ({}) nor the cgroup v1 memory, \
+                 pids, cpu and cpuacct hierarchies (Limits::rlimits_only runs without)",
+                root.display(),
+                v2_needed(limits).join(", ")
             ))
         })?;
         Cgroup::create_in(root, version, limits)
@@ -209,9 +255,19 @@ impl Cgroup {
                     )))?;
                     made.insert(p.clone());
                     if version == Version::V2 {
-                        // Let the controllers reach the sandboxes' cgroups.
-                        let _ =
-                            std::fs::write(p.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                        // Let the controllers reach the sandboxes' cgroups (those the mount
+                        // has: one unknown name would refuse them all).
+                        let have = std::fs::read_to_string(p.join("cgroup.controllers"))
+                            .unwrap_or_default();
+                        let enable: Vec<String> = have
+                            .split_whitespace()
+                            .filter(|c| ["memory", "pids", "cpu"].contains(c))
+                            .map(|c| format!("+{c}"))
+                            .collect();
+                        if !enable.is_empty() {
+                            let _ =
+                                std::fs::write(p.join("cgroup.subtree_control"), enable.join(" "));
+                        }
                     }
                 }
                 let dir = p.join(&name);
@@ -327,22 +383,22 @@ impl Cgroup {
         }
     }
 
-    /// CPU time used by every process of the sandbox so far.
-    pub(crate) fn cpu_time(&self) -> Duration {
-        // Polled while the sandbox runs: one file, not the whole usage.
-        let read = |f: &Path| {
-            std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .trim()
-                .parse::<u64>()
-                .unwrap_or(0)
-        };
+    /// A reader of the CPU time the sandbox used, for its watchdog.
+    pub(crate) fn cpu_meter(&self) -> CpuMeter {
         match self.version {
-            Version::V1 => Duration::from_nanos(read(&self.dir("cpuacct").join("cpuacct.usage"))),
-            Version::V2 => {
-                let u = self.usage();
-                u.cpu_user + u.cpu_system
-            }
+            Version::V1 => CpuMeter {
+                file: self.dir("cpuacct").join("cpuacct.usage"),
+                v2: false,
+            },
+            Version::V2 => CpuMeter {
+                file: self
+                    .dirs
+                    .first()
+                    .cloned()
+                    .unwrap_or_default()
+                    .join("cpu.stat"),
+                v2: true,
+            },
         }
     }
 
@@ -350,11 +406,6 @@ impl Cgroup {
     pub(crate) fn usage(&self) -> Usage {
         let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
         let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
-        let field = |text: &str, key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key).map(num))
-                .unwrap_or(0)
-        };
         match self.version {
             Version::V1 => {
                 let acct = self.dir("cpuacct");
@@ -363,7 +414,7 @@ impl Cgroup {
                 Usage {
                     cpu_user: Duration::from_nanos(num(&read(acct, "cpuacct.usage_user"))),
                     cpu_system: Duration::from_nanos(num(&read(acct, "cpuacct.usage_sys"))),
-                    peak_memory: num(&read(mem, "memory.max_usage_in_bytes")),
+                    peak_memory: Some(num(&read(mem, "memory.max_usage_in_bytes"))),
                     oom_killed: field(&oom, "oom_kill ") > 0,
                 }
             }
@@ -374,7 +425,12 @@ impl Cgroup {
                 Usage {
                     cpu_user: Duration::from_micros(field(&stat, "user_usec ")),
                     cpu_system: Duration::from_micros(field(&stat, "system_usec ")),
-                    peak_memory: num(&read(d, "memory.peak")),
+                    // Without the memory controller (a v2 mount that has none) there is
+                    // no peak to report.
+                    peak_memory: d
+                        .join("memory.peak")
+                        .exists()
+                        .then(|| num(&read(d, "memory.peak"))),
                     oom_killed: field(&events, "oom_kill ") > 0,
                 }
             }
@@ -464,13 +520,23 @@ mod tests {
 
     #[test]
     fn detects_each_version_and_neither() {
-        assert_eq!(detect(fake(Version::V2).path()), Some(Version::V2));
-        assert_eq!(detect(fake(Version::V1).path()), Some(Version::V1));
+        let all = Limits::new().memory(1 << 30).pids(10).cpus(1.0);
+        assert_eq!(detect(fake(Version::V2).path(), &all), Some(Version::V2));
+        assert_eq!(detect(fake(Version::V1).path(), &all), Some(Version::V1));
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(detect(empty.path()), None);
-        // A v2 hierarchy without the controllers (as on this machine's unified mount).
+        assert_eq!(detect(empty.path(), &all), None);
+        // A v2 hierarchy without the controllers (as on this machine's unified mount):
+        // enough for CPU time (accounted by every v2 cgroup), not for the others.
         std::fs::write(empty.path().join("cgroup.controllers"), "\n").unwrap();
-        assert_eq!(detect(empty.path()), None);
+        assert_eq!(detect(empty.path(), &all), None);
+        let cpu_time = Limits::new().cpu_time(Duration::from_secs(1));
+        assert_eq!(detect(empty.path(), &cpu_time), Some(Version::V2));
+        std::fs::write(empty.path().join("cgroup.controllers"), "pids\n").unwrap();
+        assert_eq!(
+            detect(empty.path(), &Limits::new().pids(3)),
+            Some(Version::V2)
+        );
+        assert_eq!(detect(empty.path(), &Limits::new().memory(1 << 30)), None);
     }
 
     #[test]
@@ -498,7 +564,7 @@ mod tests {
         let u = cg.usage();
         assert_eq!(u.cpu_user, Duration::from_millis(2));
         assert_eq!(u.cpu_system, Duration::from_millis(1));
-        assert_eq!(u.peak_memory, 1234);
+        assert_eq!(u.peak_memory, Some(1234));
         assert!(u.oom_killed);
         // Born in it: clone3(CLONE_INTO_CGROUP) gets a descriptor of the directory.
         assert!(cg.clone_into().unwrap().is_ok());

@@ -171,6 +171,56 @@ pub(crate) struct Parts {
     pub reap_early: bool,
 }
 
+/// Why the parent killed the sandbox, if it did: set by its watchdog.
+type Verdict = std::sync::Arc<std::sync::Mutex<Option<Ending>>>;
+
+/// Enforces a sandbox's wall time and whole-sandbox CPU time until it ends: at the limit it
+/// records the verdict, then kills the sandbox's first process (the init, PID 1 of the
+/// sandbox's namespace, takes every process with it). The CPU time is read when it could
+/// next have run out (the time left, spread over every core), at least every 100 ms.
+async fn watchdog(
+    fd: AsyncFd<OwnedFd>,
+    started: Instant,
+    wall: Option<Duration>,
+    cpu: Option<(Duration, crate::cgroup::CpuMeter)>,
+    verdict: Verdict,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let kill = |why: Ending| {
+        if sys::pidfd_exited(fd.get_ref().as_fd()) {
+            return;
+        }
+        verdict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(why);
+        let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
+    };
+    loop {
+        let mut next = wall.map(|w| started + w);
+        if let Some((limit, meter)) = &cpu {
+            let used = meter.read();
+            if used >= *limit {
+                kill(Ending::CpuTimeExceeded);
+                return;
+            }
+            let step = (limit.saturating_sub(used) / cores)
+                .clamp(Duration::from_millis(2), Duration::from_millis(100));
+            let at = Instant::now() + step;
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        let Some(at) = next else { return };
+        tokio::select! {
+            _ = fd.readable() => return,
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+        }
+        if wall.is_some_and(|w| started.elapsed() >= w) {
+            kill(Ending::WallTimeExceeded);
+            return;
+        }
+    }
+}
+
 /// The wait status of a process reaped as soon as it ended, by a task of its own.
 ///
 /// A process in a PID namespace whose init it is not, with its parent outside (an exec
@@ -280,7 +330,7 @@ pub struct Child {
     own_netns: bool,
     limits: crate::Limits,
     /// Why the parent killed the sandbox, if it did.
-    verdict: Option<Ending>,
+    verdict: Verdict,
     cgroup: Option<crate::cgroup::Cgroup>,
     /// Reaped by a task of its own as soon as it ends (see [`Early`]).
     early: Option<Early>,
@@ -322,6 +372,32 @@ impl Child {
             Ok(s) => s,
             Err(e) => return Err(give_up(e, p.pidfd)),
         };
+        // Wall time and the whole sandbox's CPU time: a watchdog of its own, so they hold
+        // whether anyone waits or not (try_wait, a dropped Child without kill-on-drop).
+        let verdict = Verdict::default();
+        let cpu = match (p.limits.cpu_time, &p.cgroup) {
+            (Some(limit), Some(cg)) => Some((limit, cg.cpu_meter())),
+            _ => None,
+        };
+        if p.limits.wall_time.is_some() || cpu.is_some() {
+            let watched = p.pidfd.try_clone().and_then(|dup| {
+                // SAFETY: the AsyncFd owns the duplicate for its whole life.
+                unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
+                    .map_err(|e| e.into_parts().1)
+            });
+            match watched {
+                Ok(fd) => {
+                    tokio::spawn(watchdog(
+                        fd,
+                        p.started,
+                        p.limits.wall_time,
+                        cpu,
+                        verdict.clone(),
+                    ));
+                }
+                Err(e) => return Err(give_up(Error::os("watch the sandbox's limits", e), p.pidfd)),
+            }
+        }
         let early = if p.reap_early {
             match reap_early(&p.pidfd) {
                 Ok(e) => Some(e),
@@ -355,10 +431,14 @@ impl Child {
             attached: Vec::new(),
             own_netns: p.own_netns,
             limits: p.limits,
-            verdict: None,
+            verdict,
             cgroup: p.cgroup,
             early,
         })
+    }
+
+    fn verdict(&self) -> Option<Ending> {
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reaps the process if it has ended (its raw wait status), or learns the status the
@@ -416,15 +496,16 @@ impl Child {
             let u = cg.usage();
             outcome.cpu_user = Some(u.cpu_user);
             outcome.cpu_system = Some(u.cpu_system);
-            outcome.peak_memory = Some(u.peak_memory);
+            outcome.peak_memory = u.peak_memory;
             cpu_used = Some(u.cpu_user + u.cpu_system);
             // The program itself was killed by the kernel for the sandbox's memory limit
             // (a helper killed while the program exited on its own is not the run's end).
-            if u.oom_killed && killed && self.verdict.is_none() && self.limits.memory.is_some() {
+            let verdict = self.verdict();
+            if u.oom_killed && killed && verdict.is_none() && self.limits.memory.is_some() {
                 outcome.ending = Ending::OutOfMemory;
             }
         }
-        if let Some(v) = self.verdict {
+        if let Some(v) = self.verdict() {
             outcome.ending = v;
         } else if let Some(limit) = self.limits.cpu_time {
             // SIGXCPU is RLIMIT_CPU's; a SIGKILL counts only when the CPU time was spent
@@ -455,45 +536,8 @@ impl Child {
             let Some(fd) = self.pidfd.as_ref() else {
                 return Err(Error::Reaped);
             };
-            let mut deadline = match (self.limits.wall_time, self.verdict) {
-                (Some(w), None) => Some(tokio::time::Instant::from_std(self.started + w)),
-                _ => None,
-            };
-            // CPU time of the whole sandbox: checked when it could next have run out (the
-            // time left, spread over every core), at least every 100 ms.
-            if let (Some(limit), Some(cg), None) =
-                (self.limits.cpu_time, &self.cgroup, self.verdict)
-            {
-                let used = cg.cpu_time();
-                if used >= limit && !sys::pidfd_exited(fd.get_ref().as_fd()) {
-                    let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
-                    self.verdict = Some(Ending::CpuTimeExceeded);
-                    continue;
-                }
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-                // (Spent but already exited: the wait below sees the end at once.)
-                let next = (limit.saturating_sub(used) / cores)
-                    .clamp(Duration::from_millis(2), Duration::from_millis(100));
-                let at = tokio::time::Instant::now() + next;
-                deadline = Some(deadline.map_or(at, |d| d.min(at)));
-            }
-            let ready = match deadline {
-                Some(d) => tokio::time::timeout_at(d, fd.readable()).await.ok(),
-                None => Some(fd.readable().await),
-            };
-            let Some(ready) = ready else {
-                let wall = self
-                    .limits
-                    .wall_time
-                    .is_some_and(|w| self.started.elapsed() >= w);
-                if wall && !sys::pidfd_exited(fd.get_ref().as_fd()) {
-                    // The deadline: the whole sandbox goes (its init, PID 1 of its
-                    // namespace, takes every process with it).
-                    let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
-                    self.verdict = Some(Ending::WallTimeExceeded);
-                }
-                continue;
-            };
+            // The limits are enforced by the sandbox's watchdog task, waited for or not.
+            let ready = fd.readable().await;
             let mut guard = ready.map_err(|e| Error::os("wait for the sandbox", e))?;
             match self.reap_now(fd.get_ref().as_fd()) {
                 Ok(Some(raw)) => {

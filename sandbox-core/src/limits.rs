@@ -33,6 +33,7 @@ pub struct Limits {
     pub(crate) open_files: Option<u64>,
     pub(crate) stack: Option<u64>,
     pub(crate) cgroup_parent: Option<String>,
+    pub(crate) cgroup_mount: Option<std::path::PathBuf>,
     pub(crate) rlimits_only: bool,
 }
 
@@ -109,6 +110,17 @@ impl Limits {
     /// each hierarchy (default `sandbox`, created when missing).
     pub fn cgroup_parent(mut self, parent: impl Into<String>) -> Limits {
         self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    /// Where the cgroup file system to use is mounted (default `/sys/fs/cgroup`): a
+    /// cgroup2 mount, or a directory of cgroup v1 hierarchies; the version is detected
+    /// there. A cgroup2 mount serves when it has the controllers the limits need (memory,
+    /// pids, cpu); CPU time is accounted by every v2 cgroup (on a hybrid layout, the
+    /// controller-less `/sys/fs/cgroup/unified` serves a CPU-time limit). Peak memory is
+    /// reported only with the memory controller.
+    pub fn cgroup_mount(mut self, path: impl Into<std::path::PathBuf>) -> Limits {
+        self.cgroup_mount = Some(path.into());
         self
     }
 
@@ -208,6 +220,14 @@ impl Limits {
                 return Err(Error::Unsupported(
                     "a cpus limit needs cgroups; rlimits cannot express it".into(),
                 ));
+            }
+        }
+        if let Some(m) = &self.cgroup_mount {
+            if !m.is_absolute() {
+                return bad(
+                    "cgroup mount",
+                    format!("{} is not an absolute path", m.display()),
+                );
             }
         }
         if let Some(p) = &self.cgroup_parent {

@@ -409,3 +409,102 @@ async fn exec_joins_the_sandboxs_cgroup() {
         our_cgroups()
     );
 }
+
+/// Wall and CPU time hold whether anyone waits or not: polled with `try_wait`, or dropped
+/// without kill-on-drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limits_hold_without_a_waiter() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    for (limits, script, want) in [
+        (
+            Limits::new().wall_time(Duration::from_millis(300)),
+            "sleep 1000",
+            Ending::WallTimeExceeded,
+        ),
+        (
+            Limits::new().cpu_time(Duration::from_millis(300)),
+            "while :; do :; done",
+            Ending::CpuTimeExceeded,
+        ),
+    ] {
+        let mut child = sh(limits.clone(), script).spawn().await.unwrap();
+        let outcome = loop {
+            if let Some(o) = child.try_wait().unwrap() {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(outcome.ending, want, "{outcome:?}");
+        // Dropped at once, and not killed on drop: the limit still ends it.
+        let child = sh(limits, script)
+            .kill_on_drop(false)
+            .spawn()
+            .await
+            .unwrap();
+        let pidfd = common::pidfd_open(child.id().unwrap());
+        drop(child);
+        assert!(
+            common::pidfd_ended(&pidfd, Duration::from_secs(20)),
+            "{want:?}: the dropped sandbox outlived its limit"
+        );
+    }
+    assert!(
+        common::eventually(Duration::from_secs(5), || our_cgroups().is_empty()),
+        "{:?}",
+        our_cgroups()
+    );
+}
+
+/// The cgroup v2 code, live: this machine's controllers are all in v1 hierarchies, but its
+/// controller-less cgroup2 mount (`/sys/fs/cgroup/unified`) accounts CPU time. A sandbox
+/// with a CPU-time limit there is born in its v2 cgroup (`CLONE_INTO_CGROUP`), stopped at
+/// the limit, and its cgroup removed; limits that need a controller the mount lacks are a
+/// typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_v2_runs_live_on_the_unified_mount() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    assert!(
+        unified.join("cgroup.procs").exists(),
+        "this test needs the cgroup2 mount of a hybrid layout at {}",
+        unified.display()
+    );
+    let limits = Limits::new()
+        .cgroup_mount(unified)
+        .cpu_time(Duration::from_millis(300));
+    let mut child = sh(limits.clone(), "while :; do :; done")
+        .spawn()
+        .await
+        .unwrap();
+    let pid = child.id().unwrap();
+    let line = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap()
+        .to_string();
+    let name = format!("sbx-{}-", std::process::id());
+    assert!(
+        line.starts_with("0::/sandbox/") && line.contains(&name),
+        "{line}"
+    );
+    let dir = unified.join(line.trim_start_matches("0::/"));
+    assert!(dir.is_dir());
+    let outcome = child.wait().await.unwrap();
+    assert_eq!(outcome.ending, Ending::CpuTimeExceeded, "{outcome:?}");
+    let cpu = outcome.cpu_user.unwrap() + outcome.cpu_system.unwrap();
+    assert!(cpu >= Duration::from_millis(300), "{cpu:?}");
+    assert_eq!(outcome.peak_memory, None, "no memory controller, no peak");
+    assert!(!dir.exists(), "{} is left", dir.display());
+    assert!(
+        !unified.join("sandbox").exists(),
+        "the default parent is left"
+    );
+    // A memory limit needs the memory controller, which this mount lacks.
+    match sh(limits.memory(64 << 20), "true").output().await {
+        Err(Error::Unsupported(why)) => assert!(why.contains("memory"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
