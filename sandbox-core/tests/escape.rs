@@ -77,6 +77,35 @@ async fn blocked_in(sandbox: &Sandbox, args: &[&str], errnos: &[&str]) {
     );
 }
 
+/// The control run: `attacks ARGS` straight on the host as root, with nothing to stop it
+/// (only wrapped in `wrap`, e.g. `unshare -m`, where success would otherwise change the
+/// machine), must report the attack as having worked: the program detects what it tries.
+fn escapes_without_sandbox(wrap: &[&str], args: &[&str]) {
+    let mut cmd = match wrap.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(attacks());
+            c
+        }
+        None => std::process::Command::new(attacks()),
+    };
+    let out = cmd.args(args).current_dir("/").output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "control {wrap:?} {args:?}: {text}"
+    );
+    assert!(
+        text.starts_with(&format!("ESCAPED {}", args[0])),
+        "control {args:?}: {text}"
+    );
+}
+
+/// A private mount namespace for control runs that mount or unmount.
+const PRIVATE_MOUNTS: &[&str] = &["unshare", "-m", "--propagation", "private"];
+
 fn hostname() -> String {
     nix::unistd::gethostname().unwrap().into_string().unwrap()
 }
@@ -99,16 +128,27 @@ async fn a_file_outside_the_root_cannot_be_read() {
     let (_dir, canary) = canary();
     let path = canary.to_str().unwrap();
     blocked(&["open", path], &["ENOENT"]).await;
+    escapes_without_sandbox(&[], &["open", path]);
     blocked(&["dotdot", path], &["ENOENT"]).await;
+    escapes_without_sandbox(&[], &["dotdot", path]);
     // The init is not dumpable: its root link is closed to the program (EACCES).
     blocked(&["proc-root", path], &["ENOENT", "EACCES"]).await;
+    // (The control goes through this test process's root: the host's PID 1 may be
+    // closed even to root.)
+    let me = std::process::id().to_string();
+    escapes_without_sandbox(&[], &["proc-root", path, &me]);
     blocked(&["proc-self-root", path], &["ENOENT"]).await;
+    escapes_without_sandbox(&[], &["proc-self-root", path]);
     // By handle ("shocker"): a handle the host computed for the canary.
     let (ty, bytes) = handle_of(&canary);
-    blocked(&["open-by-handle", &ty.to_string(), &bytes], &["EPERM"]).await;
+    let ty = ty.to_string();
+    blocked(&["open-by-handle", &ty, &bytes], &["EPERM"]).await;
+    escapes_without_sandbox(&[], &["open-by-handle", &ty, &bytes]);
     blocked(&["name-to-handle"], &["EPERM"]).await;
+    escapes_without_sandbox(&[], &["name-to-handle"]);
     // The host's own secrets, under the host's /etc that the root shows read-only.
     blocked(&["open", "/etc/shadow"], &["EACCES"]).await;
+    escapes_without_sandbox(&[], &["open", "/etc/shadow"]);
 }
 
 /// `name_to_handle_at` on the host: (handle type, handle bytes in hex).
@@ -156,12 +196,26 @@ async fn host_processes_can_be_neither_seen_nor_signalled_nor_traced() {
     let pid = sleeper.id().to_string();
     blocked(&["kill", &pid], &["ESRCH"]).await;
     blocked(&["kill", &std::process::id().to_string()], &["ESRCH"]).await;
+    // (The control probes with signal 0: the sleeper must live on.)
+    escapes_without_sandbox(&[], &["kill", &pid, "0"]);
     blocked(&["ptrace-attach", &pid], &["EPERM"]).await;
+    escapes_without_sandbox(&[], &["ptrace-attach", &pid]);
     // Not even a process of the sandbox's own can be traced.
     blocked(&["ptrace-child"], &["EPERM"]).await;
+    escapes_without_sandbox(&[], &["ptrace-child"]);
     let (_, text) = run_in(&sandbox(), &["count-processes"]).await;
     // The init and the attack program.
     assert_eq!(text.trim(), "visible 2", "{text}");
+    let out = std::process::Command::new(attacks())
+        .arg("count-processes")
+        .output()
+        .unwrap();
+    let n: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("visible ")
+        .parse()
+        .unwrap();
+    assert!(n > 10, "the host shows its processes: {n}");
     assert!(
         sleeper.try_wait().unwrap().is_none(),
         "the host's sleep died"
@@ -175,23 +229,35 @@ async fn mounts_and_namespaces_cannot_be_changed() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let before = common::mountinfo();
-    for attack in [
-        "mount",
-        "remount-root-rw",
-        "umount",
-        "pivot-root",
-        "unshare-user",
-        "unshare-mount",
-        "clone-newuser",
-        "setns",
-        "chroot",
-        "cgroup-mount",
+    // (Controls that mount run in a private mount namespace of their own.)
+    for (attack, wrap) in [
+        ("mount", PRIVATE_MOUNTS),
+        ("remount-root-rw", PRIVATE_MOUNTS),
+        ("unshare-user", &[][..]),
+        ("unshare-mount", &[]),
+        ("clone-newuser", &[]),
+        ("setns", &[]),
+        ("chroot", &[]),
+        ("cgroup-mount", PRIVATE_MOUNTS),
     ] {
         blocked(&[attack], &["EPERM"]).await;
+        escapes_without_sandbox(wrap, &[attack]);
     }
+    // umount of a mask (the control: /proc, in its private namespace).
+    blocked(&["umount", "/proc/kcore"], &["EPERM"]).await;
+    escapes_without_sandbox(PRIVATE_MOUNTS, &["umount", "/proc"]);
+    // pivot_root onto the sandbox's /tmp (a tmpfs; the control mounts one first).
+    blocked(&["pivot-root", "/tmp"], &["EPERM"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let script = format!("mount -t tmpfs none {d} && exec \"$0\" \"$@\"");
+    let mut wrap: Vec<&str> = PRIVATE_MOUNTS.to_vec();
+    wrap.extend(["sh", "-c", &script]);
+    escapes_without_sandbox(&wrap, &["pivot-root", d]);
     // clone3's flags are out of the filter's sight: it is "not there", and C libraries
     // fall back to clone, whose flags are checked.
     blocked(&["clone3"], &["ENOSYS"]).await;
+    escapes_without_sandbox(&[], &["clone3"]);
     assert_eq!(common::mountinfo(), before, "the host's mounts changed");
 }
 
@@ -200,6 +266,9 @@ async fn no_device_node_can_be_made() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     blocked(&["mknod"], &["EPERM"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("disk");
+    escapes_without_sandbox(&[], &["mknod", node.to_str().unwrap()]);
 }
 
 #[tokio::test]
@@ -209,30 +278,50 @@ async fn proc_sys_and_sys_cannot_be_written() {
     let host = hostname();
     let agent = "/sys/fs/cgroup/memory/release_agent";
     let agent_before = std::fs::read_to_string(agent).ok();
-    // Owned by the host's root (EACCES) and read-only besides (EROFS).
+    // Owned by the host's root (EACCES) and read-only besides (EROFS). The control writes
+    // in a UTS namespace of its own.
     blocked(
         &["write", "/proc/sys/kernel/hostname", "escaped"],
         &["EACCES", "EROFS"],
     )
     .await;
-    // core_pattern runs a program as the host's root on a crash (a classic escape).
+    escapes_without_sandbox(
+        &["unshare", "-u"],
+        &["write", "/proc/sys/kernel/hostname", "escaped"],
+    );
+    // core_pattern runs a program as the host's root on a crash (a classic escape). The
+    // attacks write back what is there, so the control run changes nothing.
     let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let pattern_line = pattern.trim_end().to_string();
     blocked(
-        &["write", "/proc/sys/kernel/core_pattern", "|/attacks"],
+        &["write", "/proc/sys/kernel/core_pattern", &pattern_line],
         &["EACCES", "EROFS"],
     )
     .await;
+    escapes_without_sandbox(
+        &[],
+        &["write", "/proc/sys/kernel/core_pattern", &pattern_line],
+    );
     assert_eq!(
         std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
         pattern
     );
     let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
     let thp_before = std::fs::read_to_string(thp).unwrap();
-    blocked(&["write", thp, "never"], &["EACCES", "EROFS"]).await;
+    let thp_now = thp_before
+        .split(['[', ']'])
+        .nth(1)
+        .expect("the current setting in brackets")
+        .to_string();
+    blocked(&["write", thp, &thp_now], &["EACCES", "EROFS"]).await;
+    escapes_without_sandbox(&[], &["write", thp, &thp_now]);
     assert_eq!(std::fs::read_to_string(thp).unwrap(), thp_before);
     // The cgroup release_agent (CVE-2022-0492): no cgroup tree is mounted in the
     // sandbox's /sys, and none can be (cgroup-mount above).
-    blocked(&["write", agent, "/attacks"], &["ENOENT", "EROFS"]).await;
+    let agent_now = agent_before.clone().unwrap_or_default();
+    let agent_now = agent_now.trim_end();
+    blocked(&["write", agent, agent_now], &["ENOENT", "EROFS"]).await;
+    escapes_without_sandbox(&[], &["write", agent, agent_now]);
     assert_eq!(hostname(), host);
     assert_eq!(std::fs::read_to_string(agent).ok(), agent_before);
 }
@@ -242,6 +331,10 @@ async fn keystrokes_cannot_be_pushed_into_the_callers_terminal() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let pty = nix::pty::openpty(None, None).unwrap();
+    // Raw: a pushed character is readable at once (canonical mode waits for a newline).
+    let mut raw = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+    nix::sys::termios::cfmakeraw(&mut raw);
+    nix::sys::termios::tcsetattr(&pty.slave, nix::sys::termios::SetArg::TCSANOW, &raw).unwrap();
     let slave = pty.slave.try_clone().unwrap();
     for attack in ["tiocsti", "tiocsti-high-bits"] {
         let sandbox = sandbox();
@@ -255,12 +348,25 @@ async fn keystrokes_cannot_be_pushed_into_the_callers_terminal() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.trim(), format!("blocked {attack} EPERM"), "{out:?}");
     }
-    // Nothing waits to be read on the terminal.
+    // The control, on the host (whose root may push into any terminal): it works.
+    let out = std::process::Command::new(attacks())
+        .arg("tiocsti")
+        .stdin(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("ESCAPED tiocsti"),
+        "{out:?}"
+    );
     nix::fcntl::fcntl(
         &pty.slave,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     )
     .unwrap();
+    let mut pushed = [0u8; 1];
+    assert_eq!(nix::unistd::read(&pty.slave, &mut pushed), Ok(1));
+    assert_eq!(&pushed, b"x");
+    // Nothing else waits to be read on the terminal.
     let mut buf = [0u8; 16];
     assert_eq!(
         nix::unistd::read(&pty.slave, &mut buf),
@@ -280,9 +386,20 @@ async fn descriptors_of_the_caller_are_not_inherited() {
     assert!(fd >= 0);
     // SAFETY: a descriptor just opened, owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    blocked(&["fd", &fd.as_raw_fd().to_string()], &["EBADF"]).await;
+    let number = fd.as_raw_fd().to_string();
+    blocked(&["fd", &number], &["EBADF"]).await;
     let (code, text) = run_in(&sandbox(), &["list-fds"]).await;
     assert_eq!(code, 0, "descriptors above 2 are open: {text}");
+    // The control: a plain child inherits it (std's spawn keeps non-CLOEXEC descriptors).
+    escapes_without_sandbox(&[], &["fd", &number]);
+    let out = std::process::Command::new(attacks())
+        .arg("list-fds")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("open {number}")),
+        "{out:?}"
+    );
 }
 
 /// Descriptors passed on purpose arrive at the numbers asked for, and only they.
@@ -345,10 +462,28 @@ async fn kernel_interfaces_that_reach_the_host_are_refused() {
         "reboot",
         "personality",
         "raw-socket",
+        "raise-rlimit",
     ] {
         blocked(&[attack], &["EPERM"]).await;
     }
-    // io_uring would run operations the filter never sees; x32 calls would match no rule.
+    // The controls: on the host each reaches the kernel and works (a process keyring, a
+    // map, a counter, a personality, a socket: all gone with the process). Module loading
+    // and reboot get no control run: they would change the machine; nor does raising a
+    // hard rlimit: it takes CAP_SYS_RESOURCE, which this machine's root itself lacks.
+    for attack in [
+        "keyctl",
+        "add-key",
+        "bpf",
+        "perf-event-open",
+        "userfaultfd",
+        "personality",
+        "raw-socket",
+        "io-uring",
+    ] {
+        escapes_without_sandbox(&[], &[attack]);
+    }
+    // io_uring would run operations the filter never sees; x32 calls would match no rule
+    // (this kernel has no x32 ABI, so there is no control run for it).
     blocked(&["io-uring"], &["ENOSYS"]).await;
     blocked(&["x32"], &["ENOSYS"]).await;
 }
@@ -358,10 +493,14 @@ async fn the_clock_and_the_hostname_stay_as_they_are() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let host = hostname();
-    // (The attacks set the clock to the time it reads: harmless had they worked.)
+    // settimeofday(NULL, NULL): the right to set the clock, checked, nothing changed.
     blocked(&["settimeofday"], &["EPERM"]).await;
+    escapes_without_sandbox(&[], &["settimeofday"]);
+    // (This one sets the clock to the time it reads; no control run: it would set the
+    // host's clock.)
     blocked(&["clock-settime"], &["EPERM"]).await;
     blocked(&["sethostname", "escaped"], &["EPERM"]).await;
+    escapes_without_sandbox(&["unshare", "-u"], &["sethostname", "escaped"]);
     assert_eq!(hostname(), host);
     let out = sandbox()
         .hostname("kept")
@@ -505,4 +644,34 @@ async fn landlock_limits_the_paths_the_program_may_open() {
         ),
         "{e}"
     );
+}
+
+/// Nothing listening in the host's network namespace is reachable from a `loopback`
+/// sandbox: neither a TCP listener on 127.0.0.1 nor an abstract unix socket. (Run in a
+/// network namespace this test makes, standing in for the host's.)
+#[tokio::test]
+async fn the_hosts_loopback_services_are_out_of_reach() {
+    common::require_root();
+    if !common::in_private_network_namespace("the_hosts_loopback_services_are_out_of_reach") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    // This namespace's own lo is down: bring it up, as a host's is.
+    let st = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port().to_string();
+    let name = format!("sandbox-escape-{}", common::random_hex(8));
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let unix = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let lo = sandbox().network(sandbox_core::Network::loopback());
+    blocked_in(&lo, &["tcp-connect", &port], &["ECONNREFUSED"]).await;
+    escapes_without_sandbox(&[], &["tcp-connect", &port]);
+    blocked_in(&lo, &["abstract-connect", &name], &["ECONNREFUSED"]).await;
+    escapes_without_sandbox(&[], &["abstract-connect", &name]);
+    drop((tcp, unix));
 }
