@@ -454,9 +454,33 @@ impl Cgroup {
         }
     }
 
-    /// Kills what is left and removes the cgroup (retrying while the last processes exit).
+    /// Kills what is left and removes the cgroup (retrying while the last processes exit;
+    /// what still resists after ~2 s, a process stuck in the kernel, is left to a thread
+    /// that keeps trying for a minute, so the caller is not held up).
     pub(crate) fn remove(&mut self) {
-        for attempt in 0..200 {
+        if self.try_remove(200) {
+            return;
+        }
+        let mut rest = Cgroup {
+            version: self.version,
+            dirs: std::mem::take(&mut self.dirs),
+            parents: std::mem::take(&mut self.parents),
+            controllers: self.controllers.clone(),
+            alias: self.alias.clone(),
+            default_parent: self.default_parent,
+        };
+        let _ = std::thread::Builder::new()
+            .name("sandbox-cgroup-sweep".into())
+            .spawn(move || {
+                rest.try_remove(6000);
+                // Whatever is left now stays (dropping `rest` would only try again).
+                rest.dirs.clear();
+            });
+    }
+
+    /// Up to `attempts` rounds of kill and rmdir; whether the cgroup is gone.
+    fn try_remove(&mut self, attempts: u32) -> bool {
+        for attempt in 0..attempts {
             self.kill_all();
             self.dirs.retain(|d| match std::fs::remove_dir(d) {
                 Ok(()) => false,
@@ -475,10 +499,11 @@ impl Cgroup {
                         made.remove(&p);
                     }
                 }
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(if attempt < 20 { 1 } else { 10 }));
         }
+        false
     }
 
     /// The cgroup's directories.

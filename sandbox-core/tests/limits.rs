@@ -31,15 +31,16 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
     let took = t.elapsed();
     assert_eq!(out.status.ending, Ending::WallTimeExceeded, "{out:?}");
     assert!(!out.status.success());
-    // Ended at the deadline, not when the busy loop or `sleep 1000` would have: the bounds
-    // are loose (a loaded machine is slow) but far below either.
+    // Ended at the deadline (the bound: within 100 ms of it), not when the busy
+    // loop or `sleep 1000` would have.
     assert!(
-        out.status.wall_time >= limit && out.status.wall_time <= limit + Duration::from_secs(3),
+        out.status.wall_time >= limit && out.status.wall_time <= limit + Duration::from_millis(100),
         "ended after {:?}",
         out.status.wall_time
     );
+    // (The caller's own view includes collecting the output: looser.)
     assert!(
-        took <= limit + Duration::from_secs(3),
+        took <= limit + Duration::from_secs(1),
         "output() took {took:?}"
     );
     // Nothing of it is left: no process of ours remains.
