@@ -98,6 +98,8 @@ pub(crate) struct Cgroup {
     alias: Vec<(&'static str, usize)>,
     /// The parent is the library's own ([`DEFAULT_PARENT`]), not one the caller named.
     default_parent: bool,
+    /// Handed to the sweeper thread: dropping it tries nothing more.
+    swept: bool,
 }
 
 /// The number after `key` on its line of a flat-keyed cgroup file (`cpu.stat`, ...).
@@ -221,6 +223,7 @@ impl Cgroup {
             controllers: Vec::new(),
             alias: Vec::new(),
             default_parent: limits.cgroup_parent.is_none(),
+            swept: false,
         };
         let mut seen: Vec<(PathBuf, usize)> = Vec::new();
         for (controller, base) in bases {
@@ -445,11 +448,25 @@ impl Cgroup {
                 return;
             }
         }
+        let listed = |d: &Path| -> Vec<i32> {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect()
+        };
         for d in &self.dirs {
-            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                // SAFETY: kill(2) of a pid read from the sandbox's own cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+            for pid in listed(d) {
+                // Through a pidfd, and only if the pid is still listed once the pidfd pins
+                // its process: a pid that ended and was reused by a process elsewhere is
+                // never signalled.
+                let Ok(fd) = crate::sys::pidfd_open(pid) else {
+                    continue;
+                };
+                if listed(d).contains(&pid) {
+                    let _ =
+                        crate::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);
+                }
             }
         }
     }
@@ -468,13 +485,13 @@ impl Cgroup {
             controllers: self.controllers.clone(),
             alias: self.alias.clone(),
             default_parent: self.default_parent,
+            swept: true,
         };
+        // (If no thread can be made, `rest` is dropped here, trying nothing more.)
         let _ = std::thread::Builder::new()
             .name("sandbox-cgroup-sweep".into())
             .spawn(move || {
                 rest.try_remove(6000);
-                // Whatever is left now stays (dropping `rest` would only try again).
-                rest.dirs.clear();
             });
     }
 
@@ -515,7 +532,9 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        self.remove();
+        if !self.swept {
+            self.remove();
+        }
     }
 }
 

@@ -169,6 +169,8 @@ pub(crate) struct Parts {
     /// The process lives in a PID namespace whose init it is not (an exec into a running
     /// sandbox): reap it as soon as it ends.
     pub reap_early: bool,
+    /// What holds processes exec'd into the sandbox.
+    pub hardening: Hardening,
 }
 
 /// Why the parent killed the sandbox, if it did: set by its watchdog.
@@ -334,6 +336,47 @@ pub struct Child {
     cgroup: Option<crate::cgroup::Cgroup>,
     /// Reaped by a task of its own as soon as it ends (see [`Early`]).
     early: Option<Early>,
+    /// What a process exec'd into the sandbox is held by.
+    hardening: Hardening,
+}
+
+/// The parts of a sandbox's description that hold every process started in it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hardening {
+    pub seccomp: crate::Seccomp,
+    pub capabilities: Vec<crate::Capability>,
+    pub landlock: Option<crate::Landlock>,
+    /// For its rlimits (the cgroup and the times belong to the sandbox).
+    pub limits: crate::Limits,
+}
+
+/// A command whose sandbox description is replaced for one spawn, and put back when this
+/// goes (also when the spawn future is dropped).
+struct SwappedSandbox<'a> {
+    cmd: &'a mut Command,
+    original: Option<crate::Sandbox>,
+}
+
+impl<'a> SwappedSandbox<'a> {
+    fn new(cmd: &'a mut Command, sandbox: crate::Sandbox) -> SwappedSandbox<'a> {
+        let original = std::mem::replace(&mut cmd.sandbox, sandbox);
+        SwappedSandbox {
+            cmd,
+            original: Some(original),
+        }
+    }
+
+    fn cmd(&self) -> &Command {
+        self.cmd
+    }
+}
+
+impl Drop for SwappedSandbox<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.original.take() {
+            self.cmd.sandbox = s;
+        }
+    }
 }
 
 fn pipe_end<T>(
@@ -434,6 +477,7 @@ impl Child {
             verdict,
             cgroup: p.cgroup,
             early,
+            hardening: p.hardening,
         })
     }
 
@@ -461,7 +505,7 @@ impl Child {
     /// The host pid of the sandbox's first process (its init, or the program with
     /// `init(false)`), or `None` once it has been reaped.
     pub fn id(&self) -> Option<u32> {
-        self.pidfd.as_ref().map(|_| self.pid)
+        self.live_pid().ok().map(|(pid, _)| pid)
     }
 
     /// The pidfd of the sandbox's first process, while it is not reaped.
@@ -505,7 +549,8 @@ impl Child {
                 outcome.ending = Ending::OutOfMemory;
             }
         }
-        if let Some(v) = self.verdict() {
+        if let (Some(v), true) = (self.verdict(), killed) {
+            // (A program that exited on its own just as the limit came is not blamed.)
             outcome.ending = v;
         } else if let Some(limit) = self.limits.cpu_time {
             // SIGXCPU is RLIMIT_CPU's; a SIGKILL counts only when the CPU time was spent
@@ -600,8 +645,11 @@ impl Child {
             .find(|n| !taken.contains(&n.as_str()))
             .unwrap_or_default();
         let lease = bridge.lease(plan.address, None)?;
-        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.pid))
-            .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
+        let netns = {
+            let (pid, _held) = self.live_pid()?;
+            std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(|e| Error::os("open the sandbox's network namespace", e))?
+        };
         let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name).await?;
         let addr = a.address().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         self.attached.push(a);
@@ -712,14 +760,27 @@ impl Child {
     }
 
     /// The host pid of the sandbox's process, while it is not reaped (so the pid cannot
-    /// have been reused).
-    fn live_pid(&self) -> Result<u32> {
-        self.pidfd.as_ref().map(|_| self.pid).ok_or(Error::Reaped)
+    /// have been reused), with the early reaper's lock when it has one: held while the
+    /// pid's `/proc` entries are used, it keeps the process from being reaped meanwhile.
+    fn live_pid(&self) -> Result<(u32, Option<std::sync::MutexGuard<'_, Option<i32>>>)> {
+        if self.pidfd.is_none() {
+            return Err(Error::Reaped);
+        }
+        match &self.early {
+            None => Ok((self.pid, None)),
+            Some(e) => {
+                let st = e.lock().unwrap_or_else(|e| e.into_inner());
+                if st.is_some() {
+                    return Err(Error::Reaped);
+                }
+                Ok((self.pid, Some(st)))
+            }
+        }
     }
 
     /// The identities of the sandbox's namespaces (the inode numbers of `/proc/<pid>/ns/*`).
     pub fn namespace_ids(&self) -> Result<NamespaceIds> {
-        let pid = self.live_pid()?;
+        let (pid, _held) = self.live_pid()?;
         NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))
     }
 
@@ -733,7 +794,7 @@ impl Child {
         path: impl AsRef<Path>,
     ) -> Result<KeptNamespace> {
         let path = path.as_ref();
-        let pid = self.live_pid()?;
+        let (pid, _held) = self.live_pid()?;
         if namespace == Namespace::Net && self.network.is_some() {
             return Err(Error::Conflict(
                 "the network namespace of a bridged sandbox cannot be kept: its address goes \
@@ -766,25 +827,39 @@ impl Child {
 
     /// Runs another program inside this running sandbox's namespaces, as `docker exec`
     /// does, and returns its own `Child`. Only the process side of `cmd` is used (program,
-    /// arguments, environment, working directory, stdio, kill-on-drop); its sandbox
-    /// description is ignored, since the sandbox already exists.
+    /// arguments, environment, working directory, stdio, passed descriptors, kill-on-drop);
+    /// its sandbox description is ignored, since the sandbox already exists: the process
+    /// gets the sandbox's own seccomp filter, capabilities, landlock rules and rlimits, and
+    /// joins its cgroup.
     pub async fn exec(&self, cmd: &mut Command) -> Result<Child> {
-        let pid = self.live_pid()?;
-        let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
-        let theirs =
-            NamespaceIds::of_pid(pid).map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
-        let mut joins = Vec::new();
-        for ns in Namespace::ALL {
-            if own.get(ns) == theirs.get(ns) {
-                continue;
+        let joins = {
+            let (pid, _held) = self.live_pid()?;
+            let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
+            let theirs = NamespaceIds::of_pid(pid)
+                .map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
+            let mut joins = Vec::new();
+            for ns in Namespace::ALL {
+                if own.get(ns) == theirs.get(ns) {
+                    continue;
+                }
+                let p = format!("/proc/{pid}/ns/{}", ns.proc_name());
+                let f = std::fs::File::open(&p).map_err(|e| Error::os(format!("open {p}"), e))?;
+                let fd =
+                    sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
+                joins.push((ns, fd));
             }
-            let p = format!("/proc/{pid}/ns/{}", ns.proc_name());
-            let f = std::fs::File::open(&p).map_err(|e| Error::os(format!("open {p}"), e))?;
-            let fd = sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
-            joins.push((ns, fd));
-        }
+            joins
+        };
         let cgroup = self.cgroup.as_ref().map(|c| c.member());
-        crate::spawn::exec(cmd, joins, cgroup).await
+        // The sandbox's own hardening and rlimits, not the command's description: a process
+        // started in it is held as its first one was.
+        let mut hardened = cmd.sandbox.clone();
+        hardened.seccomp = self.hardening.seccomp.clone();
+        hardened.capabilities = self.hardening.capabilities.clone();
+        hardened.landlock = self.hardening.landlock.clone();
+        hardened.limits = self.hardening.limits.clone();
+        let swapped = SwappedSandbox::new(cmd, hardened);
+        crate::spawn::exec(swapped.cmd(), joins, cgroup).await
     }
 }
 

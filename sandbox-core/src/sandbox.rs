@@ -327,6 +327,11 @@ impl Sandbox {
         self
     }
 
+    /// The seccomp filter's description.
+    pub fn get_seccomp(&self) -> &crate::Seccomp {
+        &self.seccomp
+    }
+
     /// The capabilities the sandbox keeps.
     pub fn get_capabilities(&self) -> &[crate::Capability] {
         &self.capabilities

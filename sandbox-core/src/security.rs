@@ -106,7 +106,8 @@ impl Arg {
     pub fn masked_eq(self, mask: u64, value: u64) -> Arg {
         self.with(ArgOp::MaskedEq(mask), value)
     }
-    /// Any bit of `bits` is set in the argument (a flag test).
+    /// Every bit of `bits` is set in the argument (a flag test; give one bit for "this
+    /// flag is set").
     pub fn has_bit(self, bit: u64) -> Arg {
         self.with(ArgOp::MaskedEq(bit), bit)
     }

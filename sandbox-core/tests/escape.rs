@@ -423,6 +423,18 @@ async fn descriptors_passed_on_purpose_arrive_and_nothing_else() {
         nix::unistd::read(&r, &mut buf).unwrap();
         assert_eq!(&buf, b"through");
     }
+    // Above the sandbox's own open-files limit too (it applies once they are in place).
+    let sb = sandbox().limits(sandbox_core::Limits::new().open_files(16));
+    let mut cmd = sb.command("/attacks");
+    cmd.args(["write-fd", "20", "through"])
+        .pass_fd(20, w.try_clone().unwrap());
+    let out = cmd.output().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("ESCAPED write-fd"),
+        "{out:?}"
+    );
+    let mut buf = [0u8; 7];
+    nix::unistd::read(&r, &mut buf).unwrap();
     let sb = sandbox();
     let mut cmd = sb.command("/attacks");
     cmd.arg("list-fds").pass_fd(7, w.try_clone().unwrap());

@@ -128,3 +128,69 @@ async fn a_sandbox_ends_before_its_execd_process_is_waited_for() {
     let e = held.wait().await.unwrap();
     assert_eq!(e.ending, sandbox_core::Ending::Signaled(libc::SIGKILL));
 }
+
+/// An exec'd process reaped early is gone for its handle too: no pid to reuse.
+#[tokio::test]
+async fn an_execd_process_that_ended_has_no_pid_left() {
+    common::require_root();
+    let (mut child, mut lines) = common::shell(&Sandbox::new(), "echo up; read x || true").await;
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");
+    let done = child.exec(&mut Command::new("/bin/true")).await.unwrap();
+    let pid = done.id().unwrap();
+    // (Polled without blocking the runtime, on which the early reaper runs.)
+    for _ in 0..500 {
+        if common::state(pid).is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(common::state(pid).is_none(), "not reaped");
+    assert_eq!(
+        done.id(),
+        None,
+        "the pid of a reaped process is not handed out"
+    );
+    assert!(matches!(
+        done.exec(&mut Command::new("/bin/true")).await,
+        Err(sandbox_core::Error::Reaped)
+    ));
+    assert!(matches!(
+        done.namespace_ids(),
+        Err(sandbox_core::Error::Reaped)
+    ));
+    drop(child.stdin.take());
+    child.wait().await.unwrap();
+}
+
+/// A process exec'd into a sandbox is held as the sandbox's first one: its seccomp filter,
+/// capabilities and rlimits, whatever the command's own description says.
+#[tokio::test]
+async fn an_execd_process_gets_the_sandboxs_hardening() {
+    common::require_root();
+    let sandbox = Sandbox::new()
+        .capability(sandbox_core::Capability::CAP_NET_RAW)
+        .limits(sandbox_core::Limits::new().open_files(77));
+    let (mut child, mut lines) = common::shell(&sandbox, "echo up; read x || true").await;
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");
+    let mut cmd = Sandbox::new()
+        .seccomp(sandbox_core::Seccomp::off())
+        .command("/bin/sh");
+    cmd.arg("-c")
+        .arg("grep -E '^(CapEff|Seccomp):' /proc/self/status; ulimit -n")
+        .stdout(Stdio::piped());
+    let out = child
+        .exec(&mut cmd)
+        .await
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CapEff:\t0000000000002000"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert!(text.ends_with("77\n"), "{text}");
+    // The command keeps its own description.
+    assert!(!cmd.sandbox().get_seccomp().is_enabled());
+    drop(child.stdin.take());
+    child.wait().await.unwrap();
+}

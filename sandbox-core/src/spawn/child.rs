@@ -1144,6 +1144,17 @@ fn execute(plan: &ChildPlan) -> Fail {
             pdeathsig()?;
         }
         chdir(&plan.cwd).at(Stage::Chdir, 0)?;
+        // A session of its own: no signal or keystroke reaches the caller's terminal.
+        sys!(libc::SYS_setsid).at(Stage::Session, 0)?;
+        if plan.controlling_tty >= 0 {
+            sys!(libc::SYS_ioctl, plan.controlling_tty, libc::TIOCSCTTY, 0)
+                .at(Stage::Terminal, 0)?;
+        }
+        drop_capabilities(plan).at(Stage::Capabilities, 0)?;
+        sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
+        apply_landlock(plan)?;
+        let init_fd = place_passed_fds(plan).at(Stage::FileDescriptors, 1)?;
+        // Last but for the filter: an open-files limit must not stop the steps above.
         for &(resource, soft, hard) in plan.rlimits.iter().take(plan.rlimits_len) {
             let rl = libc::rlimit64 {
                 rlim_cur: soft,
@@ -1158,16 +1169,6 @@ fn execute(plan: &ChildPlan) -> Fail {
             )
             .at(Stage::Limits, resource)?;
         }
-        // A session of its own: no signal or keystroke reaches the caller's terminal.
-        sys!(libc::SYS_setsid).at(Stage::Session, 0)?;
-        if plan.controlling_tty >= 0 {
-            sys!(libc::SYS_ioctl, plan.controlling_tty, libc::TIOCSCTTY, 0)
-                .at(Stage::Terminal, 0)?;
-        }
-        drop_capabilities(plan).at(Stage::Capabilities, 0)?;
-        sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
-        apply_landlock(plan)?;
-        let init_fd = place_passed_fds(plan).at(Stage::FileDescriptors, 1)?;
         if plan.init_fd >= 0 {
             keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
             keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;

@@ -448,6 +448,12 @@ async fn launch(
             crate::Limits::default()
         },
         cgroup: parent.cgroup,
+        hardening: crate::child::Hardening {
+            seccomp: cmd.sandbox.seccomp.clone(),
+            capabilities: cmd.sandbox.capabilities.clone(),
+            landlock: cmd.sandbox.landlock.clone(),
+            limits: cmd.sandbox.limits.clone(),
+        },
         reap_early: !exec_none
             || cmd
                 .sandbox
