@@ -664,7 +664,7 @@ async fn landlock_limits_the_paths_the_program_may_open() {
 #[tokio::test]
 async fn the_hosts_loopback_services_are_out_of_reach() {
     common::require_root();
-    if !common::in_private_network_namespace("the_hosts_loopback_services_are_out_of_reach") {
+    if common::in_private_network_namespace("the_hosts_loopback_services_are_out_of_reach") {
         return;
     }
     let _serial = SERIAL.lock().await;
