@@ -178,6 +178,12 @@ struct Args {
     #[arg(long = "landlock-rw", value_name = "PATH")]
     landlock_rw: Vec<PathBuf>,
 
+    /// Load the whole sandbox description from FILE: the serde form of `Sandbox` in TOML
+    /// (`.toml`) or JSON (see examples/profiles/). Flags given on the command line apply
+    /// on top of it.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+
     /// Print the outcome as one JSON line on stderr at the end.
     #[arg(long)]
     json: bool,
@@ -195,16 +201,24 @@ ps -e -o pid,ppid,user,comm 2>/dev/null || ls /proc | grep '^[0-9]'
 echo "mount table (/proc/self/mountinfo):"
 cat /proc/self/mountinfo"#;
 
-fn sandbox(args: &Args) -> Sandbox {
-    let mut net = args.net.network.clone();
-    if let Some(ip) = args.ip {
-        net = net.address(ip);
+/// The sandbox: `base` (a `--profile`, or the defaults) with the flags `given` on the
+/// command line applied on top (without a profile, every flag counts, defaults included).
+fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) -> Sandbox {
+    let mut s = base;
+    if given("net") || given("ip") || given("add_host") {
+        let mut net = args.net.network.clone();
+        if let Some(ip) = args.ip {
+            net = net.address(ip);
+        }
+        for (name, addr) in &args.add_host {
+            net = net.add_host(name, *addr);
+        }
+        s = s.network(net);
     }
-    for (name, addr) in &args.add_host {
-        net = net.add_host(name, *addr);
+    if given("no_init") {
+        s = s.init(!args.no_init);
     }
-    let mut s = Sandbox::new().network(net).init(!args.no_init);
-    let mut limits = sandbox_core::Limits::new();
+    let mut limits = s.get_limits().clone();
     if let Some(b) = args.memory {
         limits = limits.memory(b);
     }
@@ -233,41 +247,50 @@ fn sandbox(args: &Args) -> Sandbox {
     for ns in &args.share {
         s = s.share(*ns);
     }
-    if !args.share.contains(&Namespace::Uts) {
+    if given("hostname") && !args.share.contains(&Namespace::Uts) {
         s = s.hostname(&args.hostname);
     }
-    let mut rootfs = if let Some(dir) = &args.rootfs {
-        let r = Rootfs::dir(dir);
-        if args.rootfs_writable {
-            r.writable()
-        } else {
+    let root_given = ["rootfs", "overlay", "image", "host_root"]
+        .iter()
+        .any(|f| given(f));
+    if root_given {
+        let rootfs = if let Some(dir) = &args.rootfs {
+            let r = Rootfs::dir(dir);
+            if args.rootfs_writable {
+                r.writable()
+            } else {
+                r
+            }
+        } else if !args.overlay.is_empty() {
+            Rootfs::overlay(args.overlay.clone())
+        } else if let Some(image) = &args.image {
+            let mut r = Rootfs::image(image);
+            if let Some(cache) = &args.image_cache {
+                r = r.cache_dir(cache);
+            }
             r
-        }
-    } else if !args.overlay.is_empty() {
-        Rootfs::overlay(args.overlay.clone())
-    } else if let Some(image) = &args.image {
-        let mut r = Rootfs::image(image);
-        if let Some(cache) = &args.image_cache {
-            r = r.cache_dir(cache);
-        }
-        r
-    } else if args.host_root {
-        Rootfs::host()
-    } else {
-        Rootfs::host_readonly()
-    };
-    if let Some(upper) = &args.upper {
-        rootfs = rootfs.upper_dir(upper);
+        } else if args.host_root {
+            Rootfs::host()
+        } else {
+            Rootfs::host_readonly()
+        };
+        s = s.rootfs(rootfs);
     }
-    s = s.rootfs(rootfs);
+    if let Some(upper) = &args.upper {
+        let r = s.get_rootfs().clone().upper_dir(upper);
+        s = s.rootfs(r);
+    }
     for m in args.bind.iter().chain(&args.tmpfs).chain(&args.file) {
         s = s.mount(m.clone());
     }
-    let mut seccomp = if args.seccomp == "off" {
-        sandbox_core::Seccomp::off()
-    } else {
-        sandbox_core::Seccomp::default_profile()
-    };
+    let mut seccomp = s.get_seccomp().clone();
+    if given("seccomp") {
+        seccomp = if args.seccomp == "off" {
+            sandbox_core::Seccomp::off()
+        } else {
+            sandbox_core::Seccomp::default_profile()
+        };
+    }
     for name in &args.allow_syscall {
         seccomp = seccomp.allow(name);
     }
@@ -279,7 +302,10 @@ fn sandbox(args: &Args) -> Sandbox {
         s = s.capability(*cap);
     }
     if !args.landlock_ro.is_empty() || !args.landlock_rw.is_empty() {
-        let mut l = sandbox_core::Landlock::new().required();
+        let mut l = s
+            .get_landlock()
+            .cloned()
+            .unwrap_or_else(|| sandbox_core::Landlock::new().required());
         for p in &args.landlock_ro {
             l = l.read_only(p);
         }
@@ -289,6 +315,22 @@ fn sandbox(args: &Args) -> Sandbox {
         s = s.landlock(l);
     }
     s
+}
+
+/// Reads a `--profile`: the serde form of a `Sandbox`, in TOML (`.toml`) or JSON (`.json`,
+/// or anything else that parses as JSON).
+fn load_profile(path: &std::path::Path) -> Result<Sandbox, Error> {
+    let bad = |reason: String| Error::Invalid {
+        what: "--profile",
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    if is_toml {
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
+    } else {
+        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+    }
 }
 
 fn parse_cap(v: &str) -> Result<sandbox_core::Capability, String> {
@@ -465,7 +507,7 @@ fn exit_code_for(e: &Error) -> u8 {
     }
 }
 
-async fn run(args: Args) -> Result<ExitCode, Error> {
+async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     // A bridge named with a subnet is created when missing (and left in place, as
     // `docker network create` leaves it); otherwise the spawn opens it.
     use sandbox_core::sandbox_net::{Bridge, Error as NetError};
@@ -489,7 +531,12 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
             }
         }
     }
-    let sandbox = sandbox(&args);
+    let sandbox = match &args.profile {
+        Some(p) => sandbox(&args, load_profile(p)?, &|id| {
+            given.contains(&id.to_string())
+        }),
+        None => sandbox(&args, Sandbox::new(), &|_| true),
+    };
     let mut cmd = match args.command.split_first() {
         Some((program, rest)) => {
             let mut c = sandbox.command(program);
@@ -650,9 +697,22 @@ async fn run(args: Args) -> Result<ExitCode, Error> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    // The flags typed on the command line (over a --profile, only these apply).
+    let given: Vec<String> = matches
+        .ids()
+        .filter(|id| {
+            matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|id| id.as_str().to_string())
+        .collect();
     let json = args.json;
-    match run(args).await {
+    match run(args, given).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("run: {e}");

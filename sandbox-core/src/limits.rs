@@ -21,7 +21,7 @@ use std::time::Duration;
 /// On a machine without usable cgroups, memory, PIDs, CPUs and CPU time are refused with a
 /// typed error, unless [`Limits::rlimits_only`] accepts rlimit approximations.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     pub(crate) memory: Option<u64>,
     pub(crate) pids: Option<u64>,

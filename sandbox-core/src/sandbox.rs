@@ -113,7 +113,7 @@ pub struct Join {
 /// an unprivileged host range ([`Remap`]), so root inside cannot write what only the host's
 /// root may. The host's root is mapped only when a map says so explicitly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Sandbox {
     pub(crate) shared: BTreeSet<Namespace>,
     pub(crate) joined: Vec<Join>,
@@ -330,6 +330,26 @@ impl Sandbox {
     /// The seccomp filter's description.
     pub fn get_seccomp(&self) -> &crate::Seccomp {
         &self.seccomp
+    }
+
+    /// The root filesystem.
+    pub fn get_rootfs(&self) -> &Rootfs {
+        &self.rootfs
+    }
+
+    /// The resource limits.
+    pub fn get_limits(&self) -> &crate::Limits {
+        &self.limits
+    }
+
+    /// The landlock rules, if any.
+    pub fn get_landlock(&self) -> Option<&crate::Landlock> {
+        self.landlock.as_ref()
+    }
+
+    /// The network.
+    pub fn get_network(&self) -> &Network {
+        &self.network
     }
 
     /// The capabilities the sandbox keeps.

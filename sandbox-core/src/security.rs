@@ -116,6 +116,7 @@ impl Arg {
 /// A refused system call: calls of `name` whose arguments meet every condition of `when`
 /// (all calls, when there is none) fail with `errno` (default `EPERM`) without running.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyscallRule {
     /// The system call's name, as in `man 2 syscalls` (`keyctl`, `ioctl`, ...).
     pub name: String,
@@ -177,7 +178,7 @@ impl SyscallRule {
 /// # let _ = sandbox;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Seccomp {
     /// Load a filter at all.
     pub enabled: bool,
@@ -1000,7 +1001,7 @@ pub(crate) fn last_capability() -> u32 {
 /// or read-write, each with everything beneath it. Applied when the kernel has landlock;
 /// [`Landlock::required`] makes its absence an error instead.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Landlock {
     /// Paths readable (and executable), with what is beneath.
     pub read_only: Vec<PathBuf>,

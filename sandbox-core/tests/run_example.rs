@@ -302,3 +302,83 @@ fn it_gives_a_terminal_with_pty() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("no-terminal"), "{out}");
 }
+
+fn profile(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/profiles")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `--profile FILE` loads a whole sandbox description (TOML or JSON); flags typed on the
+/// command line apply on top; a bad profile is an error naming the file, line and field.
+#[test]
+fn it_loads_profiles_and_flags_apply_on_top() {
+    common::require_root();
+    let look = "hostname; ip -o link 2>/dev/null | wc -l; ls -d /work 2>&1; \
+                grep -c . /proc/self/cgroup >/dev/null; echo done";
+    // The judge profile: its hostname, no network (lo only), no /work.
+    let (code, out, err) = run(&[
+        "--profile",
+        &profile("judge.toml"),
+        "--",
+        "/bin/sh",
+        "-c",
+        look,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "judge", "{out}");
+    assert!(lines[2].contains("No such file"), "{out}");
+    // Its limits: the wall time (5 s) ends a sleeper, and --json says so.
+    let (code, _, err) = run(&[
+        "--profile",
+        &profile("judge.toml"),
+        "--time",
+        "300ms",
+        "--json",
+        "--",
+        "/bin/sleep",
+        "30",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("wall_time_exceeded"), "{err}");
+    // JSON, with a flag on top.
+    let (code, out, err) = run(&[
+        "--profile",
+        &profile("build.json"),
+        "--hostname",
+        "mine",
+        "--",
+        "/bin/sh",
+        "-c",
+        look,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "mine", "{out}");
+    assert_eq!(lines[2], "/work", "{out}");
+    // Landlock and an extra seccomp rule from a profile.
+    let (code, out, err) = run(&[
+        "--profile",
+        &profile("locked-down.toml"),
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /etc/hostname 2>/dev/null || echo refused; echo x > /tmp/f && echo wrote",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "refused\nwrote\n");
+    // A typo is an error that points at it.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "hostname = \"x\"\nhostnme = \"typo\"\n").unwrap();
+    let (code, _, err) = run(&["--profile", bad.to_str().unwrap(), "--", "/bin/true"]);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("bad.toml") && err.contains("line 2"), "{err}");
+    assert!(err.contains("unknown field `hostnme`"), "{err}");
+    let (code, _, err) = run(&["--profile", "/no/such.json", "--", "/bin/true"]);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("/no/such.json"), "{err}");
+}
