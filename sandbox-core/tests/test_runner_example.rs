@@ -1,0 +1,131 @@
+//! The test runner example (issue 7), run as a user runs it, on the bundled crate whose
+//! tests collide without isolation (two bind one port, two take one /tmp file): side by
+//! side in one process they fail; each in its own sandbox they pass.
+mod common;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} missing: cargo test builds the examples",
+        p.display()
+    );
+    p
+}
+
+/// Builds the bundled crate's tests; the test binary's path.
+fn colliding_tests(target: &Path) -> PathBuf {
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/colliding-tests/Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "--no-run",
+            "--offline",
+            "--message-format",
+            "json",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .expect("the test binary")
+}
+
+#[test]
+fn colliding_tests_pass_each_in_its_own_sandbox() {
+    common::require_root();
+    // In a network and mount namespace of its own: the collisions below (one port, one
+    // /tmp file) happen there, not on the machine.
+    if common::in_private_network_and_mount_namespaces(
+        "colliding_tests_pass_each_in_its_own_sandbox",
+    ) {
+        return;
+    }
+    for cmd in [
+        vec!["ip", "link", "set", "lo", "up"],
+        vec!["mount", "-t", "tmpfs", "none", "/tmp"],
+    ] {
+        assert!(Command::new(cmd[0])
+            .args(&cmd[1..])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let target = tempfile::tempdir_in("/var/tmp").unwrap();
+    let bin = colliding_tests(target.path());
+    // Side by side in one process: they collide.
+    let out = Command::new(&bin)
+        .args(["--test-threads", "5"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("2 failed"), "one of each pair fails: {text}");
+    // Each in its own sandbox, five at a time: they all pass.
+    let out = Command::new(example("test_runner"))
+        .arg(&bin)
+        .args(["--jobs", "5"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("running 5 tests, each in a sandbox of its own, 5 at a time"),
+        "{text}"
+    );
+    for t in [
+        "server_a_binds_the_port",
+        "server_b_binds_the_port",
+        "job_a_uses_the_tmp_file",
+        "job_b_uses_the_tmp_file",
+        "sees_only_itself",
+    ] {
+        assert!(text.contains(&format!("test tests::{t} ... ok")), "{text}");
+    }
+    assert!(text.contains("[5/5]"), "{text}");
+    assert!(
+        text.contains("test result: ok. 5 passed; 0 failed"),
+        "{text}"
+    );
+    // A filter, and a failing test reported like cargo test's.
+    let out = Command::new(example("test_runner"))
+        .arg(&bin)
+        .args(["--filter", "server_a"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("test result: ok. 1 passed; 0 failed"),
+        "{text}"
+    );
+    let out = Command::new(example("test_runner"))
+        .arg("/no/such/binary")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/binary"));
+}
