@@ -20,178 +20,238 @@ use sandbox_core::{Error, Mount, Namespace, Network, Rootfs, Sandbox, Stage, Std
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Run a program in a new Linux sandbox: its own user, mount, PID, UTS, IPC, network,
-/// cgroup and time namespaces, with a built-in init as PID 1.
+/// Run a program in a new Linux sandbox.
 #[derive(Parser, Debug)]
-#[command(name = "run", version, about, long_about = None)]
+#[command(
+    name = "run",
+    version,
+    about = "Run a program in a new Linux sandbox: its own user, mount, PID, UTS, IPC, \
+             network, cgroup and time namespaces, under a built-in init.",
+    long_about = LONG_ABOUT,
+    after_long_help = AFTER_HELP
+)]
 struct Args {
     /// Hostname inside the sandbox.
-    #[arg(long, value_name = "H", default_value = sandbox_core::DEFAULT_HOSTNAME)]
+    #[arg(help_heading = "Namespaces and process", long, value_name = "H", default_value = sandbox_core::DEFAULT_HOSTNAME)]
     hostname: String,
 
     /// Use DIR as the root filesystem (entered with pivot_root, read-only unless
     /// --rootfs-writable). Without --rootfs, --overlay, --image or --host-root the sandbox
     /// gets the host's /usr, /bin, /sbin, /lib* and /etc read-only in an empty root, with
     /// fresh /tmp, /run, /home, /root, /dev, /proc and /sys.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["overlay", "image", "host_root"])]
+    #[arg(help_heading = "Root filesystem", long, value_name = "DIR", conflicts_with_all = ["overlay", "image", "host_root"])]
     rootfs: Option<PathBuf>,
 
     /// Make the --rootfs directory writable.
-    #[arg(long, requires = "rootfs")]
+    #[arg(help_heading = "Root filesystem", long, requires = "rootfs")]
     rootfs_writable: bool,
 
     /// Copy-on-write over DIR: the sandbox may write anywhere, DIR is never changed, the
     /// writes vanish with the sandbox (see --upper). Repeat to stack trees, bottom first.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["image", "host_root"])]
+    #[arg(help_heading = "Root filesystem", long, value_name = "DIR", conflicts_with_all = ["image", "host_root"])]
     overlay: Vec<PathBuf>,
 
     /// Use a container image as the root: a `docker export` tarball (plain or gzip) or an
     /// OCI image layout directory, imported once into the cache, then copy-on-write.
-    #[arg(long, value_name = "TAR|OCI-DIR", conflicts_with = "host_root")]
+    #[arg(
+        help_heading = "Root filesystem",
+        long,
+        value_name = "TAR|OCI-DIR",
+        conflicts_with = "host_root"
+    )]
     image: Option<PathBuf>,
 
     /// The image cache directory (default: /var/cache/sandbox/images for root,
     /// ~/.cache/sandbox/images otherwise).
-    #[arg(long, value_name = "DIR", requires = "image")]
+    #[arg(
+        help_heading = "Root filesystem",
+        long,
+        value_name = "DIR",
+        requires = "image"
+    )]
     image_cache: Option<PathBuf>,
 
     /// Keep the writes of --overlay or --image in DIR/upper instead of a throw-away tmpfs.
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Root filesystem", long, value_name = "DIR")]
     upper: Option<PathBuf>,
 
     /// See the host's whole tree (through a private mount table) instead of a new root.
-    #[arg(long)]
+    #[arg(help_heading = "Root filesystem", long)]
     host_root: bool,
 
     /// Bind the host's SRC at DST inside (read-only with :ro); may be repeated.
-    #[arg(long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
+    #[arg(help_heading = "Mounts", long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
     bind: Vec<Mount>,
 
     /// Mount a fresh tmpfs at DST, of at most SIZE bytes (suffixes K, M, G); may be
     /// repeated.
-    #[arg(long, value_name = "DST[:SIZE]", value_parser = parse_tmpfs)]
+    #[arg(help_heading = "Mounts", long, value_name = "DST[:SIZE]", value_parser = parse_tmpfs)]
     tmpfs: Vec<Mount>,
 
     /// Place a copy of the host's HOSTFILE at DST inside; may be repeated.
-    #[arg(long, value_name = "DST=HOSTFILE", value_parser = parse_file)]
+    #[arg(help_heading = "Mounts", long, value_name = "DST=HOSTFILE", value_parser = parse_file)]
     file: Vec<Mount>,
 
     /// Network: none (only lo, down), loopback (lo up), host (the caller's), or
     /// bridge:NAME[:CIDR] (eth0 on bridge NAME with an address of its subnet and a default
     /// route through it; the bridge is created with CIDR, e.g. 10.88.0.0/24, when missing).
-    #[arg(long, value_name = "KIND", default_value = "loopback", value_parser = parse_net)]
+    #[arg(help_heading = "Network", long, value_name = "KIND", default_value = "loopback", value_parser = parse_net)]
     net: NetArg,
 
     /// With --net bridge: this address instead of the next free one.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(help_heading = "Network", long, value_name = "ADDR")]
     ip: Option<std::net::Ipv4Addr>,
 
     /// With --net bridge: masquerade the bridge's subnet on its way out (an nftables table
     /// made over netlink; IPv4 forwarding is turned on), as Docker does.
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     nat: bool,
 
     /// With --net bridge: an /etc/hosts entry NAME:ADDR; may be repeated.
-    #[arg(long = "add-host", value_name = "NAME:ADDR", value_parser = parse_host)]
+    #[arg(help_heading = "Network", long = "add-host", value_name = "NAME:ADDR", value_parser = parse_host)]
     add_host: Vec<(String, std::net::Ipv4Addr)>,
 
     /// Keep the caller's namespace of this kind (user, mnt, pid, uts, ipc, net, cgroup,
     /// time); may be repeated.
-    #[arg(long, value_name = "NS")]
+    #[arg(help_heading = "Namespaces and process", long, value_name = "NS")]
     share: Vec<Namespace>,
 
     /// Run the program as PID 1 instead of under the built-in init.
-    #[arg(long)]
+    #[arg(help_heading = "Namespaces and process", long)]
     no_init: bool,
 
     /// Working directory inside the sandbox.
-    #[arg(long, value_name = "DIR", default_value = "/")]
+    #[arg(
+        help_heading = "Namespaces and process",
+        long,
+        value_name = "DIR",
+        default_value = "/"
+    )]
     chdir: PathBuf,
 
     /// Set an environment variable (NAME=VALUE); may be repeated.
-    #[arg(long = "setenv", value_name = "NAME=VALUE")]
+    #[arg(
+        help_heading = "Namespaces and process",
+        long = "setenv",
+        value_name = "NAME=VALUE"
+    )]
     setenv: Vec<String>,
 
     /// Memory limit of the whole sandbox, swap included (K, M, G suffixes).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(help_heading = "Limits", long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<u64>,
 
     /// Processes and threads of the whole sandbox.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Limits", long, value_name = "N")]
     pids: Option<u64>,
 
     /// CPU bandwidth in cores (e.g. 0.5).
-    #[arg(long, value_name = "F")]
+    #[arg(help_heading = "Limits", long, value_name = "F")]
     cpus: Option<f64>,
 
     /// Wall-time limit (e.g. 500ms, 2s, 1m): the whole sandbox is killed at the deadline.
-    #[arg(long = "time", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(help_heading = "Limits", long = "time", value_name = "DUR", value_parser = parse_duration)]
     wall_time: Option<std::time::Duration>,
 
     /// CPU-time limit of the whole sandbox (every process and thread counted).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(help_heading = "Limits", long, value_name = "DUR", value_parser = parse_duration)]
     cpu_time: Option<std::time::Duration>,
 
     /// Relay at most SIZE bytes of stdout and of stderr (K, M, G suffixes), as they come;
     /// past it the sandbox is killed and the run ends as output_limit_exceeded.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(help_heading = "Limits", long, value_name = "SIZE", value_parser = parse_size)]
     output_limit: Option<u64>,
 
     /// Open files per process.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Limits", long, value_name = "N")]
     nofile: Option<u64>,
 
     /// Largest file a process may write (K, M, G suffixes).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(help_heading = "Limits", long, value_name = "SIZE", value_parser = parse_size)]
     fsize: Option<u64>,
 
     /// The seccomp filter: `default` (refuses what a sandboxed program has no business
     /// doing: the keyring, bpf, mounts, namespaces, ptrace, io_uring, TIOCSTI, ...) or
     /// `off`.
-    #[arg(long, value_name = "default|off", default_value = "default",
+    #[arg(help_heading = "Security", long, value_name = "default|off", default_value = "default",
           value_parser = ["default", "off"])]
     seccomp: String,
 
     /// Take a system call out of the default seccomp profile (repeatable), e.g. ptrace.
-    #[arg(long = "allow-syscall", value_name = "NAME")]
+    #[arg(help_heading = "Security", long = "allow-syscall", value_name = "NAME")]
     allow_syscall: Vec<String>,
 
     /// Refuse one more system call with EPERM (repeatable).
-    #[arg(long = "deny-syscall", value_name = "NAME")]
+    #[arg(help_heading = "Security", long = "deny-syscall", value_name = "NAME")]
     deny_syscall: Vec<String>,
 
     /// Keep a capability (repeatable; by default none is kept): CAP_NET_RAW or net_raw.
-    #[arg(long = "cap", value_name = "NAME", value_parser = parse_cap)]
+    #[arg(help_heading = "Security", long = "cap", value_name = "NAME", value_parser = parse_cap)]
     cap: Vec<sandbox_core::Capability>,
 
     /// Give the program a pseudo-terminal (for a shell or an editor): this terminal is put
     /// in raw mode and relayed, its size follows ours.
-    #[arg(long, conflicts_with = "output_limit")]
+    #[arg(
+        help_heading = "Namespaces and process",
+        long,
+        conflicts_with = "output_limit"
+    )]
     pty: bool,
 
     /// With landlock, allow reading PATH (and what is beneath) inside the sandbox
     /// (repeatable). Any --landlock-* flag denies every path not named.
-    #[arg(long = "landlock-ro", value_name = "PATH")]
+    #[arg(help_heading = "Security", long = "landlock-ro", value_name = "PATH")]
     landlock_ro: Vec<PathBuf>,
 
     /// With landlock, allow reading and writing PATH (and what is beneath) (repeatable).
-    #[arg(long = "landlock-rw", value_name = "PATH")]
+    #[arg(help_heading = "Security", long = "landlock-rw", value_name = "PATH")]
     landlock_rw: Vec<PathBuf>,
 
     /// Load the whole sandbox description from FILE: the serde form of `Sandbox` in TOML
     /// (`.toml`) or JSON (see examples/profiles/). Flags given on the command line apply
     /// on top of it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Namespaces and process", long, value_name = "FILE")]
     profile: Option<PathBuf>,
 
     /// Print the outcome as one JSON line on stderr at the end.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     json: bool,
 
     /// The program (an absolute path inside the sandbox) and its arguments.
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     command: Vec<String>,
 }
+
+const LONG_ABOUT: &str = "\
+run: a bubblewrap-like command line over the sandbox library.
+
+Runs PROGRAM (an absolute path inside the sandbox) in new user, mount, PID, UTS, IPC,
+network, cgroup and time namespaces, with a built-in init as PID 1. By default the root
+is the host's /usr, /bin, /sbin, /lib* and /etc read-only in an otherwise empty tree,
+the network is a loopback of its own, and the program keeps no capability, runs with
+no_new_privs in a session of its own under the default seccomp filter, with no
+descriptor but its stdio and a minimal environment (PATH, HOME, HOSTNAME, TERM).
+Without PROGRAM it runs a shell that shows the sandbox from inside.
+
+stdin, stdout and stderr are passed through (with --pty, a terminal of its own; with
+--output-limit, relayed and cut). The exit status is the program's, 128 + N when it was
+killed by signal N, 125 when the sandbox could not be made, 126 when PROGRAM cannot be
+executed, 127 when it does not exist.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  run                                       show the isolation from inside
+  run --hostname box -- /bin/sh -c 'hostname; id; ps -e'
+  run --rootfs /srv/busybox --net none -- /bin/sh
+  run --overlay /srv/debian --upper /var/tmp/keep -- /usr/bin/apt-get update
+  run --image alpine.tar --bind /src:/src:ro --tmpfs /tmp:64M -- /bin/sh
+  run --net bridge:sbx0:10.88.0.0/24 --nat -- /usr/bin/curl http://example.org
+  run --memory 256M --pids 64 --time 2s --json -- /usr/bin/python3 prog.py
+  run --pty -- /bin/bash
+  run --profile examples/profiles/judge.toml --time 1s -- /usr/bin/python3 -c 'print(42)'
+
+Sizes take K, M and G suffixes; durations ms, s and m. Repeatable options may be given
+more than once. The library behind every option: see sandbox-core's documentation.";
 
 /// What runs when no program is given: a look at the sandbox from inside.
 const SHOW: &str = r#"echo "hostname: $(uname -n)"

@@ -382,3 +382,29 @@ fn it_loads_profiles_and_flags_apply_on_top() {
     assert_eq!(code, Some(125), "{err}");
     assert!(err.contains("/no/such.json"), "{err}");
 }
+
+/// `--help` reads like a manual: what it does, options by topic, exit statuses, examples.
+#[test]
+fn its_help_reads_like_a_manual() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    for part in [
+        "bubblewrap-like",
+        "Root filesystem:",
+        "Mounts:",
+        "Network:",
+        "Limits:",
+        "Security:",
+        "125 when the sandbox could not be made",
+        "Examples:",
+        "--profile examples/profiles/judge.toml",
+    ] {
+        assert!(out.contains(part), "{part:?} missing from --help:\n{out}");
+    }
+    let (code, short, _) = run(&["-h"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        short.len() * 2 < out.len() && !short.contains("Examples:"),
+        "-h is the short form"
+    );
+}

@@ -54,28 +54,24 @@ fn colliding_tests(target: &Path) -> PathBuf {
 #[test]
 fn colliding_tests_pass_each_in_its_own_sandbox() {
     common::require_root();
-    // In a network and mount namespace of its own: the collisions below (one port, one
-    // /tmp file) happen there, not on the machine.
-    if common::in_private_network_and_mount_namespaces(
-        "colliding_tests_pass_each_in_its_own_sandbox",
-    ) {
+    // In a network namespace of its own: the port collisions below happen there, not on
+    // the machine.
+    if common::in_private_network_namespace("colliding_tests_pass_each_in_its_own_sandbox") {
         return;
     }
-    for cmd in [
-        vec!["ip", "link", "set", "lo", "up"],
-        vec!["mount", "-t", "tmpfs", "none", "/tmp"],
-    ] {
-        assert!(Command::new(cmd[0])
-            .args(&cmd[1..])
-            .status()
-            .unwrap()
-            .success());
-    }
+    let st = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(st.success());
     let target = tempfile::tempdir_in("/var/tmp").unwrap();
     let bin = colliding_tests(target.path());
-    // Side by side in one process: they collide.
-    let out = Command::new(&bin)
-        .args(["--test-threads", "5"])
+    // Side by side in one process: they collide (over a /tmp of their own, in a mount
+    // namespace of their own, so the host's /tmp is not touched).
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /tmp && exec \"$0\" --test-threads 5")
+        .arg(&bin)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
