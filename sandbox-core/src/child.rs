@@ -298,6 +298,31 @@ async fn read_limited<R: tokio::io::AsyncRead + Unpin>(
 
 /// A running sandbox, as `tokio::process::Child` is a running process.
 ///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> sandbox_core::Result<()> {
+/// use sandbox_core::{Command, Ending, Sandbox, Stdio};
+/// use tokio::io::AsyncBufReadExt;
+/// let mut child = Sandbox::new()
+///     .command("/bin/sh")
+///     .arg("-c")
+///     .arg("echo ready; sleep 60")
+///     .stdout(Stdio::piped())
+///     .spawn()
+///     .await?;
+/// let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+/// assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+/// // Another program in the same sandbox, as `docker exec` does.
+/// let mut cmd = Command::new("/bin/hostname");
+/// cmd.stdout(Stdio::piped());
+/// let out = child.exec(&mut cmd).await?.wait_with_output().await?;
+/// assert_eq!(out.stdout, b"sandbox\n");
+/// // The whole sandbox ends with its init.
+/// child.kill().await?;
+/// assert_eq!(child.wait().await?.ending, Ending::Signaled(libc::SIGKILL));
+/// # Ok(()) }
+/// ```
+///
 /// Waiting uses the sandbox's pidfd registered with tokio's reactor: no SIGCHLD handler, no
 /// thread per sandbox. Signals go through the pidfd too, so they can never reach a recycled
 /// pid.

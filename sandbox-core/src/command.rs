@@ -42,8 +42,9 @@ impl Stdio {
     /// and the caller's side is [`Child::pty`](crate::Child::pty). The sandbox runs in a
     /// session of its own either way, so it never reaches the caller's terminal.
     ///
-    /// ```no_run
-    /// # async fn f() -> sandbox_core::Result<()> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> sandbox_core::Result<()> {
     /// use sandbox_core::{Sandbox, Stdio};
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
     /// let mut child = Sandbox::new()
@@ -54,9 +55,12 @@ impl Stdio {
     ///     .spawn()
     ///     .await?;
     /// let mut pty = child.pty.take().unwrap();
-    /// pty.write_all(b"tty; exit\n").await.ok();
+    /// pty.resize(40, 100).ok();
+    /// pty.write_all(b"test -t 0 && stty size; echo T$((1+1)); exit\n").await.ok();
     /// let mut seen = Vec::new();
     /// pty.read_to_end(&mut seen).await.ok();
+    /// let seen = String::from_utf8_lossy(&seen);
+    /// assert!(seen.contains("40 100") && seen.contains("T2"), "{seen}");
     /// child.wait().await?;
     /// # Ok(()) }
     /// ```
@@ -92,8 +96,9 @@ pub struct Output {
 ///
 /// Made by [`Sandbox::command`]; every setter returns `&mut Command` so calls chain.
 ///
-/// ```no_run
-/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use sandbox_core::{Sandbox, Stdio};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// let mut child = Sandbox::new()

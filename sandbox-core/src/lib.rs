@@ -7,9 +7,10 @@
 //! and time — behind a handle that feels like `tokio::process`: piped stdio that implements
 //! `AsyncRead`/`AsyncWrite`, `wait`, `kill`, `output`.
 //!
-//! ```no_run
+//! ```
 //! use sandbox_core::{Mount, Network, Rootfs, Sandbox};
-//! # async fn f() -> sandbox_core::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> sandbox_core::Result<()> {
 //! let out = Sandbox::new()
 //!     .hostname("t1")
 //!     .rootfs(Rootfs::host_readonly())
@@ -21,9 +22,12 @@
 //!     .output()
 //!     .await?;
 //! assert!(out.status.success());
-//! print!("{}", String::from_utf8_lossy(&out.stdout));
+//! let text = String::from_utf8_lossy(&out.stdout);
+//! assert!(text.starts_with("t1\n0\n"));
 //! # Ok(()) }
 //! ```
+//!
+//! (The examples in these docs run as doc tests, as root, like the rest of the test suite.)
 //!
 //! # What it is made of
 //! - [`Sandbox`]: a reusable, serialisable description (namespaces, ids, root, network).

@@ -20,6 +20,29 @@ use std::time::Duration;
 ///
 /// On a machine without usable cgroups, memory, PIDs, CPUs and CPU time are refused with a
 /// typed error, unless [`Limits::rlimits_only`] accepts rlimit approximations.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> sandbox_core::Result<()> {
+/// use sandbox_core::{Ending, Limits, Sandbox};
+/// use std::time::Duration;
+/// let limits = Limits::new()
+///     .memory(64 << 20)
+///     .pids(16)
+///     .wall_time(Duration::from_millis(300));
+/// let out = Sandbox::new()
+///     .limits(limits)
+///     .command("/bin/sh")
+///     .arg("-c")
+///     .arg("echo started; sleep 60")
+///     .output()
+///     .await?;
+/// assert_eq!(out.status.ending, Ending::WallTimeExceeded);
+/// assert_eq!(out.stdout, b"started\n");
+/// // What it used, from its cgroup.
+/// assert!(out.status.peak_memory.is_some() && out.status.cpu_user.is_some());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {

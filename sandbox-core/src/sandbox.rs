@@ -96,8 +96,9 @@ pub struct Join {
 /// [default seccomp profile](crate::Seccomp::default_profile), with no descriptor of the
 /// caller's but its stdio and a minimal environment.
 ///
-/// ```no_run
-/// # async fn f() -> sandbox_core::Result<()> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> sandbox_core::Result<()> {
 /// use sandbox_core::{Namespace, Network, Sandbox};
 /// let sandbox = Sandbox::new().hostname("judge-7").network(Network::none());
 /// let out = sandbox.command("/bin/hostname").output().await?;
