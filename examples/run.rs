@@ -755,6 +755,29 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     Ok(ExitCode::from(outcome.shell_code().clamp(0, 255) as u8))
 }
 
+/// What a person can do about some errors.
+fn hint(e: &Error) -> Option<&'static str> {
+    use sandbox_core::sandbox_net::Error as NetError;
+    match e {
+        Error::Net(NetError::NoSuchBridge { .. }) => {
+            Some("create it by giving its subnet: --net bridge:NAME:10.88.0.0/24")
+        }
+        Error::Setup {
+            stage: Stage::Exec,
+            errno,
+            ..
+        } if errno.0 == libc::ENOENT => Some(
+            "the program is looked up inside the sandbox's root: give its absolute path \
+             there (the default root has the host's /usr, /bin, /sbin, /lib* and /etc)",
+        ),
+        Error::Unsupported(_) => Some(
+            "--memory, --pids, --cpus and --cpu-time need cgroups; see `run --help` and \
+             sandbox-core's Limits documentation",
+        ),
+        _ => None,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
@@ -776,6 +799,9 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("run: {e}");
+            if let Some(hint) = hint(&e) {
+                eprintln!("run: {hint}");
+            }
             if json {
                 eprintln!("{}", serde_json::json!({ "error": e.to_string() }));
             }

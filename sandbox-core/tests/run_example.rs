@@ -65,9 +65,34 @@ fn its_errors_are_actionable() {
     common::require_root();
     let (code, _, err) = run(&["--", "/no/such"]);
     assert_eq!(code, Some(127));
+    let mut lines = err.lines();
     assert_eq!(
-        err.trim(),
-        "run: exec /no/such: No such file or directory (ENOENT)"
+        lines.next(),
+        Some("run: exec /no/such: No such file or directory (ENOENT)")
+    );
+    // What to do about it.
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.contains("inside the sandbox's root")),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--net", "bridge:sbxnosuchbr0", "--", "/bin/true"]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("--net bridge:NAME:10.88.0.0/24"), "{err}");
+    let cache = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(&[
+        "--image",
+        "/etc/passwd",
+        "--image-cache",
+        cache.path().to_str().unwrap(),
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(code, Some(125));
+    assert!(
+        err.contains("not a tar archive") && !err.contains("root:x:0"),
+        "{err}"
     );
     let (code, _, err) = run(&["--rootfs", "/no/such/root", "--", "/bin/true"]);
     assert_eq!(code, Some(125));

@@ -1240,8 +1240,13 @@ impl Tree {
         for entry in entries {
             let mut entry = match entry {
                 Ok(entry) => entry,
-                Err(e) if tarball && !seen => {
-                    return Err(not_a_tar(format!("not a tar archive: {e}")))
+                Err(_) if tarball && !seen => {
+                    // (The tar reader's message quotes the file's bytes: not worth showing.)
+                    return Err(not_a_tar(
+                        "not a tar archive (a `docker export` tarball, plain or gzip) nor an \
+                         OCI image layout directory"
+                            .to_string(),
+                    ));
                 }
                 Err(e) => return Err(ctx.read(e)),
             };
