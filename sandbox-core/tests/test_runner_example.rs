@@ -51,6 +51,19 @@ fn colliding_tests(target: &Path) -> PathBuf {
         .expect("the test binary")
 }
 
+/// Pids of `sleep 4242.5` processes (what the bundled crate's leaking test starts).
+fn leaked() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c == b"/bin/sleep\04242.5\0")
+        })
+        .collect()
+}
+
 #[test]
 fn colliding_tests_pass_each_in_its_own_sandbox() {
     common::require_root();
@@ -77,10 +90,23 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("2 failed"), "one of each pair fails: {text}");
-    // Each in its own sandbox, five at a time: they all pass.
+    // ... and one leaves a process behind.
+    assert!(
+        !leaked().is_empty(),
+        "the unsandboxed run leaves its sleep behind"
+    );
+    for pid in leaked() {
+        // SAFETY: kill(2) of the `sleep 4242.5` the bundled test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || leaked().is_empty()
+    ));
+    // Each in its own sandbox, five at a time: they all pass, and nothing is left.
     let out = Command::new(example("test_runner"))
         .arg(&bin)
-        .args(["--jobs", "5"])
+        .args(["--jobs", "6"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -90,8 +116,13 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("running 5 tests, each in a sandbox of its own, 5 at a time"),
+        text.contains("running 6 tests, each in a sandbox of its own, 6 at a time"),
         "{text}"
+    );
+    assert!(
+        leaked().is_empty(),
+        "a sandboxed test left a process: {:?}",
+        leaked()
     );
     for t in [
         "server_a_binds_the_port",
@@ -99,12 +130,13 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         "job_a_uses_the_tmp_file",
         "job_b_uses_the_tmp_file",
         "sees_only_itself",
+        "leaves_a_process_behind",
     ] {
         assert!(text.contains(&format!("test tests::{t} ... ok")), "{text}");
     }
-    assert!(text.contains("[5/5]"), "{text}");
+    assert!(text.contains("[6/6]"), "{text}");
     assert!(
-        text.contains("test result: ok. 5 passed; 0 failed"),
+        text.contains("test result: ok. 6 passed; 0 failed"),
         "{text}"
     );
     // A filter, and a failing test reported like cargo test's.

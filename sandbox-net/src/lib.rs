@@ -9,7 +9,6 @@
 //! | [`Network::loopback()`]| new                    | `lo` up: 127.0.0.1 works, nothing else   |
 //! | [`Network::host()`]    | the caller's (shared)  | every interface of the host              |
 //! | [`Network::bridge(&b)`](Network::bridge) | new | `lo` up, `eth0` on bridge `b`: an address of its subnet, a default route through it |
-//!
 //! | [`Network::join(&ns)`](Network::join) | an existing one ([`Netns`]) | whatever it holds |
 //!
 //! Bridges ([`Bridge`]) and the veth pairs that attach sandboxes to them ([`Attachment`])

@@ -51,6 +51,19 @@ mod tests {
     }
 
     #[test]
+    fn leaves_a_process_behind() {
+        // A background process the test never waits for: it outlives the test run unless
+        // something ends it (a sandbox's PID namespace does).
+        std::process::Command::new("/bin/sleep")
+            .arg("4242.5")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    }
+
+    #[test]
     fn sees_only_itself() {
         // In a sandbox of its own it is PID 2 (its init is 1) and has its own hostname.
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
