@@ -59,7 +59,7 @@ fn leaked() -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c == b"/bin/sleep\04242.5\0")
+                .is_ok_and(|c| c == b"/bin/sleep\x004242.5\x00")
         })
         .collect()
 }
