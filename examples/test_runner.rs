@@ -6,6 +6,7 @@
 //! ```text
 //! cargo test --no-run --manifest-path examples/colliding-tests/Cargo.toml  # prints the binary
 //! cargo run --release --example test_runner -- TEST_BINARY [--jobs N] [--filter TEXT]
+//!     [--bind SRC[:DST]]...
 //! ```
 //!
 //! The tests are listed with the binary's own `--list`; each runs as
@@ -31,6 +32,10 @@ struct Args {
     /// Only the tests whose name contains TEXT.
     #[arg(long, value_name = "TEXT")]
     filter: Option<String>,
+    /// Bind the host's SRC read-only at DST (default: the same path) in every sandbox, for
+    /// tests that read files of their crate; may be repeated.
+    #[arg(long, value_name = "SRC[:DST]")]
+    bind: Vec<String>,
 }
 
 /// The tests of `binary`, from its `--list`.
@@ -74,15 +79,18 @@ struct Result1 {
     output: String,
 }
 
-async fn run_one(binary: Arc<PathBuf>, i: usize, name: String) -> Result1 {
+async fn run_one(binary: Arc<PathBuf>, binds: Arc<Vec<Mount>>, i: usize, name: String) -> Result1 {
     let started = Instant::now();
-    let sandbox = Sandbox::new()
+    let mut sandbox = Sandbox::new()
         .hostname(hostname(i, &name))
         .rootfs(Rootfs::host_readonly())
         .mount(Mount::bind(&*binary, "/test/bin").readonly())
         .mount(Mount::tmpfs("/tmp").size(256 << 20))
         .network(Network::loopback())
         .limits(Limits::new().wall_time(Duration::from_secs(600)));
+    for m in binds.iter() {
+        sandbox = sandbox.mount(m.clone());
+    }
     let out = sandbox
         .command("/test/bin")
         .args(["--exact", &name, "--test-threads", "1", "--nocapture"])
@@ -138,13 +146,22 @@ async fn main() -> ExitCode {
     println!("\nrunning {total} tests, each in a sandbox of its own, {jobs} at a time");
     let started = Instant::now();
     let binary = Arc::new(binary);
+    let binds: Vec<Mount> = args
+        .bind
+        .iter()
+        .map(|b| {
+            let (src, dst) = b.split_once(':').unwrap_or((b, b));
+            Mount::bind(src, dst).readonly()
+        })
+        .collect();
+    let binds = Arc::new(binds);
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for (i, name) in tests.into_iter().enumerate() {
-        let (binary, slots, tx) = (binary.clone(), slots.clone(), tx.clone());
+        let (binary, binds, slots, tx) = (binary.clone(), binds.clone(), slots.clone(), tx.clone());
         tokio::spawn(async move {
             let _slot = slots.acquire().await.expect("never closed");
-            let _ = tx.send(run_one(binary, i, name).await);
+            let _ = tx.send(run_one(binary, binds, i, name).await);
         });
     }
     drop(tx);

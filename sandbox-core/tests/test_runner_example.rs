@@ -22,6 +22,12 @@ fn example(name: &str) -> PathBuf {
     p
 }
 
+/// The bundled crate's directory.
+fn crate_dir() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/colliding-tests"))
+        .unwrap()
+}
+
 /// Builds the bundled crate's tests; the test binary's path.
 fn colliding_tests(target: &Path) -> PathBuf {
     let manifest =
@@ -106,7 +112,8 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
     // Each in its own sandbox, five at a time: they all pass, and nothing is left.
     let out = Command::new(example("test_runner"))
         .arg(&bin)
-        .args(["--jobs", "6"])
+        .args(["--jobs", "7", "--bind"])
+        .arg(crate_dir())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -116,7 +123,7 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("running 6 tests, each in a sandbox of its own, 6 at a time"),
+        text.contains("running 7 tests, each in a sandbox of its own, 7 at a time"),
         "{text}"
     );
     assert!(
@@ -131,15 +138,29 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         "job_b_uses_the_tmp_file",
         "sees_only_itself",
         "leaves_a_process_behind",
+        "reads_its_crate",
     ] {
         assert!(text.contains(&format!("test tests::{t} ... ok")), "{text}");
     }
-    assert!(text.contains("[6/6]"), "{text}");
+    assert!(text.contains("[7/7]"), "{text}");
     assert!(
-        text.contains("test result: ok. 6 passed; 0 failed"),
+        text.contains("test result: ok. 7 passed; 0 failed"),
         "{text}"
     );
-    // A filter, and a failing test reported like cargo test's.
+    // Without --bind the crate is not there: a failure, reported like cargo test's.
+    let out = Command::new(example("test_runner"))
+        .arg(&bin)
+        .args(["--filter", "reads_its_crate"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(101), "{text}");
+    assert!(text.contains("---- tests::reads_its_crate ----"), "{text}");
+    assert!(
+        text.contains("test result: FAILED. 0 passed; 1 failed"),
+        "{text}"
+    );
+    // A filter.
     let out = Command::new(example("test_runner"))
         .arg(&bin)
         .args(["--filter", "server_a"])

@@ -64,6 +64,15 @@ mod tests {
     }
 
     #[test]
+    fn reads_its_crate() {
+        // Tests often read files of their crate; the runner binds it in with --bind.
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let text = std::fs::read_to_string(manifest)
+            .unwrap_or_else(|e| panic!("read {manifest}: {e}"));
+        assert!(text.contains("colliding-tests"));
+    }
+
+    #[test]
     fn sees_only_itself() {
         // In a sandbox of its own it is PID 2 (its init is 1) and has its own hostname.
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
