@@ -2,25 +2,8 @@
 //! runs code in sandboxes, many requests at once. (In a network namespace this test makes:
 //! its traffic never touches the machine's own.)
 mod common;
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-fn embed_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/embed");
-    assert!(
-        p.exists(),
-        "{} missing: cargo test builds the examples",
-        p.display()
-    );
-    p
-}
 
 /// Sends one request line, returns the answer.
 async fn ask(addr: &str, request: serde_json::Value) -> serde_json::Value {
@@ -49,7 +32,7 @@ async fn the_service_answers_many_requests_at_once() {
         .status()
         .unwrap();
     assert!(st.success());
-    let mut server = tokio::process::Command::new(embed_binary())
+    let mut server = tokio::process::Command::new(common::example("embed"))
         .args(["--listen", "127.0.0.1:0", "--max", "4"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

@@ -4,29 +4,13 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn judge_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/judge");
-    assert!(
-        p.exists(),
-        "{} missing: cargo test builds the examples",
-        p.display()
-    );
-    p
-}
-
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/judge")
 }
 
 /// The verdicts of one submission, from the JSON lines.
 fn judge(submission: &str, memory: &str) -> (Vec<(String, String)>, String, Option<i32>) {
-    let out = Command::new(judge_binary())
+    let out = Command::new(common::example("judge"))
         .arg(examples().join("submissions").join(submission))
         .arg(examples().join("sum"))
         .args(["--json", "--time", "1s", "--memory", memory])
@@ -81,7 +65,7 @@ fn every_shipped_submission_gets_its_verdict() {
 #[test]
 fn the_table_reads_like_a_judge() {
     common::require_root();
-    let out = Command::new(judge_binary())
+    let out = Command::new(common::example("judge"))
         .arg(examples().join("submissions/ok.c"))
         .arg(examples().join("sum"))
         .output()

@@ -221,6 +221,16 @@ fn our_cgroups() -> Vec<String> {
     v
 }
 
+/// No cgroup of ours is left under any controller (within `limit`: removal may follow the
+/// last processes' exit).
+fn assert_no_cgroup_left(limit: Duration) {
+    assert!(
+        common::eventually(limit, || our_cgroups().is_empty()),
+        "left: {:?}",
+        our_cgroups()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_hog_ends_out_of_memory_near_its_limit() {
     common::require_root();
@@ -336,11 +346,7 @@ async fn no_cgroup_is_left_after_200_runs() {
             _ => drop(sh(l, "sleep 10").spawn().await.unwrap()),
         }
     }
-    assert!(
-        common::eventually(Duration::from_secs(10), || our_cgroups().is_empty()),
-        "left: {:?}",
-        our_cgroups()
-    );
+    assert_no_cgroup_left(Duration::from_secs(10));
     // Nor the parent directory the library made.
     for c in ["memory", "pids", "cpu", "cpuacct"] {
         let p = default_parent(c);
@@ -404,11 +410,7 @@ async fn exec_joins_the_sandboxs_cgroup() {
         .expect("the exec'd process ends with its sandbox")
         .unwrap();
     assert_eq!(e.ending, Ending::Signaled(libc::SIGKILL));
-    assert!(
-        common::eventually(Duration::from_secs(5), || our_cgroups().is_empty()),
-        "{:?}",
-        our_cgroups()
-    );
+    assert_no_cgroup_left(Duration::from_secs(5));
 }
 
 /// Wall and CPU time hold whether anyone waits or not: polled with `try_wait`, or dropped
@@ -450,11 +452,7 @@ async fn time_limits_hold_without_a_waiter() {
             "{want:?}: the dropped sandbox outlived its limit"
         );
     }
-    assert!(
-        common::eventually(Duration::from_secs(5), || our_cgroups().is_empty()),
-        "{:?}",
-        our_cgroups()
-    );
+    assert_no_cgroup_left(Duration::from_secs(5));
 }
 
 /// The cgroup v2 code, live: this machine's controllers are all in v1 hierarchies, but its

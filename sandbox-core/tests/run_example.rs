@@ -4,20 +4,11 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
-fn run_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("examples/run");
-    assert!(
-        p.exists(),
-        "{} missing: build the examples (cargo test does)",
-        p.display()
-    );
-    p
-}
-
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(run_binary()).args(args).output().unwrap();
+    let out = Command::new(common::example("run"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -175,7 +166,7 @@ fn it_puts_a_sandbox_on_a_bridge() {
     common::require_root();
     let out = Command::new("unshare")
         .arg("-n")
-        .arg(run_binary())
+        .arg(common::example("run"))
         .args([
             "--net",
             "bridge:sbtr0:10.91.0.0/24",

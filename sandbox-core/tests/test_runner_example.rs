@@ -5,23 +5,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} missing: cargo test builds the examples",
-        p.display()
-    );
-    p
-}
-
 /// The bundled crate's directory.
 fn crate_dir() -> PathBuf {
     std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/colliding-tests"))
@@ -111,7 +94,7 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         || leaked().is_empty()
     ));
     // Each in its own sandbox, five at a time: they all pass, and nothing is left.
-    let out = Command::new(example("test_runner"))
+    let out = Command::new(common::example("test_runner"))
         .arg(&bin)
         .args(["--jobs", "7", "--bind"])
         .arg(crate_dir())
@@ -149,7 +132,7 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         "{text}"
     );
     // Without --bind the crate is not there: a failure, reported like cargo test's.
-    let out = Command::new(example("test_runner"))
+    let out = Command::new(common::example("test_runner"))
         .arg(&bin)
         .args(["--filter", "reads_its_crate"])
         .output()
@@ -162,7 +145,7 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         "{text}"
     );
     // A filter.
-    let out = Command::new(example("test_runner"))
+    let out = Command::new(common::example("test_runner"))
         .arg(&bin)
         .args(["--filter", "server_a"])
         .output()
@@ -172,7 +155,7 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         text.contains("test result: ok. 1 passed; 0 failed"),
         "{text}"
     );
-    let out = Command::new(example("test_runner"))
+    let out = Command::new(common::example("test_runner"))
         .arg("/no/such/binary")
         .output()
         .unwrap();

@@ -14,6 +14,25 @@ pub fn require_root() {
     );
 }
 
+/// An example binary, which `cargo test` builds next to the test binaries
+/// (`target/<profile>/examples/NAME`).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} missing: build the examples (cargo test does)",
+        p.display()
+    );
+    p
+}
+
 /// Open file descriptors of this process.
 pub fn open_fds() -> BTreeSet<i32> {
     std::fs::read_dir("/proc/self/fd")
