@@ -523,6 +523,33 @@ async fn the_clock_and_the_hostname_stay_as_they_are() {
     assert_eq!(out.stdout, b"kept\n");
 }
 
+/// `/proc/<pid>/status` of a sandbox's program, read from the host while it runs.
+async fn program_status_from_host(sandbox: &Sandbox) -> String {
+    let mut child = sandbox
+        .command("/bin/sleep")
+        .arg("100")
+        .spawn()
+        .await
+        .unwrap();
+    let init = child.id().unwrap();
+    assert!(common::eventually(
+        std::time::Duration::from_secs(5),
+        || !common::children_of(init).is_empty()
+    ));
+    let program = common::children_of(init)[0];
+    let status = std::fs::read_to_string(format!("/proc/{program}/status")).unwrap();
+    child.kill().await.unwrap();
+    status
+}
+
+/// The `Name:\tvalue` line of a status text.
+fn status_line<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
 #[tokio::test]
 async fn the_program_has_no_capability_and_cannot_gain_one() {
     common::require_root();
@@ -538,6 +565,16 @@ async fn the_program_has_no_capability_and_cannot_gain_one() {
     }
     assert!(text.contains("NoNewPrivs:\t1"), "{text}");
     assert!(text.contains("Seccomp:\t2"), "{text}");
+    // The same, seen from the host.
+    let status = program_status_from_host(&sandbox()).await;
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(
+            status_line(&status, set),
+            format!("{set}:\t0000000000000000")
+        );
+    }
+    assert_eq!(status_line(&status, "NoNewPrivs"), "NoNewPrivs:\t1");
+    assert_eq!(status_line(&status, "Seccomp"), "Seccomp:\t2");
     // The working directory is inside the new root.
     let out = sandbox()
         .command("/bin/readlink")
@@ -562,6 +599,10 @@ async fn what_is_kept_or_allowed_works_and_only_that() {
     for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         let line = text.lines().find(|l| l.starts_with(set)).unwrap();
         assert!(line.ends_with(&want), "{line}");
+    }
+    let status = program_status_from_host(&raw).await;
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_line(&status, set), format!("{set}:\t{want}"));
     }
     blocked_in(&raw, &["mknod"], &["EPERM"]).await;
     // An allowed call goes through; the rest of the profile stays.
