@@ -86,7 +86,7 @@ pub enum Stage {
     NoNewPrivs,
     /// Applying the landlock rules (detail: the rule's index).
     Landlock,
-    /// Loading the seccomp filter (detail: the filter's index).
+    /// Loading the seccomp filter.
     Seccomp,
 }
 

@@ -524,7 +524,7 @@ impl Seccomp {
                 ),
             });
         }
-        Ok(Compiled::new(vec![program]))
+        Ok(Compiled::new(program))
     }
 }
 
@@ -920,7 +920,7 @@ fn native_arch() -> seccompiler::TargetArch {
     return seccompiler::TargetArch::aarch64;
 }
 
-/// `struct sock_fprog`, pointing into a [`Compiled`]'s programs.
+/// `struct sock_fprog`, pointing into a [`Compiled`]'s program.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct SockFprog {
@@ -928,42 +928,40 @@ pub(crate) struct SockFprog {
     filter: *const seccompiler::sock_filter,
 }
 
-/// A compiled profile: the BPF programs and the `sock_fprog`s the child hands to
-/// `seccomp(2)`, in load order.
+/// A compiled profile: one BPF program, and the `sock_fprog` the child hands to
+/// `seccomp(2)`.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    // Owns the memory the `fprogs` point into.
+    // Owns the memory `fprog` points into.
     #[cfg_attr(not(test), allow(dead_code))]
-    programs: Vec<Vec<seccompiler::sock_filter>>,
-    fprogs: Vec<SockFprog>,
+    program: Vec<seccompiler::sock_filter>,
+    fprog: SockFprog,
 }
 
-// SAFETY: the raw pointers in `fprogs` point into `programs`, which the value owns and never
-// changes after construction; nothing is mutated through a shared reference.
+// SAFETY: the raw pointer in `fprog` points into `program`, which the value owns and never
+// changes after construction (moving the Vec does not move its heap buffer); nothing is
+// mutated through a shared reference.
 unsafe impl Send for Compiled {}
 // SAFETY: as above.
 unsafe impl Sync for Compiled {}
 
 impl Compiled {
-    fn new(programs: Vec<Vec<seccompiler::sock_filter>>) -> Compiled {
-        let fprogs = programs
-            .iter()
-            .map(|p| SockFprog {
-                len: p.len() as u16,
-                filter: p.as_ptr(),
-            })
-            .collect();
-        Compiled { programs, fprogs }
+    fn new(program: Vec<seccompiler::sock_filter>) -> Compiled {
+        let fprog = SockFprog {
+            len: program.len() as u16,
+            filter: program.as_ptr(),
+        };
+        Compiled { program, fprog }
     }
 
-    /// The programs to load, in order.
-    pub(crate) fn fprogs(&self) -> &[SockFprog] {
-        &self.fprogs
+    /// The program, as `seccomp(2)` takes it.
+    pub(crate) fn fprog(&self) -> &SockFprog {
+        &self.fprog
     }
 
     #[cfg(test)]
-    fn programs(&self) -> &[Vec<seccompiler::sock_filter>] {
-        &self.programs
+    fn program(&self) -> &[seccompiler::sock_filter] {
+        &self.program
     }
 }
 
@@ -1207,8 +1205,8 @@ mod tests {
         Seccomp::default_profile()
             .build(seccompiler::TargetArch::x86_64)
             .unwrap()
-            .programs()[0]
-            .clone()
+            .program()
+            .to_vec()
     }
 
     #[test]
@@ -1219,8 +1217,7 @@ mod tests {
         ] {
             let c = Seccomp::default_profile().build(arch).unwrap();
             // One filter whatever the errnos: one attach, one pass of the kernel's cache.
-            assert_eq!(c.programs().len(), 1, "{arch:?}");
-            assert!(c.programs()[0].len() < 600, "{}", c.programs()[0].len());
+            assert!(c.program().len() < 600, "{arch:?}: {}", c.program().len());
         }
     }
 
@@ -1350,7 +1347,7 @@ mod tests {
                     };
                     let s = Seccomp::empty().rule(SyscallRule::new("read").when(a));
                     let p = s.build(seccompiler::TargetArch::x86_64).unwrap();
-                    let p = &p.programs()[0];
+                    let p = p.program();
                     for &x in values
                         .iter()
                         .chain(&[v, v.wrapping_add(1), v.wrapping_sub(1)])
@@ -1392,7 +1389,7 @@ mod tests {
                     .errno(libc::EACCES),
             );
         let c = s.build(seccompiler::TargetArch::x86_64).unwrap();
-        let p = &c.programs()[0];
+        let p = c.program();
         let enotty = libc::SECCOMP_RET_ERRNO | libc::ENOTTY as u32;
         let eacces = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
         assert_eq!(run(p, 16, X86, [0, TIOCSTI, 0, 0, 0, 0]), enotty);
@@ -1442,7 +1439,7 @@ mod tests {
             all = all.allow(r.name);
         }
         let c = all.build(seccompiler::TargetArch::x86_64).unwrap();
-        assert_eq!(run(&c.programs()[0], 250, X86, [0; 6]), ALLOW);
+        assert_eq!(run(c.program(), 250, X86, [0; 6]), ALLOW);
     }
 
     #[test]

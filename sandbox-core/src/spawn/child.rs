@@ -1091,18 +1091,16 @@ fn apply_landlock(plan: &ChildPlan) -> R {
     Ok(())
 }
 
-/// Loads the seccomp filters, last: after them only the `execve` runs.
+/// Loads the seccomp filter, last: after it only the `execve` runs.
 fn load_seccomp(plan: &ChildPlan) -> R {
     if let Some(c) = &plan.seccomp {
-        for (i, prog) in (0..).zip(c.fprogs().iter()) {
-            sys!(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                prog as *const crate::security::SockFprog
-            )
-            .at(Stage::Seccomp, i)?;
-        }
+        sys!(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            c.fprog() as *const crate::security::SockFprog
+        )
+        .at(Stage::Seccomp, 0)?;
     }
     Ok(())
 }

@@ -150,7 +150,7 @@ pub(crate) struct ChildPlan {
     pub landlock_fd: RawFd,
     /// Its rules: `(path inside the root, rights)`.
     pub landlock_rules: Vec<(CString, u64)>,
-    /// The seccomp filters, loaded last (after `no_new_privs`), or none.
+    /// The seccomp filter, loaded last (after `no_new_privs`), or none.
     pub seccomp: Option<std::sync::Arc<crate::security::Compiled>>,
     pub program: CString,
     pub argv: CStrArray,
