@@ -675,7 +675,15 @@ impl Child {
             std::fs::File::open(format!("/proc/{pid}/ns/net"))
                 .map_err(|e| Error::os("open the sandbox's network namespace", e))?
         };
-        let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name).await?;
+        // The host end is named like the first one's (after the sandbox).
+        let sandbox = self
+            .network
+            .as_ref()
+            .and_then(|a| a.host_interface().rsplit_once('-'))
+            .map_or("sbx", |(prefix, _)| prefix)
+            .to_string();
+        let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name, &sandbox)
+            .await?;
         let addr = a.address().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         self.attached.push(a);
         Ok((name, addr))
@@ -693,8 +701,13 @@ impl Child {
                 reason: format!("{interface} was not attached with Child::attach"),
             });
         };
-        let a = self.attached.remove(i);
-        a.detach().await.map_err(Error::from)
+        // Only a pair that is gone leaves the list: a failed removal keeps the interface,
+        // and its address, with the sandbox.
+        if let Some(a) = self.attached.get_mut(i) {
+            a.detach().await?;
+            self.attached.remove(i);
+        }
+        Ok(())
     }
 
     /// The host end of the sandbox's veth pair, while it runs.
@@ -820,10 +833,10 @@ impl Child {
     ) -> Result<KeptNamespace> {
         let path = path.as_ref();
         let (pid, _held) = self.live_pid()?;
-        if namespace == Namespace::Net && self.network.is_some() {
+        if namespace == Namespace::Net && (self.network.is_some() || !self.attached.is_empty()) {
             return Err(Error::Conflict(
-                "the network namespace of a bridged sandbox cannot be kept: its address goes \
-                 back to the bridge when the sandbox ends"
+                "the network namespace of a bridged sandbox (or one with attached interfaces) \
+                 cannot be kept: its addresses go back to their bridges when the sandbox ends"
                     .into(),
             ));
         }

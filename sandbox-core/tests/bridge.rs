@@ -51,6 +51,8 @@ async fn two_sandboxes_on_a_bridge_talk_by_address_and_by_name() {
     // From the host side: its veth is on the bridge.
     let host_if = server.host_interface().unwrap().to_string();
     assert!(common::links().contains(&host_if), "{host_if}");
+    // Named after the sandbox.
+    assert!(host_if.starts_with("server-"), "{host_if}");
     let master = std::process::Command::new("ip")
         .args(["-o", "link", "show", &host_if])
         .output()
@@ -231,8 +233,23 @@ async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
     )
     .await;
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "ready");
+    let links_before_attach = common::links();
+    let netns_of_threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_link(t.ok()?.path().join("ns/net")).ok())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let own_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
     let (ifname, addr) = server.attach(&Network::bridge(&b)).await.unwrap();
     assert_eq!(ifname, "eth1");
+    // The inside was configured over a netlink socket opened in the sandbox's namespace,
+    // by a thread of its own: every thread of this process is still in the test's.
+    let threads = netns_of_threads();
+    assert!(
+        threads.iter().all(|n| *n == own_netns),
+        "{threads:?} vs {own_netns:?}"
+    );
     assert!(b.cidr().assignable(addr), "{addr}");
     // Seen from inside: eth1 with the address.
     let out = server
@@ -266,12 +283,42 @@ async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Detach: the interface and its address are gone.
+    // Detach: the interface and its address are gone, inside and on the host.
     server.detach("eth1").await.unwrap();
     assert!(b.leased().is_empty(), "{:?}", b.leased());
+    assert_eq!(common::links(), links_before_attach);
+    let out = server
+        .exec(
+            sandbox_core::Command::new("/bin/sh")
+                .arg("-c")
+                .arg("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
+                .stdout(sandbox_core::Stdio::piped()),
+        )
+        .await
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lo\neth0\n");
     assert!(server.detach("eth1").await.is_err());
     server.kill().await.unwrap();
     assert!(a.leased().is_empty());
+    // A sandbox with only loopback and an attached interface: its network namespace
+    // cannot be kept (it would keep the pair past the address's lease).
+    let (mut lo_only, _lines) = common::shell(
+        &Sandbox::new().network(Network::loopback()),
+        "read x || true",
+    )
+    .await;
+    lo_only.attach(&Network::bridge(&b)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = lo_only
+        .keep_namespace(sandbox_core::Namespace::Net, dir.path().join("net"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    drop(lo_only.stdin.take());
+    lo_only.wait().await.unwrap();
+    assert!(b.leased().is_empty());
     a.remove().await.unwrap();
     b.remove().await.unwrap();
 }
@@ -315,6 +362,14 @@ async fn a_named_netns_outlives_its_sandbox_until_its_owner_removes_it() {
     assert!(!path.exists());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("sbt-ns"), "{mounts}");
+}
+
+/// The `nameserver` addresses of a resolv.conf.
+fn name_servers(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .map(|a| a.trim().to_string())
+        .collect()
 }
 
 /// Replies with the address the connection came from.
@@ -394,8 +449,30 @@ async fn nat_masquerades_the_bridge_subnet() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert_eq!(client().await, "unreachable", "no NAT yet");
+    let resolv = || async {
+        let out = Sandbox::new()
+            .rootfs(Rootfs::host_readonly())
+            .network(Network::bridge(&br))
+            .command("/bin/cat")
+            .arg("/etc/resolv.conf")
+            .output()
+            .await
+            .unwrap();
+        name_servers(&String::from_utf8_lossy(&out.stdout))
+    };
+    assert_eq!(
+        resolv().await,
+        Vec::<String>::new(),
+        "no way out: no server"
+    );
     br.enable_nat().await.unwrap();
     assert!(br.nat());
+    // With a way out, the host's name servers, but not those on its loopback.
+    let host: Vec<String> = name_servers(&std::fs::read_to_string("/etc/resolv.conf").unwrap())
+        .into_iter()
+        .filter(|a| !a.parse::<std::net::IpAddr>().unwrap().is_loopback())
+        .collect();
+    assert_eq!(resolv().await, host);
     assert_eq!(
         client().await,
         "192.0.2.2",
@@ -479,9 +556,140 @@ async fn addresses_are_held_as_long_as_the_sandbox_runs() {
     assert!(matches!(e, Error::Conflict(_)), "{e}");
     // No pair was made for it (the first sandbox's goes with its namespace, in time).
     assert!(common::eventually(Duration::from_secs(10), || {
-        !common::links().iter().any(|l| l.starts_with("sbx"))
+        !common::links().iter().any(|l| l.starts_with("sandbox-"))
     }));
     drop(host_net.stdin.take());
     host_net.wait().await.unwrap();
+    br.remove().await.unwrap();
+}
+
+/// Addresses are unique between processes, not only within one: a `run` command on the
+/// same bridge does not get an address this process holds, two at once get different
+/// ones, and the address of one killed with SIGKILL is free again at once (its claim is
+/// the kernel's, released with the process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_are_unique_across_processes_and_freed_when_a_holder_dies() {
+    if common::in_private_network_namespace(
+        "addresses_are_unique_across_processes_and_freed_when_a_holder_dies",
+    ) {
+        return;
+    }
+    common::require_root();
+    let br = Bridge::create("sbtx", "10.86.0.0/24").await.unwrap();
+    let held = br.lease(Some(Ipv4Addr::new(10, 86, 0, 2)), None).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(common::example("run"));
+        c.args(["--net", "bridge:sbtx"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    // The address this process holds is refused to another.
+    let out = run(&["--ip", "10.86.0.2", "--", "/bin/true"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("10.86.0.2 is taken"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two at once: each prints its address, then waits.
+    let show = "ip -4 -o addr show eth0 | awk '{print $4}'; exec sleep 60";
+    let mut procs = Vec::new();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut p = run(&["--", "/bin/sh", "-c", show]).spawn().unwrap();
+        let mut lines = {
+            use tokio::io::AsyncBufReadExt;
+            tokio::io::BufReader::new(p.stdout.take().unwrap()).lines()
+        };
+        let line = lines.next_line().await.unwrap().unwrap();
+        seen.push(line.trim_end_matches("/24").parse::<Ipv4Addr>().unwrap());
+        procs.push(p);
+    }
+    assert_ne!(seen[0], seen[1], "{seen:?}");
+    assert!(!seen.contains(&held.address()), "{seen:?}");
+    // This process cannot take them either, while they run.
+    for a in &seen {
+        let e = br.lease(Some(*a), None).unwrap_err();
+        assert!(matches!(e, NetError::AddressTaken { .. }), "{a}: {e}");
+    }
+    // SIGKILL the first: its address is free once it is gone.
+    let mut first = procs.remove(0);
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let again = br.lease(Some(seen[0]), None).unwrap();
+    assert_eq!(again.address(), seen[0]);
+    for mut p in procs {
+        p.start_kill().unwrap();
+        p.wait().await.unwrap();
+    }
+    drop((again, held));
+    br.remove().await.unwrap();
+}
+
+/// A bridged spawn that fails after its veth pair was made (the program does not exist)
+/// leaves no link and no lease; bad `/etc/hosts` names and a root without a generated
+/// `/etc` are refused before any link exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_bridged_spawns_leave_no_link_and_no_lease() {
+    if common::in_private_network_namespace("failed_bridged_spawns_leave_no_link_and_no_lease") {
+        return;
+    }
+    common::require_root();
+    let br = Bridge::create("sbtf", "10.88.0.0/24").await.unwrap();
+    let with_bridge = common::links();
+    for _ in 0..5 {
+        let e = Sandbox::new()
+            .network(Network::bridge(&br))
+            .command("/no/such")
+            .spawn()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("/no/such"), "{e}");
+        assert!(br.leased().is_empty(), "{:?}", br.leased());
+    }
+    assert!(
+        common::eventually(Duration::from_secs(10), || common::links() == with_bridge),
+        "{:?}",
+        common::links()
+    );
+    let spawn = |sandbox: Sandbox| async move { sandbox.command("/bin/true").status().await };
+    for bad in ["a b", "db\n10.0.0.1 evil", "-x"] {
+        let e = spawn(
+            Sandbox::new()
+                .rootfs(Rootfs::host_readonly())
+                .network(Network::bridge(&br).add_host(bad, Ipv4Addr::new(10, 88, 0, 9))),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, Error::Net(NetError::HostName { ref name, .. }) if name == bad),
+            "{bad:?}: {e}"
+        );
+    }
+    let e = spawn(
+        Sandbox::new()
+            .rootfs(Rootfs::host_readonly())
+            .hostname("my host")
+            .network(Network::bridge(&br).peers()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::Net(NetError::HostName { .. })), "{e}");
+    let e = spawn(
+        Sandbox::new()
+            .rootfs(Rootfs::host())
+            .network(Network::bridge(&br).add_host("db", Ipv4Addr::new(10, 88, 0, 9))),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    assert_eq!(common::links(), with_bridge);
+    assert!(br.leased().is_empty());
     br.remove().await.unwrap();
 }

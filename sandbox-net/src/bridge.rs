@@ -4,7 +4,7 @@ use crate::netlink::{errno_of, Netlink};
 use crate::{BridgeNet, Error, Ipv4Cidr};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -187,14 +187,16 @@ impl Bridge {
     }
 
     /// Deletes the bridge (its owner's call; attached sandboxes lose their network), and
-    /// its NAT table if NAT is on.
+    /// its NAT table if there is one (whichever process turned NAT on).
     pub async fn remove(self) -> Result<(), Error> {
-        if self.nat() {
-            match self.disable_nat().await {
-                // Already gone: nothing to undo.
-                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
-                r => r?,
-            }
+        let ours = self.nat();
+        match self.disable_nat().await {
+            // No table: nothing to undo.
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
+            // Another process's table we could not remove (or no nftables at all) does not
+            // stop the bridge's removal; our own does.
+            Err(_) if !ours => {}
+            r => r?,
         }
         let nl = Netlink::connect()?;
         {
@@ -243,10 +245,17 @@ impl Bridge {
 
     /// Takes an address: `want`, if free and in the subnet, or the next free one. `name`
     /// is registered for it (for other sandboxes' `/etc/hosts`) until the lease ends.
+    ///
+    /// An address is free when no lease of this process holds it and no other process on
+    /// this machine (in the caller's network namespace) has claimed it: every lease binds
+    /// an abstract unix socket named after the bridge and the address, which the kernel
+    /// lets one socket hold at a time and frees when its holder closes it or dies. So
+    /// several processes sharing a bridge (two `run` commands, a crashed caller) never
+    /// hand out one address twice, and nothing on disk needs cleaning up.
     pub fn lease(&self, want: Option<Ipv4Addr>, name: Option<&str>) -> Result<Lease, Error> {
         let cidr = self.state.cidr;
         let mut used = lock(&self.state.used);
-        let addr = match want {
+        let (addr, claim) = match want {
             Some(a) => {
                 if !cidr.assignable(a) {
                     return Err(Error::AddressOutside { address: a, cidr });
@@ -254,17 +263,28 @@ impl Bridge {
                 if used.taken.contains(&a) {
                     return Err(Error::AddressTaken { address: a });
                 }
-                a
+                match self.claim(a)? {
+                    Some(c) => (a, c),
+                    None => return Err(Error::AddressTaken { address: a }),
+                }
             }
             None => {
                 let cap = cidr.capacity();
                 let base = u32::from(cidr.network()) + 2;
-                let found = (0..cap)
-                    .map(|i| Ipv4Addr::from(base + (used.next + i) % cap))
-                    .find(|a| !used.taken.contains(a))
-                    .ok_or(Error::SubnetFull { cidr })?;
-                used.next = (u32::from(found) - base + 1) % cap;
-                found
+                let mut found = None;
+                for i in 0..cap {
+                    let a = Ipv4Addr::from(base + (used.next + i) % cap);
+                    if used.taken.contains(&a) {
+                        continue;
+                    }
+                    if let Some(c) = self.claim(a)? {
+                        found = Some((a, c));
+                        break;
+                    }
+                }
+                let (a, c) = found.ok_or(Error::SubnetFull { cidr })?;
+                used.next = (u32::from(a) - base + 1) % cap;
+                (a, c)
             }
         };
         used.taken.insert(addr);
@@ -276,7 +296,36 @@ impl Bridge {
             state: self.state.clone(),
             addr,
             name,
+            _claim: claim,
         })
+    }
+
+    /// Claims `addr` on this bridge for this process: `None` if another process holds it.
+    fn claim(&self, addr: Ipv4Addr) -> Result<Option<OwnedFd>, Error> {
+        use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+        let io = |source: nix::Error| Error::Io {
+            what: format!("claim address {addr} on bridge {}", self.state.name),
+            source: source.into(),
+        };
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io)?;
+        // The bridge's index is part of the name: a bridge of the same name made again is
+        // another bridge.
+        let label = format!(
+            "sandbox-net/lease/{}/{}/{addr}",
+            self.state.name, self.state.index
+        );
+        let at = UnixAddr::new_abstract(label.as_bytes()).map_err(io)?;
+        match bind(fd.as_raw_fd(), &at) {
+            Ok(()) => Ok(Some(fd)),
+            Err(nix::Error::EADDRINUSE) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
     }
 }
 
@@ -286,6 +335,8 @@ pub struct Lease {
     state: Arc<State>,
     addr: Ipv4Addr,
     name: Option<String>,
+    /// The abstract socket that claims the address machine-wide (see [`Bridge::lease`]).
+    _claim: OwnedFd,
 }
 
 impl Lease {
@@ -330,7 +381,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Attachment {
     /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of a sandbox that
     /// has not started its program yet) to the lease's bridge: a veth pair, the host end on
-    /// the bridge and up, the other end created inside as `interface`. The sandbox's own
+    /// the bridge and up (named after `sandbox`, e.g. its hostname: `web-1x2k`), the other
+    /// end created inside as `interface`. The sandbox's own
     /// setup then gives it the lease's address, brings it up and adds the default route
     /// (see [`Attachment::inside`]). On failure nothing is left.
     pub async fn connect(
@@ -338,8 +390,9 @@ impl Attachment {
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
+        sandbox: &str,
     ) -> Result<Attachment, Error> {
-        let a = Attachment::pair(&netns, lease, plan, interface).await?;
+        let a = Attachment::pair(&netns, lease, plan, interface, sandbox).await?;
         Ok(a)
     }
 
@@ -351,8 +404,9 @@ impl Attachment {
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
+        sandbox: &str,
     ) -> Result<Attachment, Error> {
-        let a = Attachment::pair(&netns, lease, plan, interface).await?;
+        let a = Attachment::pair(&netns, lease, plan, interface, sandbox).await?;
         let addr = a.address().unwrap_or(Ipv4Addr::UNSPECIFIED);
         let prefix = a.cidr.prefix();
         let configured = async {
@@ -372,6 +426,7 @@ impl Attachment {
         match configured {
             Ok(()) => Ok(a),
             Err(e) => {
+                let mut a = a;
                 let _ = a.detach().await;
                 Err(e)
             }
@@ -383,20 +438,18 @@ impl Attachment {
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
+        sandbox: &str,
     ) -> Result<Attachment, Error> {
         check_ifname(interface)?;
         let bridge = lease.bridge();
         let nl = Netlink::connect()?;
-        // "sbx" + the pid in 5 base-36 digits + a counter: unique in this process; a
-        // name taken by another process (another PID namespace) is retried.
+        // The host end is named after the sandbox (its first 10 name characters) plus 4
+        // characters unique in this process; a name taken by another process is retried.
+        let prefix = host_prefix(sandbox);
         let mut tries = 0;
         let host = loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let host = truncate(format!(
-                "sbx{:0>5}{}",
-                base36(std::process::id()),
-                base36(n)
-            ));
+            let host = format!("{prefix}-{}", suffix(n));
             match nl
                 .add_veth_into(
                     &host,
@@ -408,7 +461,7 @@ impl Attachment {
                 )
                 .await
             {
-                Err(e) if errno_of(&e) == libc::EEXIST && tries < 8 => tries += 1,
+                Err(e) if errno_of(&e) == libc::EEXIST && tries < 16 => tries += 1,
                 r => {
                     r?;
                     break host;
@@ -444,11 +497,13 @@ impl Attachment {
         &self.interface
     }
 
-    /// Removes the veth pair and gives the address back.
-    pub async fn detach(mut self) -> Result<(), Error> {
-        let r = delete_link(&self.host_ifname).await;
+    /// Removes the veth pair and gives the address back. If the pair cannot be removed,
+    /// the address stays taken (the interface may still hold it) until the attachment is
+    /// dropped, which happens when the sandbox ends.
+    pub async fn detach(&mut self) -> Result<(), Error> {
+        delete_link(&self.host_ifname).await?;
         self.lease = None;
-        r
+        Ok(())
     }
 }
 
@@ -483,21 +538,62 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-fn base36(mut n: u32) -> String {
-    const D: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut v = Vec::new();
-    loop {
-        v.push(D[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
+/// The first 10 characters of a sandbox's name usable in an interface name (letters,
+/// digits, `-`, `_`, `.`; others become `_`), or `sbx`.
+fn host_prefix(sandbox: &str) -> String {
+    let p: String = sandbox
+        .chars()
+        .take(MAX_IFNAME - 5)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if p.is_empty() || p.starts_with('.') {
+        "sbx".to_string()
+    } else {
+        p
     }
-    v.reverse();
-    String::from_utf8(v).unwrap_or_default()
 }
 
-fn truncate(mut s: String) -> String {
-    s.truncate(MAX_IFNAME);
-    s
+/// Four base-36 characters from this process's id and a counter: unique in the process
+/// for 36^4 pairs, and unlikely to meet another process's.
+fn suffix(n: u32) -> String {
+    const D: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    const SPACE: u32 = 36 * 36 * 36 * 36;
+    // Multiplying by a number coprime to the space permutes it; the pid shifts the start.
+    let start = u64::from(std::process::id()) * 7919 % u64::from(SPACE);
+    let step = u64::from(n) * 611_953 % u64::from(SPACE);
+    let mut v = ((start + step) % u64::from(SPACE)) as u32;
+    let mut out = [b'0'; 4];
+    for c in out.iter_mut().rev() {
+        *c = D[(v % 36) as usize];
+        v /= 36;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_fit_and_are_named_after_the_sandbox() {
+        assert_eq!(host_prefix("web"), "web");
+        assert_eq!(host_prefix("a very long host.name"), "a_very_lon");
+        assert_eq!(host_prefix(""), "sbx");
+        assert_eq!(host_prefix(".."), "sbx");
+        let names: BTreeSet<String> = (0..5000).map(suffix).collect();
+        assert_eq!(names.len(), 5000);
+        for n in [0, 1, 35, 36 * 36 * 36 * 36 - 1, u32::MAX] {
+            let name = format!("{}-{}", host_prefix("0123456789abcdef"), suffix(n));
+            assert!(
+                check_ifname(&name).is_ok() && name.len() == MAX_IFNAME,
+                "{name}"
+            );
+        }
+    }
 }

@@ -18,9 +18,10 @@
 //! them back when a sandbox ends.
 //!
 //! Egress NAT for a bridge ([`Bridge::enable_nat`]) is an nftables masquerade rule made
-//! over netlink. What it does not do (yet): IPv6 addresses on bridges, port publishing, an
-//! address allocator shared between processes (each process allocates for the bridges it
-//! opened).
+//! over netlink. Addresses are unique machine-wide, not only per process: each lease also
+//! holds an abstract unix socket named after the bridge and the address, which the kernel
+//! gives to one holder at a time and frees when it dies. What it does not do (yet): IPv6
+//! addresses on bridges, port publishing.
 //!
 //! ```
 //! use sandbox_net::Network;
@@ -112,6 +113,14 @@ pub enum Error {
         /// The subnet.
         cidr: Ipv4Cidr,
     },
+    /// A name for `/etc/hosts` that is not a host name.
+    #[error("host name {name:?}: {reason}")]
+    HostName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A netlink request failed.
     #[error("{what}: {reason}")]
     Netlink {
@@ -131,6 +140,32 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Checks a name for `/etc/hosts`: 1 to 253 bytes of letters, digits, `-`, `_` and `.`,
+/// not starting with `-` or `.` (so it can neither break the file's lines nor be taken
+/// for an option).
+pub fn check_host_name(name: &str) -> Result<(), Error> {
+    let bad = |reason| Error::HostName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > 253 {
+        return Err(bad("longer than 253 bytes"));
+    }
+    if name.starts_with(['-', '.']) {
+        return Err(bad("starts with '-' or '.'"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(bad("may hold only letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
 }
 
 /// A name and an address for the sandbox's `/etc/hosts`.
@@ -347,6 +382,16 @@ mod tests {
     fn unknown_name_is_a_typed_error() {
         let e = "wifi".parse::<Network>().unwrap_err();
         assert!(matches!(e, Error::UnknownNetwork { ref name } if name == "wifi"));
+        for ok in ["db", "web-1.local", "a_b", "x"] {
+            assert!(check_host_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a\nevil", "-x", ".x", "a\tb", "é"] {
+            assert!(
+                matches!(check_host_name(bad), Err(Error::HostName { ref name, .. }) if name == bad),
+                "{bad:?}"
+            );
+        }
+        assert!(check_host_name(&"a".repeat(254)).is_err());
         assert!(e.to_string().contains("wifi"));
     }
 

@@ -331,8 +331,13 @@ pub(crate) fn enable(bridge: &str, cidr: Ipv4Cidr) -> Result<(), Error> {
         &r,
     );
     b.send().map_err(err("add the masquerade rule"))?;
-    // Forwarding between the bridge and the way out.
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(err("enable IPv4 forwarding"))
+    // Forwarding between the bridge and the way out; without it the table is no use, so
+    // it goes again.
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+        let _ = disable(bridge);
+        return Err(err("enable IPv4 forwarding")(e));
+    }
+    Ok(())
 }
 
 /// Deletes the masquerade table of `bridge` (with its chain and rule).

@@ -334,13 +334,29 @@ pub fn random_hex(n: usize) -> String {
 /// the machine's network. Returns true in the outer copy (which only checked the inner's
 /// result).
 pub fn in_private_network_namespace(test: &str) -> bool {
-    rerun_wrapped(test, &["unshare", "-n"])
+    rerun_wrapped(test, &["unshare", "-n", "sh", "-c", UP_LO, "sh"])
 }
+
+/// Brings the new network namespace's `lo` up, then runs the test binary.
+const UP_LO: &str = "ip link set lo up && exec \"$@\"";
 
 /// [`in_private_network_namespace`], in a private mount namespace too (for tests that
 /// bind namespace files).
 pub fn in_private_network_and_mount_namespaces(test: &str) -> bool {
-    rerun_wrapped(test, &["unshare", "-n", "-m", "--propagation", "private"])
+    rerun_wrapped(
+        test,
+        &[
+            "unshare",
+            "-n",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            UP_LO,
+            "sh",
+        ],
+    )
 }
 
 fn rerun_wrapped(test: &str, wrap: &[&str]) -> bool {
