@@ -573,7 +573,22 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     use sandbox_core::sandbox_net::{Bridge, Error as NetError};
     let bridge = match (&args.net.create, &args.net.network) {
         (Some((name, cidr)), _) => Some(match Bridge::open(name).await {
-            Ok(b) => b,
+            Ok(b) => {
+                // An existing bridge keeps its subnet: a different one asked for is a
+                // mistake, not something to ignore.
+                let want: sandbox_core::sandbox_net::Ipv4Cidr = cidr.parse()?;
+                if b.cidr() != want {
+                    return Err(Error::Invalid {
+                        what: "--net",
+                        reason: format!(
+                            "bridge {name} exists with subnet {}, not {want} (leave the subnet \
+                             out to use it as it is)",
+                            b.cidr()
+                        ),
+                    });
+                }
+                b
+            }
             Err(NetError::NoSuchBridge { .. }) => Bridge::create(name, cidr).await?,
             Err(e) => return Err(e.into()),
         }),
@@ -597,6 +612,18 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
         }),
         None => sandbox(&args, Sandbox::new(), &|_| true),
     };
+    if (args.ip.is_some() || !args.add_host.is_empty())
+        && !matches!(sandbox.get_network(), Network::Bridge(_))
+    {
+        return Err(Error::Invalid {
+            what: if args.ip.is_some() {
+                "--ip"
+            } else {
+                "--add-host"
+            },
+            reason: "needs --net bridge:NAME".into(),
+        });
+    }
     let mut cmd = match args.command.split_first() {
         Some((program, rest)) => {
             let mut c = sandbox.command(program);

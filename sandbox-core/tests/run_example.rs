@@ -199,6 +199,55 @@ fn it_puts_a_sandbox_on_a_bridge() {
     let (code, _, err) = run(&["--net", "bridge:averyveryverylongname", "--", "/bin/true"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("longer than 15 bytes"), "{err}");
+    // Bridge-only options without a bridge are mistakes, not ignored.
+    for args in [
+        &["--net", "loopback", "--ip", "10.91.0.7"][..],
+        &["--add-host", "db:10.91.0.9"][..],
+        &["--nat"][..],
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["--", "/bin/true"]);
+        let (code, _, err) = run(&a);
+        assert_eq!(code, Some(125), "{args:?}: {err}");
+        assert!(err.contains("needs --net bridge:NAME"), "{args:?}: {err}");
+    }
+}
+
+/// `--nat` masquerades the bridge's subnet (the sandbox gets the host's name servers that
+/// it can reach), and a subnet given for an existing bridge must be the bridge's own.
+#[test]
+fn it_turns_nat_on_and_checks_an_existing_bridges_subnet() {
+    common::require_root();
+    let run = common::example("run");
+    let run = run.to_str().unwrap();
+    let script = format!(
+        "ip link set lo up && \
+         {run} --net bridge:sbtr1:10.92.0.0/24 --nat -- /bin/cat /etc/resolv.conf && \
+         echo bridge left: $(ip -o link show sbtr1 | grep -c sbtr1) && \
+         {{ {run} --net bridge:sbtr1:10.93.0.0/24 -- /bin/true; echo rc=$?; }}"
+    );
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap();
+    for line in host.lines().filter(|l| l.starts_with("nameserver")) {
+        let addr: std::net::IpAddr = line["nameserver".len()..].trim().parse().unwrap();
+        assert_eq!(
+            text.lines().any(|l| l == line),
+            !addr.is_loopback(),
+            "{line}: {text}"
+        );
+    }
+    assert!(text.contains("bridge left: 1"), "{text}");
+    assert!(text.ends_with("rc=125\n"), "{text}");
+    assert!(
+        err.contains("bridge sbtr1 exists with subnet 10.92.0.0/24, not 10.93.0.0/24"),
+        "{err}"
+    );
 }
 
 /// The limit flags: the output is relayed and cut at the limit, the wall time ends the

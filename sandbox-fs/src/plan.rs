@@ -69,6 +69,9 @@ pub struct PlanOptions<'a> {
     pub own_address: Option<std::net::IpAddr>,
     /// More `/etc/hosts` entries: other sandboxes, names the caller added.
     pub hosts: &'a [(String, std::net::IpAddr)],
+    /// The `/etc/resolv.conf` of a sandbox with a network namespace of its own and a way
+    /// out (a bridge with NAT); `None`: one naming no server.
+    pub resolv_conf: Option<&'a [u8]>,
 }
 
 /// A `fsconfig(2)` option of a fresh filesystem: `key=value`, or a flag.
@@ -790,7 +793,9 @@ impl Builder {
             hosts.push_str(&format!("{a}\t{n}\n"));
         }
         files.push(("etc/hosts", hosts.into_bytes()));
-        let resolv = if opts.new_net_namespace {
+        let resolv = if let (true, Some(r)) = (opts.new_net_namespace, opts.resolv_conf) {
+            r.to_vec()
+        } else if opts.new_net_namespace {
             b"# this sandbox has no network of the host's (no name server)\n".to_vec()
         } else {
             std::fs::read("/etc/resolv.conf").unwrap_or_default()

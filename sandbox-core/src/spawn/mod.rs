@@ -178,6 +178,23 @@ async fn bridge_lease(
         .hostname
         .clone()
         .unwrap_or_else(|| crate::DEFAULT_HOSTNAME.to_string());
+    // Names for /etc/hosts are checked before any address or link is taken; a root that
+    // gets no generated /etc (the caller's own tree) could not show them.
+    if b.peers || !b.hosts.is_empty() {
+        if matches!(cmd.sandbox.rootfs, sandbox_fs::Rootfs::Host) {
+            return Err(Error::Conflict(
+                "/etc/hosts entries (peers, add_host) need a root of the sandbox's own; \
+                 Rootfs::host() shows the caller's /etc"
+                    .into(),
+            ));
+        }
+        if b.peers {
+            sandbox_net::check_host_name(&hostname)?;
+        }
+        for h in &b.hosts {
+            sandbox_net::check_host_name(&h.name)?;
+        }
+    }
     let mut hosts: Vec<(String, std::net::IpAddr)> = Vec::new();
     if b.peers {
         for (name, addr) in bridge.names() {
@@ -197,8 +214,42 @@ async fn bridge_lease(
         bridged: true,
         join_cgroup: false,
         eth0: Some((lease.address(), cidr.prefix(), cidr.gateway())),
+        resolv_conf: bridge.nat().then(resolv_conf_with_a_way_out),
     };
     Ok((net, lease))
+}
+
+/// The `/etc/resolv.conf` of a sandbox whose bridge masquerades its traffic: the host's,
+/// without name servers on the host's loopback (unreachable from the sandbox's own
+/// network namespace), as Docker does.
+fn resolv_conf_with_a_way_out() -> Vec<u8> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    resolv_conf_without_loopback(&host).into_bytes()
+}
+
+fn resolv_conf_without_loopback(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let loopback = words
+                .next()
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                .is_none_or(|a| a.is_loopback());
+            if loopback {
+                out.push_str(&format!("# {line} (on the host's loopback: unreachable)\n"));
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("# no name server of the host's is reachable from this sandbox\n");
+    }
+    out
 }
 
 /// Imports an image root into its cache on a blocking thread (extraction may take seconds,
@@ -362,7 +413,12 @@ async fn launch(
         let connected = async {
             let netns = std::fs::File::open(format!("/proc/{}/ns/net", spawned.pid))
                 .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
-            sandbox_net::Attachment::connect(netns.into(), lease, plan, "eth0")
+            let sandbox = cmd
+                .sandbox
+                .hostname
+                .as_deref()
+                .unwrap_or(crate::DEFAULT_HOSTNAME);
+            sandbox_net::Attachment::connect(netns.into(), lease, plan, "eth0", sandbox)
                 .await
                 .map_err(Error::from)
         }
@@ -462,4 +518,24 @@ async fn launch(
                 .any(|j| j.namespace == crate::Namespace::Pid),
         started,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolv_conf_without_loopback;
+
+    #[test]
+    fn resolv_conf_drops_loopback_servers() {
+        let host = "search example.org\nnameserver 127.0.0.53\nnameserver 10.1.2.3\nnameserver ::1\noptions edns0\n";
+        let got = resolv_conf_without_loopback(host);
+        assert_eq!(
+            got,
+            "search example.org\n# nameserver 127.0.0.53 (on the host's loopback: unreachable)\nnameserver 10.1.2.3\n# nameserver ::1 (on the host's loopback: unreachable)\noptions edns0\n"
+        );
+        let only_local = resolv_conf_without_loopback("nameserver 127.0.0.53\n");
+        assert!(
+            only_local.ends_with("# no name server of the host's is reachable from this sandbox\n")
+        );
+        assert!(!only_local.lines().any(|l| l.starts_with("nameserver")));
+    }
 }

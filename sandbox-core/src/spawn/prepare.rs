@@ -419,6 +419,8 @@ pub(crate) struct NetPrep {
     pub join_cgroup: bool,
     /// What the child sets on `eth0`: address, prefix length, gateway.
     pub eth0: Option<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr)>,
+    /// The sandbox's `/etc/resolv.conf` when its bridge has a way out (NAT).
+    pub resolv_conf: Option<Vec<u8>>,
 }
 
 /// [`prepare`], with the network's part decided.
@@ -609,6 +611,7 @@ pub(crate) fn prepare_with(
                 root_owner: mapping.as_ref().map(|(_, owner)| *owner),
                 own_address: net.own_address,
                 hosts: &net.hosts,
+                resolv_conf: net.resolv_conf.as_deref(),
             },
         )?
     } else {
