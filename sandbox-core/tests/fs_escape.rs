@@ -288,3 +288,68 @@ async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
     // The mirrored tree is read-only to its sandboxes (dir) or copied up (overlay).
     assert_eq!(common::snapshot(&mirrored), mirrored_before);
 }
+
+/// The masks and read-only paths of `/proc` hold when the sandbox shares the host's PID
+/// namespace (so its `/proc` is the host's, bound in), with root's user namespace too.
+/// Checked without writing anything: the masked files are `/dev/null` (character device
+/// 1,3), and the read-only paths are read-only mounts.
+#[tokio::test]
+async fn proc_is_masked_when_the_pid_namespace_is_shared() {
+    common::require_root();
+    use sandbox_core::Namespace;
+    // The masked files this kernel has (this machine's has no /proc/kcore).
+    let masked: Vec<&str> = ["/proc/kcore", "/proc/keys", "/proc/timer_list"]
+        .into_iter()
+        .filter(|f| Path::new(f).exists())
+        .collect();
+    assert!(!masked.is_empty());
+    let readonly: Vec<&str> = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"]
+        .into_iter()
+        .filter(|f| Path::new(f).exists())
+        .collect();
+    let probe = format!(
+        "stat -L -c '%n %t:%T' {} && \
+                 ls -A /proc/acpi /proc/scsi 2>/dev/null | grep -v ':$' | grep -c . ; \
+                 for p in {}; do \
+                   awk -v p=$p '$5 == p {{ split($6, o, \",\"); print p, o[1] }}' /proc/self/mountinfo | tail -n1; \
+                 done; \
+                 test -e /proc/1/status && grep -c . /proc/1/comm",
+        masked.join(" "),
+        readonly.join(" ")
+    );
+    for share_user in [false, true] {
+        let mut sandbox = Sandbox::new()
+            .rootfs(Rootfs::host_readonly())
+            .share(Namespace::Pid);
+        if share_user {
+            sandbox = sandbox.share(Namespace::User);
+        }
+        let out = sandbox
+            .command("/bin/sh")
+            .arg("-c")
+            .arg(&probe)
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let n = masked.len();
+        let want: Vec<String> = masked.iter().map(|f| format!("{f} 1:3")).collect();
+        assert_eq!(lines[..n], want, "user shared: {share_user}: {text}");
+        assert_eq!(lines[n], "0", "masked directories are empty: {text}");
+        let r = readonly.len();
+        let want: Vec<String> = readonly.iter().map(|p| format!("{p} ro")).collect();
+        assert_eq!(
+            lines[n + 1..n + 1 + r],
+            want,
+            "user shared: {share_user}: {text}"
+        );
+        // It is the host's /proc (the host's PID 1 is there).
+        assert_eq!(lines[n + 1 + r], "1", "{text}");
+    }
+}

@@ -672,32 +672,32 @@ impl Builder {
         self.smkdir("/proc", 0o555);
         if opts.new_pid_namespace {
             self.smount(Some("proc"), "/proc", Some("proc"), fresh, None, false);
-            for f in MASKED_FILES {
-                let at = format!("/{f}");
-                self.smount(
-                    Some("/oldroot/dev/null"),
-                    &at,
-                    None,
-                    libc::MS_BIND,
-                    None,
-                    true,
-                );
-            }
-            for d in MASKED_DIRS.iter().filter(|d| d.starts_with("proc/")) {
-                self.mask_dir(&format!("/{d}"));
-            }
-            for p in READONLY_PATHS {
-                let at = format!("/{p}");
-                let bind = libc::MS_BIND | libc::MS_REC;
-                self.smount(Some(&at), &at, None, bind, None, true);
-                let ro = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | fresh;
-                self.smount(None, &at, None, ro, None, true);
-            }
         } else {
             // A proc instance belongs to a PID namespace: without one of its own, the
-            // sandbox sees the host's.
+            // sandbox sees the host's, masked the same way.
             let bind = libc::MS_BIND | libc::MS_REC;
             self.smount(Some("/oldroot/proc"), "/proc", None, bind, None, false);
+        }
+        for f in MASKED_FILES {
+            let at = format!("/{f}");
+            self.smount(
+                Some("/oldroot/dev/null"),
+                &at,
+                None,
+                libc::MS_BIND,
+                None,
+                true,
+            );
+        }
+        for d in MASKED_DIRS.iter().filter(|d| d.starts_with("proc/")) {
+            self.mask_dir(&format!("/{d}"));
+        }
+        for p in READONLY_PATHS {
+            let at = format!("/{p}");
+            let bind = libc::MS_BIND | libc::MS_REC;
+            self.smount(Some(&at), &at, None, bind, None, true);
+            let ro = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | fresh;
+            self.smount(None, &at, None, ro, None, true);
         }
         self.ops.push(Op::Move {
             from: cstr("/proc"),
