@@ -2,7 +2,8 @@
 # Per-spawn cost of each root filesystem kind, side by side in one run:
 #   host     no new root (the caller's tree, private mount table, fresh /proc): the baseline
 #   host-ro  Rootfs::host_readonly()
-#   dir      Rootfs::dir(busybox tree), read-only
+#   dir      Rootfs::dir(busybox tree with /etc/hostname, hosts, resolv.conf), read-only
+#   dir-bare Rootfs::dir(busybox tree of /bin only), read-only: built on a sealed overlay
 #   overlay  Rootfs::overlay([busybox tree]), writes on a per-sandbox tmpfs
 #   image    Rootfs::image(docker-export tarball of the same tree), from the cache
 # Each kind runs in two configurations, /bin/true without the init: `user` (new user,
@@ -34,6 +35,16 @@ if [ ! -x "$R/bin/true" ]; then
   chroot "$R" /bin/busybox --install -s /bin
   echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
 fi
+# With the files every root gets generated, a read-only tree is bound as it is.
+for f in hostname hosts resolv.conf; do [ -f "$R/etc/$f" ] || : > "$R/etc/$f"; done
+# The same tree as `busybox --install` leaves it (only /bin): read-only, it gets a
+# copy-on-write layer of its own for the mount points and /etc files (dir-bare).
+B=$S/rootfs-bare
+if [ ! -x "$B/bin/true" ]; then
+  rm -rf "$B"; mkdir -p "$B/bin"
+  cp /bin/busybox "$B/bin/busybox"
+  chroot "$B" /bin/busybox --install -s /bin
+fi
 T=$S/busybox-export.tar
 [ -f "$T" ] || tar -C "$R" -cf "$T" .
 C=$S/image-cache
@@ -42,12 +53,13 @@ OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$'
 . "$HERE/lib.sh"
 DATA=$S/rootfs.tsv
 : > "$DATA"
-KINDS="host host-ro dir overlay image"
+KINDS="host host-ro dir dir-bare overlay image"
 for r in $(seq 1 "$ROUNDS"); do
   for cfg in user all; do
     for k in $KINDS; do
       drain
-      line=$("$OURS" -n "$N" --root "$k" --rootfs "$R" --image "$T" --image-cache "$C" "$cfg")
+      if [ "$k" = dir-bare ]; then tree=$B kind=dir; else tree=$R kind=$k; fi
+      line=$("$OURS" -n "$N" --root "$kind" --rootfs "$tree" --image "$T" --image-cache "$C" "$cfg")
       printf '%s\t%s\t%s\n' "$cfg:$k" "$r" "$(sed -E 's/.*median_us=([0-9.]+).*/\1/' <<<"$line")" >> "$DATA"
       echo "round $r: $line" >&2
     done
@@ -61,7 +73,7 @@ for k, r, v in rows:
     d.setdefault(k, {})[int(r)] = float(v)
 print(f"| root | `user`: median µs | ratio to host | `all`: median µs | ratio to host |")
 print("|---|---:|---:|---:|---:|")
-for k in ["host", "host-ro", "dir", "overlay", "image"]:
+for k in ["host", "host-ro", "dir", "dir-bare", "overlay", "image"]:
     cells = []
     for cfg in ["user", "all"]:
         key, base = f"{cfg}:{k}", f"{cfg}:host"

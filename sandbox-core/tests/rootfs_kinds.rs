@@ -192,21 +192,48 @@ async fn busybox_rootfs_runs_ls_and_cat() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
+    // A tree as `busybox --install` leaves it: /bin and nothing else, not even mount
+    // points or /etc. Read-only, it gets them (and the generated /etc files) on a layer
+    // of the sandbox's own, sealed read-only: nothing is written to the tree.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    common::busybox_rootfs(&bare, &["sh", "ls", "cat", "touch"]);
+    for d in ["proc", "dev", "etc", "tmp"] {
+        std::fs::remove_dir(bare.join(d)).unwrap();
+    }
+    assert!(Rootfs::dir(&bare).is_layered());
+    let before = common::snapshot(&bare);
+    let out = run(
+        &Sandbox::new().hostname("bb").rootfs(Rootfs::dir(&bare)),
+        "ls /; cat /etc/hostname; touch /x 2>&1; touch /etc/hostname 2>&1",
+    )
+    .await;
+    assert_eq!(
+        text(&out.stdout),
+        "bin\ndev\netc\nproc\nsys\nbb\n\
+         touch: /x: Read-only file system\n\
+         touch: /etc/hostname: Read-only file system\n",
+        "{out:?}"
+    );
+    assert_eq!(common::snapshot(&bare), before, "the bare tree changed");
+    // A tree that has the /etc files is bound as it is (no layer): its own entries only
+    // (no /sys: a read-only tree without one goes without), the generated /etc/hostname
+    // over the tree's.
     let tree = dir.path().join("bb");
     common::busybox_rootfs(&tree, &["sh", "ls", "cat"]);
-    std::fs::write(tree.join("etc/hostname"), "orig\n").unwrap();
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        std::fs::write(tree.join("etc").join(f), "orig\n").unwrap();
+    }
+    assert!(!Rootfs::dir(&tree).is_layered());
     let before = common::snapshot(&tree);
     let out = run(
         &Sandbox::new().hostname("bb").rootfs(Rootfs::dir(&tree)),
-        "ls /; cat /etc/hostname",
+        "ls /; cat /etc/hostname; grep -c overlay /proc/self/mountinfo",
     )
     .await;
-    assert!(out.status.success(), "{out:?}");
-    // The tree's own entries only (no /sys: a read-only tree without one goes without), and
-    // the generated /etc/hostname over the tree's.
     assert_eq!(
         text(&out.stdout),
-        "bin\ndev\netc\nproc\ntmp\nbb\n",
+        "bin\ndev\netc\nproc\ntmp\nbb\n0\n",
         "{out:?}"
     );
     assert_eq!(

@@ -229,4 +229,18 @@ async fn unprivileged_caller_gets_new_roots_and_mounts() {
         .unwrap();
     assert_eq!(out.stdout, b"new\n", "{out:?}");
     assert!(!lower.path().join("bin/new").exists());
+    // The same tree read-only, without /etc: it gets its /etc files on a layer of its
+    // own, and stays read-only.
+    std::fs::remove_dir(lower.path().join("etc")).unwrap();
+    let out = Sandbox::new()
+        .hostname("rl")
+        .rootfs(Rootfs::dir(lower.path()))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("cat /etc/hostname; echo x > /x || echo refused")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"rl\nrefused\n", "{out:?}");
+    assert!(!lower.path().join("etc").exists() && !lower.path().join("x").exists());
 }

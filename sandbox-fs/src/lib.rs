@@ -199,6 +199,12 @@ impl Rootfs {
     }
 
     /// An existing directory tree, entered with `pivot_root` and bound read-only.
+    ///
+    /// The generated `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` are bound over
+    /// the tree's. A tree that lacks one of them (a busybox tree has no `/etc` at all) is
+    /// built as an overlay with a layer of the sandbox's own that takes them and any
+    /// missing mount point, then sealed read-only: writes still fail with `EROFS`, and
+    /// nothing is written to the tree (see [`Rootfs::is_layered`]).
     pub fn dir(path: impl Into<PathBuf>) -> Rootfs {
         Rootfs::Dir {
             path: path.into(),

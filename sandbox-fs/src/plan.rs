@@ -1009,6 +1009,12 @@ impl Builder {
                 path: path.to_path_buf(),
             });
         }
+        if !writable && lacks_etc_files(&root) {
+            // A read-only tree that cannot take the generated /etc files (a busybox tree
+            // has no /etc at all) gets them through a copy-on-write layer of the
+            // sandbox's own, and is sealed read-only again once they are in place.
+            return self.layers(opts, std::slice::from_ref(&root), None, true);
+        }
         if !writable && !root.join("proc").is_dir() {
             return Err(Error::MissingMountPoint {
                 root,
@@ -1035,6 +1041,17 @@ impl Builder {
         opts: &PlanOptions<'_>,
         lower: &[PathBuf],
         upper: Option<&Path>,
+    ) -> Result<(), Error> {
+        self.layers(opts, lower, upper, false)
+    }
+
+    /// An overlay root over `lower`; `seal`: made read-only once built.
+    fn layers(
+        &mut self,
+        opts: &PlanOptions<'_>,
+        lower: &[PathBuf],
+        upper: Option<&Path>,
+        seal: bool,
     ) -> Result<(), Error> {
         if lower.is_empty() {
             return Err(Error::NoLowerLayer);
@@ -1108,7 +1125,45 @@ impl Builder {
         self.ops.push(Op::OpenRoot {
             path: cstr(NEWROOT),
         });
-        self.tail(opts, false, true, false)
+        self.tail(opts, false, true, seal)
+    }
+}
+
+/// The files every new root gets generated (bound over what the tree has).
+const ETC_FILES: [&str; 3] = ["etc/hostname", "etc/hosts", "etc/resolv.conf"];
+
+/// Whether a tree lacks one of [`ETC_FILES`] (resolved inside it, as the sandbox would).
+fn lacks_etc_files(root: &Path) -> bool {
+    use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
+    let Ok(dir) = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return false;
+    };
+    ETC_FILES.iter().any(|f| {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(&dir, *f, how).is_err()
+    })
+}
+
+impl Rootfs {
+    /// Whether the root is built as an overlay: [`Rootfs::Overlay`], [`Rootfs::Image`],
+    /// and a read-only [`Rootfs::Dir`] that lacks `/etc/hostname`, `/etc/hosts` or
+    /// `/etc/resolv.conf` (it gets them on a copy-on-write layer of the sandbox's own,
+    /// sealed read-only again, so nothing is written to the tree).
+    pub fn is_layered(&self) -> bool {
+        match self {
+            Rootfs::Overlay { .. } | Rootfs::Image { .. } => true,
+            Rootfs::Dir {
+                path,
+                writable: false,
+            } => std::fs::canonicalize(path).is_ok_and(|root| lacks_etc_files(&root)),
+            _ => false,
+        }
     }
 }
 

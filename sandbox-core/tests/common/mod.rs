@@ -165,6 +165,11 @@ pub fn mini_rootfs(root: &Path, programs: &[&str]) {
     }
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    // The files every root gets generated: with them, a read-only tree is bound as it is
+    // (without, it gets a layer of the sandbox's own to take them).
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        std::fs::write(root.join("etc").join(f), "").unwrap();
+    }
 }
 
 /// Re-runs the current test binary for one test in a fresh process (for tests that kill
