@@ -612,6 +612,18 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
         }),
         None => sandbox(&args, Sandbox::new(), &|_| true),
     };
+    if args.upper.is_some()
+        && !matches!(
+            sandbox.get_rootfs(),
+            Rootfs::Overlay { .. } | Rootfs::Image { .. }
+        )
+    {
+        return Err(Error::Invalid {
+            what: "--upper",
+            reason: "keeps the writes of --overlay or --image; this root has no layer to keep"
+                .into(),
+        });
+    }
     if (args.ip.is_some() || !args.add_host.is_empty())
         && !matches!(sandbox.get_network(), Network::Bridge(_))
     {

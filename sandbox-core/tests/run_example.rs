@@ -159,6 +159,66 @@ fn it_takes_mounts_and_overlays() {
     assert!(err.contains("bind source /no/such"), "{err}");
 }
 
+/// `--image` runs a tarball's tree (imported into `--image-cache`), `--upper` keeps its
+/// writes, `--rootfs-writable` lets the sandbox write its tree, and `--upper` without a
+/// layer to keep is refused.
+#[test]
+fn it_takes_images_kept_writes_and_writable_roots() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    common::busybox_rootfs(&tree, &["sh", "cat"]);
+    let tar = dir.path().join("tree.tar");
+    std::fs::write(&tar, common::tar_of_tree(&tree)).unwrap();
+    let (cache, upper) = (dir.path().join("cache"), dir.path().join("keep"));
+    let (code, out, err) = run(&[
+        "--image",
+        tar.to_str().unwrap(),
+        "--image-cache",
+        cache.to_str().unwrap(),
+        "--upper",
+        upper.to_str().unwrap(),
+        "--hostname",
+        "img",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo kept > /new; cat /etc/hostname /new",
+    ]);
+    assert_eq!((code, out.as_str()), (Some(0), "img\nkept\n"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("upper/new")).unwrap(),
+        "kept\n"
+    );
+    assert!(!tree.join("new").exists());
+    // Writable: the sandbox's root (host uid 524288 under the default maps) owns the tree.
+    std::os::unix::fs::chown(&tree, Some(524288), Some(524288)).unwrap();
+    let (code, _, err) = run(&[
+        "--rootfs",
+        tree.to_str().unwrap(),
+        "--rootfs-writable",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo w > /written",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("written")).unwrap(),
+        "w\n"
+    );
+    let (code, _, err) = run(&[
+        "--rootfs",
+        tree.to_str().unwrap(),
+        "--upper",
+        upper.to_str().unwrap(),
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("--upper"), "{err}");
+}
+
 /// `--net bridge:NAME:CIDR` creates the bridge and puts the sandbox on it (run inside a
 /// network namespace of the test's own, never the machine's).
 #[test]
