@@ -205,6 +205,29 @@ pub fn in_private_mount_namespace(test: &str) -> bool {
     rerun_wrapped(test, &["unshare", "-m", "--propagation", "private"])
 }
 
+/// Runs this test's body in a mount namespace whose every mount is *shared* (a re-run of
+/// the test binary under `unshare -m --propagation shared`), so a mount made on a peer of
+/// one of them (by a sandbox whose copy of the table was not made private) shows up in
+/// the re-run's own table. The table is first cut off from the host's peer groups (an
+/// `unshare -m --propagation private` around it): nothing reaches the host's mounts even
+/// where they are shared. Returns true in the outer copy (which only checked the inner's
+/// result).
+pub fn in_shared_mount_namespace(test: &str) -> bool {
+    rerun_wrapped(
+        test,
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "unshare",
+            "-m",
+            "--propagation",
+            "shared",
+        ],
+    )
+}
+
 /// Lines of a sandboxed program's standard output.
 pub type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
 
