@@ -172,6 +172,37 @@ async fn bad_bridge_input_is_refused_before_any_link_exists() {
     }
     let e = Bridge::open("nosuchbridge").await.unwrap_err();
     assert!(matches!(e, NetError::NoSuchBridge { .. }), "{e}");
+    // A bridge made by someone else is adopted with its subnet; one whose address is not
+    // its subnet's first (the sandboxes' gateway) is refused.
+    let ip = |args: &str| {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ip {args}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ip {args}: {o:?}");
+    };
+    ip("link add sbto type bridge && ip addr add 10.89.0.1/24 dev sbto");
+    let adopted = Bridge::open("sbto").await.unwrap();
+    assert_eq!(adopted.cidr().to_string(), "10.89.0.0/24");
+    let out = Sandbox::new()
+        .network(Network::bridge(&adopted))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "10.89.0.2/24\ndefault via 10.89.0.1 dev eth0 \n",
+        "{out:?}"
+    );
+    adopted.remove().await.unwrap();
+    ip("link add sbto type bridge && ip addr add 10.89.0.5/24 dev sbto");
+    let e = Bridge::open("sbto").await.unwrap_err();
+    assert!(matches!(e, NetError::Cidr { .. }), "{e}");
+    ip("link del sbto");
     let e = Bridge::open("lo").await.unwrap_err();
     assert!(matches!(e, NetError::NotABridge { .. }), "{e}");
     let br = Bridge::create("sbt2", "10.79.0.0/29").await.unwrap();
