@@ -373,8 +373,10 @@ impl fmt::Display for Op {
                     .strip_prefix(NEWROOT)
                     .filter(|r| r.starts_with('/'))
                     .unwrap_or(&t);
-                if flags & libc::MS_REMOUNT != 0 {
+                if flags & libc::MS_REMOUNT != 0 && flags & libc::MS_RDONLY != 0 {
                     write!(f, "make {target} read-only")
+                } else if flags & libc::MS_REMOUNT != 0 {
+                    write!(f, "set nosuid/nodev/noexec on {target}")
                 } else if flags & libc::MS_BIND != 0 {
                     let src = source.as_deref().map(show).unwrap_or_default();
                     if src.starts_with("/rw/") {
@@ -1296,11 +1298,20 @@ mod tests {
         assert_eq!(steps(&p), ["make / private", "mount proc on /proc"]);
     }
 
+    /// A tree with the files every root gets generated over its own.
+    fn with_etc(root: &Path) {
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        for f in ETC_FILES {
+            std::fs::write(root.join(f), "").unwrap();
+        }
+    }
+
     #[test]
     fn dir_plan_binds_mounts_and_pivots() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("proc")).unwrap();
         std::fs::create_dir(t.path().join("dev")).unwrap();
+        with_etc(t.path());
         let root = std::fs::canonicalize(t.path()).unwrap();
         let r = root.display();
         let p = plan(&Rootfs::dir(t.path()), &pid()).unwrap();
@@ -1352,8 +1363,39 @@ mod tests {
     #[test]
     fn read_only_rootfs_without_proc_is_rejected() {
         let t = tempfile::tempdir().unwrap();
+        with_etc(t.path());
         let e = plan(&Rootfs::dir(t.path()), &pid()).unwrap_err();
         assert!(e.to_string().contains("missing mount point /proc"), "{e}");
+    }
+
+    #[test]
+    fn read_only_tree_without_etc_files_is_layered_and_sealed() {
+        let t = tempfile::tempdir().unwrap();
+        let r = std::fs::canonicalize(t.path()).unwrap();
+        assert!(Rootfs::dir(t.path()).is_layered());
+        let p = plan(&Rootfs::dir(t.path()), &pid()).unwrap();
+        let s = steps(&p);
+        assert!(
+            s.contains(&format!("bind {} on (staging)/lower0", r.display())),
+            "{s:?}"
+        );
+        assert!(
+            s.contains(&"mount overlay as the root".to_string()),
+            "{s:?}"
+        );
+        assert_eq!(
+            s[s.len() - 2..],
+            ["make / read-only", "pivot_root into the new root"]
+        );
+        // A symlink that resolves inside the tree counts; one that leaves it does not.
+        with_etc(t.path());
+        std::fs::remove_file(t.path().join("etc/resolv.conf")).unwrap();
+        std::os::unix::fs::symlink("/etc/hosts", t.path().join("etc/resolv.conf")).unwrap();
+        assert!(!Rootfs::dir(t.path()).is_layered());
+        std::fs::remove_file(t.path().join("etc/resolv.conf")).unwrap();
+        std::os::unix::fs::symlink("/run/resolv.conf", t.path().join("etc/resolv.conf")).unwrap();
+        assert!(Rootfs::dir(t.path()).is_layered());
+        assert!(!Rootfs::dir(t.path()).writable().is_layered());
     }
 
     #[test]
