@@ -189,13 +189,16 @@ async fn bad_bridge_input_is_refused_before_any_link_exists() {
         .network(Network::bridge(&adopted))
         .command("/bin/sh")
         .arg("-c")
-        .arg("ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default")
+        .arg(
+            "ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default; \
+             ip -o link show lo | grep -o LOOPBACK,UP",
+        )
         .output()
         .await
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "10.89.0.2/24\ndefault via 10.89.0.1 dev eth0 \n",
+        "10.89.0.2/24\ndefault via 10.89.0.1 dev eth0 \nLOOPBACK,UP\n",
         "{out:?}"
     );
     adopted.remove().await.unwrap();
