@@ -396,6 +396,39 @@ async fn a_named_netns_outlives_its_sandbox_until_its_owner_removes_it() {
     assert!(!path.exists());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("sbt-ns"), "{mounts}");
+    // Creations abandoned at any point (the future dropped by a timeout) leave no file and
+    // no mount; those that finished are removed by their owner.
+    let abandon = tempfile::tempdir().unwrap();
+    let mut finished = 0;
+    for i in 0..60u64 {
+        let made = tokio::time::timeout(
+            Duration::from_micros(i * 25),
+            Netns::create_in(abandon.path(), &format!("ns{i}")),
+        )
+        .await;
+        if let Ok(ns) = made {
+            ns.unwrap().remove().unwrap();
+            finished += 1;
+        }
+    }
+    let gone = || {
+        std::fs::read_dir(abandon.path()).unwrap().count() == 0
+            && !std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .contains(abandon.path().to_str().unwrap())
+    };
+    assert!(
+        common::eventually(Duration::from_secs(5), gone),
+        "left: {:?}",
+        std::fs::read_dir(abandon.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        finished < 60,
+        "no creation was abandoned: the test proved nothing"
+    );
 }
 
 /// The `nameserver` addresses of a resolv.conf.

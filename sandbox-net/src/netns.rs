@@ -5,6 +5,7 @@ use crate::netlink::Netlink;
 use crate::Error;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Where `ip netns` keeps its namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -44,6 +45,14 @@ impl Netns {
             .create_new(true)
             .open(&path)
             .map_err(io(format!("create {}", path.display())))?;
+        // Whatever happens from here (an error, or this future dropped at an await), the
+        // file and its mount go again unless the namespace is handed out.
+        let guard = Arc::new(Mutex::new(Pending {
+            path: Some(path.clone()),
+            mounted: false,
+            done: false,
+        }));
+        let drop_guard = PendingGuard(guard.clone());
         let target = path.clone();
         // A thread of its own enters a new network namespace (a namespace of a thread
         // only), binds its namespace file, and ends: the mount keeps the namespace. (Not
@@ -62,6 +71,19 @@ impl Netns {
                 )
                 .map_err(|e| io(format!("bind the namespace at {}", target.display()))(e.into()))
             })();
+            {
+                let mut p = lock(&guard);
+                p.mounted = r.is_ok();
+                p.done = true;
+                if p.path.is_none() {
+                    // The caller gave up meanwhile: undo what only this thread knows of.
+                    if p.mounted {
+                        let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+                    }
+                    let _ = std::fs::remove_file(&target);
+                    return;
+                }
+            }
             let _ = tx.send(r);
         });
         let made = match spawned {
@@ -71,12 +93,12 @@ impl Netns {
                     source: std::io::Error::other("the thread died"),
                 })
             }),
-            Err(e) => Err(io("start a thread for the namespace")(e)),
+            Err(e) => {
+                lock(&drop_guard.0).done = true;
+                Err(io("start a thread for the namespace")(e))
+            }
         };
-        if let Err(e) = made {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+        made?;
         let ns = Netns { path };
         // lo up, as `ip netns add` leaves it down but every user wants it.
         let up = async {
@@ -87,10 +109,8 @@ impl Netns {
             Ok::<_, Error>(())
         }
         .await;
-        if let Err(e) = up {
-            let _ = ns.remove_now();
-            return Err(e);
-        }
+        up?;
+        drop_guard.disarm();
         Ok(ns)
     }
 
@@ -132,5 +152,43 @@ impl Netns {
     /// it any more.
     pub fn remove(self) -> Result<(), Error> {
         self.remove_now()
+    }
+}
+
+/// A namespace file being made: its path until it is handed out (`None` once the caller
+/// gave up or succeeded), whether the namespace is bound on it, and whether the thread
+/// binding it is done (or never started).
+struct Pending {
+    path: Option<PathBuf>,
+    mounted: bool,
+    done: bool,
+}
+
+fn lock(m: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes a namespace file (and its mount) that was never handed out: on an error, or
+/// when the future making it is dropped. While the thread making the mount still runs,
+/// it is that thread's to undo (it finds the path taken away).
+struct PendingGuard(Arc<Mutex<Pending>>);
+
+impl PendingGuard {
+    fn disarm(self) {
+        lock(&self.0).path = None;
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut p = lock(&self.0);
+        if let Some(path) = p.path.take() {
+            if p.mounted {
+                let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+            }
+            if p.done {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 }
