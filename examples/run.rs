@@ -51,8 +51,10 @@ struct Args {
     #[arg(help_heading = "Root filesystem", long, value_name = "DIR", conflicts_with_all = ["image", "host_root"])]
     overlay: Vec<PathBuf>,
 
-    /// Use a container image as the root: a `docker export` tarball (plain or gzip) or an
-    /// OCI image layout directory, imported once into the cache, then copy-on-write.
+    /// Use a container image as the root, imported once into the cache, then copy-on-write:
+    /// an OCI image layout directory, or a tarball (plain or gzip) of one (`skopeo copy …
+    /// oci-archive:…`, `podman save`, `docker save`, old format or new) or of a root
+    /// filesystem (`docker export`).
     #[arg(
         help_heading = "Root filesystem",
         long,

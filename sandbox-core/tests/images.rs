@@ -1,7 +1,8 @@
-//! Images: an OCI image layout (layers with whiteouts and opaque directories) and a
-//! `docker export` tarball are imported into the cache once, show the right files, and are
-//! not extracted again; a broken image is refused with a typed error naming what is wrong,
-//! and leaves nothing in the cache.
+//! Images: an OCI image layout (layers with whiteouts and opaque directories), a tar archive
+//! of one (`skopeo`/`podman` `oci-archive`, Docker 25's `docker save`), an older `docker save`
+//! archive and a `docker export` tarball are imported into the cache once, show the right
+//! files, and are not extracted again; a broken image is refused with a typed error naming
+//! what is wrong, and leaves nothing in the cache.
 mod common;
 use sandbox_core::{Error, Output, Rootfs, Sandbox};
 use sandbox_fs::image::{ImageCache, ImageError};
@@ -180,6 +181,45 @@ fn oci_layout(layout: &Path, layers: &[(Vec<u8>, &str)]) -> (String, Vec<String>
     (sha_hex(&manifest), hexes)
 }
 
+/// Writes the files of a `docker save` archive (the format before Docker 25) of `layers` into
+/// `dir`: `<id>/layer.tar` (plus `VERSION` and `json`) per layer, the config `<hex>.json`,
+/// `manifest.json` and `repositories`. Returns the config's hex digest (the image ID) and the
+/// layers' paths in the archive.
+fn docker_save(dir: &Path, layers: &[Vec<u8>]) -> (String, Vec<String>) {
+    let mut paths = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let id = sha_hex(format!("layer {i}").as_bytes());
+        std::fs::create_dir_all(dir.join(&id)).unwrap();
+        std::fs::write(dir.join(&id).join("VERSION"), "1.0").unwrap();
+        std::fs::write(dir.join(&id).join("json"), format!(r#"{{"id":"{id}"}}"#)).unwrap();
+        std::fs::write(dir.join(&id).join("layer.tar"), layer).unwrap();
+        diff_ids.push(format!("sha256:{}", sha_hex(layer)));
+        paths.push(format!("{id}/layer.tar"));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "config": {},
+    }))
+    .unwrap();
+    let hex = sha_hex(&config);
+    std::fs::write(dir.join(format!("{hex}.json")), &config).unwrap();
+    let manifest = json!([{
+        "Config": format!("{hex}.json"),
+        "RepoTags": ["busybox:test"],
+        "Layers": paths,
+    }]);
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        dir.join("repositories"),
+        json!({"busybox": {"test": hex}}).to_string(),
+    )
+    .unwrap();
+    (hex, paths)
+}
+
 /// The names in a directory (empty when it does not exist).
 fn names(dir: &Path) -> BTreeSet<String> {
     match std::fs::read_dir(dir) {
@@ -204,6 +244,9 @@ async fn run(rootfs: Rootfs, script: &str) -> sandbox_core::Result<Output> {
 
 const LOOK: &str = "ls /etc; echo --; ls -A /opt/old; echo --; cat /etc/keep /opt/old/new; \
                     test -e /etc/gone && echo GONE-IS-THERE; echo --; ls /";
+/// What [`LOOK`] shows in the image of [`base_layer`] and [`whiteout_layer`].
+const LOOK_WANT: &str = "hostname\nhosts\nkeep\nresolv.conf\n--\nnew\n--\nkeep\nnew\n--\n\
+                         bin\ndev\netc\nopt\nproc\nsys\ntmp\n";
 
 #[tokio::test]
 async fn oci_layout_is_imported_once_with_its_whiteouts() {
@@ -219,8 +262,7 @@ async fn oci_layout_is_imported_once_with_its_whiteouts() {
     );
     let cache = work.path().join("cache");
     let rootfs = Rootfs::image(&layout).cache_dir(&cache);
-    let want = "hostname\nhosts\nkeep\nresolv.conf\n--\nnew\n--\nkeep\nnew\n--\n\
-                bin\ndev\netc\nopt\nproc\nsys\ntmp\n";
+    let want = LOOK_WANT;
 
     let out = run(rootfs.clone(), LOOK).await.unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -248,6 +290,92 @@ async fn oci_layout_is_imported_once_with_its_whiteouts() {
     assert_eq!(again.digest, format!("sha256:{hex}"));
     assert_eq!(again.root, tree);
     assert!(!again.extracted);
+    assert_eq!(common::snapshot(&cache), before, "the cache changed");
+}
+
+#[tokio::test]
+async fn oci_archive_is_imported_once_with_its_whiteouts() {
+    common::require_root();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let (hex, _) = oci_layout(
+        &layout,
+        &[
+            (base_layer().finish(), TAR),
+            (gzip(&whiteout_layer()), TAR_GZ),
+        ],
+    );
+    // What `skopeo copy … oci-archive:` writes (Docker 25's `docker save` adds these two).
+    let archive = work.path().join("image.oci.tar");
+    std::fs::write(&archive, common::tar_of_tree(&layout)).unwrap();
+    std::fs::write(layout.join("manifest.json"), "[]").unwrap();
+    std::fs::write(layout.join("repositories"), "{}").unwrap();
+    let docker = work.path().join("docker-save.tar.gz");
+    std::fs::write(&docker, gzip(&common::tar_of_tree(&layout))).unwrap();
+    let cache = work.path().join("cache");
+    let rootfs = Rootfs::image(&archive).cache_dir(&cache);
+
+    let out = run(rootfs.clone(), LOOK).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    // One tree, under the manifest's digest (as the layout directory would be); nothing
+    // left being extracted.
+    assert_eq!(names(&cache.join("sha256")), BTreeSet::from([hex.clone()]));
+    assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
+    let tree = cache.join("sha256").join(&hex).join("rootfs");
+    assert!(!tree.join("etc/gone").exists());
+    assert!(!tree.join("blobs").exists() && !tree.join("index.json").exists());
+
+    // Nothing is extracted again: not for the next spawn, not for the same image compressed,
+    // not for its directory.
+    let before = common::snapshot(&cache.join("sha256"));
+    let out = run(rootfs, LOOK).await.unwrap();
+    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    let out = run(Rootfs::image(&docker).cache_dir(&cache), LOOK)
+        .await
+        .unwrap();
+    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    for image in [&archive, &docker, &layout] {
+        let again = ImageCache::new(&cache).import(image).unwrap();
+        assert_eq!(again.digest, format!("sha256:{hex}"));
+        assert_eq!(again.root, tree);
+        assert!(!again.extracted);
+    }
+    assert_eq!(
+        common::snapshot(&cache.join("sha256")),
+        before,
+        "the cache's trees changed"
+    );
+    // The compressed archive got a ref of its own, and its decompressed copy is gone.
+    assert_eq!(names(&cache.join("refs")).len(), 2);
+    assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
+}
+
+#[tokio::test]
+async fn docker_save_archive_is_imported_once_with_its_whiteouts() {
+    common::require_root();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("save");
+    let (hex, _) = docker_save(&dir, &[base_layer().finish(), whiteout_layer()]);
+    let archive = work.path().join("save.tar");
+    std::fs::write(&archive, common::tar_of_tree(&dir)).unwrap();
+    let cache = work.path().join("cache");
+    let rootfs = Rootfs::image(&archive).cache_dir(&cache);
+
+    let out = run(rootfs.clone(), LOOK).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    // Under the image ID.
+    assert_eq!(names(&cache.join("sha256")), BTreeSet::from([hex.clone()]));
+    assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
+    let tree = cache.join("sha256").join(&hex).join("rootfs");
+    assert!(!tree.join("manifest.json").exists());
+
+    let before = common::snapshot(&cache);
+    let out = run(rootfs, LOOK).await.unwrap();
+    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    let again = ImageCache::new(&cache).import(&archive).unwrap();
+    assert_eq!((again.root, again.extracted), (tree, false));
     assert_eq!(common::snapshot(&cache), before, "the cache changed");
 }
 
@@ -323,7 +451,47 @@ async fn broken_images_are_typed_errors_and_leave_nothing_in_the_cache() {
         )],
     );
 
+    // The same layout, tarred: its missing blob is named as the archive holds it.
+    let no_blob_tar = work.path().join("no-blob.tar");
+    std::fs::write(&no_blob_tar, common::tar_of_tree(&no_blob)).unwrap();
+    let gone_member = PathBuf::from("blobs/sha256").join(&layers[1]);
+
+    // A `docker save` archive whose second layer is missing.
+    let save = work.path().join("save");
+    let (_, save_layers) = docker_save(&save, &[base_layer().finish(), whiteout_layer()]);
+    std::fs::remove_file(save.join(&save_layers[1])).unwrap();
+    let save_tar = work.path().join("save.tar");
+    std::fs::write(&save_tar, common::tar_of_tree(&save)).unwrap();
+
+    // Image files that are neither an OCI layout nor a `docker save` archive.
+    let neither = work.path().join("neither");
+    oci_layout(&neither, &[(whiteout_layer(), TAR)]);
+    std::fs::remove_file(neither.join("index.json")).unwrap();
+    let neither_tar = work.path().join("neither.tar.gz");
+    std::fs::write(&neither_tar, gzip(&common::tar_of_tree(&neither))).unwrap();
+
     let cases: Vec<(&Path, Check, String)> = vec![
+        (
+            &no_blob_tar,
+            Box::new(|e| {
+                matches!(e, ImageError::MissingBlob { image, blob }
+                    if *image == no_blob_tar && *blob == gone_member)
+            }),
+            gone_member.display().to_string(),
+        ),
+        (
+            &save_tar,
+            Box::new(|e| {
+                matches!(e, ImageError::MissingBlob { image, blob }
+                    if *image == save_tar && *blob == Path::new(&save_layers[1]))
+            }),
+            save_layers[1].clone(),
+        ),
+        (
+            &neither_tar,
+            Box::new(|e| matches!(e, ImageError::NotAnImage { path, .. } if *path == neither_tar)),
+            "neither an OCI image layout".to_string(),
+        ),
         (
             &junk,
             Box::new(|e| matches!(e, ImageError::NotAnImage { path, .. } if *path == junk)),

@@ -1,10 +1,27 @@
 //! Importing container images into a content-addressed cache.
 //!
-//! An [`ImageCache`] turns a container image — a `docker export` tarball (plain or gzip) or an
-//! OCI image layout directory — into one extracted, flattened tree under
+//! An [`ImageCache`] turns a container image into one extracted, flattened tree under
 //! `<dir>/sha256/<hex>/rootfs`, once: a later import of the same image finds the tree by its
 //! digest and returns it without extracting anything. The tree is meant to be used as a
-//! read-only overlay lower layer.
+//! read-only overlay lower layer. An image is one of:
+//!
+//! - an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`);
+//! - a tar archive of one (plain or gzip), as `skopeo copy … oci-archive:…`,
+//!   `podman save --format oci-archive` and, since Docker 25, `docker save` write: its blobs
+//!   are read in place (a gzip-compressed archive is first decompressed into the cache's
+//!   `tmp/`), never loaded into memory;
+//! - a `docker save` archive of the older format (`manifest.json`, a config `<id>.json` and one
+//!   `layer.tar` per layer; `podman save --format docker-archive` too): the layers named by
+//!   `manifest.json` are applied in order, each checked against the config's `diff_ids`;
+//! - any other tar archive (plain or gzip), taken as a root filesystem as `docker export`
+//!   writes it.
+//!
+//! A tarball is an image archive, not a root filesystem, when every top-level name in it is
+//! one an image archive uses (`oci-layout`, `index.json`, `manifest.json`, `repositories`,
+//! `blobs/`, `<hex>/`, `<hex>.json`, `<hex>.tar`): no root filesystem is made of those alone,
+//! while a root can legitimately be almost anything else (a scratch image holding one static
+//! binary has no `/bin`), so nothing else is refused for its shape. An image archive that
+//! cannot be imported is refused with a typed error; it is never extracted as a root.
 //!
 //! Extraction treats the archive as hostile. Entry names with a `..` component are refused;
 //! the parent directory of every entry is opened beneath the tree's root without following any
@@ -18,10 +35,15 @@
 //! Cache layout:
 //!
 //! - `<dir>/sha256/<hex>/rootfs`: the tree of the image whose digest is `sha256:<hex>` (the
-//!   sha256 of a tarball's bytes, or of an OCI image's manifest);
+//!   sha256 of a `docker export` tarball's bytes, of an OCI image's manifest, or of a
+//!   `docker save` archive's image config, which is Docker's image ID);
 //! - `<dir>/refs/<key>`: the digest of a tarball, keyed by its identity (canonical path, device,
-//!   inode, size and modification time), so that an unchanged tarball is not hashed again;
-//! - `<dir>/tmp/`: trees being extracted.
+//!   inode, size and modification time), so that an unchanged tarball is not read again;
+//! - `<dir>/tmp/`: trees being extracted (and other work files). Each entry is created under a
+//!   shared `flock` of `<dir>/tmp.lock` and holds an exclusive `flock` on itself for as long as
+//!   its import runs. An import that finds an entry it can lock, while it holds `tmp.lock`
+//!   exclusively, knows the entry's owner is gone (killed, crashed) and removes it: the kernel
+//!   drops a dead process's locks, whatever PID namespace it was in.
 //!
 //! ```no_run
 //! use sandbox_fs::image::ImageCache;
@@ -40,12 +62,13 @@ use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag};
 use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
@@ -64,6 +87,7 @@ const LAYER_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
 ];
 /// Media types of image indexes (manifest lists).
@@ -87,8 +111,8 @@ pub struct ImageCache {
 /// An image present in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
-    /// The image's digest, `sha256:<hex>`: that of a tarball's bytes, or of an OCI image's
-    /// manifest.
+    /// The image's digest, `sha256:<hex>`: that of a `docker export` tarball's bytes, of an
+    /// OCI image's manifest, or of a `docker save` image's config (its image ID).
     pub digest: String,
     /// The extracted tree, usable as a read-only overlay lower layer.
     pub root: PathBuf,
@@ -111,7 +135,9 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
-    /// The path is neither a tar archive nor an OCI image layout.
+    /// The path is neither a tar archive nor an OCI image layout, or is a tar archive of image
+    /// files (`manifest.json`, `blobs/`…) that is neither an OCI layout nor a `docker save`
+    /// archive.
     #[error("image {}: not an image: {reason}", path.display())]
     NotAnImage {
         /// The image path.
@@ -119,22 +145,24 @@ pub enum ImageError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The OCI layout's `index.json` or a manifest is malformed or names no usable manifest.
+    /// The image's index, a manifest or a config is malformed or names no usable manifest: an
+    /// OCI layout's `index.json` or blobs, a `docker save` archive's `manifest.json` or config.
     #[error("image {}: {}: {reason}", image.display(), file.display())]
     InvalidOci {
-        /// The image (layout directory).
+        /// The image (layout directory or archive).
         image: PathBuf,
-        /// The file at fault (`index.json` or a blob).
+        /// The file at fault (`index.json`, `manifest.json` or a blob; inside an archive, its
+        /// path there).
         file: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
-    /// A blob named by the image is not in its `blobs/` directory.
+    /// A blob named by the image (a `docker save` archive's layer or config) is not in it.
     #[error("image {}: blob {} is missing", image.display(), blob.display())]
     MissingBlob {
-        /// The image (layout directory).
+        /// The image (layout directory or archive).
         image: PathBuf,
-        /// Where the blob should be.
+        /// Where the blob should be (inside an archive: its path there).
         blob: PathBuf,
     },
     /// A blob's (or the tarball's) sha256 is not the expected one.
@@ -142,7 +170,7 @@ pub enum ImageError {
     DigestMismatch {
         /// The image.
         image: PathBuf,
-        /// The blob (or the tarball itself).
+        /// The blob (inside an archive: its path there), or the tarball itself.
         blob: PathBuf,
         /// The digest it should have.
         expected: String,
@@ -152,7 +180,7 @@ pub enum ImageError {
     /// A layer's media type is not a plain or gzip-compressed tar (zstd, for instance).
     #[error("image {}: layer {layer} has unsupported media type {media_type:?}", image.display())]
     UnsupportedLayer {
-        /// The image (layout directory).
+        /// The image (layout directory or archive).
         image: PathBuf,
         /// The layer's digest.
         layer: String,
@@ -164,7 +192,7 @@ pub enum ImageError {
     UnsafePath {
         /// The image.
         image: PathBuf,
-        /// The layer's digest, or `tarball`.
+        /// The layer's digest (a `docker save` layer's diff ID), or `tarball`.
         layer: String,
         /// The entry's path as written in the archive.
         path: PathBuf,
@@ -177,7 +205,7 @@ pub enum ImageError {
     BadEntry {
         /// The image.
         image: PathBuf,
-        /// The layer's digest, or `tarball`.
+        /// The layer's digest (a `docker save` layer's diff ID), or `tarball`.
         layer: String,
         /// The entry's path as written in the archive.
         path: PathBuf,
@@ -189,7 +217,7 @@ pub enum ImageError {
     Extract {
         /// The image.
         image: PathBuf,
-        /// The layer's digest, or `tarball`.
+        /// The layer's digest (a `docker save` layer's diff ID), or `tarball`.
         layer: String,
         /// The entry's path as written in the archive.
         path: PathBuf,
@@ -252,17 +280,24 @@ impl ImageCache {
         &self.dir
     }
 
-    /// Imports `path` — a `docker export` tarball (plain or gzip-compressed) or an OCI image
-    /// layout directory — into the cache, once: later calls for the same image return the
-    /// cached tree without extracting it again.
+    /// Imports `path` into the cache, once: later calls for the same image return the cached
+    /// tree without extracting it again. `path` is an OCI image layout directory, or a tar
+    /// archive (plain or gzip-compressed) of an OCI image layout, of a `docker save` image or of
+    /// a root filesystem (`docker export`); see the [module documentation](self) for how a
+    /// tarball's kind is told.
     ///
     /// For an OCI layout holding several manifests, the one for `linux` on the host's
     /// architecture is used; its layers are applied in order, whiteouts included, into one
-    /// tree. Ownership is taken from the archive only when running as root.
+    /// tree. A `docker save` archive must hold one image. Ownership is taken from the archive
+    /// only when running as root.
+    ///
+    /// Work files that an import killed or crashed left in the cache's `tmp/` are removed
+    /// first; those of imports still running (in any process) are left alone.
     pub fn import(&self, path: &Path) -> Result<Imported, ImageError> {
         if let Some(hit) = self.imported(path) {
             return Ok(hit);
         }
+        self.sweep();
         // Taken before the import: an image replaced meanwhile is not remembered under the
         // old one's tree.
         let id = identity(path);
@@ -322,16 +357,113 @@ impl ImageCache {
         if let Some(hit) = self.lookup_ref(&key) {
             return Ok(hit);
         }
+        let (archive, kind, unpacked) = match self.classify(image, &file)? {
+            Contents::Root => return self.import_root_tarball(image, &mut file, &key),
+            Contents::Archive {
+                archive,
+                kind,
+                unpacked,
+            } => (archive, kind, unpacked),
+        };
+        let source = Source::Archive(&archive);
+        let imported = match kind {
+            ArchiveKind::Oci => self.import_layout(image, &source)?,
+            ArchiveKind::DockerSave => self.import_docker_save(image, &source)?,
+            ArchiveKind::Unknown => {
+                return Err(ImageError::NotAnImage {
+                    path: image.to_path_buf(),
+                    reason: "a tar archive of image files (`manifest.json`, `index.json`, \
+                             `blobs/`…) that is neither an OCI image layout (no `oci-layout` \
+                             and `index.json`) nor a `docker save` archive (no `manifest.json`)"
+                        .into(),
+                })
+            }
+        };
+        drop(unpacked);
+        self.write_ref(&key, &imported.digest);
+        Ok(imported)
+    }
 
+    /// Whether a tarball is a root filesystem or an image archive; the latter indexed (and,
+    /// when gzip-compressed, decompressed into the cache's `tmp/` first).
+    fn classify(&self, image: &Path, file: &File) -> Result<Contents, ImageError> {
         let read_error = |source| ImageError::Read {
             image: image.to_path_buf(),
             file: image.to_path_buf(),
             source,
         };
+        let mut magic = [0; 2];
+        let gzip = file.read_exact_at(&mut magic, 0).is_ok() && magic == GZIP_MAGIC;
+        if !gzip {
+            return Ok(match ArchiveIndex::scan(image, file)? {
+                Some(archive) => Contents::Archive {
+                    kind: archive.kind(),
+                    archive,
+                    unpacked: None,
+                },
+                None => Contents::Root,
+            });
+        }
+        // A root filesystem's first entry tells it apart without decompressing the rest.
+        if !gzip_starts_like_an_archive(file) {
+            return Ok(Contents::Root);
+        }
+        self.ensure_layout()?;
+        let unpacked = self.new_tmp()?;
+        let path = unpacked.path().join("archive.tar");
+        let cache_error = |source| ImageError::Cache {
+            path: path.clone(),
+            source,
+        };
+        let mut out = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(cache_error)?;
+        let mut gz = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(
+            256 << 10,
+            Region::new(file, 0, u64::MAX),
+        ));
+        let mut buf = vec![0; 256 << 10];
+        loop {
+            let n = match gz.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+            out.write_all(&buf[..n]).map_err(cache_error)?;
+        }
+        drop(out);
+        let plain = File::open(&path).map_err(cache_error)?;
+        Ok(match ArchiveIndex::scan(image, &plain)? {
+            Some(archive) => Contents::Archive {
+                kind: archive.kind(),
+                archive,
+                unpacked: Some(unpacked),
+            },
+            None => Contents::Root,
+        })
+    }
+
+    /// Imports a root filesystem tarball (`docker export`), keyed by the sha256 of its bytes.
+    fn import_root_tarball(
+        &self,
+        image: &Path,
+        file: &mut File,
+        key: &str,
+    ) -> Result<Imported, ImageError> {
+        let read_error = |source| ImageError::Read {
+            image: image.to_path_buf(),
+            file: image.to_path_buf(),
+            source,
+        };
+        file.rewind().map_err(read_error)?;
         let mut hasher = Sha256::new();
         io::copy(
             &mut HashingReader {
-                inner: &file,
+                inner: &*file,
                 hasher: &mut hasher,
             },
             &mut io::sink(),
@@ -341,7 +473,7 @@ impl ImageCache {
         let digest = format!("sha256:{hex}");
         self.ensure_layout()?;
         if let Some(root) = self.cached(&hex) {
-            self.write_ref(&key, &digest);
+            self.write_ref(key, &digest);
             return Ok(Imported {
                 digest,
                 root,
@@ -357,7 +489,7 @@ impl ImageCache {
             layer: TARBALL,
             blob: image,
         };
-        let actual = tree.apply_blob(&file, &ctx, true)?;
+        let (actual, _) = tree.apply_blob(&*file, &ctx, true, false)?;
         if actual != hex {
             // The file changed since it was hashed.
             return Err(ImageError::DigestMismatch {
@@ -370,7 +502,7 @@ impl ImageCache {
         tree.finish(&ctx)?;
         drop(tree);
         let (root, extracted) = self.publish(tmp, &hex)?;
-        self.write_ref(&key, &digest);
+        self.write_ref(key, &digest);
         Ok(Imported {
             digest,
             root,
@@ -379,16 +511,21 @@ impl ImageCache {
     }
 
     fn import_oci(&self, image: &Path) -> Result<Imported, ImageError> {
-        let index_path = image.join("index.json");
-        if !image.join("oci-layout").is_file() || !index_path.is_file() {
+        if !image.join("oci-layout").is_file() || !image.join("index.json").is_file() {
             return Err(ImageError::NotAnImage {
                 path: image.to_path_buf(),
                 reason: "a directory without `oci-layout` and `index.json`".into(),
             });
         }
-        let bytes = read_small(image, &index_path)?;
+        self.import_layout(image, &Source::Dir(image))
+    }
+
+    /// Imports an OCI image layout (a directory or an archive), keyed by its manifest's digest.
+    fn import_layout(&self, image: &Path, src: &Source<'_>) -> Result<Imported, ImageError> {
+        let index_path = src.display("index.json");
+        let bytes = src.read_small(image, "index.json")?;
         let index: Index = parse_json(image, &index_path, &bytes)?;
-        let (digest, manifest_path, bytes) = resolve(image, &index_path, &index.manifests, 0)?;
+        let (digest, manifest_path, bytes) = resolve(image, src, &index_path, &index.manifests, 0)?;
         let hex = digest["sha256:".len()..].to_string();
         if let Some(root) = self.cached(&hex) {
             return Ok(Imported {
@@ -410,27 +547,31 @@ impl ImageCache {
                     media_type: layer.media_type.clone(),
                 });
             }
-            let blob = blob_path(image, layer_hex);
-            if !blob.is_file() {
+            let rel = blob_rel(layer_hex);
+            if !src.exists(&rel) {
                 return Err(ImageError::MissingBlob {
                     image: image.to_path_buf(),
-                    blob,
+                    blob: src.display(&rel),
                 });
             }
-            layers.push((layer.digest.as_str(), layer_hex, blob));
+            layers.push((layer.digest.as_str(), layer_hex, rel));
         }
 
         self.ensure_layout()?;
         let tmp = self.new_tmp()?;
         let mut tree = tmp.tree()?;
-        for (layer, layer_hex, blob) in &layers {
-            let file = open_blob(image, blob)?;
-            let ctx = Ctx { image, layer, blob };
-            let actual = tree.apply_blob(&file, &ctx, false)?;
+        for (layer, layer_hex, rel) in &layers {
+            let blob = src.display(rel);
+            let ctx = Ctx {
+                image,
+                layer,
+                blob: &blob,
+            };
+            let (actual, _) = tree.apply_blob(src.open(image, rel)?, &ctx, false, false)?;
             if actual != *layer_hex {
                 return Err(ImageError::DigestMismatch {
                     image: image.to_path_buf(),
-                    blob: blob.clone(),
+                    blob,
                     expected: layer.to_string(),
                     actual: format!("sha256:{actual}"),
                 });
@@ -440,6 +581,135 @@ impl ImageCache {
             image,
             layer: &digest,
             blob: &manifest_path,
+        })?;
+        drop(tree);
+        let (root, extracted) = self.publish(tmp, &hex)?;
+        Ok(Imported {
+            digest,
+            root,
+            extracted,
+        })
+    }
+
+    /// Imports a `docker save` archive of the format before OCI layouts: `manifest.json` names
+    /// the image's config and its layers in order. Keyed by the config's digest (Docker's image
+    /// ID), which pins every layer through the config's `diff_ids`.
+    fn import_docker_save(&self, image: &Path, src: &Source<'_>) -> Result<Imported, ImageError> {
+        let manifest_path = src.display("manifest.json");
+        let invalid = |file: &Path, reason: String| ImageError::InvalidOci {
+            image: image.to_path_buf(),
+            file: file.to_path_buf(),
+            reason,
+        };
+        let bytes = src.read_small(image, "manifest.json")?;
+        let images: Vec<SaveManifest> = parse_json(image, &manifest_path, &bytes)?;
+        let entry = match images.as_slice() {
+            [one] => one,
+            [] => return Err(invalid(&manifest_path, "lists no image".into())),
+            several => {
+                let tags: Vec<&str> = several
+                    .iter()
+                    .flat_map(|i| i.repo_tags.iter().flatten())
+                    .map(String::as_str)
+                    .collect();
+                return Err(invalid(
+                    &manifest_path,
+                    format!(
+                        "lists {} images ({}); save one image per archive",
+                        several.len(),
+                        tags.join(", ")
+                    ),
+                ));
+            }
+        };
+        let member = |name: &str| {
+            normalise(name.as_bytes())
+                .ok()
+                .filter(|rel| !rel.is_empty())
+                .and_then(|rel| String::from_utf8(rel).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        &manifest_path,
+                        format!("names {name:?}, which is not a path inside the archive"),
+                    )
+                })
+        };
+        let config_rel = member(&entry.config)?;
+        let config_path = src.display(&config_rel);
+        let config_bytes = src.read_small(image, &config_rel)?;
+        let hex = to_hex(&Sha256::digest(&config_bytes));
+        let digest = format!("sha256:{hex}");
+        // Docker names the config after its digest.
+        let named = config_rel
+            .strip_suffix(".json")
+            .or_else(|| config_rel.strip_prefix("blobs/sha256/"))
+            .filter(|h| is_hex64(h));
+        if let Some(named) = named.filter(|named| *named != hex) {
+            return Err(ImageError::DigestMismatch {
+                image: image.to_path_buf(),
+                blob: config_path,
+                expected: format!("sha256:{named}"),
+                actual: digest,
+            });
+        }
+        let config: ImageConfig = parse_json(image, &config_path, &config_bytes)?;
+        if let Some(root) = self.cached(&hex) {
+            return Ok(Imported {
+                digest,
+                root,
+                extracted: false,
+            });
+        }
+
+        // Check every layer before extracting any.
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != entry.layers.len() {
+            return Err(invalid(
+                &config_path,
+                format!(
+                    "lists {} layers (`rootfs.diff_ids`), manifest.json {}",
+                    diff_ids.len(),
+                    entry.layers.len()
+                ),
+            ));
+        }
+        let mut layers = Vec::with_capacity(diff_ids.len());
+        for (name, diff_id) in entry.layers.iter().zip(diff_ids) {
+            let diff_hex = check_digest(image, &config_path, diff_id)?;
+            let rel = member(name)?;
+            if !src.exists(&rel) {
+                return Err(ImageError::MissingBlob {
+                    image: image.to_path_buf(),
+                    blob: src.display(&rel),
+                });
+            }
+            layers.push((diff_id.as_str(), diff_hex, rel));
+        }
+
+        self.ensure_layout()?;
+        let tmp = self.new_tmp()?;
+        let mut tree = tmp.tree()?;
+        for (diff_id, diff_hex, rel) in &layers {
+            let blob = src.display(rel);
+            let ctx = Ctx {
+                image,
+                layer: diff_id,
+                blob: &blob,
+            };
+            let (_, plain) = tree.apply_blob(src.open(image, rel)?, &ctx, false, true)?;
+            if plain.as_deref() != Some(*diff_hex) {
+                return Err(ImageError::DigestMismatch {
+                    image: image.to_path_buf(),
+                    blob,
+                    expected: diff_id.to_string(),
+                    actual: format!("sha256:{}", plain.unwrap_or_default()),
+                });
+            }
+        }
+        tree.finish(&Ctx {
+            image,
+            layer: &digest,
+            blob: &config_path,
         })?;
         drop(tree);
         let (root, extracted) = self.publish(tmp, &hex)?;
@@ -474,10 +744,20 @@ impl ImageCache {
 
     /// Remembers a tarball's digest; best effort (failing only costs a hash next time).
     fn write_ref(&self, key: &str, digest: &str) {
-        let refs = self.dir.join("refs");
-        let tmp = refs.join(format!(".{key}.{}", unique_suffix()));
-        let written =
-            fs::write(&tmp, format!("{digest}\n")).and_then(|()| fs::rename(&tmp, refs.join(key)));
+        let create = |path: &Path| {
+            File::options()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        };
+        let Ok((tmp, mut held)) = self.create_tmp("ref-", create) else {
+            return;
+        };
+        let written = held
+            .file()
+            .write_all(format!("{digest}\n").as_bytes())
+            .and_then(|()| fs::rename(&tmp, self.dir.join("refs").join(key)));
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -495,25 +775,112 @@ impl ImageCache {
         Ok(())
     }
 
-    fn new_tmp(&self) -> Result<TmpDir, ImageError> {
+    /// Opens `<dir>/tmp.lock` and locks it as `arg` says (retrying when interrupted).
+    fn lock_tmp(&self, arg: FlockArg) -> Result<Flock<File>, ImageError> {
+        let path = self.dir.join("tmp.lock");
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| ImageError::Cache {
+                path: path.clone(),
+                source,
+            })?;
+        loop {
+            match Flock::lock(file, arg) {
+                Ok(lock) => return Ok(lock),
+                Err((again, Errno::EINTR)) => file = again,
+                Err((_, e)) => {
+                    return Err(ImageError::Cache {
+                        path,
+                        source: e.into(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Creates an entry in `<dir>/tmp` with `make` and locks it exclusively, all while holding
+    /// `tmp.lock` shared, so that a sweep (which holds it exclusively) never sees the entry
+    /// before it is locked. If this process dies, the kernel drops the lock, and the next
+    /// sweep removes the entry.
+    fn create_tmp(
+        &self,
+        prefix: &str,
+        make: impl Fn(&Path) -> io::Result<File>,
+    ) -> Result<(PathBuf, Held), ImageError> {
+        // Without `flock` (see `Held`), no sweep can lock `tmp.lock` either.
+        let _creating = self.lock_tmp(FlockArg::LockShared).ok();
         let mut attempts = 0;
         loop {
-            let path = self.dir.join("tmp").join(unique_suffix());
-            match DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(TmpDir { path: Some(path) }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
-                    attempts += 1
+            let path = self
+                .dir
+                .join("tmp")
+                .join(format!("{prefix}{}", unique_suffix()));
+            match make(&path) {
+                Ok(file) => {
+                    let held = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                        Ok(lock) => Held::Locked(lock),
+                        Err((file, _)) => Held::Unlocked(file),
+                    };
+                    return Ok((path, held));
                 }
-                Err(source) => return Err(ImageError::Cache { path, source }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
+                    attempts += 1;
+                }
+                Err(source) => {
+                    if source.kind() != io::ErrorKind::AlreadyExists {
+                        remove_path(&path);
+                    }
+                    return Err(ImageError::Cache { path, source });
+                }
+            }
+        }
+    }
+
+    fn new_tmp(&self) -> Result<TmpDir, ImageError> {
+        let (path, lock) = self.create_tmp("", |path| {
+            DirBuilder::new().mode(0o700).create(path)?;
+            let dir = nix::fcntl::open(path, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty())?;
+            Ok(File::from(dir))
+        })?;
+        Ok(TmpDir {
+            path: Some(path),
+            _lock: lock,
+        })
+    }
+
+    /// Removes the entries of `<dir>/tmp` whose owner is gone: those nobody holds a lock on.
+    /// Best effort, and skipped while another import creates an entry or sweeps.
+    fn sweep(&self) {
+        let tmp = self.dir.join("tmp");
+        if !tmp.is_dir() {
+            return;
+        }
+        let Ok(_sweeping) = self.lock_tmp(FlockArg::LockExclusiveNonblock) else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(fd) = nix::fcntl::open(&path, flags, Mode::empty()) else {
+                continue;
+            };
+            if let Ok(_orphan) = Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+                remove_path(&path);
             }
         }
     }
 
     /// Moves a complete tree into place; returns its root and whether it is ours.
     fn publish(&self, mut tmp: TmpDir, hex: &str) -> Result<(PathBuf, bool), ImageError> {
-        let Some(path) = tmp.path.clone() else {
-            unreachable!("a TmpDir holds its path until dropped or published")
-        };
+        let path = tmp.path().to_path_buf();
         let dest = self.dir.join("sha256").join(hex);
         let cache_error = |path: &Path, source| ImageError::Cache {
             path: path.to_path_buf(),
@@ -538,15 +905,41 @@ impl ImageCache {
     }
 }
 
-/// A directory under `<dir>/tmp`, removed (with everything in it) when dropped.
+/// A directory under `<dir>/tmp`, locked for as long as it lives and removed (with everything
+/// in it) when dropped, unless published.
 struct TmpDir {
     path: Option<PathBuf>,
+    /// An exclusive lock on the directory itself: what tells a sweep that it is in use.
+    /// Released after the directory is removed (fields drop after `Drop::drop`).
+    _lock: Held,
+}
+
+/// An entry of `<dir>/tmp`, open, and locked when the filesystem allows it. One that does
+/// not (NFS emulates `flock` with POSIX locks, which an exclusive lock cannot take on a
+/// directory opened read-only) leaves the entry unlocked; sweeps cannot lock it either, so
+/// leave it alone.
+enum Held {
+    Locked(Flock<File>),
+    Unlocked(File),
+}
+
+impl Held {
+    fn file(&mut self) -> &mut File {
+        match self {
+            Held::Locked(lock) => lock,
+            Held::Unlocked(file) => file,
+        }
+    }
 }
 
 impl TmpDir {
+    fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+
     /// Creates `rootfs` in the directory and opens it for extraction.
     fn tree(&self) -> Result<Tree, ImageError> {
-        let path = self.path.as_deref().unwrap_or(Path::new("")).join("rootfs");
+        let path = self.path().join("rootfs");
         Tree::create(&path).map_err(|source| ImageError::Cache { path, source })
     }
 }
@@ -556,6 +949,17 @@ impl Drop for TmpDir {
         if let Some(path) = self.path.take() {
             remove_all(&path);
         }
+    }
+}
+
+/// Removes a file, or a directory with everything in it.
+fn remove_path(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => remove_all(path),
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
     }
 }
 
@@ -627,17 +1031,349 @@ fn is_hex64(s: &str) -> bool {
 }
 
 /// A reader that hashes what it reads.
-struct HashingReader<'a> {
-    inner: &'a File,
+struct HashingReader<'a, R> {
+    inner: R,
     hasher: &'a mut Sha256,
 }
 
-impl Read for HashingReader<'_> {
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image archives: tarballs of an OCI image layout, or written by `docker save`.
+
+/// The most entries an image archive may have (its index is kept in memory).
+const MAX_MEMBERS: usize = 100_000;
+
+/// What a tarball holds.
+enum Contents {
+    /// A root filesystem, as `docker export` writes it: anything that is not an image archive.
+    Root,
+    /// An image archive.
+    Archive {
+        archive: ArchiveIndex,
+        kind: ArchiveKind,
+        /// The decompressed copy `archive` reads, for a gzip-compressed archive.
+        unpacked: Option<TmpDir>,
+    },
+}
+
+/// The kinds of image archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchiveKind {
+    /// An OCI image layout (`oci-layout`, `index.json`, `blobs/`).
+    Oci,
+    /// A `docker save` archive of the older format (`manifest.json`).
+    DockerSave,
+    /// Image files, but neither of those.
+    Unknown,
+}
+
+/// Whether an entry's (normalised) path belongs in an image archive: its first component is
+/// one an OCI layout or a `docker save` archive has at its top.
+fn is_archive_name(rel: &[u8]) -> bool {
+    let top = rel.split(|&b| b == b'/').next().unwrap_or_default();
+    let hex = |name: &[u8]| std::str::from_utf8(name).is_ok_and(is_hex64);
+    matches!(
+        top,
+        b"oci-layout" | b"index.json" | b"manifest.json" | b"repositories" | b"blobs"
+    ) || hex(top)
+        || top.strip_suffix(b".json").is_some_and(hex)
+        || top.strip_suffix(b".tar").is_some_and(hex)
+}
+
+/// Whether a gzip-compressed tarball's first entry belongs in an image archive (when not, the
+/// tarball is a root filesystem, and need not be decompressed here).
+fn gzip_starts_like_an_archive(file: &File) -> bool {
+    use tar::EntryType as T;
+    let reader = BufReader::new(Region::new(file, 0, u64::MAX));
+    let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(reader));
+    let Ok(entries) = archive.entries() else {
+        return false;
+    };
+    for entry in entries.take(64) {
+        let Ok(entry) = entry else {
+            return false;
+        };
+        if matches!(entry.header().entry_type(), T::XGlobalHeader | T::XHeader) {
+            continue;
+        }
+        match normalise(&entry.path_bytes()) {
+            Ok(rel) if rel.is_empty() => continue,
+            Ok(rel) => return is_archive_name(&rel),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// An entry of an image archive.
+enum Member {
+    /// A regular file: where its bytes are in the archive.
+    File { offset: u64, size: u64 },
+    /// A hard link (to a normalised path) or a symbolic link (relative to the entry's
+    /// directory). `docker save` links identical layers to one another.
+    Link { target: Vec<u8>, hard: bool },
+    /// Anything else (a directory…).
+    Other,
+}
+
+/// The entries of a plain (uncompressed) image archive, read in place.
+struct ArchiveIndex {
+    file: File,
+    members: std::collections::HashMap<Vec<u8>, Member>,
+}
+
+impl ArchiveIndex {
+    /// Lists `file` when it is an image archive: every top-level name in it is one an image
+    /// archive uses. `None` when it is not (a root filesystem), or not a tar archive at all
+    /// (which extracting it as a root filesystem reports). Seeks over the entries' contents.
+    fn scan(image: &Path, file: &File) -> Result<Option<ArchiveIndex>, ImageError> {
+        use tar::EntryType as T;
+        let read_error = |source| ImageError::Read {
+            image: image.to_path_buf(),
+            file: image.to_path_buf(),
+            source,
+        };
+        let mut file = file.try_clone().map_err(read_error)?;
+        file.rewind().map_err(read_error)?;
+        let mut members = std::collections::HashMap::new();
+        {
+            let mut archive = tar::Archive::new(&file);
+            let Ok(entries) = archive.entries_with_seek() else {
+                return Ok(None);
+            };
+            for entry in entries {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    // Once it is known to be an image archive, it is not extracted as a root.
+                    Err(e) if !members.is_empty() => return Err(read_error(e)),
+                    Err(_) => return Ok(None),
+                };
+                let kind = entry.header().entry_type();
+                if matches!(kind, T::XGlobalHeader | T::XHeader) {
+                    continue;
+                }
+                let rel = match normalise(&entry.path_bytes()) {
+                    Ok(rel) if rel.is_empty() => continue,
+                    Ok(rel) if is_archive_name(&rel) => rel,
+                    // A root filesystem (which may well hold `blobs/` or `manifest.json`), or
+                    // an unsafe name that extracting it as one refuses.
+                    _ => return Ok(None),
+                };
+                if members.len() >= MAX_MEMBERS {
+                    return Err(ImageError::NotAnImage {
+                        path: image.to_path_buf(),
+                        reason: format!("an image archive with more than {MAX_MEMBERS} entries"),
+                    });
+                }
+                let link = entry.link_name_bytes().map(|t| t.into_owned());
+                let member = match (kind, link) {
+                    (T::Regular | T::Continuous, _) => Member::File {
+                        offset: entry.raw_file_position(),
+                        size: entry.size(),
+                    },
+                    (T::Symlink, Some(target)) => Member::Link {
+                        target,
+                        hard: false,
+                    },
+                    (T::Link, Some(target)) => match normalise(&target) {
+                        Ok(target) => Member::Link { target, hard: true },
+                        Err(_) => Member::Other,
+                    },
+                    _ => Member::Other,
+                };
+                members.insert(rel, member);
+            }
+        }
+        if members.is_empty() {
+            // No entries (or only `./`): extracting it reports what it is.
+            return Ok(None);
+        }
+        Ok(Some(ArchiveIndex { file, members }))
+    }
+
+    fn kind(&self) -> ArchiveKind {
+        if self.find(b"oci-layout").is_some() && self.find(b"index.json").is_some() {
+            ArchiveKind::Oci
+        } else if self.find(b"manifest.json").is_some() {
+            ArchiveKind::DockerSave
+        } else {
+            ArchiveKind::Unknown
+        }
+    }
+
+    /// Where the bytes of regular file `rel` are (following links, within the archive).
+    fn find(&self, rel: &[u8]) -> Option<(u64, u64)> {
+        let mut name = rel.to_vec();
+        for _ in 0..16 {
+            name = match self.members.get(&name)? {
+                Member::File { offset, size } => return Some((*offset, *size)),
+                Member::Link { target, hard: true } => target.clone(),
+                Member::Link {
+                    target,
+                    hard: false,
+                } => resolve_link(split(&name).0, target)?,
+                Member::Other => return None,
+            };
+        }
+        None
+    }
+}
+
+/// Resolves symbolic link `target`, found in directory `dir` of an archive, lexically; `None`
+/// when it is absolute or climbs above the archive's top.
+fn resolve_link(dir: &[u8], target: &[u8]) -> Option<Vec<u8>> {
+    if target.starts_with(b"/") {
+        return None;
+    }
+    let mut parts: Vec<&[u8]> = dir
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    for component in target.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop()?;
+            }
+            name => parts.push(name),
+        }
+    }
+    Some(parts.join(&b'/'))
+}
+
+/// A part of a file, read with `pread` (so that several can be read from one file).
+struct Region<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> Region<'a> {
+    fn new(file: &'a File, offset: u64, len: u64) -> Region<'a> {
+        Region {
+            file,
+            pos: offset,
+            end: offset.saturating_add(len),
+        }
+    }
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let len = buf.len().min(left);
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..len], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A blob being read: a file of a layout directory, or a part of an archive.
+enum Blob<'a> {
+    File(File),
+    Region(Region<'a>),
+}
+
+impl Read for Blob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Blob::File(file) => file.read(buf),
+            Blob::Region(region) => region.read(buf),
+        }
+    }
+}
+
+/// Where an image's files (`index.json`, blobs…) are read from; they are named by their path
+/// relative to the layout (`blobs/sha256/<hex>`), which has been checked.
+enum Source<'a> {
+    /// An OCI image layout directory.
+    Dir(&'a Path),
+    /// An image archive.
+    Archive(&'a ArchiveIndex),
+}
+
+impl Source<'_> {
+    /// How errors name file `rel`: its path in a directory, or inside the archive.
+    fn display(&self, rel: &str) -> PathBuf {
+        match self {
+            Source::Dir(dir) => dir.join(rel),
+            Source::Archive(_) => PathBuf::from(rel),
+        }
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        match self {
+            Source::Dir(dir) => dir.join(rel).is_file(),
+            Source::Archive(archive) => archive.find(rel.as_bytes()).is_some(),
+        }
+    }
+
+    fn open(&self, image: &Path, rel: &str) -> Result<Blob<'_>, ImageError> {
+        match self {
+            Source::Dir(dir) => open_blob(image, &dir.join(rel)).map(Blob::File),
+            Source::Archive(archive) => match archive.find(rel.as_bytes()) {
+                Some((offset, size)) => Ok(Blob::Region(Region::new(&archive.file, offset, size))),
+                None => Err(ImageError::MissingBlob {
+                    image: image.to_path_buf(),
+                    blob: self.display(rel),
+                }),
+            },
+        }
+    }
+
+    /// Reads `index.json`, a manifest or a config, refusing absurd sizes.
+    fn read_small(&self, image: &Path, rel: &str) -> Result<Vec<u8>, ImageError> {
+        let file = self.display(rel);
+        let mut bytes = Vec::new();
+        self.open(image, rel)?
+            .take(MAX_JSON + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| ImageError::Read {
+                image: image.to_path_buf(),
+                file: file.clone(),
+                source,
+            })?;
+        if bytes.len() as u64 > MAX_JSON {
+            return Err(ImageError::InvalidOci {
+                image: image.to_path_buf(),
+                file,
+                reason: format!("larger than {MAX_JSON} bytes"),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// An image of a `docker save` archive's `manifest.json` (the fields used here).
+#[derive(Deserialize)]
+struct SaveManifest {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// An image config (the fields used here).
+#[derive(Deserialize)]
+struct ImageConfig {
+    rootfs: ConfigRootfs,
+}
+
+#[derive(Deserialize)]
+struct ConfigRootfs {
+    diff_ids: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -685,9 +1421,11 @@ fn host_arch() -> &'static str {
 }
 
 /// Follows the descriptors of an index down to one image manifest: the only one, or the one
-/// for linux on this architecture. Returns its digest, blob path and (verified) bytes.
+/// for linux on this architecture. Returns its digest, blob path (as errors name it) and
+/// (verified) bytes.
 fn resolve(
     image: &Path,
+    src: &Source<'_>,
     referrer: &Path,
     descriptors: &[Descriptor],
     depth: usize,
@@ -718,8 +1456,9 @@ fn resolve(
             .ok_or_else(|| invalid(format!("lists no manifest for linux/{}", host_arch())))?,
     };
     let hex = check_digest(image, referrer, &chosen.digest)?;
-    let path = blob_path(image, hex);
-    let bytes = read_small(image, &path)?;
+    let rel = blob_rel(hex);
+    let path = src.display(&rel);
+    let bytes = src.read_small(image, &rel)?;
     let actual = to_hex(&Sha256::digest(&bytes));
     if actual != hex {
         return Err(ImageError::DigestMismatch {
@@ -743,7 +1482,7 @@ fn resolve(
         });
     }
     let index: Index = parse_json(image, &path, &bytes)?;
-    resolve(image, &path, &index.manifests, depth + 1)
+    resolve(image, src, &path, &index.manifests, depth + 1)
 }
 
 /// The hex part of a `sha256:<hex>` digest found in `file`.
@@ -758,8 +1497,9 @@ fn check_digest<'d>(image: &Path, file: &Path, digest: &'d str) -> Result<&'d st
         })
 }
 
-fn blob_path(image: &Path, hex: &str) -> PathBuf {
-    image.join("blobs/sha256").join(hex)
+/// Where blob `sha256:<hex>` is, relative to the layout.
+fn blob_rel(hex: &str) -> String {
+    format!("blobs/sha256/{hex}")
 }
 
 fn open_blob(image: &Path, blob: &Path) -> Result<File, ImageError> {
@@ -777,27 +1517,6 @@ fn open_blob(image: &Path, blob: &Path) -> Result<File, ImageError> {
             }
         }
     })
-}
-
-/// Reads `index.json` or a manifest blob, refusing absurd sizes.
-fn read_small(image: &Path, file: &Path) -> Result<Vec<u8>, ImageError> {
-    let mut bytes = Vec::new();
-    open_blob(image, file)?
-        .take(MAX_JSON + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| ImageError::Read {
-            image: image.to_path_buf(),
-            file: file.to_path_buf(),
-            source,
-        })?;
-    if bytes.len() as u64 > MAX_JSON {
-        return Err(ImageError::InvalidOci {
-            image: image.to_path_buf(),
-            file: file.to_path_buf(),
-            reason: format!("larger than {MAX_JSON} bytes"),
-        });
-    }
-    Ok(bytes)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(
@@ -1183,20 +1902,23 @@ impl Tree {
         }
     }
 
-    /// Extracts a layer (or a tarball) read from `file`, plain or gzip; returns the hex sha256
-    /// of all of `file`'s bytes.
-    fn apply_blob(
+    /// Extracts a layer (or a tarball) read from `src`, plain or gzip; returns the hex sha256
+    /// of all of `src`'s bytes and, when `diff_id`, that of the uncompressed tar stream (a
+    /// layer's diff ID, which counts everything up to the stream's end).
+    fn apply_blob<R: Read>(
         &mut self,
-        file: &File,
+        mut src: R,
         ctx: &Ctx<'_>,
         tarball: bool,
-    ) -> Result<String, ImageError> {
+        diff_id: bool,
+    ) -> Result<(String, Option<String>), ImageError> {
         let mut hasher = Sha256::new();
+        let mut plain = Sha256::new();
         {
             let mut reader = BufReader::with_capacity(
                 256 << 10,
                 HashingReader {
-                    inner: file,
+                    inner: &mut src,
                     hasher: &mut hasher,
                 },
             );
@@ -1209,18 +1931,28 @@ impl Tree {
             } else {
                 Box::new(reader)
             };
-            self.apply(&mut tar::Archive::new(stream), ctx, tarball)?;
+            let mut archive = tar::Archive::new(HashingReader {
+                inner: stream,
+                hasher: &mut plain,
+            });
+            self.apply(&mut archive, ctx, tarball)?;
+            if diff_id {
+                io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| ctx.read(e))?;
+            }
         }
         // Hash what follows the end of the archive too.
         io::copy(
             &mut HashingReader {
-                inner: file,
+                inner: &mut src,
                 hasher: &mut hasher,
             },
             &mut io::sink(),
         )
         .map_err(|e| ctx.read(e))?;
-        Ok(to_hex(&hasher.finalize()))
+        Ok((
+            to_hex(&hasher.finalize()),
+            diff_id.then(|| to_hex(&plain.finalize())),
+        ))
     }
 
     fn apply<R: Read>(
@@ -2324,6 +3056,564 @@ mod tests {
         assert_eq!((layer, path), (digests[1].as_str(), Path::new("../up")));
         assert!(!tmp.path().join("up").exists());
         assert_clean(cache.dir());
+    }
+
+    /// A tar archive of directory `dir`'s tree (sorted, so `blobs/` comes first, as skopeo
+    /// writes it), entry names prefixed with `prefix`; symbolic links are archived as such.
+    fn tar_dir(dir: &Path, prefix: &str) -> Vec<u8> {
+        fn walk(b: &mut tar::Builder<Vec<u8>>, root: &Path, dir: &Path, prefix: &str) {
+            let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            paths.sort();
+            for path in paths {
+                let rel = path.strip_prefix(root).unwrap().to_str().unwrap();
+                b.append_path_with_name(&path, format!("{prefix}{rel}"))
+                    .unwrap();
+                if fs::symlink_metadata(&path).unwrap().is_dir() {
+                    walk(b, root, &path, prefix);
+                }
+            }
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.follow_symlinks(false);
+        walk(&mut b, dir, dir, prefix);
+        b.into_inner().unwrap()
+    }
+
+    /// Two layers: files, then whiteouts of some of them and an opaque directory.
+    fn whiteout_layers() -> (Vec<u8>, Vec<u8>) {
+        let layer1 = tar_of(&[
+            E::Dir("bin/", 0o755),
+            E::File("bin/sh", 0o755, b"#!sh"),
+            E::Dir("etc/", 0o755),
+            E::File("etc/gone", 0o644, b"gone"),
+            E::File("etc/keep", 0o644, b"keep"),
+            E::Dir("opq/", 0o755),
+            E::File("opq/old", 0o644, b"old"),
+        ]);
+        let layer2 = tar_of(&[
+            E::File("etc/.wh.gone", 0o644, b""),
+            E::File("opq/.wh..wh..opq", 0o644, b""),
+            E::File("opq/new", 0o644, b"new"),
+        ]);
+        (layer1, layer2)
+    }
+
+    /// What [`whiteout_layers`] make.
+    fn assert_whiteout_tree(root: &Path) {
+        assert_eq!(names(root), ["bin", "etc", "opq"]);
+        assert_eq!(names(&root.join("etc")), ["keep"]);
+        assert_eq!(names(&root.join("opq")), ["new"]);
+        assert_eq!(fs::read(root.join("bin/sh")).unwrap(), b"#!sh");
+    }
+
+    /// Writes a `docker save` archive's files (the format before Docker 25) for `layers` into
+    /// `dir`: `<id>/layer.tar` each (one more, empty, linked to an identical one as Docker
+    /// does), `<config-hex>.json`, `manifest.json`, `repositories`. Returns the config's
+    /// digest (the image ID) and the layers' paths.
+    fn docker_save_dir(dir: &Path, layers: &[Vec<u8>]) -> (String, Vec<String>) {
+        let empty = tar_of(&[]);
+        let mut all: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+        all.extend([empty.as_slice(), empty.as_slice()]);
+        let mut names: Vec<String> = Vec::new();
+        let mut diff_ids = Vec::new();
+        for (i, layer) in all.iter().enumerate() {
+            let id = to_hex(&Sha256::digest(format!("layer {i}")));
+            fs::create_dir_all(dir.join(&id)).unwrap();
+            fs::write(dir.join(&id).join("VERSION"), "1.0").unwrap();
+            fs::write(dir.join(&id).join("json"), format!(r#"{{"id":"{id}"}}"#)).unwrap();
+            let path = format!("{id}/layer.tar");
+            match names.last() {
+                Some(prev) if i == all.len() - 1 => {
+                    // Identical to the one before: a link to it.
+                    let target = format!("../{}", prev.split('/').next().unwrap());
+                    std::os::unix::fs::symlink(format!("{target}/layer.tar"), dir.join(&path))
+                        .unwrap();
+                }
+                _ => fs::write(dir.join(&path), layer).unwrap(),
+            }
+            diff_ids.push(sha(layer));
+            names.push(path);
+        }
+        let config = serde_json::json!({
+            "architecture": host_arch(), "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        })
+        .to_string();
+        let config_hex = to_hex(&Sha256::digest(&config));
+        fs::write(dir.join(format!("{config_hex}.json")), &config).unwrap();
+        let manifest = serde_json::json!([{
+            "Config": format!("{config_hex}.json"),
+            "RepoTags": ["test:latest"],
+            "Layers": names,
+        }]);
+        fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+        fs::write(
+            dir.join("repositories"),
+            format!(r#"{{"test":{{"latest":"{}"}}}}"#, &config_hex[..12]),
+        )
+        .unwrap();
+        (format!("sha256:{config_hex}"), names)
+    }
+
+    #[test]
+    fn oci_archive_imports_like_its_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let (layer1, layer2) = whiteout_layers();
+        let plain = "application/vnd.oci.image.layer.v1.tar";
+        let (manifest, layers) = oci(&layout, &[(GZ_LAYER, gz(&layer1)), (plain, layer2)]);
+        // Docker 25's `docker save` adds these next to the layout.
+        fs::write(layout.join("manifest.json"), "[]").unwrap();
+        fs::write(layout.join("repositories"), "{}").unwrap();
+        let archive = tmp.path().join("image.tar");
+        fs::write(&archive, tar_dir(&layout, "./")).unwrap();
+        let compressed = tmp.path().join("image.tar.gz");
+        fs::write(&compressed, gz(&tar_dir(&layout, ""))).unwrap();
+
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let img = cache.import(&archive).unwrap();
+        assert!(img.extracted);
+        assert_eq!(
+            img.digest, manifest,
+            "keyed by the manifest, as a directory is"
+        );
+        assert_whiteout_tree(&img.root);
+        assert_clean_tmp(cache.dir());
+        assert_eq!(fs::read_dir(cache.dir().join("refs")).unwrap().count(), 1);
+        // Reused: from the ref, from a fresh process (no memo), and under other names.
+        let inode = fs::metadata(&img.root).unwrap().ino();
+        for image in [&archive, &compressed, &layout] {
+            memo().lock().unwrap().clear();
+            let again = cache.import(image).unwrap();
+            assert!(!again.extracted, "{}", image.display());
+            assert_eq!((&again.digest, &again.root), (&img.digest, &img.root));
+        }
+        assert_eq!(fs::metadata(&img.root).unwrap().ino(), inode);
+        assert_clean_tmp(cache.dir());
+        // Found by its manifest's digest before any layer is read: an archive of the same
+        // image whose layers are gone still finds it.
+        for layer in &layers {
+            fs::remove_file(blob_of(&layout, layer)).unwrap();
+        }
+        let thin = tmp.path().join("thin.tar");
+        fs::write(&thin, tar_dir(&layout, "")).unwrap();
+        assert_eq!(cache.import(&thin).unwrap().root, img.root);
+
+        // Gzip-compressed, into a fresh cache: the decompressed copy does not stay.
+        let other = ImageCache::new(tmp.path().join("other"));
+        let img = other.import(&compressed).unwrap();
+        assert!(img.extracted);
+        assert_eq!(img.digest, manifest);
+        assert_whiteout_tree(&img.root);
+        assert_clean_tmp(other.dir());
+        assert_eq!(names(&other.dir().join("sha256")), [&manifest[7..]]);
+    }
+
+    #[test]
+    fn docker_save_archive_imports_its_layers_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("save");
+        let (layer1, layer2) = whiteout_layers();
+        let (image_id, layers) = docker_save_dir(&dir, &[layer1, layer2]);
+        let archive = tmp.path().join("save.tar");
+        fs::write(&archive, tar_dir(&dir, "")).unwrap();
+        let compressed = tmp.path().join("save.tar.gz");
+        fs::write(&compressed, gz(&fs::read(&archive).unwrap())).unwrap();
+
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let img = cache.import(&archive).unwrap();
+        assert!(img.extracted);
+        assert_eq!(img.digest, image_id, "keyed by the image ID");
+        assert_whiteout_tree(&img.root);
+        assert_clean_tmp(cache.dir());
+        for image in [&archive, &compressed] {
+            memo().lock().unwrap().clear();
+            let again = cache.import(image).unwrap();
+            assert!(!again.extracted, "{}", image.display());
+            assert_eq!(again.root, img.root);
+        }
+        assert_clean_tmp(cache.dir());
+        // Found by its image ID before any layer is read: an archive of the same image whose
+        // layers are gone still finds it.
+        for layer in &layers {
+            let _ = fs::remove_file(dir.join(layer));
+        }
+        let thin = tmp.path().join("thin.tar");
+        fs::write(&thin, tar_dir(&dir, "")).unwrap();
+        assert_eq!(cache.import(&thin).unwrap().root, img.root);
+    }
+
+    #[test]
+    fn broken_docker_save_archives_name_what_is_wrong() {
+        let (layer1, layer2) = whiteout_layers();
+        type Mutate<'a> = &'a dyn Fn(&Path, &[String]);
+        type Expect<'a> = &'a dyn Fn(&ImageError, &[String]);
+        let check = |mutate: Mutate<'_>, expect: Expect<'_>| {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("save");
+            let (_, layers) = docker_save_dir(&dir, &[layer1.clone(), layer2.clone()]);
+            mutate(&dir, &layers);
+            let archive = tmp.path().join("save.tar");
+            fs::write(&archive, tar_dir(&dir, "")).unwrap();
+            let cache = ImageCache::new(tmp.path().join("cache"));
+            let err = cache.import(&archive).unwrap_err();
+            expect(&err, &layers);
+            assert!(err.to_string().contains("save.tar"), "{err}");
+            assert_clean(cache.dir());
+        };
+        // A missing layer.
+        check(
+            &|dir, l| fs::remove_file(dir.join(&l[1])).unwrap(),
+            &|err, l| {
+                assert!(
+                    matches!(err, ImageError::MissingBlob { blob, .. } if *blob == Path::new(&l[1])),
+                    "{err}"
+                )
+            },
+        );
+        // A layer that is not the one the config names (still a valid layer).
+        check(
+            &|dir, l| fs::write(dir.join(&l[1]), tar_of(&[E::File("evil", 0o644, b"!")])).unwrap(),
+            &|err, l| {
+                assert!(
+                    matches!(err, ImageError::DigestMismatch { blob, .. } if *blob == Path::new(&l[1])),
+                    "{err}"
+                )
+            },
+        );
+        // A config that is not the one its name says.
+        check(
+            &|dir, _| {
+                let config = fs::read_dir(dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.extension().is_some_and(|e| e == "json"))
+                    .unwrap();
+                let text = fs::read_to_string(&config)
+                    .unwrap()
+                    .replace("linux", "Linux");
+                fs::write(config, text).unwrap()
+            },
+            &|err, _| assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}"),
+        );
+        // Two images in one archive.
+        check(
+            &|dir, _| {
+                let text = fs::read_to_string(dir.join("manifest.json")).unwrap();
+                let one: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let two = serde_json::json!([one[0], one[0]]);
+                fs::write(dir.join("manifest.json"), two.to_string()).unwrap()
+            },
+            &|err, _| {
+                assert!(
+                    matches!(err, ImageError::InvalidOci { file, reason, .. }
+                        if *file == Path::new("manifest.json") && reason.contains("2 images")),
+                    "{err}"
+                )
+            },
+        );
+        // A layer path that leaves the archive.
+        check(
+            &|dir, _| {
+                let text = fs::read_to_string(dir.join("manifest.json"))
+                    .unwrap()
+                    .replace("\"Layers\":[\"", "\"Layers\":[\"../");
+                fs::write(dir.join("manifest.json"), text).unwrap()
+            },
+            &|err, _| {
+                assert!(
+                    matches!(err, ImageError::InvalidOci { reason, .. } if reason.contains("../")),
+                    "{err}"
+                )
+            },
+        );
+        // Not JSON.
+        check(
+            &|dir, _| fs::write(dir.join("manifest.json"), "[{").unwrap(),
+            &|err, _| {
+                assert!(
+                    matches!(err, ImageError::InvalidOci { file, .. } if *file == Path::new("manifest.json")),
+                    "{err}"
+                )
+            },
+        );
+    }
+
+    #[test]
+    fn oci_archive_with_a_missing_blob_is_refused_not_extracted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let random: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let (layer1, layer2) = (
+            tar_of(&[E::File("random", 0o644, &random)]),
+            tar_of(&[E::File("more", 0o644, &random[..100])]),
+        );
+        let (_, layers) = oci(&layout, &[(GZ_LAYER, gz(&layer1)), (GZ_LAYER, gz(&layer2))]);
+        fs::remove_file(blob_of(&layout, &layers[1])).unwrap();
+        for (name, bytes) in [
+            ("image.tar", tar_dir(&layout, "")),
+            ("image.tar.gz", gz(&tar_dir(&layout, "./"))),
+        ] {
+            let archive = tmp.path().join(name);
+            fs::write(&archive, bytes).unwrap();
+            let cache = ImageCache::new(tmp.path().join("cache"));
+            let err = cache.import(&archive).unwrap_err();
+            let want = Path::new("blobs/sha256").join(&layers[1][7..]);
+            assert!(
+                matches!(&err, ImageError::MissingBlob { image, blob } if *image == archive && *blob == want),
+                "{err}"
+            );
+            assert_clean(cache.dir());
+            assert!(
+                !cache.dir().join("refs").exists()
+                    || fs::read_dir(cache.dir().join("refs")).unwrap().count() == 0
+            );
+        }
+    }
+
+    #[test]
+    fn only_image_files_make_an_image_archive() {
+        // Image files only, but no layout and no manifest.json: refused.
+        for entries in [
+            vec![
+                E::Dir("blobs/", 0o755),
+                E::Dir("blobs/sha256/", 0o755),
+                E::File("blobs/sha256/abc", 0o644, b"x"),
+                E::File("repositories", 0o644, b"{}"),
+            ],
+            vec![E::File("./oci-layout", 0o644, b"{}")],
+            vec![E::File(
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.json",
+                0o644,
+                b"{}",
+            )],
+        ] {
+            let err = import_fails(&tar_of(&entries));
+            assert!(
+                matches!(&err, ImageError::NotAnImage { reason, .. } if reason.contains("docker save")),
+                "{err}"
+            );
+        }
+
+        // Anything else is a root filesystem, however small, whatever else it holds.
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        for (i, entries) in [
+            vec![E::Dir("bin/", 0o755), E::Dir("etc/", 0o755)],
+            vec![E::File("hello", 0o755, b"static binary")],
+            vec![
+                E::File("manifest.json", 0o644, b"[]"),
+                E::Dir("blobs/", 0o755),
+                E::File("app", 0o755, b"x"),
+            ],
+            vec![
+                E::File("index.json", 0o644, b"{}"),
+                E::File("oci-layout", 0o644, b"{}"),
+                E::Dir("etc/", 0o755),
+            ],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let bytes = tar_of(&entries);
+            for (name, bytes) in [
+                (format!("{i}.tar"), bytes.clone()),
+                (format!("{i}.tgz"), gz(&bytes)),
+            ] {
+                let tarball = tmp.path().join(name);
+                fs::write(&tarball, &bytes).unwrap();
+                let img = cache.import(&tarball).unwrap();
+                assert_eq!(img.digest, sha(&bytes));
+                assert!(!names(&img.root).is_empty());
+            }
+        }
+        assert_clean_tmp(cache.dir());
+    }
+
+    /// Re-runs this test binary as a child process doing `task` (see [`child_process`]) in
+    /// `cache`; its stdout is piped, and so is its stdin (closing it makes a holder exit).
+    fn child(task: &str, cache: &Path, image: &Path) -> std::process::Child {
+        use std::process::{Command, Stdio};
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "image::tests::child_process", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env("SANDBOX_FS_TEST_CHILD", task)
+            .env("SANDBOX_FS_TEST_CACHE", cache)
+            .env("SANDBOX_FS_TEST_IMAGE", image)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The first line of a child's stdout that starts with `marker`, without it.
+    fn child_says(child: &mut std::process::Child, marker: &str) -> String {
+        let out = child.stdout.as_mut().unwrap();
+        for line in BufReader::new(out).lines() {
+            let line = line.unwrap();
+            // (After libtest's `test … ... ` on the same line.)
+            if let Some(at) = line.find(marker) {
+                return line[at + marker.len()..].to_string();
+            }
+        }
+        panic!("the child never said {marker:?}: {:?}", child.wait());
+    }
+
+    /// Not a test: what a child process started by [`child`] does. `hold`: starts an import's
+    /// work the way an import does (a locked temp directory holding a half-extracted tree, a
+    /// ref being written), says where, and waits until its stdin closes (or it is killed).
+    /// `import`: imports the image and says its digest. In a normal test run, nothing.
+    #[test]
+    fn child_process() {
+        let Ok(task) = std::env::var("SANDBOX_FS_TEST_CHILD") else {
+            return;
+        };
+        let cache = ImageCache::new(std::env::var_os("SANDBOX_FS_TEST_CACHE").unwrap());
+        let image = PathBuf::from(std::env::var_os("SANDBOX_FS_TEST_IMAGE").unwrap());
+        match task.as_str() {
+            "hold" => {
+                cache.ensure_layout().unwrap();
+                let tmp = cache.new_tmp().unwrap();
+                let mut tree = tmp.tree().unwrap();
+                let ctx = Ctx {
+                    image: &image,
+                    layer: TARBALL,
+                    blob: &image,
+                };
+                let layer = tar_of(&[E::Dir("etc/", 0o755), E::File("etc/half", 0o644, b"x")]);
+                tree.apply_blob(layer.as_slice(), &ctx, true, false)
+                    .unwrap();
+                let create = |p: &Path| File::options().write(true).create_new(true).open(p);
+                let (ref_tmp, _lock) = cache.create_tmp("ref-", create).unwrap();
+                println!("HOLDING {} {}", tmp.path().display(), ref_tmp.display());
+                io::stdout().flush().unwrap();
+                let _ = io::stdin().read(&mut [0]);
+                // Gone without cleaning up, as if killed.
+                std::process::exit(0);
+            }
+            "import" => {
+                let img = cache.import(&image).unwrap();
+                println!("IMPORTED {} {}", img.digest, img.extracted);
+            }
+            other => panic!("unknown task {other}"),
+        }
+    }
+
+    #[test]
+    fn work_left_by_a_killed_import_is_removed_but_not_a_live_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let tarballs: Vec<PathBuf> = (0..3)
+            .map(|i| {
+                let path = tmp.path().join(format!("{i}.tar"));
+                fs::write(
+                    &path,
+                    tar_of(&[E::File("f", 0o644, format!("{i}").as_bytes())]),
+                )
+                .unwrap();
+                path
+            })
+            .collect();
+        let paths =
+            |said: String| -> Vec<PathBuf> { said.split_whitespace().map(PathBuf::from).collect() };
+
+        let mut killed = child("hold", cache.dir(), &tarballs[0]);
+        let stale = paths(child_says(&mut killed, "HOLDING "));
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        let mut live = child("hold", cache.dir(), &tarballs[0]);
+        let busy = paths(child_says(&mut live, "HOLDING "));
+        assert_eq!(stale.len() + busy.len(), 4);
+        for p in stale.iter().chain(&busy) {
+            assert!(p.starts_with(cache.dir().join("tmp")), "{}", p.display());
+            assert!(fs::symlink_metadata(p).is_ok(), "{}", p.display());
+        }
+
+        let img = cache.import(&tarballs[1]).unwrap();
+        assert!(img.extracted);
+        for p in &stale {
+            assert!(
+                fs::symlink_metadata(p).is_err(),
+                "not removed: {}",
+                p.display()
+            );
+        }
+        for p in &busy {
+            assert!(fs::symlink_metadata(p).is_ok(), "removed: {}", p.display());
+        }
+        assert_eq!(fs::read(busy[0].join("rootfs/etc/half")).unwrap(), b"x");
+
+        // Once its owner is gone, the next import removes it.
+        drop(live.stdin.take());
+        assert!(live.wait().unwrap().success());
+        assert!(fs::symlink_metadata(&busy[0]).is_ok());
+        cache.import(&tarballs[2]).unwrap();
+        assert_clean_tmp(cache.dir());
+        assert_eq!(fs::read_dir(cache.dir().join("sha256")).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_sweep_waits_for_entries_being_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        cache.ensure_layout().unwrap();
+        // Left by an older version (never locked), or just created and not yet locked.
+        let orphan = cache.dir().join("tmp/orphan");
+        fs::create_dir(&orphan).unwrap();
+        fs::write(orphan.join("f"), b"x").unwrap();
+        fs::write(cache.dir().join("tmp/ref-orphan"), b"x").unwrap();
+        let creating = cache.lock_tmp(FlockArg::LockShared).unwrap();
+        cache.sweep();
+        assert!(orphan.is_dir(), "swept while an entry was being created");
+        drop(creating);
+        cache.sweep();
+        assert_clean_tmp(cache.dir());
+    }
+
+    #[test]
+    fn concurrent_imports_in_several_processes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layer1, layer2) = whiteout_layers();
+        let layout = tmp.path().join("layout");
+        let (manifest, _) = oci(&layout, &[(GZ_LAYER, gz(&layer1)), (GZ_LAYER, gz(&layer2))]);
+        let oci_tar = tmp.path().join("oci.tar");
+        fs::write(&oci_tar, tar_dir(&layout, "")).unwrap();
+        let oci_tgz = tmp.path().join("oci.tar.gz");
+        fs::write(&oci_tgz, gz(&tar_dir(&layout, ""))).unwrap();
+        let save = tmp.path().join("save");
+        let (image_id, _) = docker_save_dir(&save, &[layer1, layer2]);
+        let save_tar = tmp.path().join("save.tar");
+        fs::write(&save_tar, tar_dir(&save, "")).unwrap();
+        let export = tmp.path().join("export.tar");
+        let export_bytes = rootfs_tar(b"#!/bin/sh\n");
+        fs::write(&export, &export_bytes).unwrap();
+
+        let cache = tmp.path().join("cache");
+        let images = [
+            &oci_tar, &oci_tgz, &layout, &save_tar, &export, &save_tar, &export,
+        ];
+        let mut children: Vec<_> = images
+            .iter()
+            .map(|image| child("import", &cache, image))
+            .collect();
+        let mut extracted = BTreeMap::new();
+        for (child, image) in children.iter_mut().zip(images) {
+            let said = child_says(child, "IMPORTED ");
+            assert!(child.wait().unwrap().success(), "{}", image.display());
+            let (digest, fresh) = said.split_once(' ').unwrap();
+            *extracted.entry(digest.to_string()).or_insert(0) += usize::from(fresh == "true");
+        }
+        let want = BTreeMap::from([(manifest, 1), (image_id, 1), (sha(&export_bytes), 1)]);
+        assert_eq!(extracted, want, "each image extracted once");
+        let cache = ImageCache::new(cache);
+        assert_eq!(fs::read_dir(cache.dir().join("sha256")).unwrap().count(), 3);
+        assert_clean_tmp(cache.dir());
+        for image in images {
+            assert!(!cache.import(image).unwrap().extracted);
+        }
     }
 
     #[test]

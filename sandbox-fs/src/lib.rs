@@ -17,8 +17,9 @@
 //!   [`writable`](Rootfs::writable);
 //! - [`Rootfs::overlay(lower…)`](Rootfs::overlay): copy-on-write over read-only trees, the
 //!   writes landing on a per-sandbox tmpfs (or a kept directory);
-//! - [`Rootfs::image(path)`](Rootfs::image): a `docker export` tarball or an OCI layout,
-//!   imported once into a content-addressed cache ([`image`]) and used as an overlay lower.
+//! - [`Rootfs::image(path)`](Rootfs::image): an OCI layout, or a tarball of one, of a
+//!   `docker save` image or of a `docker export` root, imported once into a content-addressed
+//!   cache ([`image`]) and used as an overlay lower.
 //!
 //! How the child builds a new root (every kind but `host`): it makes `/` recursively
 //! private, mounts a small staging tmpfs and `pivot_root`s into it (the host's tree stays
@@ -168,8 +169,8 @@ pub enum Rootfs {
         #[serde(default)]
         upper: Option<PathBuf>,
     },
-    /// An image (`docker export` tarball or OCI layout) imported into a cache and used as
-    /// the lower layer of an overlay.
+    /// An image (an OCI layout, or a tarball of one, of a `docker save` image or of a
+    /// `docker export` root) imported into a cache and used as the lower layer of an overlay.
     Image {
         /// The tarball or OCI layout directory.
         path: PathBuf,
@@ -230,9 +231,11 @@ impl Rootfs {
         }
     }
 
-    /// A container image: a `docker export` tarball (plain or gzip) or an OCI image layout
-    /// directory. It is imported into the cache on first use, then used as the lower layer
-    /// of an overlay (no extraction on later spawns).
+    /// A container image: an OCI image layout directory, or a tarball (plain or gzip) of an
+    /// OCI layout (`oci-archive`, Docker ≥ 25 `docker save`), of an older `docker save` image
+    /// or of a root filesystem (`docker export`); see [`image`] for how they are told apart.
+    /// It is imported into the cache on first use, then used as the lower layer of an overlay
+    /// (no extraction on later spawns).
     pub fn image(path: impl Into<PathBuf>) -> Rootfs {
         Rootfs::Image {
             path: path.into(),
