@@ -5,7 +5,7 @@
 //! what is wrong, and leaves nothing in the cache.
 mod common;
 use sandbox_core::{Error, Output, Rootfs, Sandbox};
-use sandbox_fs::image::{ImageCache, ImageError};
+use sandbox_fs::image::{ImageCache, ImageError, ImageFormat};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -231,6 +231,16 @@ fn names(dir: &Path) -> BTreeSet<String> {
     }
 }
 
+/// The trees in an image cache, as `<format>/<hex>` (`oci`, `docker-config`, `tarball`).
+fn trees(cache: &Path) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for format in ["oci", "docker-config", "tarball"] {
+        let dir = cache.join(format).join("sha256");
+        all.extend(names(&dir).into_iter().map(|hex| format!("{format}/{hex}")));
+    }
+    all
+}
+
 async fn run(rootfs: Rootfs, script: &str) -> sandbox_core::Result<Output> {
     Sandbox::new()
         .hostname("img")
@@ -268,9 +278,9 @@ async fn oci_layout_is_imported_once_with_its_whiteouts() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), want, "{out:?}");
     // One tree, under the manifest's digest; nothing left being extracted.
-    assert_eq!(names(&cache.join("sha256")), BTreeSet::from([hex.clone()]));
+    assert_eq!(trees(&cache), BTreeSet::from([format!("oci/{hex}")]));
     assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
-    let tree = cache.join("sha256").join(&hex).join("rootfs");
+    let tree = cache.join("oci/sha256").join(&hex).join("rootfs");
     assert_eq!(
         std::fs::read(tree.join("bin/busybox")).unwrap(),
         std::fs::read("/bin/busybox").unwrap()
@@ -287,6 +297,7 @@ async fn oci_layout_is_imported_once_with_its_whiteouts() {
     assert_eq!(text(&out.stdout), want, "{out:?}");
     assert_eq!(common::snapshot(&cache), before, "the cache changed");
     let again = ImageCache::new(&cache).import(&layout).unwrap();
+    assert_eq!(again.format, ImageFormat::Oci);
     assert_eq!(again.digest, format!("sha256:{hex}"));
     assert_eq!(again.root, tree);
     assert!(!again.extracted);
@@ -320,15 +331,15 @@ async fn oci_archive_is_imported_once_with_its_whiteouts() {
     assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
     // One tree, under the manifest's digest (as the layout directory would be); nothing
     // left being extracted.
-    assert_eq!(names(&cache.join("sha256")), BTreeSet::from([hex.clone()]));
+    assert_eq!(trees(&cache), BTreeSet::from([format!("oci/{hex}")]));
     assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
-    let tree = cache.join("sha256").join(&hex).join("rootfs");
+    let tree = cache.join("oci/sha256").join(&hex).join("rootfs");
     assert!(!tree.join("etc/gone").exists());
     assert!(!tree.join("blobs").exists() && !tree.join("index.json").exists());
 
     // Nothing is extracted again: not for the next spawn, not for the same image compressed,
     // not for its directory.
-    let before = common::snapshot(&cache.join("sha256"));
+    let before = common::snapshot(&cache.join("oci"));
     let out = run(rootfs, LOOK).await.unwrap();
     assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
     let out = run(Rootfs::image(&docker).cache_dir(&cache), LOOK)
@@ -337,12 +348,13 @@ async fn oci_archive_is_imported_once_with_its_whiteouts() {
     assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
     for image in [&archive, &docker, &layout] {
         let again = ImageCache::new(&cache).import(image).unwrap();
+        assert_eq!(again.format, ImageFormat::Oci);
         assert_eq!(again.digest, format!("sha256:{hex}"));
         assert_eq!(again.root, tree);
         assert!(!again.extracted);
     }
     assert_eq!(
-        common::snapshot(&cache.join("sha256")),
+        common::snapshot(&cache.join("oci")),
         before,
         "the cache's trees changed"
     );
@@ -365,10 +377,13 @@ async fn docker_save_archive_is_imported_once_with_its_whiteouts() {
     let out = run(rootfs.clone(), LOOK).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
-    // Under the image ID.
-    assert_eq!(names(&cache.join("sha256")), BTreeSet::from([hex.clone()]));
+    // Under the image ID, in the key space of image configs.
+    assert_eq!(
+        trees(&cache),
+        BTreeSet::from([format!("docker-config/{hex}")])
+    );
     assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
-    let tree = cache.join("sha256").join(&hex).join("rootfs");
+    let tree = cache.join("docker-config/sha256").join(&hex).join("rootfs");
     assert!(!tree.join("manifest.json").exists());
 
     let before = common::snapshot(&cache);
@@ -398,8 +413,8 @@ async fn docker_export_tarball_works() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), want);
     assert_eq!(
-        names(&cache.join("sha256")),
-        BTreeSet::from([sha_hex(&bytes)])
+        trees(&cache),
+        BTreeSet::from([format!("tarball/{}", sha_hex(&bytes))])
     );
     assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
     let before = common::snapshot(&cache);
@@ -538,7 +553,7 @@ async fn broken_images_are_typed_errors_and_leave_nothing_in_the_cache() {
             "{msg} does not name the image"
         );
         assert_eq!(names(&cache.join("tmp")), BTreeSet::new(), "{msg}");
-        assert_eq!(names(&cache.join("sha256")), BTreeSet::new(), "{msg}");
+        assert_eq!(trees(&cache), BTreeSet::new(), "{msg}");
     }
     assert_eq!(
         names(canary.path()),

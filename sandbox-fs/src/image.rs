@@ -1,15 +1,16 @@
 //! Importing container images into a content-addressed cache.
 //!
 //! An [`ImageCache`] turns a container image into one extracted, flattened tree under
-//! `<dir>/sha256/<hex>/rootfs`, once: a later import of the same image finds the tree by its
-//! digest and returns it without extracting anything. The tree is meant to be used as a
+//! `<dir>/<format>/sha256/<hex>/rootfs`, once: a later import of the same image finds the tree
+//! by its digest and returns it without extracting anything. The tree is meant to be used as a
 //! read-only overlay lower layer. An image is one of:
 //!
 //! - an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`);
 //! - a tar archive of one (plain or gzip), as `skopeo copy … oci-archive:…`,
 //!   `podman save --format oci-archive` and, since Docker 25, `docker save` write: its blobs
 //!   are read in place (a gzip-compressed archive is first decompressed into the cache's
-//!   `tmp/`), never loaded into memory;
+//!   `tmp/`, once it is known to be an OCI layout or a `docker save` archive), never loaded
+//!   into memory;
 //! - a `docker save` archive of the older format (`manifest.json`, a config `<id>.json` and one
 //!   `layer.tar` per layer; `podman save --format docker-archive` too): the layers named by
 //!   `manifest.json` are applied in order, each checked against the config's `diff_ids`;
@@ -20,8 +21,13 @@
 //! one an image archive uses (`oci-layout`, `index.json`, `manifest.json`, `repositories`,
 //! `blobs/`, `<hex>/`, `<hex>.json`, `<hex>.tar`): no root filesystem is made of those alone,
 //! while a root can legitimately be almost anything else (a scratch image holding one static
-//! binary has no `/bin`), so nothing else is refused for its shape. An image archive that
-//! cannot be imported is refused with a typed error; it is never extracted as a root.
+//! binary has no `/bin`), so nothing else is refused for its shape. A gzip-compressed tarball
+//! is told by the same rule, applied to the same entries while it is decompressed on the fly:
+//! the first entry that is not an image file makes it a root filesystem, and image files that
+//! make neither an OCI layout nor a `docker save` archive are refused before anything is
+//! written to the cache. An image archive that cannot be imported is refused with a typed
+//! error; it is never extracted as a root. Its index (kept in memory) is bounded: at most
+//! 100 000 entries, none named longer than `PATH_MAX`, 16 MiB of names in all.
 //!
 //! Extraction treats the archive as hostile. Entry names with a `..` component are refused;
 //! the parent directory of every entry is opened beneath the tree's root without following any
@@ -34,16 +40,28 @@
 //!
 //! Cache layout:
 //!
-//! - `<dir>/sha256/<hex>/rootfs`: the tree of the image whose digest is `sha256:<hex>` (the
-//!   sha256 of a `docker export` tarball's bytes, of an OCI image's manifest, or of a
-//!   `docker save` archive's image config, which is Docker's image ID);
-//! - `<dir>/refs/<key>`: the digest of a tarball, keyed by its identity (canonical path, device,
-//!   inode, size and modification time), so that an unchanged tarball is not read again;
+//! - `<dir>/<format>/sha256/<hex>/rootfs`: the tree of the image of that [`ImageFormat`] whose
+//!   digest is `sha256:<hex>`. Each format has a key space of its own, because one file can be
+//!   two things at once (a JSON document can be both a valid OCI manifest and a valid Docker
+//!   image config, naming different layers): `oci/` is keyed by the OCI manifest's digest (for
+//!   a layout directory and an archive of one alike), `docker-config/` by a `docker save`
+//!   archive's image config's digest (Docker's image ID), `tarball/` by the sha256 of a
+//!   `docker export` tarball's bytes;
+//! - `<dir>/refs/<key>`: the format and digest of a tarball (`oci sha256:<hex>`), keyed by its
+//!   identity (canonical path, device, inode, size and modification time), so that an
+//!   unchanged tarball is not read again;
 //! - `<dir>/tmp/`: trees being extracted (and other work files). Each entry is created under a
 //!   shared `flock` of `<dir>/tmp.lock` and holds an exclusive `flock` on itself for as long as
 //!   its import runs. An import that finds an entry it can lock, while it holds `tmp.lock`
 //!   exclusively, knows the entry's owner is gone (killed, crashed) and removes it: the kernel
-//!   drops a dead process's locks, whatever PID namespace it was in.
+//!   drops a dead process's locks, whatever PID namespace it was in. On a filesystem that
+//!   cannot lock at all, entries are left unlocked and never swept; any other locking failure
+//!   fails the import.
+//!
+//! Earlier versions kept every tree under `<dir>/sha256/<hex>`, whatever its format, and wrote
+//! refs holding a bare digest. Those are not used (such a ref is taken as absent, and the image
+//! is imported again into the new layout); `<dir>/sha256/` can be removed once no sandbox uses
+//! a tree from it.
 //!
 //! ```no_run
 //! use sandbox_fs::image::ImageCache;
@@ -106,13 +124,51 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageCache {
     dir: PathBuf,
+    /// The most bytes a gzip-compressed image archive may decompress to (tests only; otherwise
+    /// what the cache's filesystem can take).
+    unpack_limit: Option<u64>,
+}
+
+/// What an image is, and so what its digest is the digest of. Each format has its own key
+/// space in the cache: the same digest in two formats names two different trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ImageFormat {
+    /// An OCI image (a layout directory, or a tar archive of one), known by the digest of its
+    /// manifest.
+    Oci,
+    /// A `docker save` archive of the format before OCI layouts, known by the digest of its
+    /// image config (Docker's image ID).
+    DockerSave,
+    /// A root filesystem tarball (`docker export`), known by the digest of its bytes.
+    RootTarball,
+}
+
+impl ImageFormat {
+    const ALL: [ImageFormat; 3] = [
+        ImageFormat::Oci,
+        ImageFormat::DockerSave,
+        ImageFormat::RootTarball,
+    ];
+
+    /// The cache's directory for trees of this format, and its name in refs.
+    fn dir_name(self) -> &'static str {
+        match self {
+            ImageFormat::Oci => "oci",
+            ImageFormat::DockerSave => "docker-config",
+            ImageFormat::RootTarball => "tarball",
+        }
+    }
 }
 
 /// An image present in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
-    /// The image's digest, `sha256:<hex>`: that of a `docker export` tarball's bytes, of an
-    /// OCI image's manifest, or of a `docker save` image's config (its image ID).
+    /// What the image is: what [`Imported::digest`] is the digest of.
+    pub format: ImageFormat,
+    /// The image's digest, `sha256:<hex>`: that of an OCI image's manifest, of a `docker save`
+    /// image's config (its image ID), or of a `docker export` tarball's bytes. Only with
+    /// [`Imported::format`] does it name one tree.
     pub digest: String,
     /// The extracted tree, usable as a read-only overlay lower layer.
     pub root: PathBuf,
@@ -236,6 +292,22 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
+    /// A gzip-compressed image archive decompresses to more than the cache can take: its
+    /// decompressed copy would leave less free space on the cache's filesystem than a margin
+    /// (see [`ImageCache::import`]).
+    #[error(
+        "image {}: decompressed, it is larger than the {limit} bytes image cache {} can take",
+        path.display(),
+        cache.display()
+    )]
+    TooLarge {
+        /// The image.
+        path: PathBuf,
+        /// The cache directory.
+        cache: PathBuf,
+        /// How many bytes the decompressed copy could take.
+        limit: u64,
+    },
     /// The cache directory cannot be used.
     #[error("image cache {}: {source}", path.display())]
     Cache {
@@ -250,7 +322,17 @@ pub enum ImageError {
 impl ImageCache {
     /// A cache kept in `dir` (created when something is first imported).
     pub fn new(dir: impl Into<PathBuf>) -> ImageCache {
-        ImageCache { dir: dir.into() }
+        ImageCache {
+            dir: dir.into(),
+            unpack_limit: None,
+        }
+    }
+
+    /// This cache, letting a gzip-compressed image archive decompress to `limit` bytes.
+    #[cfg(test)]
+    fn with_unpack_limit(mut self, limit: u64) -> ImageCache {
+        self.unpack_limit = Some(limit);
+        self
     }
 
     /// The default cache directory: `/var/cache/sandbox/images` for root; otherwise
@@ -290,6 +372,11 @@ impl ImageCache {
     /// architecture is used; its layers are applied in order, whiteouts included, into one
     /// tree. A `docker save` archive must hold one image. Ownership is taken from the archive
     /// only when running as root.
+    ///
+    /// A gzip-compressed image archive is decompressed into the cache's `tmp/` (and removed
+    /// once imported); the copy may take all the space free on the cache's filesystem but a
+    /// margin of a twentieth of the filesystem's size (at least 64 MiB), and the import fails
+    /// with [`ImageError::TooLarge`] when it would take more.
     ///
     /// Work files that an import killed or crashed left in the cache's `tmp/` are removed
     /// first; those of imports still running (in any process) are left alone.
@@ -369,23 +456,20 @@ impl ImageCache {
         let imported = match kind {
             ArchiveKind::Oci => self.import_layout(image, &source)?,
             ArchiveKind::DockerSave => self.import_docker_save(image, &source)?,
-            ArchiveKind::Unknown => {
-                return Err(ImageError::NotAnImage {
-                    path: image.to_path_buf(),
-                    reason: "a tar archive of image files (`manifest.json`, `index.json`, \
-                             `blobs/`…) that is neither an OCI image layout (no `oci-layout` \
-                             and `index.json`) nor a `docker save` archive (no `manifest.json`)"
-                        .into(),
-                })
-            }
+            ArchiveKind::Unknown => return Err(neither_layout_nor_save(image)),
         };
         drop(unpacked);
-        self.write_ref(&key, &imported.digest);
+        self.write_ref(&key, imported.format, &imported.digest);
         Ok(imported)
     }
 
     /// Whether a tarball is a root filesystem or an image archive; the latter indexed (and,
     /// when gzip-compressed, decompressed into the cache's `tmp/` first).
+    ///
+    /// Plain or gzip, the same scan decides, over the same entries: a gzip stream is scanned
+    /// as it is decompressed, writing nothing, which stops at the first entry that makes it a
+    /// root filesystem; only an OCI layout or a `docker save` archive is then decompressed
+    /// into `tmp/` (a second time), within [`ImageCache::unpack_limit`].
     fn classify(&self, image: &Path, file: &File) -> Result<Contents, ImageError> {
         let read_error = |source| ImageError::Read {
             image: image.to_path_buf(),
@@ -404,12 +488,19 @@ impl ImageCache {
                 None => Contents::Root,
             });
         }
-        // A root filesystem's first entry tells it apart without decompressing the rest.
-        if !gzip_starts_like_an_archive(file) {
-            return Ok(Contents::Root);
+        let mut stream = tar::Archive::new(gunzip(file));
+        match Members::scan(image, stream.entries(), None)? {
+            None => return Ok(Contents::Root),
+            Some(members) if members.kind() == ArchiveKind::Unknown => {
+                return Err(neither_layout_nor_save(image))
+            }
+            Some(_) => {}
         }
+        drop(stream);
+
         self.ensure_layout()?;
         let unpacked = self.new_tmp()?;
+        let limit = self.unpack_limit(unpacked.path())?;
         let path = unpacked.path().join("archive.tar");
         let cache_error = |source| ImageError::Cache {
             path: path.clone(),
@@ -421,11 +512,9 @@ impl ImageCache {
             .mode(0o600)
             .open(&path)
             .map_err(cache_error)?;
-        let mut gz = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(
-            256 << 10,
-            Region::new(file, 0, u64::MAX),
-        ));
+        let mut gz = gunzip(file);
         let mut buf = vec![0; 256 << 10];
+        let mut written = 0u64;
         loop {
             let n = match gz.read(&mut buf) {
                 Ok(0) => break,
@@ -433,9 +522,18 @@ impl ImageCache {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(read_error(e)),
             };
+            written = written.saturating_add(n as u64);
+            if written > limit {
+                return Err(ImageError::TooLarge {
+                    path: image.to_path_buf(),
+                    cache: self.dir.clone(),
+                    limit,
+                });
+            }
             out.write_all(&buf[..n]).map_err(cache_error)?;
         }
         drop(out);
+        // Indexed again, in place: the file may have changed since it was scanned.
         let plain = File::open(&path).map_err(cache_error)?;
         Ok(match ArchiveIndex::scan(image, &plain)? {
             Some(archive) => Contents::Archive {
@@ -445,6 +543,25 @@ impl ImageCache {
             },
             None => Contents::Root,
         })
+    }
+
+    /// How many bytes the decompressed copy of a gzip image archive may take in `tmp`, a
+    /// directory of the cache: what is free on the cache's filesystem (for this user) less a
+    /// margin, a twentieth of the filesystem's size but at least 64 MiB, left for the tree to
+    /// be extracted and for everything else.
+    fn unpack_limit(&self, tmp: &Path) -> Result<u64, ImageError> {
+        if let Some(limit) = self.unpack_limit {
+            return Ok(limit);
+        }
+        let fs = nix::sys::statvfs::statvfs(tmp).map_err(|e| ImageError::Cache {
+            path: tmp.to_path_buf(),
+            source: e.into(),
+        })?;
+        let frsize = wide(fs.fragment_size());
+        let free = wide(fs.blocks_available()).saturating_mul(frsize);
+        let size = wide(fs.blocks()).saturating_mul(frsize);
+        let margin = (size / 20).max(64 << 20);
+        Ok(free.saturating_sub(margin))
     }
 
     /// Imports a root filesystem tarball (`docker export`), keyed by the sha256 of its bytes.
@@ -472,9 +589,10 @@ impl ImageCache {
         let hex = to_hex(&hasher.finalize());
         let digest = format!("sha256:{hex}");
         self.ensure_layout()?;
-        if let Some(root) = self.cached(&hex) {
-            self.write_ref(key, &digest);
+        if let Some(root) = self.cached(ImageFormat::RootTarball, &hex) {
+            self.write_ref(key, ImageFormat::RootTarball, &digest);
             return Ok(Imported {
+                format: ImageFormat::RootTarball,
                 digest,
                 root,
                 extracted: false,
@@ -501,9 +619,10 @@ impl ImageCache {
         }
         tree.finish(&ctx)?;
         drop(tree);
-        let (root, extracted) = self.publish(tmp, &hex)?;
-        self.write_ref(key, &digest);
+        let (root, extracted) = self.publish(tmp, ImageFormat::RootTarball, &hex)?;
+        self.write_ref(key, ImageFormat::RootTarball, &digest);
         Ok(Imported {
+            format: ImageFormat::RootTarball,
             digest,
             root,
             extracted,
@@ -527,8 +646,9 @@ impl ImageCache {
         let index: Index = parse_json(image, &index_path, &bytes)?;
         let (digest, manifest_path, bytes) = resolve(image, src, &index_path, &index.manifests, 0)?;
         let hex = digest["sha256:".len()..].to_string();
-        if let Some(root) = self.cached(&hex) {
+        if let Some(root) = self.cached(ImageFormat::Oci, &hex) {
             return Ok(Imported {
+                format: ImageFormat::Oci,
                 digest,
                 root,
                 extracted: false,
@@ -583,8 +703,9 @@ impl ImageCache {
             blob: &manifest_path,
         })?;
         drop(tree);
-        let (root, extracted) = self.publish(tmp, &hex)?;
+        let (root, extracted) = self.publish(tmp, ImageFormat::Oci, &hex)?;
         Ok(Imported {
+            format: ImageFormat::Oci,
             digest,
             root,
             extracted,
@@ -653,8 +774,9 @@ impl ImageCache {
             });
         }
         let config: ImageConfig = parse_json(image, &config_path, &config_bytes)?;
-        if let Some(root) = self.cached(&hex) {
+        if let Some(root) = self.cached(ImageFormat::DockerSave, &hex) {
             return Ok(Imported {
+                format: ImageFormat::DockerSave,
                 digest,
                 root,
                 extracted: false,
@@ -712,38 +834,50 @@ impl ImageCache {
             blob: &config_path,
         })?;
         drop(tree);
-        let (root, extracted) = self.publish(tmp, &hex)?;
+        let (root, extracted) = self.publish(tmp, ImageFormat::DockerSave, &hex)?;
         Ok(Imported {
+            format: ImageFormat::DockerSave,
             digest,
             root,
             extracted,
         })
     }
 
-    /// `<dir>/sha256/<hex>/rootfs`, if it is there.
-    fn cached(&self, hex: &str) -> Option<PathBuf> {
-        let root = self.dir.join("sha256").join(hex).join("rootfs");
+    /// `<dir>/<format>/sha256/<hex>/rootfs`, if it is there.
+    fn cached(&self, format: ImageFormat, hex: &str) -> Option<PathBuf> {
+        let root = self.tree_dir(format, hex).join("rootfs");
         fs::symlink_metadata(&root)
             .ok()
             .filter(|m| m.is_dir())
             .map(|_| root)
     }
 
-    /// The cached tree a tarball's ref points to, if both are there.
+    /// `<dir>/<format>/sha256/<hex>`: where the tree of an image goes.
+    fn tree_dir(&self, format: ImageFormat, hex: &str) -> PathBuf {
+        self.dir.join(format.dir_name()).join("sha256").join(hex)
+    }
+
+    /// The cached tree a tarball's ref points to, if both are there. A ref without a format
+    /// (written by an earlier version, when all formats shared one key space) is no ref.
     fn lookup_ref(&self, key: &str) -> Option<Imported> {
         let text = fs::read_to_string(self.dir.join("refs").join(key)).ok()?;
-        let digest = text.trim();
+        let (name, digest) = text.trim().split_once(' ')?;
+        let format = ImageFormat::ALL
+            .into_iter()
+            .find(|f| f.dir_name() == name)?;
         let hex = digest.strip_prefix("sha256:").filter(|h| is_hex64(h))?;
-        let root = self.cached(hex)?;
+        let root = self.cached(format, hex)?;
         Some(Imported {
+            format,
             digest: digest.to_string(),
             root,
             extracted: false,
         })
     }
 
-    /// Remembers a tarball's digest; best effort (failing only costs a hash next time).
-    fn write_ref(&self, key: &str, digest: &str) {
+    /// Remembers a tarball's format and digest; best effort (failing only costs a hash next
+    /// time).
+    fn write_ref(&self, key: &str, format: ImageFormat, digest: &str) {
         let create = |path: &Path| {
             File::options()
                 .write(true)
@@ -756,7 +890,7 @@ impl ImageCache {
         };
         let written = held
             .file()
-            .write_all(format!("{digest}\n").as_bytes())
+            .write_all(format!("{} {digest}\n", format.dir_name()).as_bytes())
             .and_then(|()| fs::rename(&tmp, self.dir.join("refs").join(key)));
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -764,7 +898,9 @@ impl ImageCache {
     }
 
     fn ensure_layout(&self) -> Result<(), ImageError> {
-        for sub in ["", "sha256", "tmp", "refs"] {
+        let trees = ImageFormat::ALL.map(|f| Path::new(f.dir_name()).join("sha256"));
+        let subs = [Path::new(""), Path::new("tmp"), Path::new("refs")];
+        for sub in subs.into_iter().chain(trees.iter().map(PathBuf::as_path)) {
             let path = self.dir.join(sub);
             DirBuilder::new()
                 .recursive(true)
@@ -775,10 +911,11 @@ impl ImageCache {
         Ok(())
     }
 
-    /// Opens `<dir>/tmp.lock` and locks it as `arg` says (retrying when interrupted).
-    fn lock_tmp(&self, arg: FlockArg) -> Result<Flock<File>, ImageError> {
+    /// Opens `<dir>/tmp.lock` and locks it as `arg` says (retrying when interrupted); `None`
+    /// when the cache's filesystem cannot lock (see [`try_flock`]).
+    fn lock_tmp(&self, arg: FlockArg) -> Result<Option<Flock<File>>, ImageError> {
         let path = self.dir.join("tmp.lock");
-        let mut file = File::options()
+        let file = File::options()
             .read(true)
             .write(true)
             .create(true)
@@ -789,31 +926,28 @@ impl ImageCache {
                 path: path.clone(),
                 source,
             })?;
-        loop {
-            match Flock::lock(file, arg) {
-                Ok(lock) => return Ok(lock),
-                Err((again, Errno::EINTR)) => file = again,
-                Err((_, e)) => {
-                    return Err(ImageError::Cache {
-                        path,
-                        source: e.into(),
-                    })
-                }
-            }
+        match try_flock(file, arg, Flock::lock) {
+            Ok(locked) => Ok(locked.ok()),
+            Err(e) => Err(ImageError::Cache {
+                path,
+                source: e.into(),
+            }),
         }
     }
 
     /// Creates an entry in `<dir>/tmp` with `make` and locks it exclusively, all while holding
     /// `tmp.lock` shared, so that a sweep (which holds it exclusively) never sees the entry
     /// before it is locked. If this process dies, the kernel drops the lock, and the next
-    /// sweep removes the entry.
+    /// sweep removes the entry. Failing to take either lock fails, unless the filesystem
+    /// cannot lock at all: an entry left unlocked for a passing reason could be swept while
+    /// in use.
     fn create_tmp(
         &self,
         prefix: &str,
         make: impl Fn(&Path) -> io::Result<File>,
     ) -> Result<(PathBuf, Held), ImageError> {
         // Without `flock` (see `Held`), no sweep can lock `tmp.lock` either.
-        let _creating = self.lock_tmp(FlockArg::LockShared).ok();
+        let _creating = self.lock_tmp(FlockArg::LockShared)?;
         let mut attempts = 0;
         loop {
             let path = self
@@ -822,9 +956,16 @@ impl ImageCache {
                 .join(format!("{prefix}{}", unique_suffix()));
             match make(&path) {
                 Ok(file) => {
-                    let held = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                        Ok(lock) => Held::Locked(lock),
-                        Err((file, _)) => Held::Unlocked(file),
+                    let held = match try_flock(file, FlockArg::LockExclusiveNonblock, Flock::lock) {
+                        Ok(Ok(lock)) => Held::Locked(lock),
+                        Ok(Err(file)) => Held::Unlocked(file),
+                        Err(e) => {
+                            remove_path(&path);
+                            return Err(ImageError::Cache {
+                                path,
+                                source: e.into(),
+                            });
+                        }
                     };
                     return Ok((path, held));
                 }
@@ -860,7 +1001,7 @@ impl ImageCache {
         if !tmp.is_dir() {
             return;
         }
-        let Ok(_sweeping) = self.lock_tmp(FlockArg::LockExclusiveNonblock) else {
+        let Ok(Some(_sweeping)) = self.lock_tmp(FlockArg::LockExclusiveNonblock) else {
             return;
         };
         let Ok(entries) = fs::read_dir(&tmp) else {
@@ -879,9 +1020,14 @@ impl ImageCache {
     }
 
     /// Moves a complete tree into place; returns its root and whether it is ours.
-    fn publish(&self, mut tmp: TmpDir, hex: &str) -> Result<(PathBuf, bool), ImageError> {
+    fn publish(
+        &self,
+        mut tmp: TmpDir,
+        format: ImageFormat,
+        hex: &str,
+    ) -> Result<(PathBuf, bool), ImageError> {
         let path = tmp.path().to_path_buf();
-        let dest = self.dir.join("sha256").join(hex);
+        let dest = self.tree_dir(format, hex);
         let cache_error = |path: &Path, source| ImageError::Cache {
             path: path.to_path_buf(),
             source,
@@ -896,7 +1042,7 @@ impl ImageCache {
             Err(source) => {
                 drop(tmp);
                 // A concurrent import got there first: use its tree.
-                match self.cached(hex) {
+                match self.cached(format, hex) {
                     Some(root) => Ok((root, false)),
                     None => Err(cache_error(&dest, source)),
                 }
@@ -915,9 +1061,8 @@ struct TmpDir {
 }
 
 /// An entry of `<dir>/tmp`, open, and locked when the filesystem allows it. One that does
-/// not (NFS emulates `flock` with POSIX locks, which an exclusive lock cannot take on a
-/// directory opened read-only) leaves the entry unlocked; sweeps cannot lock it either, so
-/// leave it alone.
+/// not (see [`try_flock`]) leaves the entry unlocked; sweeps cannot lock it either, so leave
+/// it alone.
 enum Held {
     Locked(Flock<File>),
     Unlocked(File),
@@ -948,6 +1093,33 @@ impl Drop for TmpDir {
     fn drop(&mut self) {
         if let Some(path) = self.path.take() {
             remove_all(&path);
+        }
+    }
+}
+
+/// Locks `file` with `lock` (`Flock::lock`, but for tests) as `arg` says, retrying when
+/// interrupted. `Ok(Err(file))` when the error says that the filesystem cannot lock at all, as
+/// no sweep can lock there either; `Err` for any other failure (`ENOMEM`, `EWOULDBLOCK`…):
+/// taking it for "cannot lock" could let a sweep remove an entry still in use.
+///
+/// What says "cannot lock": `EOPNOTSUPP` (a filesystem without locks), `ENOLCK` (locking over
+/// NFS failing: no lock manager), `EINVAL` (the filesystem refuses the operation; ours are
+/// valid) and `EBADF` (a valid descriptor, so NFS again, which emulates `flock` with POSIX
+/// locks and cannot take an exclusive one on a directory opened read-only). Out of memory for
+/// lock records is `ENOMEM` on Linux, whatever `flock(2)` says about `ENOLCK`.
+fn try_flock(
+    mut file: File,
+    arg: FlockArg,
+    lock: impl Fn(File, FlockArg) -> Result<Flock<File>, (File, Errno)>,
+) -> Result<Result<Flock<File>, File>, Errno> {
+    loop {
+        match lock(file, arg) {
+            Ok(lock) => return Ok(Ok(lock)),
+            Err((again, Errno::EINTR)) => file = again,
+            Err((file, Errno::EOPNOTSUPP | Errno::ENOLCK | Errno::EINVAL | Errno::EBADF)) => {
+                return Ok(Err(file))
+            }
+            Err((_, e)) => return Err(e),
         }
     }
 }
@@ -1016,6 +1188,11 @@ fn ref_key(canonical: &Path, stat: &fs::Metadata) -> String {
     to_hex(&h.finalize())
 }
 
+/// A count as a `u64` (the types of `statvfs`'s fields vary with the platform).
+fn wide(n: impl TryInto<u64>) -> u64 {
+    n.try_into().unwrap_or(u64::MAX)
+}
+
 fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -1049,6 +1226,10 @@ impl<R: Read> Read for HashingReader<'_, R> {
 
 /// The most entries an image archive may have (its index is kept in memory).
 const MAX_MEMBERS: usize = 100_000;
+/// The longest name (or link target) an image archive's entry may have: `PATH_MAX`.
+const MAX_NAME: usize = libc::PATH_MAX as usize;
+/// The most bytes the names (and link targets) of an image archive's entries may take.
+const MAX_NAME_BYTES: usize = 16 << 20;
 
 /// What a tarball holds.
 enum Contents {
@@ -1087,29 +1268,23 @@ fn is_archive_name(rel: &[u8]) -> bool {
         || top.strip_suffix(b".tar").is_some_and(hex)
 }
 
-/// Whether a gzip-compressed tarball's first entry belongs in an image archive (when not, the
-/// tarball is a root filesystem, and need not be decompressed here).
-fn gzip_starts_like_an_archive(file: &File) -> bool {
-    use tar::EntryType as T;
-    let reader = BufReader::new(Region::new(file, 0, u64::MAX));
-    let mut archive = tar::Archive::new(flate2::bufread::MultiGzDecoder::new(reader));
-    let Ok(entries) = archive.entries() else {
-        return false;
-    };
-    for entry in entries.take(64) {
-        let Ok(entry) = entry else {
-            return false;
-        };
-        if matches!(entry.header().entry_type(), T::XGlobalHeader | T::XHeader) {
-            continue;
-        }
-        match normalise(&entry.path_bytes()) {
-            Ok(rel) if rel.is_empty() => continue,
-            Ok(rel) => return is_archive_name(&rel),
-            Err(_) => return false,
-        }
+/// The refusal of an image archive that is neither an OCI layout nor a `docker save` archive.
+fn neither_layout_nor_save(image: &Path) -> ImageError {
+    ImageError::NotAnImage {
+        path: image.to_path_buf(),
+        reason: "a tar archive of image files (`manifest.json`, `index.json`, `blobs/`…) that is \
+                 neither an OCI image layout (no `oci-layout` and `index.json`) nor a \
+                 `docker save` archive (no `manifest.json`)"
+            .into(),
     }
-    false
+}
+
+/// The decompressed bytes of a gzip-compressed file (all its members).
+fn gunzip(file: &File) -> flate2::bufread::MultiGzDecoder<BufReader<Region<'_>>> {
+    flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(
+        256 << 10,
+        Region::new(file, 0, u64::MAX),
+    ))
 }
 
 /// An entry of an image archive.
@@ -1123,79 +1298,119 @@ enum Member {
     Other,
 }
 
-/// The entries of a plain (uncompressed) image archive, read in place.
-struct ArchiveIndex {
-    file: File,
-    members: std::collections::HashMap<Vec<u8>, Member>,
-}
+/// The entries of an image archive, by normalised path.
+struct Members(std::collections::HashMap<Vec<u8>, Member>);
 
-impl ArchiveIndex {
-    /// Lists `file` when it is an image archive: every top-level name in it is one an image
-    /// archive uses. `None` when it is not (a root filesystem), or not a tar archive at all
-    /// (which extracting it as a root filesystem reports). Seeks over the entries' contents.
-    fn scan(image: &Path, file: &File) -> Result<Option<ArchiveIndex>, ImageError> {
+impl Members {
+    /// Lists the entries of a tar stream when it is an image archive: every top-level name in
+    /// it is one an image archive uses. `None` when it is not (a root filesystem), or not a
+    /// tar archive at all (which extracting it as a root filesystem reports); stops at the
+    /// first entry that says so. The one rule for plain and gzip-compressed tarballs alike.
+    ///
+    /// `len` is the length of a file whose entries' contents are seeked over: seeking past its
+    /// end is no error, so an entry that ends beyond it is the error reading the stream (a
+    /// gzip-compressed one) would meet.
+    fn scan<R: Read>(
+        image: &Path,
+        entries: io::Result<tar::Entries<'_, R>>,
+        len: Option<u64>,
+    ) -> Result<Option<Members>, ImageError> {
         use tar::EntryType as T;
         let read_error = |source| ImageError::Read {
             image: image.to_path_buf(),
             file: image.to_path_buf(),
             source,
         };
-        let mut file = file.try_clone().map_err(read_error)?;
-        file.rewind().map_err(read_error)?;
+        let refuse = |reason: String| ImageError::NotAnImage {
+            path: image.to_path_buf(),
+            reason,
+        };
+        let Ok(entries) = entries else {
+            return Ok(None);
+        };
         let mut members = std::collections::HashMap::new();
-        {
-            let mut archive = tar::Archive::new(&file);
-            let Ok(entries) = archive.entries_with_seek() else {
-                return Ok(None);
+        let mut name_bytes = 0;
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                // Once it is known to be an image archive, it is not extracted as a root.
+                Err(e) if !members.is_empty() => return Err(read_error(e)),
+                Err(_) => return Ok(None),
             };
-            for entry in entries {
-                let entry = match entry {
-                    Ok(entry) => entry,
-                    // Once it is known to be an image archive, it is not extracted as a root.
-                    Err(e) if !members.is_empty() => return Err(read_error(e)),
-                    Err(_) => return Ok(None),
-                };
-                let kind = entry.header().entry_type();
-                if matches!(kind, T::XGlobalHeader | T::XHeader) {
-                    continue;
-                }
-                let rel = match normalise(&entry.path_bytes()) {
-                    Ok(rel) if rel.is_empty() => continue,
-                    Ok(rel) if is_archive_name(&rel) => rel,
+            let kind = entry.header().entry_type();
+            let end = entry
+                .raw_file_position()
+                .checked_add(entry.size())
+                .and_then(|end| end.checked_next_multiple_of(512));
+            let truncated = match (len, end) {
+                (Some(len), Some(end)) => end > len,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if !matches!(kind, T::XGlobalHeader | T::XHeader) {
+                let raw = entry.path_bytes();
+                let rel = match normalise(&raw) {
+                    Ok(rel) if rel.is_empty() => None,
+                    Ok(rel) if is_archive_name(&rel) => Some(rel),
                     // A root filesystem (which may well hold `blobs/` or `manifest.json`), or
                     // an unsafe name that extracting it as one refuses.
                     _ => return Ok(None),
                 };
-                if members.len() >= MAX_MEMBERS {
-                    return Err(ImageError::NotAnImage {
-                        path: image.to_path_buf(),
-                        reason: format!("an image archive with more than {MAX_MEMBERS} entries"),
-                    });
+                if let Some(rel) = rel {
+                    if members.len() >= MAX_MEMBERS {
+                        return Err(refuse(format!(
+                            "an image archive with more than {MAX_MEMBERS} entries"
+                        )));
+                    }
+                    let link = entry.link_name_bytes().map(|t| t.into_owned());
+                    let longest = raw.len().max(link.as_ref().map_or(0, Vec::len));
+                    if longest > MAX_NAME {
+                        let mut shown = String::from_utf8_lossy(&raw[..64.min(raw.len())]);
+                        shown.to_mut().push('…');
+                        return Err(refuse(format!(
+                            "an image archive whose entry {shown:?} has a name or link \
+                             target longer than {MAX_NAME} bytes"
+                        )));
+                    }
+                    name_bytes += rel.len() + link.as_ref().map_or(0, Vec::len);
+                    if name_bytes > MAX_NAME_BYTES {
+                        return Err(refuse(format!(
+                            "an image archive whose entry names take more than \
+                             {MAX_NAME_BYTES} bytes"
+                        )));
+                    }
+                    let member = match (kind, link) {
+                        (T::Regular | T::Continuous, _) => Member::File {
+                            offset: entry.raw_file_position(),
+                            size: entry.size(),
+                        },
+                        (T::Symlink, Some(target)) => Member::Link {
+                            target,
+                            hard: false,
+                        },
+                        (T::Link, Some(target)) => match normalise(&target) {
+                            Ok(target) => Member::Link { target, hard: true },
+                            Err(_) => Member::Other,
+                        },
+                        _ => Member::Other,
+                    };
+                    members.insert(rel, member);
                 }
-                let link = entry.link_name_bytes().map(|t| t.into_owned());
-                let member = match (kind, link) {
-                    (T::Regular | T::Continuous, _) => Member::File {
-                        offset: entry.raw_file_position(),
-                        size: entry.size(),
-                    },
-                    (T::Symlink, Some(target)) => Member::Link {
-                        target,
-                        hard: false,
-                    },
-                    (T::Link, Some(target)) => match normalise(&target) {
-                        Ok(target) => Member::Link { target, hard: true },
-                        Err(_) => Member::Other,
-                    },
-                    _ => Member::Other,
+            }
+            if truncated {
+                let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "truncated tar archive");
+                return if members.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(read_error(eof))
                 };
-                members.insert(rel, member);
             }
         }
         if members.is_empty() {
             // No entries (or only `./`): extracting it reports what it is.
             return Ok(None);
         }
-        Ok(Some(ArchiveIndex { file, members }))
+        Ok(Some(Members(members)))
     }
 
     fn kind(&self) -> ArchiveKind {
@@ -1212,7 +1427,7 @@ impl ArchiveIndex {
     fn find(&self, rel: &[u8]) -> Option<(u64, u64)> {
         let mut name = rel.to_vec();
         for _ in 0..16 {
-            name = match self.members.get(&name)? {
+            name = match self.0.get(&name)? {
                 Member::File { offset, size } => return Some((*offset, *size)),
                 Member::Link { target, hard: true } => target.clone(),
                 Member::Link {
@@ -1223,6 +1438,41 @@ impl ArchiveIndex {
             };
         }
         None
+    }
+}
+
+/// The entries of a plain (uncompressed) image archive, read in place.
+struct ArchiveIndex {
+    file: File,
+    members: Members,
+}
+
+impl ArchiveIndex {
+    /// Lists `file` when it is an image archive (see [`Members::scan`]), seeking over the
+    /// entries' contents.
+    fn scan(image: &Path, file: &File) -> Result<Option<ArchiveIndex>, ImageError> {
+        let read_error = |source| ImageError::Read {
+            image: image.to_path_buf(),
+            file: image.to_path_buf(),
+            source,
+        };
+        let mut file = file.try_clone().map_err(read_error)?;
+        file.rewind().map_err(read_error)?;
+        let len = file.metadata().map_err(read_error)?.len();
+        let members = Members::scan(
+            image,
+            tar::Archive::new(&file).entries_with_seek(),
+            Some(len),
+        )?;
+        Ok(members.map(|members| ArchiveIndex { file, members }))
+    }
+
+    fn kind(&self) -> ArchiveKind {
+        self.members.kind()
+    }
+
+    fn find(&self, rel: &[u8]) -> Option<(u64, u64)> {
+        self.members.find(rel)
     }
 }
 
@@ -2410,7 +2660,12 @@ mod tests {
 
     /// Nothing half-extracted anywhere in the cache.
     fn assert_clean(cache: &Path) {
-        for sub in ["tmp", "sha256"] {
+        for sub in [
+            "tmp",
+            "oci/sha256",
+            "docker-config/sha256",
+            "tarball/sha256",
+        ] {
             let dir = cache.join(sub);
             if dir.exists() {
                 let left: Vec<_> = fs::read_dir(&dir)
@@ -2420,6 +2675,22 @@ mod tests {
                 assert!(left.is_empty(), "leftovers in {}: {left:?}", dir.display());
             }
         }
+    }
+
+    /// The trees in a cache, as `<format>/<hex>`.
+    fn trees(cache: &Path) -> Vec<String> {
+        let mut all = Vec::new();
+        for format in ImageFormat::ALL {
+            let dir = cache.join(format.dir_name()).join("sha256");
+            if dir.exists() {
+                all.extend(
+                    names(&dir)
+                        .into_iter()
+                        .map(|hex| format!("{}/{hex}", format.dir_name())),
+                );
+            }
+        }
+        all
     }
 
     fn mode(path: &Path) -> u32 {
@@ -2491,7 +2762,7 @@ mod tests {
             img.root,
             cache
                 .dir()
-                .join("sha256")
+                .join("tarball/sha256")
                 .join(&img.digest[7..])
                 .join("rootfs")
         );
@@ -2740,7 +3011,7 @@ mod tests {
         });
         assert_eq!(results.iter().filter(|i| i.extracted).count(), 1);
         assert!(results.iter().all(|i| i.root == results[0].root));
-        assert_eq!(fs::read_dir(cache.dir().join("sha256")).unwrap().count(), 1);
+        assert_eq!(trees(cache.dir()).len(), 1);
         assert_clean_tmp(cache.dir());
     }
 
@@ -3209,7 +3480,7 @@ mod tests {
         assert_eq!(img.digest, manifest);
         assert_whiteout_tree(&img.root);
         assert_clean_tmp(other.dir());
-        assert_eq!(names(&other.dir().join("sha256")), [&manifest[7..]]);
+        assert_eq!(trees(other.dir()), [format!("oci/{}", &manifest[7..])]);
     }
 
     #[test]
@@ -3552,7 +3823,7 @@ mod tests {
         assert!(fs::symlink_metadata(&busy[0]).is_ok());
         cache.import(&tarballs[2]).unwrap();
         assert_clean_tmp(cache.dir());
-        assert_eq!(fs::read_dir(cache.dir().join("sha256")).unwrap().count(), 2);
+        assert_eq!(trees(cache.dir()).len(), 2);
     }
 
     #[test]
@@ -3609,7 +3880,7 @@ mod tests {
         let want = BTreeMap::from([(manifest, 1), (image_id, 1), (sha(&export_bytes), 1)]);
         assert_eq!(extracted, want, "each image extracted once");
         let cache = ImageCache::new(cache);
-        assert_eq!(fs::read_dir(cache.dir().join("sha256")).unwrap().count(), 3);
+        assert_eq!(trees(cache.dir()).len(), 3);
         assert_clean_tmp(cache.dir());
         for image in images {
             assert!(!cache.import(image).unwrap().extracted);
@@ -3658,5 +3929,472 @@ mod tests {
         assert!(!climbs_out(b"a/b", b"../../c"));
         assert!(climbs_out(b"a/b", b"../../../c"));
         assert!(!climbs_out(b"a", b"x/../../b"));
+    }
+
+    // ---- review tests ----
+
+    /// A JSON document that is both an OCI manifest (layers: good) and a docker image config
+    /// (rootfs.diff_ids: evil) lands on the same cache key from either format.
+    #[test]
+    fn rev_manifest_config_polyglot_poisons_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = tar_of(&[E::File("who", 0o644, b"good")]);
+        let evil = tar_of(&[E::File("who", 0o644, b"EVIL")]);
+        // OCI layout dir whose manifest also carries a `rootfs.diff_ids`.
+        let layout = tmp.path().join("layout");
+        fs::create_dir_all(&layout).unwrap();
+        let config = put_blob(&layout, br#"{"architecture":"amd64","os":"linux"}"#);
+        let good_digest = put_blob(&layout, &gz(&good));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": GZ_LAYER, "digest": good_digest, "size": 1}],
+            "rootfs": {"type": "layers", "diff_ids": [sha(&evil)]},
+        })
+        .to_string();
+        let mdigest = put_blob(&layout, manifest.as_bytes());
+        write_index(
+            &layout,
+            serde_json::json!([{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest, "size": 1}]),
+        );
+        // docker-save archive whose config is those very bytes.
+        let save = tmp.path().join("save");
+        let lid = to_hex(&Sha256::digest(b"l"));
+        fs::create_dir_all(save.join(&lid)).unwrap();
+        fs::write(save.join(&lid).join("layer.tar"), &evil).unwrap();
+        fs::write(save.join(format!("{}.json", &mdigest[7..])), &manifest).unwrap();
+        fs::write(
+            save.join("manifest.json"),
+            serde_json::json!([{"Config": format!("{}.json", &mdigest[7..]), "Layers": [format!("{lid}/layer.tar")]}]).to_string(),
+        )
+        .unwrap();
+        let archive = tmp.path().join("save.tar");
+        fs::write(&archive, tar_dir(&save, "")).unwrap();
+
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let a = cache.import(&archive).unwrap();
+        assert_eq!(a.digest, mdigest);
+        let b = cache.import(&layout).unwrap();
+        assert_eq!(b.digest, mdigest);
+        let who = fs::read_to_string(b.root.join("who")).unwrap();
+        eprintln!(
+            "OCI image {mdigest} (layer says 'good') imported as: {who:?}, extracted={}",
+            b.extracted
+        );
+        assert_eq!(who, "good", "cache poisoned across formats");
+    }
+
+    /// Hostile member names and links inside image archives.
+    #[test]
+    fn rev_hostile_archives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let layer = tar_of(&[E::File("f", 0o644, b"x")]);
+        let (_m, layers) = oci(&layout, &[(GZ_LAYER, gz(&layer))]);
+        let hex = &layers[0][7..];
+        let run = |name: &str, bytes: Vec<u8>| {
+            let archive = tmp.path().join(name);
+            fs::write(&archive, bytes).unwrap();
+            let cache = ImageCache::new(tmp.path().join(format!("cache-{name}")));
+            let r = cache.import(&archive);
+            eprintln!(
+                "{name}: {:?}",
+                r.as_ref().map(|i| &i.digest).map_err(|e| e.to_string())
+            );
+            assert_clean(cache.dir());
+            r
+        };
+        // blob replaced by a symlink member pointing out of the archive.
+        fs::remove_file(blob_of(&layout, &layers[0])).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc/passwd", blob_of(&layout, &layers[0]))
+            .unwrap();
+        assert!(matches!(
+            run("sym.tar", tar_dir(&layout, "")),
+            Err(ImageError::MissingBlob { .. })
+        ));
+        // absolute symlink
+        fs::remove_file(blob_of(&layout, &layers[0])).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", blob_of(&layout, &layers[0])).unwrap();
+        assert!(matches!(
+            run("abs.tar", tar_dir(&layout, "")),
+            Err(ImageError::MissingBlob { .. })
+        ));
+        // hard link member to a host-looking path
+        fs::remove_file(blob_of(&layout, &layers[0])).unwrap();
+        let mut t = tar_dir(&layout, "");
+        t.truncate(t.len() - 1024);
+        let mut b = tar::Builder::new(t);
+        let h = header(
+            EntryType::Link,
+            &format!("blobs/sha256/{hex}"),
+            "/etc/passwd",
+            0o644,
+            0,
+        );
+        b.append(&h, &b""[..]).unwrap();
+        let h = header(EntryType::Link, "blobs/x", "../../etc/passwd", 0o644, 0);
+        b.append(&h, &b""[..]).unwrap();
+        assert!(matches!(
+            run("hard.tar", b.into_inner().unwrap()),
+            Err(ImageError::MissingBlob { .. })
+        ));
+        // `..` member among image files
+        let mut t = tar_dir(&layout, "");
+        t.truncate(t.len() - 1024);
+        let mut b = tar::Builder::new(t);
+        let h = header(EntryType::Regular, "blobs/../../x", "", 0o644, 1);
+        b.append(&h, &b"x"[..]).unwrap();
+        assert!(run("dotdot.tar", b.into_inner().unwrap()).is_err());
+        assert!(!tmp.path().join("x").exists());
+        // docker-save with absolute layer path and symlink-looping layers
+        let save = tmp.path().join("save");
+        let lid = to_hex(&Sha256::digest(b"l"));
+        fs::create_dir_all(save.join(&lid)).unwrap();
+        std::os::unix::fs::symlink("layer.tar", save.join(&lid).join("layer.tar")).unwrap();
+        let cfg =
+            serde_json::json!({"rootfs": {"diff_ids": [sha(&layer), sha(&layer)]}}).to_string();
+        let chex = to_hex(&Sha256::digest(&cfg));
+        fs::write(save.join(format!("{chex}.json")), &cfg).unwrap();
+        fs::write(save.join("manifest.json"), serde_json::json!([{"Config": format!("/{chex}.json"), "Layers": ["/etc/passwd", format!("{lid}/layer.tar")]}]).to_string()).unwrap();
+        assert!(matches!(
+            run("save.tar", tar_dir(&save, "")),
+            Err(ImageError::MissingBlob { .. })
+        ));
+    }
+
+    #[test]
+    fn rev_gzip_archive_behind_empty_entries_becomes_a_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let (manifest, _) = oci(
+            &layout,
+            &[(GZ_LAYER, gz(&tar_of(&[E::File("f", 0o644, b"x")])))],
+        );
+        let dots: Vec<E<'_>> = (0..64).map(|_| E::Dir("./", 0o755)).collect();
+        let mut t = tar_of(&dots);
+        t.truncate(t.len() - 1024);
+        t.extend(tar_dir(&layout, ""));
+        let plain = tmp.path().join("p.tar");
+        fs::write(&plain, &t).unwrap();
+        let gzd = tmp.path().join("p.tar.gz");
+        fs::write(&gzd, gz(&t)).unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let a = cache.import(&plain).unwrap();
+        let b = cache.import(&gzd).unwrap();
+        eprintln!(
+            "plain: {} (manifest {manifest}) root has {:?}",
+            a.digest,
+            names(&a.root)
+        );
+        eprintln!("gzip:  {} root has {:?}", b.digest, names(&b.root));
+        assert_eq!(a.digest, b.digest, "same archive, classified differently");
+    }
+
+    fn hwm_kib() -> u64 {
+        let s = fs::read_to_string("/proc/self/status").unwrap();
+        let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn rev_pax_header_is_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let size = 64u64 << 20;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(EntryType::XHeader, "pax", "", 0o644, size);
+        h.set_cksum();
+        b.append(&h, io::repeat(0).take(size)).unwrap();
+        b.append(
+            &header(EntryType::Regular, "index.json", "", 0o644, 2),
+            &b"{}"[..],
+        )
+        .unwrap();
+        let t = b.into_inner().unwrap();
+        let f = tmp.path().join("pax.tar.gz");
+        fs::write(&f, gz(&t)).unwrap();
+        drop(t);
+        eprintln!("gz size {}", fs::metadata(&f).unwrap().len());
+        let before = hwm_kib();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let r = cache.import(&f);
+        eprintln!(
+            "result {:?}; VmHWM {} -> {} KiB",
+            r.map(|i| i.digest).map_err(|e| e.to_string()),
+            before,
+            hwm_kib()
+        );
+    }
+
+    // ---- fixes for the review ----
+
+    /// A cache written by an earlier version (every tree under `sha256/<hex>`, refs holding a
+    /// bare digest) is not read: the images are imported again, into their formats' places.
+    #[test]
+    fn trees_and_refs_of_the_old_layout_are_not_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        let tarball = tmp.path().join("rootfs.tar");
+        let bytes = tar_of(&[E::File("who", 0o644, b"tarball")]);
+        fs::write(&tarball, &bytes).unwrap();
+        let layout = tmp.path().join("layout");
+        let layer = tar_of(&[E::File("who", 0o644, b"oci")]);
+        let (manifest, _) = oci(&layout, &[(GZ_LAYER, gz(&layer))]);
+        for hex in [&sha(&bytes)[7..], &manifest[7..]] {
+            let root = cache.dir().join("sha256").join(hex).join("rootfs");
+            fs::create_dir_all(&root).unwrap();
+            fs::write(root.join("who"), b"OLD").unwrap();
+        }
+        let img = cache.import(&layout).unwrap();
+        assert!(img.extracted);
+        assert_eq!((img.format, &img.digest), (ImageFormat::Oci, &manifest));
+        assert_eq!(fs::read(img.root.join("who")).unwrap(), b"oci");
+        // An old ref for the tarball, naming a digest that has a tree (in another format).
+        let canonical = fs::canonicalize(&tarball).unwrap();
+        let key = ref_key(&canonical, &fs::metadata(&canonical).unwrap());
+        fs::write(cache.dir().join("refs").join(&key), format!("{manifest}\n")).unwrap();
+        let img = cache.import(&tarball).unwrap();
+        assert!(img.extracted);
+        assert_eq!(
+            (img.format, &img.digest),
+            (ImageFormat::RootTarball, &sha(&bytes))
+        );
+        assert_eq!(fs::read(img.root.join("who")).unwrap(), b"tarball");
+        assert_eq!(
+            fs::read_to_string(cache.dir().join("refs").join(&key)).unwrap(),
+            format!("tarball {}\n", sha(&bytes))
+        );
+        memo().lock().unwrap().clear();
+        let again = cache.import(&tarball).unwrap();
+        assert!(!again.extracted);
+        assert_eq!(again.root, img.root);
+    }
+
+    /// A gzip-compressed tarball is told apart as it is decompressed, writing nothing: image
+    /// files that make no image are refused, and a root filesystem imported, however little
+    /// the cache could take of a decompressed copy; an image archive is decompressed within
+    /// that limit only.
+    #[test]
+    fn gzip_archives_are_told_before_being_decompressed_and_within_a_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nothing = |name: &str| ImageCache::new(tmp.path().join(name)).with_unpack_limit(0);
+
+        // Image files, but no image.
+        let unknown = tmp.path().join("unknown.tar.gz");
+        let blob = vec![7u8; 1 << 20];
+        fs::write(
+            &unknown,
+            gz(&tar_of(&[
+                E::Dir("blobs/", 0o755),
+                E::File("blobs/big", 0o644, &blob),
+                E::File("repositories", 0o644, b"{}"),
+            ])),
+        )
+        .unwrap();
+        let cache = nothing("c1");
+        let err = cache.import(&unknown).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::NotAnImage { path, reason } if *path == unknown && reason.contains("docker save")),
+            "{err}"
+        );
+        assert_clean(cache.dir());
+
+        // A root filesystem that starts like an image archive.
+        let root = tmp.path().join("root.tar.gz");
+        let bytes = gz(&tar_of(&[
+            E::File("manifest.json", 0o644, b"[]"),
+            E::Dir("blobs/", 0o755),
+            E::File("blobs/big", 0o644, &blob),
+            E::Dir("etc/", 0o755),
+        ]));
+        fs::write(&root, &bytes).unwrap();
+        let cache = nothing("c2");
+        let img = cache.import(&root).unwrap();
+        assert_eq!(
+            (img.format, img.digest),
+            (ImageFormat::RootTarball, sha(&bytes))
+        );
+        assert_eq!(names(&img.root), ["blobs", "etc", "manifest.json"]);
+        assert_clean_tmp(cache.dir());
+
+        // An OCI layout: refused when its decompressed copy would not fit, naming it.
+        let layout = tmp.path().join("layout");
+        let (manifest, _) = oci(
+            &layout,
+            &[(GZ_LAYER, gz(&tar_of(&[E::File("f", 0o644, &blob)])))],
+        );
+        let tar = tar_dir(&layout, "");
+        let archive = tmp.path().join("oci.tar.gz");
+        fs::write(&archive, gz(&tar)).unwrap();
+        let len = tar.len() as u64;
+        let cache = ImageCache::new(tmp.path().join("c3")).with_unpack_limit(len - 1);
+        let err = cache.import(&archive).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::TooLarge { path, cache: dir, limit }
+                if *path == archive && dir == cache.dir() && *limit == len - 1),
+            "{err}"
+        );
+        assert!(err.to_string().contains("oci.tar.gz"), "{err}");
+        assert_clean(cache.dir());
+        let cache = ImageCache::new(tmp.path().join("c3")).with_unpack_limit(len);
+        let img = cache.import(&archive).unwrap();
+        assert_eq!((img.format, img.digest), (ImageFormat::Oci, manifest));
+        assert_clean_tmp(cache.dir());
+
+        // Without a given limit: what the filesystem has free, less a margin.
+        let cache = ImageCache::new(tmp.path().join("c4"));
+        let fs = nix::sys::statvfs::statvfs(tmp.path()).unwrap();
+        let free = wide(fs.blocks_available()) * wide(fs.fragment_size());
+        let limit = cache.unpack_limit(tmp.path()).unwrap();
+        assert!(
+            limit + (64 << 20) <= free.max(64 << 20),
+            "{limit} of {free}"
+        );
+    }
+
+    /// Whatever is in front of an image archive's files (empty names, pax headers), and
+    /// wherever it ends, a tarball is told the same plain and gzip-compressed.
+    #[test]
+    fn plain_and_gzip_tarballs_are_told_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = tmp.path().join("layout");
+        let layer = tar_of(&[E::File("f", 0o644, &[1; 3000])]);
+        oci(&layout, &[(GZ_LAYER, layer.clone())]);
+        let image = tar_dir(&layout, "");
+        let unterminated = |mut t: Vec<u8>| {
+            t.truncate(t.len() - 1024);
+            t
+        };
+        let dots: Vec<E<'_>> = (0..200).map(|_| E::Dir("./", 0o755)).collect();
+        let mut pax = tar::Builder::new(Vec::new());
+        for _ in 0..200 {
+            let h = header(EntryType::XGlobalHeader, "pax", "", 0o644, 10);
+            pax.append(&h, &b"9 a=bcde\n\n"[..]).unwrap();
+        }
+        let pax = unterminated(pax.into_inner().unwrap());
+        let behind = |front: Vec<u8>, rest: &[u8]| [unterminated(front), rest.to_vec()].concat();
+        let truncated = image[..image.len() / 2].to_vec();
+        let cases = [
+            ("dots", behind(tar_of(&dots), &image)),
+            ("pax", [pax.clone(), image.clone()].concat()),
+            (
+                "dots-root",
+                behind(tar_of(&dots), &tar_of(&[E::Dir("etc/", 0o755)])),
+            ),
+            ("truncated", truncated),
+            (
+                "cut-in-last-entry",
+                image[..image.len() - 1024 - 100].to_vec(),
+            ),
+        ];
+        for (name, bytes) in cases {
+            let mut told = Vec::new();
+            for (suffix, bytes) in [("tar", bytes.clone()), ("tgz", gz(&bytes))] {
+                let path = tmp.path().join(format!("{name}.{suffix}"));
+                fs::write(&path, bytes).unwrap();
+                let cache = ImageCache::new(tmp.path().join(format!("cache-{name}-{suffix}")));
+                told.push(match cache.import(&path) {
+                    Ok(img) if img.format == ImageFormat::RootTarball => "root".to_string(),
+                    Ok(img) => format!("{:?} {}", img.format, img.digest),
+                    Err(e) => format!("{e:?}")
+                        .split([' ', '{'])
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                });
+            }
+            eprintln!("{name}: {told:?}");
+            assert_eq!(told[0], told[1], "{name}: plain, then gzip");
+        }
+    }
+
+    /// Only errors that say the filesystem cannot lock leave an entry unlocked; any other
+    /// failure to lock is an error, and so is a `tmp.lock` that cannot be opened.
+    #[test]
+    fn lock_failures_are_errors_unless_locking_is_unsupported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = || File::create(tmp.path().join("f")).unwrap();
+        let failing = |e: Errno| move |f: File, _| Err::<Flock<File>, _>((f, e));
+        for e in [
+            Errno::EOPNOTSUPP,
+            Errno::ENOLCK,
+            Errno::EINVAL,
+            Errno::EBADF,
+        ] {
+            let got = try_flock(open(), FlockArg::LockShared, failing(e)).unwrap();
+            assert!(got.is_err(), "{e}: not taken for \"cannot lock\"");
+        }
+        for e in [Errno::ENOMEM, Errno::EMFILE, Errno::EWOULDBLOCK, Errno::EIO] {
+            let got = try_flock(open(), FlockArg::LockExclusiveNonblock, failing(e));
+            assert_eq!(got.err(), Some(e));
+        }
+        let tries = std::cell::Cell::new(0);
+        let interrupted = |f: File, arg| {
+            tries.set(tries.get() + 1);
+            match tries.get() {
+                1 | 2 => Err((f, Errno::EINTR)),
+                _ => Flock::lock(f, arg),
+            }
+        };
+        let got = try_flock(open(), FlockArg::LockExclusive, interrupted).unwrap();
+        assert!(got.is_ok() && tries.get() == 3);
+
+        // A `tmp.lock` that is no file: no import, nothing created.
+        let cache = ImageCache::new(tmp.path().join("cache"));
+        fs::create_dir_all(cache.dir().join("tmp.lock")).unwrap();
+        let tarball = tmp.path().join("rootfs.tar");
+        fs::write(&tarball, tar_of(&[E::File("f", 0o644, b"x")])).unwrap();
+        let err = cache.import(&tarball).unwrap_err();
+        assert!(
+            matches!(&err, ImageError::Cache { path, .. } if *path == cache.dir().join("tmp.lock")),
+            "{err}"
+        );
+        assert_clean(cache.dir());
+    }
+
+    /// An image archive's index does not grow with hostile names.
+    #[test]
+    fn image_archive_names_are_bounded() {
+        let gnu = |kind, size| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_size(size);
+            h
+        };
+        let long = format!("blobs/sha256/{}", "a".repeat(MAX_NAME));
+        for (what, bytes) in [
+            ("name", {
+                let mut b = tar::Builder::new(Vec::new());
+                b.append_data(&mut gnu(EntryType::Regular, 1), &long, &b"x"[..])
+                    .unwrap();
+                b.into_inner().unwrap()
+            }),
+            ("link target", {
+                let mut b = tar::Builder::new(Vec::new());
+                b.append_link(&mut gnu(EntryType::Symlink, 0), "blobs/l", &long)
+                    .unwrap();
+                b.into_inner().unwrap()
+            }),
+        ] {
+            let err = import_fails(&bytes);
+            assert!(
+                matches!(&err, ImageError::NotAnImage { reason, .. } if reason.contains("longer than 4096 bytes")),
+                "{what}: {err}"
+            );
+        }
+        // Names within `PATH_MAX`, but too many bytes of them.
+        let mut b = tar::Builder::new(Vec::new());
+        let base = "b".repeat(MAX_NAME - 100);
+        for i in 0..MAX_NAME_BYTES / (MAX_NAME - 100) + 1 {
+            let name = format!("blobs/{base}{i}");
+            b.append_data(&mut gnu(EntryType::Directory, 0), &name, io::empty())
+                .unwrap();
+        }
+        let err = import_fails(&b.into_inner().unwrap());
+        assert!(
+            matches!(&err, ImageError::NotAnImage { reason, .. } if reason.contains("names take more than")),
+            "{err}"
+        );
     }
 }
