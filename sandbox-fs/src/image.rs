@@ -4091,41 +4091,6 @@ mod tests {
         assert_eq!(a.digest, b.digest, "same archive, classified differently");
     }
 
-    fn hwm_kib() -> u64 {
-        let s = fs::read_to_string("/proc/self/status").unwrap();
-        let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        l.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    #[test]
-    fn rev_pax_header_is_read_whole() {
-        let tmp = tempfile::tempdir().unwrap();
-        let size = 64u64 << 20;
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = header(EntryType::XHeader, "pax", "", 0o644, size);
-        h.set_cksum();
-        b.append(&h, io::repeat(0).take(size)).unwrap();
-        b.append(
-            &header(EntryType::Regular, "index.json", "", 0o644, 2),
-            &b"{}"[..],
-        )
-        .unwrap();
-        let t = b.into_inner().unwrap();
-        let f = tmp.path().join("pax.tar.gz");
-        fs::write(&f, gz(&t)).unwrap();
-        drop(t);
-        eprintln!("gz size {}", fs::metadata(&f).unwrap().len());
-        let before = hwm_kib();
-        let cache = ImageCache::new(tmp.path().join("cache"));
-        let r = cache.import(&f);
-        eprintln!(
-            "result {:?}; VmHWM {} -> {} KiB",
-            r.map(|i| i.digest).map_err(|e| e.to_string()),
-            before,
-            hwm_kib()
-        );
-    }
-
     // ---- fixes for the review ----
 
     /// A cache written by an earlier version (every tree under `sha256/<hex>`, refs holding a
