@@ -570,6 +570,44 @@ fn exit_code_for(e: &Error) -> u8 {
 }
 
 async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
+    // Everything that can be refused is refused before the host is touched (a bridge
+    // made, NAT turned on).
+    let sandbox = match &args.profile {
+        Some(p) => sandbox(&args, load_profile(p)?, &|id| {
+            given.contains(&id.to_string())
+        }),
+        None => sandbox(&args, Sandbox::new(), &|_| true),
+    };
+    if args.upper.is_some()
+        && !matches!(
+            sandbox.get_rootfs(),
+            Rootfs::Overlay { .. } | Rootfs::Image { .. }
+        )
+    {
+        return Err(Error::Invalid {
+            what: "--upper",
+            reason: "keeps the writes of --overlay or --image; this root has no layer to keep"
+                .into(),
+        });
+    }
+    if args.nat && !matches!(args.net.network, Network::Bridge(_)) {
+        return Err(Error::Invalid {
+            what: "--nat",
+            reason: "needs --net bridge:NAME".into(),
+        });
+    }
+    if (args.ip.is_some() || !args.add_host.is_empty())
+        && !matches!(sandbox.get_network(), Network::Bridge(_))
+    {
+        return Err(Error::Invalid {
+            what: if args.ip.is_some() {
+                "--ip"
+            } else {
+                "--add-host"
+            },
+            reason: "needs --net bridge:NAME".into(),
+        });
+    }
     // A bridge named with a subnet is created when missing (and left in place, as
     // `docker network create` leaves it); otherwise the spawn opens it.
     use sandbox_core::sandbox_net::{Bridge, Error as NetError};
@@ -607,36 +645,6 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
                 })
             }
         }
-    }
-    let sandbox = match &args.profile {
-        Some(p) => sandbox(&args, load_profile(p)?, &|id| {
-            given.contains(&id.to_string())
-        }),
-        None => sandbox(&args, Sandbox::new(), &|_| true),
-    };
-    if args.upper.is_some()
-        && !matches!(
-            sandbox.get_rootfs(),
-            Rootfs::Overlay { .. } | Rootfs::Image { .. }
-        )
-    {
-        return Err(Error::Invalid {
-            what: "--upper",
-            reason: "keeps the writes of --overlay or --image; this root has no layer to keep"
-                .into(),
-        });
-    }
-    if (args.ip.is_some() || !args.add_host.is_empty())
-        && !matches!(sandbox.get_network(), Network::Bridge(_))
-    {
-        return Err(Error::Invalid {
-            what: if args.ip.is_some() {
-                "--ip"
-            } else {
-                "--add-host"
-            },
-            reason: "needs --net bridge:NAME".into(),
-        });
     }
     let mut cmd = match args.command.split_first() {
         Some((program, rest)) => {

@@ -282,6 +282,9 @@ fn it_turns_nat_on_and_checks_an_existing_bridges_subnet() {
     let run = run.to_str().unwrap();
     let script = format!(
         "ip link set lo up && \
+         {{ {run} --net bridge:sbtr2:10.94.0.0/24 --nat --upper /nonexistent -- /bin/true; \
+            echo refused=$? fwd=$(cat /proc/sys/net/ipv4/ip_forward) \
+            made=$(ip -o link show | grep -c sbtr2); }} && \
          {run} --net bridge:sbtr1:10.92.0.0/24 --nat -- /bin/cat /etc/resolv.conf && \
          echo bridge left: $(ip -o link show sbtr1 | grep -c sbtr1) && \
          {{ {run} --net bridge:sbtr1:10.93.0.0/24 -- /bin/true; echo rc=$?; }}"
@@ -303,6 +306,8 @@ fn it_turns_nat_on_and_checks_an_existing_bridges_subnet() {
         );
     }
     assert!(text.contains("bridge left: 1"), "{text}");
+    // A refused command changed nothing: no bridge made, forwarding not turned on.
+    assert!(text.starts_with("refused=125 fwd=0 made=0\n"), "{text}");
     assert!(text.ends_with("rc=125\n"), "{text}");
     assert!(
         err.contains("bridge sbtr1 exists with subnet 10.92.0.0/24, not 10.93.0.0/24"),
