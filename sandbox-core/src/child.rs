@@ -679,8 +679,7 @@ impl Child {
         let sandbox = self
             .network
             .as_ref()
-            .and_then(|a| a.host_interface().rsplit_once('-'))
-            .map_or("sbx", |(prefix, _)| prefix)
+            .map_or("", |a| a.sandbox())
             .to_string();
         let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name, &sandbox)
             .await?;

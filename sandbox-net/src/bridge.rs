@@ -135,7 +135,17 @@ impl Bridge {
             });
         }
         nl.up(index).await?;
-        Ok(Bridge::register(name, index, cidr))
+        // NAT another process turned on (an earlier `run --nat`) counts: the sandboxes
+        // have a way out, and the owner's remove() takes the table out.
+        let owned = name.to_string();
+        let nat = blocking(move || crate::nft::exists(&owned))
+            .await
+            .unwrap_or(false);
+        let b = Bridge::register(name, index, cidr);
+        if nat {
+            b.state.nat.store(true, Ordering::SeqCst);
+        }
+        Ok(b)
     }
 
     fn register(name: &str, index: u32, cidr: Ipv4Cidr) -> Bridge {
@@ -181,22 +191,21 @@ impl Bridge {
         Ok(())
     }
 
-    /// Whether this process turned NAT on for the bridge.
+    /// Whether NAT is on for the bridge: turned on by this process, or found on when
+    /// [`Bridge::open`] adopted it.
     pub fn nat(&self) -> bool {
         self.state.nat.load(Ordering::SeqCst)
     }
 
     /// Deletes the bridge (its owner's call; attached sandboxes lose their network), and
-    /// its NAT table if there is one (whichever process turned NAT on).
+    /// its NAT table if NAT is on ([`Bridge::nat`]: whichever process turned it on).
     pub async fn remove(self) -> Result<(), Error> {
-        let ours = self.nat();
-        match self.disable_nat().await {
-            // No table: nothing to undo.
-            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
-            // Another process's table we could not remove (or no nftables at all) does not
-            // stop the bridge's removal; our own does.
-            Err(_) if !ours => {}
-            r => r?,
+        if self.nat() {
+            match self.disable_nat().await {
+                // Already gone: nothing to undo.
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
+                r => r?,
+            }
         }
         let nl = Netlink::connect()?;
         {
@@ -374,6 +383,10 @@ pub struct Attachment {
     lease: Option<Lease>,
     host_ifname: String,
     interface: String,
+    /// The pair was removed by [`Attachment::detach`].
+    detached: bool,
+    /// The name the host end was named after.
+    sandbox: String,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -443,8 +456,10 @@ impl Attachment {
         check_ifname(interface)?;
         let bridge = lease.bridge();
         let nl = Netlink::connect()?;
-        // The host end is named after the sandbox (its first 10 name characters) plus 4
-        // characters unique in this process; a name taken by another process is retried.
+        // The host end is named after the sandbox: `sbx-`, its first 6 name characters
+        // and 4 characters unique in this process (`sbx-server-1x2k`); a name taken by
+        // another process is retried. The fixed `sbx-` keeps a sandbox's name from
+        // choosing a host interface name host firewall rules match (`eth*`).
         let prefix = host_prefix(sandbox);
         let mut tries = 0;
         let host = loop {
@@ -473,6 +488,8 @@ impl Attachment {
             lease: Some(lease),
             host_ifname: host,
             interface: interface.to_string(),
+            detached: false,
+            sandbox: sandbox.to_string(),
         })
     }
 
@@ -492,6 +509,12 @@ impl Attachment {
         &self.host_ifname
     }
 
+    /// The sandbox's name the host end is named after (its hostname, as given to
+    /// [`Attachment::connect`]).
+    pub fn sandbox(&self) -> &str {
+        &self.sandbox
+    }
+
     /// The name of the interface inside the sandbox.
     pub fn interface(&self) -> &str {
         &self.interface
@@ -501,7 +524,12 @@ impl Attachment {
     /// the address stays taken (the interface may still hold it) until the attachment is
     /// dropped, which happens when the sandbox ends.
     pub async fn detach(&mut self) -> Result<(), Error> {
+        if self.detached {
+            // The name may belong to another sandbox's pair by now.
+            return Ok(());
+        }
         delete_link(&self.host_ifname).await?;
+        self.detached = true;
         self.lease = None;
         Ok(())
     }
@@ -538,12 +566,12 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-/// The first 10 characters of a sandbox's name usable in an interface name (letters,
-/// digits, `-`, `_`, `.`; others become `_`), or `sbx`.
+/// `sbx-` and the first 6 characters of a sandbox's name usable in an interface name
+/// (letters, digits, `-`, `_`, `.`; others become `_`), or `sbx`.
 fn host_prefix(sandbox: &str) -> String {
     let p: String = sandbox
         .chars()
-        .take(MAX_IFNAME - 5)
+        .take(MAX_IFNAME - 9)
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
                 c
@@ -552,10 +580,10 @@ fn host_prefix(sandbox: &str) -> String {
             }
         })
         .collect();
-    if p.is_empty() || p.starts_with('.') {
+    if p.is_empty() {
         "sbx".to_string()
     } else {
-        p
+        format!("sbx-{p}")
     }
 }
 
@@ -582,10 +610,10 @@ mod tests {
 
     #[test]
     fn host_names_fit_and_are_named_after_the_sandbox() {
-        assert_eq!(host_prefix("web"), "web");
-        assert_eq!(host_prefix("a very long host.name"), "a_very_lon");
+        assert_eq!(host_prefix("web"), "sbx-web");
+        assert_eq!(host_prefix("a very long host.name"), "sbx-a_very");
         assert_eq!(host_prefix(""), "sbx");
-        assert_eq!(host_prefix(".."), "sbx");
+        assert_eq!(host_prefix("eth0"), "sbx-eth0");
         let names: BTreeSet<String> = (0..5000).map(suffix).collect();
         assert_eq!(names.len(), 5000);
         for n in [0, 1, 35, 36 * 36 * 36 * 36 - 1, u32::MAX] {

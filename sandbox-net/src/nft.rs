@@ -22,6 +22,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
@@ -114,14 +115,27 @@ struct Batch {
     buf: Vec<u8>,
     seq: u32,
     acks: u32,
+    /// Between BATCH_BEGIN and BATCH_END (changes); a lone request (a query) is not.
+    batched: bool,
 }
 
 impl Batch {
+    /// A lone request, not a batch (queries such as GETTABLE may not be batched).
+    fn single() -> Batch {
+        Batch {
+            buf: Vec::new(),
+            seq: 1,
+            acks: 0,
+            batched: false,
+        }
+    }
+
     fn new() -> Batch {
         let mut b = Batch {
             buf: Vec::new(),
             seq: 1,
             acks: 0,
+            batched: true,
         };
         b.msg(
             NFNL_MSG_BATCH_BEGIN,
@@ -163,13 +177,15 @@ impl Batch {
 
     /// Sends the batch and reads one acknowledgement per message.
     fn send(mut self) -> io::Result<()> {
-        self.msg(
-            NFNL_MSG_BATCH_END,
-            0,
-            0,
-            &Attrs::default(),
-            NFNL_SUBSYS_NFTABLES,
-        );
+        if self.batched {
+            self.msg(
+                NFNL_MSG_BATCH_END,
+                0,
+                0,
+                &Attrs::default(),
+                NFNL_SUBSYS_NFTABLES,
+            );
+        }
         // SAFETY: socket(2) with constant arguments; the fd is owned below.
         let fd = unsafe {
             libc::socket(
@@ -338,6 +354,29 @@ pub(crate) fn enable(bridge: &str, cidr: Ipv4Cidr) -> Result<(), Error> {
         return Err(err("enable IPv4 forwarding")(e));
     }
     Ok(())
+}
+
+/// Whether the masquerade table of `bridge` exists (made by this process or another).
+pub(crate) fn exists(bridge: &str) -> Result<bool, Error> {
+    // A kernel with loadable modules and nf_tables not loaded has no table, and asking
+    // would load the module; a kernel without modules (this one) has it built in or not.
+    let modular = std::path::Path::new("/proc/modules").exists();
+    if modular && !std::path::Path::new("/sys/module/nf_tables").exists() {
+        return Ok(false);
+    }
+    let table = table_name(bridge);
+    let mut b = Batch::single();
+    let mut t = Attrs::default();
+    t.str(NFTA_TABLE_NAME, &table);
+    b.nft(NFT_MSG_GETTABLE, 0, &t);
+    match b.send() {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(source) => Err(Error::Io {
+            what: format!("look up nftables table {table}"),
+            source,
+        }),
+    }
 }
 
 /// Deletes the masquerade table of `bridge` (with its chain and rule).

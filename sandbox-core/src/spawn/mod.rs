@@ -220,25 +220,41 @@ async fn bridge_lease(
 }
 
 /// The `/etc/resolv.conf` of a sandbox whose bridge masquerades its traffic: the host's,
-/// without name servers on the host's loopback (unreachable from the sandbox's own
-/// network namespace), as Docker does.
+/// without the name servers the sandbox cannot reach (on the host's loopback, or IPv6:
+/// bridges are IPv4), as Docker does; when that leaves none and systemd-resolved runs
+/// (its stub at 127.0.0.53), the servers it forwards to.
 fn resolv_conf_with_a_way_out() -> Vec<u8> {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    resolv_conf_without_loopback(&host).into_bytes()
+    let (text, servers) = reachable_name_servers(&host);
+    if servers == 0 {
+        if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+            let (up, n) = reachable_name_servers(&upstream);
+            if n > 0 {
+                return up.into_bytes();
+            }
+        }
+    }
+    text.into_bytes()
 }
 
-fn resolv_conf_without_loopback(host: &str) -> String {
+/// A resolv.conf with only the name servers a bridged sandbox can reach, and how many.
+fn reachable_name_servers(host: &str) -> (String, usize) {
     let mut out = String::new();
     let mut servers = 0;
     for line in host.lines() {
         let mut words = line.split_whitespace();
         if words.next() == Some("nameserver") {
-            let loopback = words
+            let addr = words
                 .next()
-                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-                .is_none_or(|a| a.is_loopback());
-            if loopback {
-                out.push_str(&format!("# {line} (on the host's loopback: unreachable)\n"));
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+            let why = match addr {
+                Some(a) if a.is_loopback() => Some("on the host's loopback"),
+                Some(std::net::IpAddr::V6(_)) => Some("IPv6: the bridge is IPv4"),
+                None => Some("not an address"),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                out.push_str(&format!("# {line} ({why}: unreachable)\n"));
                 continue;
             }
             servers += 1;
@@ -249,7 +265,7 @@ fn resolv_conf_without_loopback(host: &str) -> String {
     if servers == 0 {
         out.push_str("# no name server of the host's is reachable from this sandbox\n");
     }
-    out
+    (out, servers)
 }
 
 /// Imports an image root into its cache on a blocking thread (extraction may take seconds,
@@ -522,17 +538,25 @@ async fn launch(
 
 #[cfg(test)]
 mod tests {
-    use super::resolv_conf_without_loopback;
+    use super::reachable_name_servers;
 
     #[test]
-    fn resolv_conf_drops_loopback_servers() {
-        let host = "search example.org\nnameserver 127.0.0.53\nnameserver 10.1.2.3\nnameserver ::1\noptions edns0\n";
-        let got = resolv_conf_without_loopback(host);
+    fn resolv_conf_keeps_only_reachable_servers() {
+        let host = "search example.org\nnameserver 127.0.0.53\nnameserver 10.1.2.3\n\
+                    nameserver ::1\nnameserver 2001:db8::1\noptions edns0\n";
+        let (got, n) = reachable_name_servers(host);
+        assert_eq!(n, 1);
         assert_eq!(
             got,
-            "search example.org\n# nameserver 127.0.0.53 (on the host's loopback: unreachable)\nnameserver 10.1.2.3\n# nameserver ::1 (on the host's loopback: unreachable)\noptions edns0\n"
+            "search example.org\n\
+             # nameserver 127.0.0.53 (on the host's loopback: unreachable)\n\
+             nameserver 10.1.2.3\n\
+             # nameserver ::1 (on the host's loopback: unreachable)\n\
+             # nameserver 2001:db8::1 (IPv6: the bridge is IPv4: unreachable)\n\
+             options edns0\n"
         );
-        let only_local = resolv_conf_without_loopback("nameserver 127.0.0.53\n");
+        let (only_local, n) = reachable_name_servers("nameserver 127.0.0.53\n");
+        assert_eq!(n, 0);
         assert!(
             only_local.ends_with("# no name server of the host's is reachable from this sandbox\n")
         );
