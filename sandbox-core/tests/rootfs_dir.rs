@@ -102,3 +102,56 @@ async fn the_host_mount_table_is_unchanged_after_many_sandboxes() {
     }
     assert_eq!(mountinfo(), before);
 }
+
+/// A read-only tree without its `/etc` files on a file system that cannot be idmapped
+/// (overlayfs here) still starts for a root caller: it stays a plain read-only bind
+/// (without the generated files) instead of failing on the idmapped layer it would get.
+#[tokio::test]
+async fn a_bare_tree_on_a_file_system_without_idmapping_still_starts() {
+    if common::in_private_mount_namespace(
+        "a_bare_tree_on_a_file_system_without_idmapping_still_starts",
+    ) {
+        return;
+    }
+    common::require_root();
+    use nix::mount::{mount, MsFlags};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    for d in ["lower", "upper", "work", "merged"] {
+        std::fs::create_dir(p(d)).unwrap();
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        p("lower").display(),
+        p("upper").display(),
+        p("work").display()
+    );
+    mount(
+        Some("overlay"),
+        &p("merged"),
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .unwrap();
+    let tree = p("merged").join("bb");
+    common::busybox_rootfs(&tree, &["sh", "echo", "cat"]);
+    std::fs::remove_dir(tree.join("etc")).unwrap();
+    assert!(Rootfs::dir(&tree).is_layered(true));
+    let out = Sandbox::new()
+        .hostname("bare")
+        .rootfs(Rootfs::dir(&tree))
+        .command("/bin/sh")
+        .arg("-c")
+        .arg("echo started; cat /etc/hostname 2>/dev/null || echo no-etc")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    // Either way it ran; which way depends on whether this kernel idmaps overlayfs.
+    assert!(
+        text == "started\nbare\n" || text == "started\nno-etc\n",
+        "{text}"
+    );
+}

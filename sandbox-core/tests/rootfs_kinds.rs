@@ -365,7 +365,7 @@ async fn busybox_rootfs_runs_ls_and_cat() {
     for d in ["proc", "dev", "etc", "tmp"] {
         std::fs::remove_dir(bare.join(d)).unwrap();
     }
-    assert!(Rootfs::dir(&bare).is_layered());
+    assert!(Rootfs::dir(&bare).is_layered(true));
     let before = common::snapshot(&bare);
     let out = run(
         &Sandbox::new().hostname("bb").rootfs(Rootfs::dir(&bare)),
@@ -388,7 +388,7 @@ async fn busybox_rootfs_runs_ls_and_cat() {
     for f in ["hostname", "hosts", "resolv.conf"] {
         std::fs::write(tree.join("etc").join(f), "orig\n").unwrap();
     }
-    assert!(!Rootfs::dir(&tree).is_layered());
+    assert!(!Rootfs::dir(&tree).is_layered(true));
     let before = common::snapshot(&tree);
     let out = run(
         &Sandbox::new().hostname("bb").rootfs(Rootfs::dir(&tree)),

@@ -205,7 +205,11 @@ impl Rootfs {
     /// the tree's. A tree that lacks one of them (a busybox tree has no `/etc` at all) is
     /// built as an overlay with a layer of the sandbox's own that takes them and any
     /// missing mount point, then sealed read-only: writes still fail with `EROFS`, and
-    /// nothing is written to the tree (see [`Rootfs::is_layered`]).
+    /// nothing is written to the tree (see [`Rootfs::is_layered`]). Two limits of that
+    /// layer: file systems mounted inside the tree are not seen through it (overlayfs does
+    /// not cross mounts), and an entry the tree has, even a dangling link such as
+    /// `resolv.conf -> ../run/systemd/…`, stays as it is. A tree on a file system that
+    /// cannot be idmapped (for a root caller) stays a plain bind without the files.
     pub fn dir(path: impl Into<PathBuf>) -> Rootfs {
         Rootfs::Dir {
             path: path.into(),

@@ -1011,12 +1011,40 @@ impl Builder {
                 path: path.to_path_buf(),
             });
         }
-        if !writable && lacks_etc_files(&root) {
+        if !writable && lacks_etc_files(&root, opts.hostname.is_some()) {
             // A read-only tree that cannot take the generated /etc files (a busybox tree
             // has no /etc at all) gets them through a copy-on-write layer of the
-            // sandbox's own, and is sealed read-only again once they are in place.
-            return self.layers(opts, std::slice::from_ref(&root), None, true);
+            // sandbox's own, and is sealed read-only again once they are in place. Its
+            // lower layer is idmapped for a root caller (so the layer may create /etc);
+            // a file system that cannot be idmapped (overlayfs, NFS) keeps the plain
+            // read-only bind, as a tree with the files gets.
+            let premade = match opts.idmap_userns {
+                None => None,
+                Some(userns) => match crate::kernel::idmapped_tree(&root, userns) {
+                    Ok(fd) => Some(fd),
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)
+                        ) =>
+                    {
+                        return self.plain_dir(opts, root, writable);
+                    }
+                    Err(source) => return Err(Error::Idmap { path: root, source }),
+                },
+            };
+            return self.layers_with(opts, std::slice::from_ref(&root), None, true, premade);
         }
+        self.plain_dir(opts, root, writable)
+    }
+
+    /// A tree bound as the root as it is (read-only unless `writable`).
+    fn plain_dir(
+        &mut self,
+        opts: &PlanOptions<'_>,
+        root: PathBuf,
+        writable: bool,
+    ) -> Result<(), Error> {
         if !writable && !root.join("proc").is_dir() {
             return Err(Error::MissingMountPoint {
                 root,
@@ -1044,16 +1072,18 @@ impl Builder {
         lower: &[PathBuf],
         upper: Option<&Path>,
     ) -> Result<(), Error> {
-        self.layers(opts, lower, upper, false)
+        self.layers_with(opts, lower, upper, false, None)
     }
 
-    /// An overlay root over `lower`; `seal`: made read-only once built.
-    fn layers(
+    /// An overlay root over `lower`; `seal`: made read-only once built; `premade`: the
+    /// idmapped tree of a single lower layer, made already.
+    fn layers_with(
         &mut self,
         opts: &PlanOptions<'_>,
         lower: &[PathBuf],
         upper: Option<&Path>,
         seal: bool,
+        mut premade: Option<OwnedFd>,
     ) -> Result<(), Error> {
         if lower.is_empty() {
             return Err(Error::NoLowerLayer);
@@ -1079,11 +1109,15 @@ impl Builder {
             self.smkdir(&at, 0o755);
             match opts.idmap_userns {
                 Some(userns) => {
-                    let fd =
-                        crate::kernel::idmapped_tree(l, userns).map_err(|source| Error::Idmap {
-                            path: l.clone(),
-                            source,
-                        })?;
+                    let fd = match premade.take() {
+                        Some(fd) => fd,
+                        None => crate::kernel::idmapped_tree(l, userns).map_err(|source| {
+                            Error::Idmap {
+                                path: l.clone(),
+                                source,
+                            }
+                        })?,
+                    };
                     self.ops.push(Op::Attach {
                         fd: fd.as_raw_fd(),
                         path: cstr(&at),
@@ -1134,9 +1168,11 @@ impl Builder {
 /// The files every new root gets generated (bound over what the tree has).
 const ETC_FILES: [&str; 3] = ["etc/hostname", "etc/hosts", "etc/resolv.conf"];
 
-/// Whether a tree lacks one of [`ETC_FILES`] (resolved inside it, as the sandbox would).
-fn lacks_etc_files(root: &Path) -> bool {
-    use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
+/// Whether a tree has no entry for one of [`ETC_FILES`] it would get (`/etc/hostname` only
+/// with a hostname): its `/etc` resolved inside it, as the sandbox would, the file itself
+/// not followed (a dangling link is an entry a layer could not replace either).
+fn lacks_etc_files(root: &Path, hostname: bool) -> bool {
+    use nix::fcntl::{open, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
     let Ok(dir) = open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -1144,26 +1180,36 @@ fn lacks_etc_files(root: &Path) -> bool {
     ) else {
         return false;
     };
-    ETC_FILES.iter().any(|f| {
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(&dir, *f, how).is_err()
-    })
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let Ok(etc) = openat2(&dir, "etc", how) else {
+        return true;
+    };
+    ETC_FILES
+        .iter()
+        .filter(|f| hostname || **f != "etc/hostname")
+        .filter_map(|f| f.strip_prefix("etc/"))
+        .any(|name| {
+            nix::sys::stat::fstatat(&etc, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                == Err(nix::Error::ENOENT)
+        })
 }
 
 impl Rootfs {
     /// Whether the root is built as an overlay: [`Rootfs::Overlay`], [`Rootfs::Image`],
-    /// and a read-only [`Rootfs::Dir`] that lacks `/etc/hostname`, `/etc/hosts` or
-    /// `/etc/resolv.conf` (it gets them on a copy-on-write layer of the sandbox's own,
-    /// sealed read-only again, so nothing is written to the tree).
-    pub fn is_layered(&self) -> bool {
+    /// and a read-only [`Rootfs::Dir`] without an entry for `/etc/hosts`,
+    /// `/etc/resolv.conf` or (for a sandbox with a `hostname`) `/etc/hostname`: it gets
+    /// them on a copy-on-write layer of the sandbox's own, sealed read-only again, so
+    /// nothing is written to the tree (unless its file system cannot be idmapped for a
+    /// root caller: then it stays a plain read-only bind without them).
+    pub fn is_layered(&self, hostname: bool) -> bool {
         match self {
             Rootfs::Overlay { .. } | Rootfs::Image { .. } => true,
             Rootfs::Dir {
                 path,
                 writable: false,
-            } => std::fs::canonicalize(path).is_ok_and(|root| lacks_etc_files(&root)),
+            } => std::fs::canonicalize(path).is_ok_and(|root| lacks_etc_files(&root, hostname)),
             _ => false,
         }
     }
@@ -1372,7 +1418,7 @@ mod tests {
     fn read_only_tree_without_etc_files_is_layered_and_sealed() {
         let t = tempfile::tempdir().unwrap();
         let r = std::fs::canonicalize(t.path()).unwrap();
-        assert!(Rootfs::dir(t.path()).is_layered());
+        assert!(Rootfs::dir(t.path()).is_layered(false));
         let p = plan(&Rootfs::dir(t.path()), &pid()).unwrap();
         let s = steps(&p);
         assert!(
@@ -1387,15 +1433,22 @@ mod tests {
             s[s.len() - 2..],
             ["make / read-only", "pivot_root into the new root"]
         );
-        // A symlink that resolves inside the tree counts; one that leaves it does not.
+        // An entry counts, even a link the sandbox could not follow (a layer could not
+        // replace it either); /etc/hostname only for a sandbox with a hostname.
         with_etc(t.path());
-        std::fs::remove_file(t.path().join("etc/resolv.conf")).unwrap();
-        std::os::unix::fs::symlink("/etc/hosts", t.path().join("etc/resolv.conf")).unwrap();
-        assert!(!Rootfs::dir(t.path()).is_layered());
+        assert!(!Rootfs::dir(t.path()).is_layered(true));
         std::fs::remove_file(t.path().join("etc/resolv.conf")).unwrap();
         std::os::unix::fs::symlink("/run/resolv.conf", t.path().join("etc/resolv.conf")).unwrap();
-        assert!(Rootfs::dir(t.path()).is_layered());
-        assert!(!Rootfs::dir(t.path()).writable().is_layered());
+        assert!(!Rootfs::dir(t.path()).is_layered(true));
+        std::fs::remove_file(t.path().join("etc/hostname")).unwrap();
+        assert!(!Rootfs::dir(t.path()).is_layered(false));
+        assert!(Rootfs::dir(t.path()).is_layered(true));
+        assert!(!Rootfs::dir(t.path()).writable().is_layered(true));
+        // /etc itself may be a link inside the tree.
+        let u = tempfile::tempdir().unwrap();
+        with_etc(&u.path().join("real"));
+        std::os::unix::fs::symlink("/real/etc", u.path().join("etc")).unwrap();
+        assert!(!Rootfs::dir(u.path()).is_layered(true));
     }
 
     #[test]

@@ -592,7 +592,7 @@ pub(crate) fn prepare_with(
         // Overlay layers are mounted idmapped when the caller can (it is root) and the
         // sandbox's root is not the host's: the host's root-owned files then belong to the
         // sandbox's root inside, and copy-up works.
-        let overlay = sandbox.rootfs.is_layered();
+        let overlay = sandbox.rootfs.is_layered(hostname.is_some());
         let mapping = match (&ids, overlay) {
             (Some(p), true) => idmap::mapping_userns(p).transpose()?,
             _ => None,
