@@ -704,7 +704,16 @@ async fn addresses_are_unique_across_processes_and_freed_when_a_holder_dies() {
         p.start_kill().unwrap();
         p.wait().await.unwrap();
     }
-    drop((again, held));
+    // A killed holder's claim file is taken over, and removed when that lease ends.
+    let other = br.lease(Some(seen[1]), None).unwrap();
+    drop((again, held, other));
+    let ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
+    let mine = std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR).join(format!(
+        "{}-{}",
+        std::os::unix::fs::MetadataExt::dev(&ns),
+        std::os::unix::fs::MetadataExt::ino(&ns)
+    ));
+    assert!(!mine.exists(), "{} is left", mine.display());
     br.remove().await.unwrap();
 }
 
@@ -767,5 +776,106 @@ async fn failed_bridged_spawns_leave_no_link_and_no_lease() {
     assert!(matches!(e, Error::Conflict(_)), "{e}");
     assert_eq!(common::links(), with_bridge);
     assert!(br.leased().is_empty());
+    br.remove().await.unwrap();
+}
+
+/// An unprivileged process cannot block a bridge's addresses: it can neither write the
+/// claim files (root's directory) nor does binding the names of the abstract sockets a
+/// non-root claimant would use matter to a root caller. All five addresses of a /29 are
+/// still handed out while such a squatter runs, and the claim files go with the leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_process_cannot_block_addresses() {
+    if common::in_private_network_namespace("an_unprivileged_process_cannot_block_addresses") {
+        return;
+    }
+    common::require_root();
+    let br = Bridge::create("sbtq", "10.90.0.0/29").await.unwrap();
+    // The index as this namespace's netlink sees it (sysfs may be the host's).
+    let index = {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ip -o link show sbtq | cut -d: -f1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert!(!index.is_empty());
+    let squat = format!(
+        r#"
+import os, socket, sys
+held = []
+for i in range(2, 7):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind("\0sandbox-net/lease/sbtq/{index}/10.90.0.%d" % i)
+    held.append(s)
+    try:
+        os.makedirs("{dir}/x", exist_ok=True)
+        print("wrote the lease directory", flush=True)
+    except OSError:
+        pass
+print("squatting", flush=True)
+sys.stdin.read()
+"#,
+        dir = sandbox_core::sandbox_net::LEASE_DIR
+    );
+    let mut squatter = tokio::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            &squat,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(squatter.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "squatting");
+    }
+    // A claim file a dead caller left (in a namespace long gone) is swept by the first
+    // claim of this process.
+    let stale = std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR)
+        .join(format!("0-{}", std::process::id()));
+    std::fs::create_dir_all(stale.join("gone-1")).unwrap();
+    std::fs::write(stale.join("gone-1/10.0.0.2"), "").unwrap();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let (child, _lines) = common::shell(
+            &Sandbox::new().network(Network::bridge(&br)),
+            "read x || true",
+        )
+        .await;
+        held.push(child);
+    }
+    assert!(!stale.exists(), "the stale claim was not swept");
+    let mut addrs: Vec<Ipv4Addr> = held.iter().map(|c| c.address().unwrap()).collect();
+    addrs.sort();
+    assert_eq!(
+        addrs,
+        (2..7)
+            .map(|i| Ipv4Addr::new(10, 90, 0, i))
+            .collect::<Vec<_>>()
+    );
+    for mut c in held {
+        drop(c.stdin.take());
+        c.wait().await.unwrap();
+    }
+    drop(squatter.stdin.take());
+    squatter.wait().await.unwrap();
+    // The claim files and their directories went with the leases.
+    let ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
+    let mine = std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR).join(format!(
+        "{}-{}",
+        std::os::unix::fs::MetadataExt::dev(&ns),
+        std::os::unix::fs::MetadataExt::ino(&ns)
+    ));
+    assert!(!mine.exists(), "{} is left", mine.display());
     br.remove().await.unwrap();
 }

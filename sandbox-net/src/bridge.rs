@@ -4,7 +4,7 @@ use crate::netlink::{errno_of, Netlink};
 use crate::{BridgeNet, Error, Ipv4Cidr};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -256,11 +256,12 @@ impl Bridge {
     /// is registered for it (for other sandboxes' `/etc/hosts`) until the lease ends.
     ///
     /// An address is free when no lease of this process holds it and no other process on
-    /// this machine (in the caller's network namespace) has claimed it: every lease binds
-    /// an abstract unix socket named after the bridge and the address, which the kernel
-    /// lets one socket hold at a time and frees when its holder closes it or dies. So
-    /// several processes sharing a bridge (two `run` commands, a crashed caller) never
-    /// hand out one address twice, and nothing on disk needs cleaning up.
+    /// this machine has claimed it on this bridge: every lease holds an exclusive `flock`
+    /// on a file named after the address under [`LEASE_DIR`](crate::LEASE_DIR) (only
+    /// root may write there, so no other user can block addresses), which the kernel
+    /// releases when its holder dies. So several processes sharing a bridge (two `run`
+    /// commands, a crashed caller) never hand out one address twice. A caller that is not
+    /// root claims with an abstract unix socket instead (see the `claim` module).
     pub fn lease(&self, want: Option<Ipv4Addr>, name: Option<&str>) -> Result<Lease, Error> {
         let cidr = self.state.cidr;
         let mut used = lock(&self.state.used);
@@ -310,31 +311,8 @@ impl Bridge {
     }
 
     /// Claims `addr` on this bridge for this process: `None` if another process holds it.
-    fn claim(&self, addr: Ipv4Addr) -> Result<Option<OwnedFd>, Error> {
-        use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-        let io = |source: nix::Error| Error::Io {
-            what: format!("claim address {addr} on bridge {}", self.state.name),
-            source: source.into(),
-        };
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(io)?;
-        // The bridge's index is part of the name: a bridge of the same name made again is
-        // another bridge.
-        let label = format!(
-            "sandbox-net/lease/{}/{}/{addr}",
-            self.state.name, self.state.index
-        );
-        let at = UnixAddr::new_abstract(label.as_bytes()).map_err(io)?;
-        match bind(fd.as_raw_fd(), &at) {
-            Ok(()) => Ok(Some(fd)),
-            Err(nix::Error::EADDRINUSE) => Ok(None),
-            Err(e) => Err(io(e)),
-        }
+    fn claim(&self, addr: Ipv4Addr) -> Result<Option<crate::claim::Claim>, Error> {
+        crate::claim::claim(&self.state.name, self.state.index, addr)
     }
 }
 
@@ -344,8 +322,8 @@ pub struct Lease {
     state: Arc<State>,
     addr: Ipv4Addr,
     name: Option<String>,
-    /// The abstract socket that claims the address machine-wide (see [`Bridge::lease`]).
-    _claim: OwnedFd,
+    /// The address's machine-wide claim (see [`Bridge::lease`]).
+    _claim: crate::claim::Claim,
 }
 
 impl Lease {

@@ -19,9 +19,9 @@
 //!
 //! Egress NAT for a bridge ([`Bridge::enable_nat`]) is an nftables masquerade rule made
 //! over netlink. Addresses are unique machine-wide, not only per process: each lease also
-//! holds an abstract unix socket named after the bridge and the address, which the kernel
-//! gives to one holder at a time and frees when it dies. What it does not do (yet): IPv6
-//! addresses on bridges, port publishing.
+//! holds an `flock` on a file named after the bridge and the address under [`LEASE_DIR`]
+//! (root's only), which the kernel releases when its holder dies. What it does not do
+//! (yet): IPv6 addresses on bridges, port publishing.
 //!
 //! ```
 //! use sandbox_net::Network;
@@ -36,12 +36,14 @@
 
 mod bridge;
 mod cidr;
+mod claim;
 mod netlink;
 mod netns;
 mod nft;
 
 pub use bridge::{check_ifname, Attachment, Bridge, Lease, MAX_IFNAME};
 pub use cidr::Ipv4Cidr;
+pub use claim::LEASE_DIR;
 pub use netns::{Netns, NETNS_DIR};
 
 use serde::{Deserialize, Serialize};
