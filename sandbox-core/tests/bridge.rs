@@ -437,6 +437,17 @@ async fn a_named_netns_outlives_its_sandbox_until_its_owner_removes_it() {
     );
 }
 
+/// The directory of this network namespace's address claims (see `LEASE_DIR`).
+fn claims_of_this_namespace() -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
+    std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR).join(format!(
+        "{}-{}",
+        ns.dev(),
+        ns.ino()
+    ))
+}
+
 /// The `nameserver` addresses of a resolv.conf.
 fn name_servers(text: &str) -> Vec<String> {
     text.lines()
@@ -707,12 +718,7 @@ async fn addresses_are_unique_across_processes_and_freed_when_a_holder_dies() {
     // A killed holder's claim file is taken over, and removed when that lease ends.
     let other = br.lease(Some(seen[1]), None).unwrap();
     drop((again, held, other));
-    let ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
-    let mine = std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR).join(format!(
-        "{}-{}",
-        std::os::unix::fs::MetadataExt::dev(&ns),
-        std::os::unix::fs::MetadataExt::ino(&ns)
-    ));
+    let mine = claims_of_this_namespace();
     assert!(!mine.exists(), "{} is left", mine.display());
     br.remove().await.unwrap();
 }
@@ -870,12 +876,7 @@ sys.stdin.read()
     drop(squatter.stdin.take());
     squatter.wait().await.unwrap();
     // The claim files and their directories went with the leases.
-    let ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
-    let mine = std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR).join(format!(
-        "{}-{}",
-        std::os::unix::fs::MetadataExt::dev(&ns),
-        std::os::unix::fs::MetadataExt::ino(&ns)
-    ));
+    let mine = claims_of_this_namespace();
     assert!(!mine.exists(), "{} is left", mine.display());
     br.remove().await.unwrap();
 }
