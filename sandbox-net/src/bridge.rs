@@ -264,6 +264,7 @@ impl Bridge {
     /// root claims with an abstract unix socket instead (see the `claim` module).
     pub fn lease(&self, want: Option<Ipv4Addr>, name: Option<&str>) -> Result<Lease, Error> {
         let cidr = self.state.cidr;
+        let claimer = crate::claim::Claimer::new(&self.state.name, self.state.index);
         let mut used = lock(&self.state.used);
         let (addr, claim) = match want {
             Some(a) => {
@@ -273,7 +274,7 @@ impl Bridge {
                 if used.taken.contains(&a) {
                     return Err(Error::AddressTaken { address: a });
                 }
-                match self.claim(a)? {
+                match claimer.claim(a)? {
                     Some(c) => (a, c),
                     None => return Err(Error::AddressTaken { address: a }),
                 }
@@ -287,7 +288,7 @@ impl Bridge {
                     if used.taken.contains(&a) {
                         continue;
                     }
-                    if let Some(c) = self.claim(a)? {
+                    if let Some(c) = claimer.claim(a)? {
                         found = Some((a, c));
                         break;
                     }
@@ -308,11 +309,6 @@ impl Bridge {
             name,
             _claim: claim,
         })
-    }
-
-    /// Claims `addr` on this bridge for this process: `None` if another process holds it.
-    fn claim(&self, addr: Ipv4Addr) -> Result<Option<crate::claim::Claim>, Error> {
-        crate::claim::claim(&self.state.name, self.state.index, addr)
     }
 }
 
@@ -372,7 +368,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Attachment {
     /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of a sandbox that
     /// has not started its program yet) to the lease's bridge: a veth pair, the host end on
-    /// the bridge and up (named after `sandbox`, e.g. its hostname: `web-1x2k`), the other
+    /// the bridge and up (named after `sandbox`, e.g. its hostname: `sbx-web-1x2k`), the other
     /// end created inside as `interface`. The sandbox's own
     /// setup then gives it the lease's address, brings it up and adds the default route
     /// (see [`Attachment::inside`]). On failure nothing is left.

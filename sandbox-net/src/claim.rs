@@ -34,19 +34,36 @@ pub(crate) enum Claim {
     Socket(#[allow(dead_code)] OwnedFd),
 }
 
-/// Claims `addr` on the bridge `name` (index `index`) of the caller's network namespace:
-/// `None` if another process holds it.
-pub(crate) fn claim(name: &str, index: u32, addr: Ipv4Addr) -> Result<Option<Claim>, Error> {
-    let io = |source: std::io::Error| Error::Io {
-        what: format!("claim address {addr} on bridge {name}"),
-        source,
-    };
-    match bridge_dir(name, index) {
-        Some(dir) => {
+/// How claims on one bridge are made: files in its claim directory, or abstract sockets
+/// (decided once per lease, not for every address it tries).
+pub(crate) struct Claimer<'a> {
+    /// The bridge's name and index.
+    name: &'a str,
+    index: u32,
+    /// Its claim directory; `None`: abstract sockets.
+    dir: Option<PathBuf>,
+}
+
+impl<'a> Claimer<'a> {
+    /// For the bridge `name` (index `index`) of the caller's network namespace.
+    pub(crate) fn new(name: &'a str, index: u32) -> Claimer<'a> {
+        let dir = bridge_dir(name, index);
+        if dir.is_some() {
             sweep_once();
-            claim_file(&dir, addr).map_err(io)
         }
-        None => claim_socket(name, index, addr).map_err(io),
+        Claimer { name, index, dir }
+    }
+
+    /// Claims `addr`: `None` if another process holds it.
+    pub(crate) fn claim(&self, addr: Ipv4Addr) -> Result<Option<Claim>, Error> {
+        let r = match &self.dir {
+            Some(dir) => claim_file(dir, addr),
+            None => claim_socket(self.name, self.index, addr),
+        };
+        r.map_err(|source| Error::Io {
+            what: format!("claim address {addr} on bridge {}", self.name),
+            source,
+        })
     }
 }
 
