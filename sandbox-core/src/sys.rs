@@ -120,35 +120,25 @@ pub(crate) fn block_all_signals() -> io::Result<()> {
 /// Duplicates `fd` to a number of at least 3 (close-on-exec), so that it can never be
 /// clobbered when the child places its stdio on 0, 1 and 2.
 pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
-    if fd.as_raw_fd() > 2 {
-        return Ok(fd);
-    }
-    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd or -1.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` is a fresh descriptor owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    at_least(fd, 3)
 }
 
 /// Duplicates a borrowed fd into a new owned one, numbered at least 3, close-on-exec.
 pub(crate) fn dup_above_stdio(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd or -1.
-    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` is a fresh descriptor owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    dup_at_least(fd, 3)
 }
 
 /// `fd` itself when numbered at least `floor`, else a close-on-exec copy that is (and `fd`
 /// is closed).
-pub(crate) fn at_least(fd: OwnedFd, floor: RawFdNum) -> io::Result<OwnedFd> {
+pub(crate) fn at_least(fd: OwnedFd, floor: RawFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() >= floor {
         return Ok(fd);
     }
+    dup_at_least(fd.as_fd(), floor)
+}
+
+/// A close-on-exec copy of `fd` numbered at least `floor`.
+pub(crate) fn dup_at_least(fd: BorrowedFd<'_>, floor: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd or -1.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
     if new < 0 {
@@ -157,8 +147,6 @@ pub(crate) fn at_least(fd: OwnedFd, floor: RawFdNum) -> io::Result<OwnedFd> {
     // SAFETY: `new` is a fresh descriptor owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
-
-type RawFdNum = libc::c_int;
 
 /// A pipe with both ends close-on-exec, both numbered at least 3.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

@@ -1122,15 +1122,10 @@ fn place_passed_fds(plan: &ChildPlan) -> Result<c_int, c_int> {
             plan.pass_floor
         )? as c_int;
     }
-    // First every source above the floor (a source may sit on another's number), then each
-    // onto its number.
-    let mut moved = [-1 as c_int; super::prepare::MAX_PASS];
-    for (slot, &(src, _)) in moved.iter_mut().zip(plan.pass.iter().take(plan.pass_len)) {
-        *slot = sys!(libc::SYS_fcntl, src, libc::F_DUPFD_CLOEXEC, plan.pass_floor)? as c_int;
-    }
-    for (&tmp, &(_, target)) in moved.iter().zip(plan.pass.iter().take(plan.pass_len)) {
-        sys!(libc::SYS_dup3, tmp, target, 0)?;
-        close(tmp);
+    // Every source sits at or above the floor (the parent copied it there) and every target
+    // below it, so no placement clobbers a source still to be placed.
+    for &(src, target) in plan.pass.iter().take(plan.pass_len) {
+        sys!(libc::SYS_dup3, src, target, 0)?;
     }
     Ok(init_fd)
 }

@@ -367,15 +367,15 @@ fn passed_fds(cmd: &Command, child_fds: &mut Vec<OwnedFd>) -> Result<(PassList, 
         seen.push(*target);
         floor = floor.max(target.saturating_add(1));
     }
-    // SAFETY: getrlimit writes one rlimit.
+    if cmd.pass.is_empty() {
+        return Ok((pass, 0, floor));
+    }
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: a valid resource and a pointer to a live rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0
-        && !cmd.pass.is_empty()
-        && floor as u64 >= rl.rlim_cur
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 && floor as u64 >= rl.rlim_cur
     {
         return Err(Error::Invalid {
             what: "passed descriptor number",
@@ -387,8 +387,7 @@ fn passed_fds(cmd: &Command, child_fds: &mut Vec<OwnedFd>) -> Result<(PassList, 
         });
     }
     for (i, (target, fd)) in cmd.pass.iter().enumerate() {
-        let copy = sys::dup_above_stdio(fd.as_fd())
-            .and_then(|c| sys::at_least(c, floor))
+        let copy = sys::dup_at_least(fd.as_fd(), floor)
             .map_err(|e| Error::os(format!("copy passed descriptor {target}"), e))?;
         pass[i] = (copy.as_raw_fd(), *target);
         child_fds.push(copy);
