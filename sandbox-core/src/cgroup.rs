@@ -394,12 +394,7 @@ impl Cgroup {
                 v2: false,
             },
             Version::V2 => CpuMeter {
-                file: self
-                    .dirs
-                    .first()
-                    .cloned()
-                    .unwrap_or_default()
-                    .join("cpu.stat"),
+                file: self.dir("").join("cpu.stat"),
                 v2: true,
             },
         }
@@ -430,10 +425,9 @@ impl Cgroup {
                     cpu_system: Duration::from_micros(field(&stat, "system_usec ")),
                     // Without the memory controller (a v2 mount that has none) there is
                     // no peak to report.
-                    peak_memory: d
-                        .join("memory.peak")
-                        .exists()
-                        .then(|| num(&read(d, "memory.peak"))),
+                    peak_memory: std::fs::read_to_string(d.join("memory.peak"))
+                        .ok()
+                        .map(|s| num(&s)),
                     oom_killed: field(&events, "oom_kill ") > 0,
                 }
             }

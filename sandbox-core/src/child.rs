@@ -366,7 +366,7 @@ pub struct Child {
 }
 
 /// The parts of a sandbox's description that hold every process started in it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Hardening {
     pub seccomp: crate::Seccomp,
     pub capabilities: Vec<crate::Capability>,

@@ -1062,6 +1062,12 @@ pub(crate) mod landlock_access {
 
 /// The kernel's landlock ABI version, or `None` without landlock.
 fn landlock_abi() -> Option<u32> {
+    // The kernel's answer does not change: asked once, not on every spawn.
+    static ABI: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *ABI.get_or_init(ask_landlock_abi)
+}
+
+fn ask_landlock_abi() -> Option<u32> {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: the version query takes no attribute pointer and no size.
     let v = unsafe {
