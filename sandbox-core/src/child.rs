@@ -233,10 +233,7 @@ type Early = std::sync::Arc<std::sync::Mutex<Option<i32>>>;
 
 /// Starts the task that reaps `pidfd`'s process when it ends.
 fn reap_early(pidfd: &OwnedFd) -> std::io::Result<Early> {
-    let dup = pidfd.try_clone()?;
-    // SAFETY: the AsyncFd owns the duplicate for its whole life and never replaces it.
-    let fd = unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)?;
+    let fd = crate::spawn::async_pidfd(pidfd.try_clone()?).map_err(|(_, e)| e)?;
     let state: Early = std::sync::Arc::default();
     let status = state.clone();
     tokio::spawn(async move {
@@ -448,11 +445,10 @@ impl Child {
             _ => None,
         };
         if p.limits.wall_time.is_some() || cpu.is_some() {
-            let watched = p.pidfd.try_clone().and_then(|dup| {
-                // SAFETY: the AsyncFd owns the duplicate for its whole life.
-                unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
-                    .map_err(|e| e.into_parts().1)
-            });
+            let watched = p
+                .pidfd
+                .try_clone()
+                .and_then(|dup| crate::spawn::async_pidfd(dup).map_err(|(_, e)| e));
             match watched {
                 Ok(fd) => {
                     tokio::spawn(watchdog(
@@ -474,15 +470,9 @@ impl Child {
         } else {
             None
         };
-        // SAFETY: the AsyncFd owns the pidfd for its whole life and never replaces it.
-        let pidfd = match unsafe {
-            AsyncFd::register_with_interest(p.pidfd, tokio::io::Interest::READABLE)
-        } {
+        let pidfd = match crate::spawn::async_pidfd(p.pidfd) {
             Ok(fd) => fd,
-            Err(e) => {
-                let (fd, e) = e.into_parts();
-                return Err(give_up(Error::os("register the pidfd", e), fd));
-            }
+            Err((fd, e)) => return Err(give_up(Error::os("register the pidfd", e), fd)),
         };
         Ok(Child {
             stdin,

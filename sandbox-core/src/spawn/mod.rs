@@ -125,12 +125,20 @@ pub(crate) fn abandon(pidfd: OwnedFd, plan: Box<ChildPlan>) {
     reaper::adopt_with(pidfd, Some(Box::new(KeepPlan(Some(plan)))));
 }
 
-/// Waits (asynchronously) for the process behind `pidfd` to end, and reaps it.
-pub(crate) async fn wait_reaped(pidfd: OwnedFd) -> std::io::Result<i32> {
+/// A pidfd registered with the runtime (readable once its process has ended); on failure
+/// the pidfd comes back with the error.
+pub(crate) fn async_pidfd(
+    pidfd: OwnedFd,
+) -> std::result::Result<AsyncFd<OwnedFd>, (OwnedFd, std::io::Error)> {
     // SAFETY: the AsyncFd owns the pidfd for its whole life; the fd is not closed or
     // replaced while registered.
-    let afd = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)?;
+    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts())
+}
+
+/// Waits (asynchronously) for the process behind `pidfd` to end, and reaps it.
+pub(crate) async fn wait_reaped(pidfd: OwnedFd) -> std::io::Result<i32> {
+    let afd = async_pidfd(pidfd).map_err(|(_, e)| e)?;
     loop {
         let mut guard = afd.readable().await?;
         if let Some(st) = sys::waitid_pidfd(afd.get_ref().as_fd(), true)? {
