@@ -1012,13 +1012,11 @@ fn drop_capabilities(plan: &ChildPlan) -> Result<(), c_int> {
     ];
     header.version = VERSION_3;
     sys!(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())?;
+    // (Unused arguments are zero, as prctl requires: `sys!` pads them.)
     sys!(
         libc::SYS_prctl,
         libc::PR_CAP_AMBIENT,
-        libc::PR_CAP_AMBIENT_CLEAR_ALL,
-        0,
-        0,
-        0
+        libc::PR_CAP_AMBIENT_CLEAR_ALL
     )?;
     for cap in 0..=plan.cap_last.min(63) {
         if keep & (1u64 << cap) != 0 {
@@ -1026,9 +1024,7 @@ fn drop_capabilities(plan: &ChildPlan) -> Result<(), c_int> {
                 libc::SYS_prctl,
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_RAISE,
-                cap,
-                0,
-                0
+                cap
             )?;
         }
     }
@@ -1144,7 +1140,7 @@ fn execute(plan: &ChildPlan) -> Fail {
                 .at(Stage::Terminal, 0)?;
         }
         drop_capabilities(plan).at(Stage::Capabilities, 0)?;
-        sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).at(Stage::NoNewPrivs, 0)?;
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1).at(Stage::NoNewPrivs, 0)?;
         apply_landlock(plan)?;
         let init_fd = place_passed_fds(plan).at(Stage::FileDescriptors, 1)?;
         // Last but for the filter: an open-files limit must not stop the steps above.
