@@ -3,6 +3,7 @@
 //! usable, v1 otherwise (each controller its own hierarchy), detected at run time.
 
 use crate::{Error, Limits, Result};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -450,16 +451,20 @@ impl Cgroup {
                 .collect()
         };
         for d in &self.dirs {
-            for pid in listed(d) {
-                // Through a pidfd, and only if the pid is still listed once the pidfd pins
-                // its process: a pid that ended and was reused by a process elsewhere is
-                // never signalled.
-                let Ok(fd) = crate::sys::pidfd_open(pid) else {
-                    continue;
-                };
-                if listed(d).contains(&pid) {
-                    let _ =
-                        crate::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);
+            // Through pidfds, and only to pids still listed once their pidfds pin their
+            // processes: a pid that ended and was reused by a process elsewhere is never
+            // signalled. (One re-read for all, not one per pid.)
+            let pinned: Vec<(i32, OwnedFd)> = listed(d)
+                .into_iter()
+                .filter_map(|pid| crate::sys::pidfd_open(pid).ok().map(|fd| (pid, fd)))
+                .collect();
+            if pinned.is_empty() {
+                continue;
+            }
+            let still = listed(d);
+            for (pid, fd) in &pinned {
+                if still.contains(pid) {
+                    let _ = crate::sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
                 }
             }
         }
