@@ -312,7 +312,7 @@ async fn read_limited<R: tokio::io::AsyncRead + Unpin>(
 /// // Another program in the same sandbox, as `docker exec` does.
 /// let mut cmd = Command::new("/bin/hostname");
 /// cmd.stdout(Stdio::piped());
-/// let out = child.exec(&mut cmd).await?.wait_with_output().await?;
+/// let out = child.exec(&cmd).await?.wait_with_output().await?;
 /// assert_eq!(out.stdout, b"sandbox\n");
 /// // The whole sandbox ends with its init.
 /// child.kill().await?;
@@ -370,35 +370,6 @@ pub(crate) struct Hardening {
     pub landlock: Option<crate::Landlock>,
     /// For its rlimits (the cgroup and the times belong to the sandbox).
     pub limits: crate::Limits,
-}
-
-/// A command whose sandbox description is replaced for one spawn, and put back when this
-/// goes (also when the spawn future is dropped).
-struct SwappedSandbox<'a> {
-    cmd: &'a mut Command,
-    original: Option<crate::Sandbox>,
-}
-
-impl<'a> SwappedSandbox<'a> {
-    fn new(cmd: &'a mut Command, sandbox: crate::Sandbox) -> SwappedSandbox<'a> {
-        let original = std::mem::replace(&mut cmd.sandbox, sandbox);
-        SwappedSandbox {
-            cmd,
-            original: Some(original),
-        }
-    }
-
-    fn cmd(&self) -> &Command {
-        self.cmd
-    }
-}
-
-impl Drop for SwappedSandbox<'_> {
-    fn drop(&mut self) {
-        if let Some(s) = self.original.take() {
-            self.cmd.sandbox = s;
-        }
-    }
 }
 
 fn pipe_end<T>(
@@ -858,7 +829,7 @@ impl Child {
     /// its sandbox description is ignored, since the sandbox already exists: the process
     /// gets the sandbox's own seccomp filter, capabilities, landlock rules and rlimits, and
     /// joins its cgroup.
-    pub async fn exec(&self, cmd: &mut Command) -> Result<Child> {
+    pub async fn exec(&self, cmd: &Command) -> Result<Child> {
         let joins = {
             let (pid, _held) = self.live_pid()?;
             let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
@@ -885,8 +856,7 @@ impl Child {
         hardened.capabilities = self.hardening.capabilities.clone();
         hardened.landlock = self.hardening.landlock.clone();
         hardened.limits = self.hardening.limits.clone();
-        let swapped = SwappedSandbox::new(cmd, hardened);
-        crate::spawn::exec(swapped.cmd(), joins, cgroup).await
+        crate::spawn::exec(cmd, &hardened, joins, cgroup).await
     }
 }
 

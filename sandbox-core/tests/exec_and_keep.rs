@@ -19,7 +19,7 @@ async fn exec_runs_inside_the_running_sandbox() {
         .arg("hostname; cd /proc && echo [0-9]*; echo $$; read x || true")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    let mut ex = sb.exec(&mut cmd).await.unwrap();
+    let mut ex = sb.exec(&cmd).await.unwrap();
     // From the host: the exec'd process is in every one of the sandbox's namespaces.
     assert_eq!(ex.namespace_ids().unwrap(), target);
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -40,14 +40,14 @@ async fn exec_runs_inside_the_running_sandbox() {
     drop(ex.stdin.take());
     assert!(ex.wait().await.unwrap().success());
     // A failing exec reports like a failing spawn.
-    let e = sb.exec(&mut Command::new("/no/such")).await.unwrap_err();
+    let e = sb.exec(&Command::new("/no/such")).await.unwrap_err();
     assert_eq!(
         e.to_string(),
         "exec /no/such: No such file or directory (ENOENT)"
     );
     sb.kill().await.unwrap();
     // Exec into an ended sandbox is a typed error.
-    assert!(sb.exec(&mut Command::new("/bin/true")).await.is_err());
+    assert!(sb.exec(&Command::new("/bin/true")).await.is_err());
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn an_execd_process_that_ended_has_no_pid_left() {
     common::require_root();
     let (mut child, mut lines) = common::shell(&Sandbox::new(), "echo up; read x || true").await;
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");
-    let done = child.exec(&mut Command::new("/bin/true")).await.unwrap();
+    let done = child.exec(&Command::new("/bin/true")).await.unwrap();
     let pid = done.id().unwrap();
     // (Polled without blocking the runtime, on which the early reaper runs.)
     for _ in 0..500 {
@@ -151,7 +151,7 @@ async fn an_execd_process_that_ended_has_no_pid_left() {
         "the pid of a reaped process is not handed out"
     );
     assert!(matches!(
-        done.exec(&mut Command::new("/bin/true")).await,
+        done.exec(&Command::new("/bin/true")).await,
         Err(sandbox_core::Error::Reaped)
     ));
     assert!(matches!(
@@ -179,7 +179,7 @@ async fn an_execd_process_gets_the_sandboxs_hardening() {
         .arg("grep -E '^(CapEff|Seccomp):' /proc/self/status; ulimit -n")
         .stdout(Stdio::piped());
     let out = child
-        .exec(&mut cmd)
+        .exec(&cmd)
         .await
         .unwrap()
         .wait_with_output()

@@ -98,7 +98,7 @@ async fn attack(sandbox: Sandbox) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..150 {
-        let Ok(mut c) = attacker.exec(&mut Command::new("/bin/true")).await else {
+        let Ok(mut c) = attacker.exec(&Command::new("/bin/true")).await else {
             break;
         };
         c.wait().await.unwrap();

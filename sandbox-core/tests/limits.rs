@@ -380,7 +380,7 @@ async fn exec_joins_the_sandboxs_cgroup() {
     cmd.arg("-c")
         .arg("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo spent; sleep 1000")
         .stdout(sandbox_core::Stdio::piped());
-    let mut execd = tokio::time::timeout(Duration::from_secs(10), child.exec(&mut cmd))
+    let mut execd = tokio::time::timeout(Duration::from_secs(10), child.exec(&cmd))
         .await
         .expect("exec in time")
         .unwrap();

@@ -168,7 +168,7 @@ async fn no_allocation_between_clone_and_exec() {
         .spawn()
         .await
         .unwrap();
-    let out = long.exec(&mut Command::new("/bin/true")).await.unwrap();
+    let out = long.exec(&Command::new("/bin/true")).await.unwrap();
     drop(out);
     let uts = format!("/proc/{}/ns/uts", long.id().unwrap());
     let o = Sandbox::new()

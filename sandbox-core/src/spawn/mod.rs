@@ -31,16 +31,18 @@ use tokio::io::AsyncReadExt;
 
 /// Spawns `cmd` in a new sandbox.
 pub(crate) async fn spawn(cmd: &Command) -> Result<Child> {
-    launch(cmd, None, None).await
+    launch(cmd, &cmd.sandbox, None, None).await
 }
 
-/// Spawns `cmd` inside the namespaces in `exec` (an existing sandbox's).
+/// Spawns `cmd` inside the namespaces in `exec` (an existing sandbox's), held by
+/// `sandbox` (that sandbox's hardening) rather than the command's own description.
 pub(crate) async fn exec(
     cmd: &Command,
+    sandbox: &crate::Sandbox,
     joins: ExecJoins,
     cgroup: Option<crate::cgroup::Member>,
 ) -> Result<Child> {
-    launch(cmd, Some(joins), cgroup).await
+    launch(cmd, sandbox, Some(joins), cgroup).await
 }
 
 /// Owns a cloned child, and the plan whose memory it may use, until the spawn succeeds;
@@ -174,22 +176,21 @@ async fn read_frame(sync: &mut tokio::net::UnixStream) -> Result<Option<Frame>> 
 /// Takes an address on the sandbox's bridge (opening the bridge if this process has not)
 /// and works out its `/etc/hosts` entries.
 async fn bridge_lease(
-    cmd: &Command,
+    sandbox: &crate::Sandbox,
     b: &sandbox_net::BridgeNet,
 ) -> Result<(prepare::NetPrep, sandbox_net::Lease)> {
     let bridge = match sandbox_net::Bridge::lookup(&b.bridge) {
         Some(br) => br,
         None => sandbox_net::Bridge::open(&b.bridge).await?,
     };
-    let hostname = cmd
-        .sandbox
+    let hostname = sandbox
         .hostname
         .clone()
         .unwrap_or_else(|| crate::DEFAULT_HOSTNAME.to_string());
     // Names for /etc/hosts are checked before any address or link is taken; a root that
     // gets no generated /etc (the caller's own tree) could not show them.
     if b.peers || !b.hosts.is_empty() {
-        if matches!(cmd.sandbox.rootfs, sandbox_fs::Rootfs::Host) {
+        if matches!(sandbox.rootfs, sandbox_fs::Rootfs::Host) {
             return Err(Error::Conflict(
                 "/etc/hosts entries (peers, add_host) need a root of the sandbox's own; \
                  Rootfs::host() shows the caller's /etc"
@@ -348,20 +349,21 @@ fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
 
 async fn launch(
     cmd: &Command,
+    sandbox: &crate::Sandbox,
     exec: Option<ExecJoins>,
     exec_cgroup: Option<crate::cgroup::Member>,
 ) -> Result<Child> {
     let exec_none = exec.is_none();
-    let image = matches!(cmd.sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
-    if exec.is_none() && image && cmd.sandbox.creates(crate::Namespace::Mount) {
+    let image = matches!(sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
+    if exec.is_none() && image && sandbox.creates(crate::Namespace::Mount) {
         // Bad mounts are refused before an image is imported (the plan checks them again
         // for every other root; prepare refuses a root without a mount namespace).
-        sandbox_fs::check_mounts(&cmd.sandbox.mounts)?;
-        import_image(&cmd.sandbox.rootfs).await?;
+        sandbox_fs::check_mounts(&sandbox.mounts)?;
+        import_image(&sandbox.rootfs).await?;
     }
-    let (net, lease) = match (&cmd.sandbox.network, &exec) {
+    let (net, lease) = match (&sandbox.network, &exec) {
         (sandbox_net::Network::Bridge(b), None) => {
-            let (net, lease) = bridge_lease(cmd, b).await?;
+            let (net, lease) = bridge_lease(sandbox, b).await?;
             (net, Some((lease, b)))
         }
         _ => (prepare::NetPrep::default(), None),
@@ -376,7 +378,7 @@ async fn launch(
         plan,
         child_fds,
         parent,
-    } = prepare::prepare_with(cmd, exec, &net)?;
+    } = prepare::prepare_with(cmd, sandbox, exec, &net)?;
     let started = Instant::now();
     let (spawned, plan) = spawner::clone(plan, child_fds).await;
     let spawned = spawned.map_err(|e| Error::os("clone3", e))?;
@@ -437,12 +439,11 @@ async fn launch(
         let connected = async {
             let netns = std::fs::File::open(format!("/proc/{}/ns/net", spawned.pid))
                 .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
-            let sandbox = cmd
-                .sandbox
+            let name = sandbox
                 .hostname
                 .as_deref()
                 .unwrap_or(crate::DEFAULT_HOSTNAME);
-            sandbox_net::Attachment::connect(netns.into(), lease, plan, "eth0", sandbox)
+            sandbox_net::Attachment::connect(netns.into(), lease, plan, "eth0", name)
                 .await
                 .map_err(Error::from)
         }
@@ -521,18 +522,18 @@ async fn launch(
         pty: parent.pty,
         kill_on_drop: parent.kill_on_drop,
         network: attachment,
-        own_netns: exec_none && cmd.sandbox.creates(crate::Namespace::Net),
+        own_netns: exec_none && sandbox.creates(crate::Namespace::Net),
         limits: if exec_none {
-            cmd.sandbox.limits.clone()
+            sandbox.limits.clone()
         } else {
             crate::Limits::default()
         },
         cgroup: parent.cgroup,
         hardening: crate::child::Hardening {
-            seccomp: cmd.sandbox.seccomp.clone(),
-            capabilities: cmd.sandbox.capabilities.clone(),
-            landlock: cmd.sandbox.landlock.clone(),
-            limits: cmd.sandbox.limits.clone(),
+            seccomp: sandbox.seccomp.clone(),
+            capabilities: sandbox.capabilities.clone(),
+            landlock: sandbox.landlock.clone(),
+            limits: sandbox.limits.clone(),
         },
         reap_early: !exec_none
             || cmd

@@ -402,7 +402,7 @@ pub(crate) type ExecJoins = Vec<(Namespace, OwnedFd)>;
 /// inside an existing sandbox (its namespaces' fds, already opened).
 #[cfg(test)]
 pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared> {
-    prepare_with(cmd, exec, &NetPrep::default())
+    prepare_with(cmd, &cmd.sandbox, exec, &NetPrep::default())
 }
 
 /// What the network setup decided before the spawn: the sandbox's own address on a
@@ -425,10 +425,10 @@ pub(crate) struct NetPrep {
 /// [`prepare`], with the network's part decided.
 pub(crate) fn prepare_with(
     cmd: &Command,
+    sandbox: &crate::Sandbox,
     exec: Option<ExecJoins>,
     net: &NetPrep,
 ) -> Result<Prepared> {
-    let sandbox = &cmd.sandbox;
     let is_exec = exec.is_some();
     sandbox.limits.check()?;
     let mut rlimits = [(0u32, 0u64, 0u64); 8];
