@@ -221,7 +221,6 @@ async fn bridge_lease(
         own_address: Some(lease.address().into()),
         hosts,
         bridged: true,
-        join_cgroup: false,
         eth0: Some((lease.address(), cidr.prefix(), cidr.gateway())),
         resolv_conf: bridge.nat().then(resolv_conf_with_a_way_out),
     };
@@ -370,15 +369,11 @@ async fn launch(
     };
     // A process joining a running sandbox joins its cgroup too (before it runs anything),
     // so the sandbox's limits and accounting cover it.
-    let net = prepare::NetPrep {
-        join_cgroup: exec_cgroup.is_some(),
-        ..net
-    };
     let Prepared {
         plan,
         child_fds,
         parent,
-    } = prepare::prepare_with(cmd, sandbox, exec, &net)?;
+    } = prepare::prepare_with(cmd, sandbox, exec, &net, exec_cgroup.is_some())?;
     let started = Instant::now();
     let (spawned, plan) = spawner::clone(plan, child_fds).await;
     let spawned = spawned.map_err(|e| Error::os("clone3", e))?;

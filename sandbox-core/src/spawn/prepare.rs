@@ -402,7 +402,7 @@ pub(crate) type ExecJoins = Vec<(Namespace, OwnedFd)>;
 /// inside an existing sandbox (its namespaces' fds, already opened).
 #[cfg(test)]
 pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared> {
-    prepare_with(cmd, &cmd.sandbox, exec, &NetPrep::default())
+    prepare_with(cmd, &cmd.sandbox, exec, &NetPrep::default(), false)
 }
 
 /// What the network setup decided before the spawn: the sandbox's own address on a
@@ -413,9 +413,6 @@ pub(crate) struct NetPrep {
     pub hosts: Vec<(String, std::net::IpAddr)>,
     /// The parent configures the network between the clone and GO.
     pub bridged: bool,
-    /// The child (an exec into a running sandbox) is moved into the sandbox's cgroup
-    /// between the clone and GO.
-    pub join_cgroup: bool,
     /// What the child sets on `eth0`: address, prefix length, gateway.
     pub eth0: Option<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr)>,
     /// The sandbox's `/etc/resolv.conf` when its bridge has a way out (NAT).
@@ -423,11 +420,14 @@ pub(crate) struct NetPrep {
 }
 
 /// [`prepare`], with the network's part decided.
+/// `join_cgroup`: the child (an exec into a running sandbox) is moved into the sandbox's
+/// cgroup between the clone and GO.
 pub(crate) fn prepare_with(
     cmd: &Command,
     sandbox: &crate::Sandbox,
     exec: Option<ExecJoins>,
     net: &NetPrep,
+    join_cgroup: bool,
 ) -> Result<Prepared> {
     let is_exec = exec.is_some();
     sandbox.limits.check()?;
@@ -752,7 +752,7 @@ pub(crate) fn prepare_with(
         }
         None => -1,
     };
-    let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || net.join_cgroup;
+    let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || join_cgroup;
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
     let parent_dumpable = caller_dumpable();
 
