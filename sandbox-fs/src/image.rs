@@ -669,39 +669,14 @@ impl ImageCache {
             layers.push((layer.digest.as_str(), layer_hex, rel));
         }
 
-        self.ensure_layout()?;
-        let tmp = self.new_tmp()?;
-        let mut tree = tmp.tree()?;
-        for (layer, layer_hex, rel) in &layers {
-            let blob = src.display(rel);
-            let ctx = Ctx {
-                image,
-                layer,
-                blob: &blob,
-            };
-            let (actual, _) = tree.apply_blob(src.open(image, rel)?, &ctx, false, false)?;
-            if actual != *layer_hex {
-                return Err(ImageError::DigestMismatch {
-                    image: image.to_path_buf(),
-                    blob,
-                    expected: layer.to_string(),
-                    actual: format!("sha256:{actual}"),
-                });
-            }
-        }
-        tree.finish(&Ctx {
+        self.extract(
             image,
-            layer: &digest,
-            blob: &manifest_path,
-        })?;
-        drop(tree);
-        let (root, extracted) = self.publish(tmp, ImageFormat::Oci, &hex)?;
-        Ok(Imported {
-            format: ImageFormat::Oci,
+            src,
+            ImageFormat::Oci,
             digest,
-            root,
-            extracted,
-        })
+            &layers,
+            &manifest_path,
+        )
     }
 
     /// Imports a `docker save` archive of the format before OCI layouts: `manifest.json` names
@@ -800,35 +775,66 @@ impl ImageCache {
             layers.push((diff_id.as_str(), diff_hex, rel));
         }
 
+        self.extract(
+            image,
+            src,
+            ImageFormat::DockerSave,
+            digest,
+            &layers,
+            &config_path,
+        )
+    }
+
+    /// Applies `layers` (checked already: the digest they must have, its hex, the member)
+    /// in order to a new tree, each checked against its digest — of the blob for an OCI
+    /// image, of the uncompressed stream (its diff_id) for a `docker save` one — and
+    /// publishes it as the image `digest` of `format`. `described_by`: the manifest or
+    /// config that lists them (for errors).
+    fn extract(
+        &self,
+        image: &Path,
+        src: &Source<'_>,
+        format: ImageFormat,
+        digest: String,
+        layers: &[(&str, &str, String)],
+        described_by: &Path,
+    ) -> Result<Imported, ImageError> {
+        let diff_id = format == ImageFormat::DockerSave;
         self.ensure_layout()?;
         let tmp = self.new_tmp()?;
         let mut tree = tmp.tree()?;
-        for (diff_id, diff_hex, rel) in &layers {
+        for (layer, layer_hex, rel) in layers {
             let blob = src.display(rel);
             let ctx = Ctx {
                 image,
-                layer: diff_id,
+                layer,
                 blob: &blob,
             };
-            let (_, plain) = tree.apply_blob(src.open(image, rel)?, &ctx, false, true)?;
-            if plain.as_deref() != Some(*diff_hex) {
+            let (blob_hex, plain) = tree.apply_blob(src.open(image, rel)?, &ctx, false, diff_id)?;
+            let actual = if diff_id {
+                plain.unwrap_or_default()
+            } else {
+                blob_hex
+            };
+            if actual != *layer_hex {
                 return Err(ImageError::DigestMismatch {
                     image: image.to_path_buf(),
                     blob,
-                    expected: diff_id.to_string(),
-                    actual: format!("sha256:{}", plain.unwrap_or_default()),
+                    expected: layer.to_string(),
+                    actual: format!("sha256:{actual}"),
                 });
             }
         }
         tree.finish(&Ctx {
             image,
             layer: &digest,
-            blob: &config_path,
+            blob: described_by,
         })?;
         drop(tree);
-        let (root, extracted) = self.publish(tmp, ImageFormat::DockerSave, &hex)?;
+        let hex = digest["sha256:".len()..].to_string();
+        let (root, extracted) = self.publish(tmp, format, &hex)?;
         Ok(Imported {
-            format: ImageFormat::DockerSave,
+            format,
             digest,
             root,
             extracted,
