@@ -550,29 +550,29 @@ fn status_line<'a>(status: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {status}"))
 }
 
+/// Every capability set in a `/proc/<pid>/status` text is `mask` (16 hex digits).
+fn assert_capability_sets(status: &str, mask: &str) {
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(
+            status_line(status, set),
+            format!("{set}:\t{mask}"),
+            "{status}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_program_has_no_capability_and_cannot_gain_one() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let (code, text) = run_in(&sandbox(), &["setuid-gain"]).await;
     assert_eq!(code, 0, "{text}");
-    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(set))
-            .unwrap_or_else(|| panic!("{text}"));
-        assert!(line.ends_with("0000000000000000"), "{line}");
-    }
+    assert_capability_sets(&text, "0000000000000000");
     assert!(text.contains("NoNewPrivs:\t1"), "{text}");
     assert!(text.contains("Seccomp:\t2"), "{text}");
     // The same, seen from the host.
     let status = program_status_from_host(&sandbox()).await;
-    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(
-            status_line(&status, set),
-            format!("{set}:\t0000000000000000")
-        );
-    }
+    assert_capability_sets(&status, "0000000000000000");
     assert_eq!(status_line(&status, "NoNewPrivs"), "NoNewPrivs:\t1");
     assert_eq!(status_line(&status, "Seccomp"), "Seccomp:\t2");
     // The working directory is inside the new root.
@@ -596,14 +596,8 @@ async fn what_is_kept_or_allowed_works_and_only_that() {
     assert_eq!(code, 1, "a kept CAP_NET_RAW opens a raw socket: {text}");
     let (_, text) = run_in(&raw, &["setuid-gain"]).await;
     let want = format!("{:016x}", 1u64 << 13);
-    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        let line = text.lines().find(|l| l.starts_with(set)).unwrap();
-        assert!(line.ends_with(&want), "{line}");
-    }
-    let status = program_status_from_host(&raw).await;
-    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(status_line(&status, set), format!("{set}:\t{want}"));
-    }
+    assert_capability_sets(&text, &want);
+    assert_capability_sets(&program_status_from_host(&raw).await, &want);
     blocked_in(&raw, &["mknod"], &["EPERM"]).await;
     // An allowed call goes through; the rest of the profile stays.
     let ptrace = sandbox().seccomp(Seccomp::default_profile().allow("ptrace"));
