@@ -444,16 +444,12 @@ impl ImageCache {
         if let Some(hit) = self.lookup_ref(&key) {
             return Ok(hit);
         }
-        let (archive, kind, unpacked) = match self.classify(image, &file)? {
+        let (archive, unpacked) = match self.classify(image, &file)? {
             Contents::Root => return self.import_root_tarball(image, &mut file, &key),
-            Contents::Archive {
-                archive,
-                kind,
-                unpacked,
-            } => (archive, kind, unpacked),
+            Contents::Archive { archive, unpacked } => (archive, unpacked),
         };
         let source = Source::Archive(&archive);
-        let imported = match kind {
+        let imported = match archive.kind() {
             ArchiveKind::Oci => self.import_layout(image, &source)?,
             ArchiveKind::DockerSave => self.import_docker_save(image, &source)?,
             ArchiveKind::Unknown => return Err(neither_layout_nor_save(image)),
@@ -477,7 +473,6 @@ impl ImageCache {
         if !gzip {
             return Ok(match ArchiveIndex::scan(image, file)? {
                 Some(archive) => Contents::Archive {
-                    kind: archive.kind(),
                     archive,
                     unpacked: None,
                 },
@@ -533,7 +528,6 @@ impl ImageCache {
         let plain = File::open(&path).map_err(cache_error)?;
         Ok(match ArchiveIndex::scan(image, &plain)? {
             Some(archive) => Contents::Archive {
-                kind: archive.kind(),
                 archive,
                 unpacked: Some(unpacked),
             },
@@ -1238,8 +1232,8 @@ enum Contents {
     Root,
     /// An image archive.
     Archive {
+        /// Its members (and so its kind).
         archive: ArchiveIndex,
-        kind: ArchiveKind,
         /// The decompressed copy `archive` reads, for a gzip-compressed archive.
         unpacked: Option<TmpDir>,
     },
