@@ -591,24 +591,8 @@ pub(crate) fn prepare_with(
         // Overlay layers are mounted idmapped when the caller can (it is root) and the
         // sandbox's root is not the host's: the host's root-owned files then belong to the
         // sandbox's root inside, and copy-up works.
-        // (A read-only directory may be layered too: the plan decides, from the tree; the
-        // mapping namespace is cached, so offering it costs a lookup, not a second look
-        // at the tree.)
-        let overlay = matches!(
-            sandbox.rootfs,
-            Rootfs::Overlay { .. }
-                | Rootfs::Image { .. }
-                | Rootfs::Dir {
-                    writable: false,
-                    ..
-                }
-        );
+        let overlay = sandbox.rootfs.is_layered(hostname.is_some());
         let mapping = match (&ids, overlay) {
-            // A directory that turns out plain needs none: failing to make one is not its
-            // error.
-            (Some(p), true) if matches!(sandbox.rootfs, Rootfs::Dir { .. }) => {
-                idmap::mapping_userns(p).and_then(Result::ok)
-            }
             (Some(p), true) => idmap::mapping_userns(p).transpose()?,
             _ => None,
         };
