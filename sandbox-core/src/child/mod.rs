@@ -1,151 +1,25 @@
-//! [`Child`]: the handle of a running sandbox, and [`Outcome`]: how a run ended.
+//! [`Child`]: the handle of a running sandbox — waiting, signals, its namespaces — and, in
+//! the files beside this one, how a run ended ([`outcome`]), its output ([`output`]), the
+//! tasks that watch it ([`watchdog`]), its network ([`network`]) and `exec` into it
+//! ([`exec`]).
 
-use crate::command::Output;
+mod exec;
+mod network;
+mod outcome;
+mod output;
+mod watchdog;
+
+pub use outcome::{Ending, Outcome};
+
 use crate::ns::{KeptNamespace, NamespaceIds};
 use crate::spawn::report::{StatusFrame, STATUS_EXIT, STATUS_LEN};
-use crate::{reaper, sys, Command, Error, Namespace, Result};
-use serde::{Deserialize, Serialize};
+use crate::{reaper, sys, Error, Namespace, Result};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Ending {
-    /// The program exited with this code.
-    Exited(i32),
-    /// The program was killed by this signal.
-    Signaled(i32),
-    /// The wall-time limit passed: the parent killed the sandbox.
-    WallTimeExceeded,
-    /// The CPU-time limit was used up (the program was killed by `SIGXCPU`, or by
-    /// `SIGKILL` at the hard limit).
-    CpuTimeExceeded,
-    /// A captured stream passed the output limit: the parent killed the sandbox.
-    OutputLimitExceeded,
-    /// The sandbox needed more memory than its limit: the kernel killed it.
-    OutOfMemory,
-}
-
-/// The outcome of a sandboxed run: how it ended and how long it took.
-///
-/// With the built-in init, this is the *program's* status (not the init's): a program killed
-/// by SIGSEGV reports `Signaled(11)` even though PID 1 itself cannot die of a signal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// How it ended.
-    pub ending: Ending,
-    /// From the start of the spawn to the end of the sandbox.
-    #[serde(rename = "wall_time_ms", with = "millis")]
-    pub wall_time: Duration,
-    /// User CPU time of the whole sandbox (every process and thread), when it had a cgroup
-    /// (any of the memory, pids, cpus or CPU-time limits).
-    #[serde(
-        rename = "cpu_user_ms",
-        with = "opt_millis",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cpu_user: Option<Duration>,
-    /// System CPU time of the whole sandbox, likewise.
-    #[serde(
-        rename = "cpu_system_ms",
-        with = "opt_millis",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cpu_system: Option<Duration>,
-    /// Peak memory of the whole sandbox in bytes, likewise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peak_memory: Option<u64>,
-    /// A captured stream was cut at the output limit.
-    #[serde(default)]
-    pub output_truncated: bool,
-}
-
-mod opt_millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_f64(d.as_secs_f64() * 1e3),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let ms = Option::<f64>::deserialize(d)?;
-        Ok(ms.map(|ms| Duration::try_from_secs_f64(ms.max(0.0) / 1e3).unwrap_or(Duration::MAX)))
-    }
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64() * 1e3)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let ms = f64::deserialize(d)?;
-        Ok(Duration::try_from_secs_f64(ms.max(0.0) / 1e3).unwrap_or(Duration::MAX))
-    }
-}
-
-impl Outcome {
-    pub(crate) fn from_wait_status(status: i32, wall_time: Duration) -> Outcome {
-        let ending = if libc::WIFSIGNALED(status) {
-            Ending::Signaled(libc::WTERMSIG(status))
-        } else {
-            Ending::Exited(libc::WEXITSTATUS(status))
-        };
-        Outcome {
-            ending,
-            wall_time,
-            cpu_user: None,
-            cpu_system: None,
-            peak_memory: None,
-            output_truncated: false,
-        }
-    }
-
-    /// Whether the program exited with code 0.
-    pub fn success(&self) -> bool {
-        self.ending == Ending::Exited(0)
-    }
-
-    /// The exit code, if the program exited.
-    pub fn code(&self) -> Option<i32> {
-        match self.ending {
-            Ending::Exited(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// The signal that killed the program, if one did.
-    pub fn signal(&self) -> Option<i32> {
-        match self.ending {
-            Ending::Signaled(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The status a shell would report: the exit code, or 128 + the signal number (a run
-    /// the parent ended at a limit reports 128 + SIGKILL, 137; a CPU-time end 128 +
-    /// SIGXCPU, 152).
-    pub fn shell_code(&self) -> i32 {
-        match self.ending {
-            Ending::Exited(c) => c,
-            Ending::Signaled(s) => 128 + s,
-            Ending::CpuTimeExceeded => 128 + libc::SIGXCPU,
-            Ending::WallTimeExceeded | Ending::OutputLimitExceeded | Ending::OutOfMemory => {
-                128 + libc::SIGKILL
-            }
-        }
-    }
-}
+use watchdog::{reap_early, watchdog, Early, Verdict};
 
 /// What the spawn hands over to a [`Child`].
 pub(crate) struct Parts {
@@ -171,126 +45,6 @@ pub(crate) struct Parts {
     pub reap_early: bool,
     /// What holds processes exec'd into the sandbox.
     pub hardening: Hardening,
-}
-
-/// Why the parent killed the sandbox, if it did: set by its watchdog.
-type Verdict = std::sync::Arc<std::sync::Mutex<Option<Ending>>>;
-
-/// Enforces a sandbox's wall time and whole-sandbox CPU time until it ends: at the limit it
-/// records the verdict, then kills the sandbox's first process (the init, PID 1 of the
-/// sandbox's namespace, takes every process with it). The CPU time is read when it could
-/// next have run out (the time left, spread over every core), at least every 100 ms.
-async fn watchdog(
-    fd: AsyncFd<OwnedFd>,
-    started: Instant,
-    wall: Option<Duration>,
-    cpu: Option<(Duration, crate::cgroup::CpuMeter)>,
-    verdict: Verdict,
-) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let kill = |why: Ending| {
-        if sys::pidfd_exited(fd.get_ref().as_fd()) {
-            return;
-        }
-        verdict
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(why);
-        let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
-    };
-    loop {
-        let mut next = wall.map(|w| started + w);
-        if let Some((limit, meter)) = &cpu {
-            let used = meter.read();
-            if used >= *limit {
-                kill(Ending::CpuTimeExceeded);
-                return;
-            }
-            let step = (limit.saturating_sub(used) / cores)
-                .clamp(Duration::from_millis(2), Duration::from_millis(100));
-            let at = Instant::now() + step;
-            next = Some(next.map_or(at, |n| n.min(at)));
-        }
-        let Some(at) = next else { return };
-        tokio::select! {
-            _ = fd.readable() => return,
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
-        }
-        if wall.is_some_and(|w| started.elapsed() >= w) {
-            kill(Ending::WallTimeExceeded);
-            return;
-        }
-    }
-}
-
-/// The wait status of a process reaped as soon as it ended, by a task of its own.
-///
-/// A process in a PID namespace whose init it is not, with its parent outside (an exec
-/// into a sandbox: the caller is its parent), must not stay a zombie: the namespace's
-/// init cannot finish exiting until every such process is reaped, so a sandbox whose exec'd
-/// process nobody waits for yet would never end.
-type Early = std::sync::Arc<std::sync::Mutex<Option<i32>>>;
-
-/// Starts the task that reaps `pidfd`'s process when it ends.
-fn reap_early(pidfd: &OwnedFd) -> std::io::Result<Early> {
-    let fd = crate::spawn::async_pidfd(pidfd.try_clone()?).map_err(|(_, e)| e)?;
-    let state: Early = std::sync::Arc::default();
-    let status = state.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok(mut ready) = fd.readable().await else {
-                return;
-            };
-            let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
-            if st.is_some() {
-                return;
-            }
-            match sys::waitid_pidfd(fd.get_ref().as_fd(), true) {
-                Ok(Some(raw)) => {
-                    *st = Some(raw);
-                    return;
-                }
-                Ok(None) => ready.clear_ready(),
-                // Reaped meanwhile by its Child (which then recorded it) or the reaper.
-                Err(_) => return,
-            }
-        }
-    });
-    Ok(state)
-}
-
-/// Reads a stream to its end, keeping at most `limit` bytes; calls `cut` once when the
-/// stream goes past the limit (then stops reading: the writer is being killed).
-async fn read_limited<R: tokio::io::AsyncRead + Unpin>(
-    r: Option<R>,
-    limit: Option<u64>,
-    cut: &impl Fn(),
-) -> Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let Some(limit) = limit else {
-        return crate::command::read_all(r).await;
-    };
-    let Some(mut r) = r else {
-        return Ok(Vec::new());
-    };
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = r
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::os("read the sandbox's output", e))?;
-        if n == 0 {
-            return Ok(out);
-        }
-        let room = limit - out.len();
-        out.extend_from_slice(&buf[..n.min(room)]);
-        if n > room {
-            cut();
-            return Ok(out);
-        }
-    }
 }
 
 /// A running sandbox, as `tokio::process::Child` is a running process.
@@ -586,95 +340,6 @@ impl Child {
         }
     }
 
-    /// The sandbox's address on its bridge ([`Network::bridge`](crate::Network::bridge)),
-    /// while it runs.
-    pub fn address(&self) -> Option<std::net::Ipv4Addr> {
-        self.network.as_ref().and_then(|a| a.address())
-    }
-
-    /// Adds an interface on a bridge to the running sandbox, as `docker network connect`
-    /// does: a veth pair whose inner end is named `ethN` (the first free N), with an
-    /// address of `network`'s bridge (which must be a [`Network::bridge`](crate::Network::bridge)).
-    /// Returns the interface's name and address. The default route stays on `eth0`.
-    pub async fn attach(
-        &mut self,
-        network: &crate::Network,
-    ) -> Result<(String, std::net::Ipv4Addr)> {
-        let crate::Network::Bridge(plan) = network else {
-            return Err(Error::Invalid {
-                what: "network to attach",
-                reason: format!("{network} is not a bridge"),
-            });
-        };
-        if self.outcome.is_some() || self.pidfd.is_none() {
-            return Err(Error::Reaped);
-        }
-        if !self.own_netns {
-            // The pair would land in the host's (or a joined) namespace and outlive the
-            // sandbox.
-            return Err(Error::Conflict(
-                "attach needs a sandbox with a network namespace of its own".into(),
-            ));
-        }
-        let bridge = match sandbox_net::Bridge::lookup(&plan.bridge) {
-            Some(b) => b,
-            None => sandbox_net::Bridge::open(&plan.bridge).await?,
-        };
-        let taken: Vec<&str> = self
-            .network
-            .iter()
-            .chain(&self.attached)
-            .map(|a| a.interface())
-            .collect();
-        let name = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|n| !taken.contains(&n.as_str()))
-            .unwrap_or_default();
-        let lease = bridge.lease(plan.address, None)?;
-        let netns = {
-            let (pid, _held) = self.live_pid()?;
-            std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .map_err(|e| Error::os("open the sandbox's network namespace", e))?
-        };
-        // The host end is named like the first one's (after the sandbox).
-        let sandbox = self
-            .network
-            .as_ref()
-            .map_or("", |a| a.sandbox())
-            .to_string();
-        let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name, &sandbox)
-            .await?;
-        let addr = a.address().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-        self.attached.push(a);
-        Ok((name, addr))
-    }
-
-    /// Removes an interface [`Child::attach`] added (by its name inside, e.g. `eth1`).
-    pub async fn detach(&mut self, interface: &str) -> Result<()> {
-        let Some(i) = self
-            .attached
-            .iter()
-            .position(|a| a.interface() == interface)
-        else {
-            return Err(Error::Invalid {
-                what: "interface to detach",
-                reason: format!("{interface} was not attached with Child::attach"),
-            });
-        };
-        // Only a pair that is gone leaves the list: a failed removal keeps the interface,
-        // and its address, with the sandbox.
-        if let Some(a) = self.attached.get_mut(i) {
-            a.detach().await?;
-            self.attached.remove(i);
-        }
-        Ok(())
-    }
-
-    /// The host end of the sandbox's veth pair, while it runs.
-    pub fn host_interface(&self) -> Option<&str> {
-        self.network.as_ref().map(|a| a.host_interface())
-    }
-
     /// Returns the outcome if the sandbox has ended, without waiting.
     pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
         if let Some(o) = self.outcome {
@@ -718,43 +383,6 @@ impl Child {
     pub async fn kill(&mut self) -> Result<()> {
         self.start_kill()?;
         self.wait().await.map(drop)
-    }
-
-    /// Waits for the sandbox to end while collecting its stdout and stderr (when piped).
-    ///
-    /// With an output limit ([`Limits::output`](crate::Limits::output)), at most that many
-    /// bytes of each stream are kept; a stream that goes past it gets the sandbox killed,
-    /// and the run ends as [`Ending::OutputLimitExceeded`].
-    pub async fn wait_with_output(mut self) -> Result<Output> {
-        let limit = self.limits.output;
-        let killer = match (&self.pidfd, limit) {
-            (Some(fd), Some(_)) => Some(
-                sys::dup_above_stdio(fd.get_ref().as_fd())
-                    .map_err(|e| Error::os("duplicate the pidfd", e))?,
-            ),
-            _ => None,
-        };
-        let over = std::sync::atomic::AtomicBool::new(false);
-        let cut = || {
-            over.store(true, std::sync::atomic::Ordering::SeqCst);
-            if let Some(k) = &killer {
-                let _ = sys::pidfd_send_signal(k.as_fd(), libc::SIGKILL);
-            }
-        };
-        let out = read_limited(self.stdout.take(), limit, &cut);
-        let err = read_limited(self.stderr.take(), limit, &cut);
-        let (stdout, stderr, mut status) = tokio::try_join!(out, err, self.wait())?;
-        if over.load(std::sync::atomic::Ordering::SeqCst) {
-            status.output_truncated = true;
-            if !matches!(status.ending, Ending::WallTimeExceeded) {
-                status.ending = Ending::OutputLimitExceeded;
-            }
-        }
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
     }
 
     /// The host pid of the sandbox's process, while it is not reaped (so the pid cannot
@@ -821,42 +449,6 @@ impl Child {
             ));
         }
         Ok(KeptNamespace::new(namespace, path.to_path_buf()))
-    }
-
-    /// Runs another program inside this running sandbox's namespaces, as `docker exec`
-    /// does, and returns its own `Child`. Only the process side of `cmd` is used (program,
-    /// arguments, environment, working directory, stdio, passed descriptors, kill-on-drop);
-    /// its sandbox description is ignored, since the sandbox already exists: the process
-    /// gets the sandbox's own seccomp filter, capabilities, landlock rules and rlimits, and
-    /// joins its cgroup.
-    pub async fn exec(&self, cmd: &Command) -> Result<Child> {
-        let joins = {
-            let (pid, _held) = self.live_pid()?;
-            let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;
-            let theirs = NamespaceIds::of_pid(pid)
-                .map_err(|e| Error::os(format!("read /proc/{pid}/ns"), e))?;
-            let mut joins = Vec::new();
-            for ns in Namespace::ALL {
-                if own.get(ns) == theirs.get(ns) {
-                    continue;
-                }
-                let p = format!("/proc/{pid}/ns/{}", ns.proc_name());
-                let f = std::fs::File::open(&p).map_err(|e| Error::os(format!("open {p}"), e))?;
-                let fd =
-                    sys::above_stdio(f.into()).map_err(|e| Error::os(format!("dup {p}"), e))?;
-                joins.push((ns, fd));
-            }
-            joins
-        };
-        let cgroup = self.cgroup.as_ref().map(|c| c.member());
-        // The sandbox's own hardening and rlimits, not the command's description: a process
-        // started in it is held as its first one was.
-        let mut hardened = cmd.sandbox.clone();
-        hardened.seccomp = self.hardening.seccomp.clone();
-        hardened.capabilities = self.hardening.capabilities.clone();
-        hardened.landlock = self.hardening.landlock.clone();
-        hardened.limits = self.hardening.limits.clone();
-        crate::spawn::exec(cmd, &hardened, joins, cgroup).await
     }
 }
 
