@@ -1,12 +1,15 @@
 //! [`Command`]: one program to run in a sandbox, with its arguments, environment and stdio.
+//!
+//! This is the description only. The verbs that start it — [`Command::spawn`],
+//! [`Command::status`], [`Command::output`] — live with the handle they return, in
+//! `child/start.rs`, so the spawn machinery (which reads a `Command`) never depends on them.
 
-use crate::{Child, Outcome, Result, Sandbox};
+use crate::Sandbox;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncReadExt;
 
 /// How a standard stream of the sandboxed program is connected, as in `tokio::process`.
 #[derive(Debug)]
@@ -22,7 +25,7 @@ pub(crate) enum StdioKind {
 }
 
 impl Stdio {
-    /// A new pipe; the parent's end becomes [`Child::stdin`]/`stdout`/`stderr`.
+    /// A new pipe; the parent's end becomes [`Child::stdin`](crate::Child::stdin)/`stdout`/`stderr`.
     pub fn piped() -> Stdio {
         Stdio(StdioKind::Piped)
     }
@@ -81,17 +84,6 @@ impl From<File> for Stdio {
     }
 }
 
-/// What [`Command::output`] returns: how the run ended and everything it printed.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// How the run ended.
-    pub status: Outcome,
-    /// Everything written to standard output.
-    pub stdout: Vec<u8>,
-    /// Everything written to standard error.
-    pub stderr: Vec<u8>,
-}
-
 /// A program to run in a sandbox, built like `tokio::process::Command`.
 ///
 /// Made by [`Sandbox::command`]; every setter returns `&mut Command` so calls chain.
@@ -139,6 +131,14 @@ pub struct Command {
 
 /// The `PATH` a sandboxed program gets by default.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Sandbox {
+    /// A command that runs `program` (an absolute path inside the sandbox) in a new sandbox
+    /// of this description.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        Command::with_sandbox(self.clone(), program)
+    }
+}
 
 impl Command {
     /// A command in a default [`Sandbox`]. Same as `Sandbox::new().command(program)`.
@@ -268,7 +268,7 @@ impl Command {
         self
     }
 
-    /// Whether dropping the [`Child`] kills the whole sandbox (default: the sandbox's
+    /// Whether dropping the [`Child`](crate::Child) kills the whole sandbox (default: the sandbox's
     /// setting, `true` unless changed).
     ///
     /// # Caveats
@@ -280,50 +280,8 @@ impl Command {
         self
     }
 
-    /// Whether dropping the [`Child`] kills the whole sandbox.
+    /// Whether dropping the [`Child`](crate::Child) kills the whole sandbox.
     pub fn get_kill_on_drop(&self) -> bool {
         self.kill_on_drop.unwrap_or(self.sandbox.kill_on_drop)
     }
-
-    /// Starts the sandbox and the program in it.
-    ///
-    /// Returns once the program has been executed (or with the typed error of the step that
-    /// failed). Cancel-safe: dropping the future kills and reaps a half-started sandbox.
-    pub async fn spawn(&mut self) -> Result<Child> {
-        crate::spawn::spawn(self).await
-    }
-
-    /// Runs the program and waits for it to end. Stdio defaults to inherited.
-    pub async fn status(&mut self) -> Result<Outcome> {
-        let mut child = self.spawn().await?;
-        // Like tokio, do not keep the program waiting on input nobody will write.
-        drop(child.stdin.take());
-        child.wait().await
-    }
-
-    /// Runs the program with stdout and stderr captured (stdin `/dev/null` unless set) and
-    /// waits for it to end.
-    pub async fn output(&mut self) -> Result<Output> {
-        if self.stdin.is_none() {
-            self.stdin = Some(Stdio::null());
-        }
-        if self.stdout.is_none() {
-            self.stdout = Some(Stdio::piped());
-        }
-        if self.stderr.is_none() {
-            self.stderr = Some(Stdio::piped());
-        }
-        let child = self.spawn().await?;
-        child.wait_with_output().await
-    }
-}
-
-pub(crate) async fn read_all<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Some(mut r) = r {
-        r.read_to_end(&mut buf)
-            .await
-            .map_err(|e| crate::Error::os("read the program's output", e))?;
-    }
-    Ok(buf)
 }

@@ -1,11 +1,10 @@
 //! [`Sandbox`]: the reusable, serialisable description of a sandbox.
 
-use crate::{Command, Namespace};
+use crate::Namespace;
 use sandbox_fs::{Mount, Rootfs};
 use sandbox_net::Network;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::path::PathBuf;
 
 /// One range of a uid or gid map: ids `inside..inside+count` in the sandbox are
@@ -364,11 +363,38 @@ impl Sandbox {
         self.landlock = Some(landlock);
         self
     }
+}
 
-    /// A command that runs `program` (an absolute path inside the sandbox) in a new sandbox
-    /// of this description.
-    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        Command::with_sandbox(self.clone(), program)
+/// The parts of a sandbox's description that hold every process started in it: a process
+/// `exec`'d into a running sandbox gets these, whatever its own command's description says.
+#[derive(Debug, Clone)]
+pub(crate) struct Hardening {
+    pub seccomp: crate::Seccomp,
+    pub capabilities: Vec<crate::Capability>,
+    pub landlock: Option<crate::Landlock>,
+    /// For its rlimits (the cgroup and the times belong to the sandbox).
+    pub limits: crate::Limits,
+}
+
+impl Sandbox {
+    /// What holds every process started in this sandbox.
+    pub(crate) fn hardening(&self) -> Hardening {
+        Hardening {
+            seccomp: self.seccomp.clone(),
+            capabilities: self.capabilities.clone(),
+            landlock: self.landlock.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// This description, held by `hardening` instead of its own.
+    pub(crate) fn hardened_by(&self, hardening: &Hardening) -> Sandbox {
+        let mut hardened = self.clone();
+        hardened.seccomp = hardening.seccomp.clone();
+        hardened.capabilities = hardening.capabilities.clone();
+        hardened.landlock = hardening.landlock.clone();
+        hardened.limits = hardening.limits.clone();
+        hardened
     }
 }
 

@@ -240,3 +240,16 @@ pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> bool {
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n == 1 && p.revents & libc::POLLIN != 0
 }
+
+/// A pidfd registered with the runtime (readable once its process has ended); on failure
+/// the pidfd comes back with the error.
+pub(crate) fn async_pidfd(
+    pidfd: OwnedFd,
+) -> std::result::Result<tokio::io::unix::AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
+    // SAFETY: the AsyncFd owns the pidfd for its whole life; the fd is not closed or
+    // replaced while registered.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts())
+}

@@ -34,11 +34,8 @@ impl Child {
         let cgroup = self.cgroup.as_ref().map(|c| c.member());
         // The sandbox's own hardening and rlimits, not the command's description: a process
         // started in it is held as its first one was.
-        let mut hardened = cmd.sandbox.clone();
-        hardened.seccomp = self.hardening.seccomp.clone();
-        hardened.capabilities = self.hardening.capabilities.clone();
-        hardened.landlock = self.hardening.landlock.clone();
-        hardened.limits = self.hardening.limits.clone();
-        crate::spawn::exec(cmd, &hardened, joins, cgroup).await
+        let hardened = cmd.sandbox.hardened_by(&self.hardening);
+        let spawned = crate::spawn::exec(cmd, &hardened, joins, cgroup).await?;
+        Child::from_spawned(spawned)
     }
 }

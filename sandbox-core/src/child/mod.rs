@@ -1,51 +1,29 @@
 //! [`Child`]: the handle of a running sandbox — waiting, signals, its namespaces — and, in
-//! the files beside this one, how a run ended ([`outcome`]), its output ([`output`]), the
-//! tasks that watch it ([`watchdog`]), its network ([`network`]) and `exec` into it
-//! ([`exec`]).
+//! the files beside this one, how it is started (`start`: `Command::spawn`, `status`,
+//! `output`), how a run ended (`outcome`), its output (`output`), the tasks that watch it
+//! (`watchdog`), its network (`network`) and `exec` into it (`exec`).
 
 mod exec;
 mod network;
 mod outcome;
 mod output;
+mod start;
 mod watchdog;
 
 pub use outcome::{Ending, Outcome};
+pub use output::Output;
 
 use crate::ns::{KeptNamespace, NamespaceIds};
+use crate::sandbox::Hardening;
 use crate::spawn::report::{StatusFrame, STATUS_EXIT, STATUS_LEN};
-use crate::{reaper, sys, Error, Namespace, Result};
+use crate::spawn::{reaper, Spawned};
+use crate::{sys, Error, Namespace, Result};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use watchdog::{reap_early, watchdog, Early, Verdict};
-
-/// What the spawn hands over to a [`Child`].
-pub(crate) struct Parts {
-    pub pid: u32,
-    pub pidfd: OwnedFd,
-    pub status: Option<OwnedFd>,
-    pub stdin: Option<OwnedFd>,
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
-    pub pty: Option<OwnedFd>,
-    pub kill_on_drop: bool,
-    pub started: Instant,
-    /// The sandbox's link to a bridge, removed when it ends.
-    pub network: Option<sandbox_net::Attachment>,
-    /// The sandbox has a network namespace of its own (interfaces may be attached).
-    pub own_netns: bool,
-    /// The limits the parent enforces.
-    pub limits: crate::Limits,
-    /// The sandbox's cgroup, when its limits need one.
-    pub cgroup: Option<crate::cgroup::Cgroup>,
-    /// The process lives in a PID namespace whose init it is not (an exec into a running
-    /// sandbox): reap it as soon as it ends.
-    pub reap_early: bool,
-    /// What holds processes exec'd into the sandbox.
-    pub hardening: Hardening,
-}
 
 /// A running sandbox, as `tokio::process::Child` is a running process.
 ///
@@ -116,16 +94,6 @@ pub struct Child {
     hardening: Hardening,
 }
 
-/// The parts of a sandbox's description that hold every process started in it.
-#[derive(Debug, Clone)]
-pub(crate) struct Hardening {
-    pub seccomp: crate::Seccomp,
-    pub capabilities: Vec<crate::Capability>,
-    pub landlock: Option<crate::Landlock>,
-    /// For its rlimits (the cgroup and the times belong to the sandbox).
-    pub limits: crate::Limits,
-}
-
 fn pipe_end<T>(
     fd: Option<OwnedFd>,
     conv: impl FnOnce(OwnedFd) -> std::io::Result<T>,
@@ -138,7 +106,7 @@ fn pipe_end<T>(
 impl Child {
     /// Takes over a started sandbox. On failure it kills the sandbox and hands it to the
     /// reaper itself, so nothing is left behind.
-    pub(crate) fn new(p: Parts) -> Result<Child> {
+    pub(crate) fn from_spawned(p: Spawned) -> Result<Child> {
         let give_up = |e: Error, pidfd: OwnedFd| {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             reaper::adopt(pidfd);
@@ -173,7 +141,7 @@ impl Child {
             let watched = p
                 .pidfd
                 .try_clone()
-                .and_then(|dup| crate::spawn::async_pidfd(dup).map_err(|(_, e)| e));
+                .and_then(|dup| sys::async_pidfd(dup).map_err(|(_, e)| e));
             match watched {
                 Ok(fd) => {
                     tokio::spawn(watchdog(
@@ -195,7 +163,7 @@ impl Child {
         } else {
             None
         };
-        let pidfd = match crate::spawn::async_pidfd(p.pidfd) {
+        let pidfd = match sys::async_pidfd(p.pidfd) {
             Ok(fd) => fd,
             Err((fd, e)) => return Err(give_up(Error::os("register the pidfd", e), fd)),
         };

@@ -1,10 +1,21 @@
 //! Collecting a sandbox's output: [`Child::wait_with_output`] and the capped reads behind
 //! the output limit.
 
-use super::{Child, Ending};
-use crate::command::Output;
+use super::{Child, Ending, Outcome};
 use crate::{sys, Error, Result};
 use std::os::fd::AsFd;
+use tokio::io::AsyncReadExt;
+
+/// What [`Command::output`] returns: how the run ended and everything it printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// How the run ended.
+    pub status: Outcome,
+    /// Everything written to standard output.
+    pub stdout: Vec<u8>,
+    /// Everything written to standard error.
+    pub stderr: Vec<u8>,
+}
 
 /// Reads a stream to its end, keeping at most `limit` bytes; calls `cut` once when the
 /// stream goes past the limit (then stops reading: the writer is being killed).
@@ -13,9 +24,8 @@ pub(super) async fn read_limited<R: tokio::io::AsyncRead + Unpin>(
     limit: Option<u64>,
     cut: &impl Fn(),
 ) -> Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
     let Some(limit) = limit else {
-        return crate::command::read_all(r).await;
+        return read_all(r).await;
     };
     let Some(mut r) = r else {
         return Ok(Vec::new());
@@ -77,4 +87,14 @@ impl Child {
             stderr,
         })
     }
+}
+
+async fn read_all<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(mut r) = r {
+        r.read_to_end(&mut buf)
+            .await
+            .map_err(|e| crate::Error::os("read the program's output", e))?;
+    }
+    Ok(buf)
 }

@@ -67,7 +67,7 @@ pub(super) type Early = std::sync::Arc<std::sync::Mutex<Option<i32>>>;
 
 /// Starts the task that reaps `pidfd`'s process when it ends.
 pub(super) fn reap_early(pidfd: &OwnedFd) -> std::io::Result<Early> {
-    let fd = crate::spawn::async_pidfd(pidfd.try_clone()?).map_err(|(_, e)| e)?;
+    let fd = sys::async_pidfd(pidfd.try_clone()?).map_err(|(_, e)| e)?;
     let state: Early = std::sync::Arc::default();
     let status = state.clone();
     tokio::spawn(async move {

@@ -10,27 +10,61 @@
 //! 4. This module, in the caller's task: writes the id maps, says GO, and waits for the
 //!    child's report: end-of-file (the program was executed) or `(stage, errno)`. The plan
 //!    stays alive until then, since the child reads it in place.
+//!
+//! What comes out is a plain [`Spawned`] value (pids, pidfd, pipes, the cgroup guard), as
+//! tokio's `spawn_child` returns a `SpawnedChild`: the public [`Child`](crate::Child) is
+//! built from it one level up, so this machinery never imports the handle. Processes whose
+//! handle is gone are collected by the [`reaper`].
 
 pub(crate) mod child;
 mod init_binary;
 pub(crate) mod prepare;
+pub(crate) mod reaper;
 pub(crate) mod report;
 pub(crate) mod spawner;
 mod stack;
 
-use crate::child::{Child, Parts};
 use crate::error::{Errno, Stage};
-use crate::{idmap, reaper, sys, Command, Error, Namespace, Result};
+use crate::sandbox::Hardening;
+use crate::{idmap, sys, Command, Error, Namespace, Result};
 use prepare::{ChildPlan, ExecJoins, Prepared};
 use report::{Frame, FRAME_LEN, GO, KIND_ERROR, KIND_USERNS};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncReadExt;
 
+/// A started sandbox, as the spawn hands it over: its first process (executed), the
+/// parent's ends of its pipes, and what the parent keeps for it (its bridge link, its
+/// cgroup, the limits it enforces). Turned into a [`Child`](crate::Child) at once; whoever
+/// fails to do so must kill it (`pidfd`) and hand it to the [`reaper`].
+pub(crate) struct Spawned {
+    pub pid: u32,
+    pub pidfd: OwnedFd,
+    pub status: Option<OwnedFd>,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub pty: Option<OwnedFd>,
+    pub kill_on_drop: bool,
+    pub started: Instant,
+    /// The sandbox's link to a bridge, removed when it ends.
+    pub network: Option<sandbox_net::Attachment>,
+    /// The sandbox has a network namespace of its own (interfaces may be attached).
+    pub own_netns: bool,
+    /// The limits the parent enforces.
+    pub limits: crate::Limits,
+    /// The sandbox's cgroup, when its limits need one.
+    pub cgroup: Option<crate::cgroup::Cgroup>,
+    /// The process lives in a PID namespace whose init it is not (an exec into a running
+    /// sandbox): reap it as soon as it ends.
+    pub reap_early: bool,
+    /// What holds processes exec'd into the sandbox.
+    pub hardening: Hardening,
+}
+
 /// Spawns `cmd` in a new sandbox.
-pub(crate) async fn spawn(cmd: &Command) -> Result<Child> {
+pub(crate) async fn spawn(cmd: &Command) -> Result<Spawned> {
     launch(cmd, &cmd.sandbox, None, None).await
 }
 
@@ -41,8 +75,18 @@ pub(crate) async fn exec(
     sandbox: &crate::Sandbox,
     joins: ExecJoins,
     cgroup: Option<crate::cgroup::Member>,
-) -> Result<Child> {
+) -> Result<Spawned> {
     launch(cmd, sandbox, Some(joins), cgroup).await
+}
+
+/// How many spawns are still queued on the spawner thread, plus the processes the reaper is
+/// still waiting for or releasing: at 0, every descriptor they held is closed.
+#[doc(hidden)]
+pub fn pending() -> usize {
+    // Spawner first: it finishes a job (adopting its child in the reaper) before uncounting
+    // it.
+    let queued = spawner::queued();
+    queued + reaper::pending()
 }
 
 /// Owns a cloned child, and the plan whose memory it may use, until the spawn succeeds;
@@ -127,20 +171,9 @@ pub(crate) fn abandon(pidfd: OwnedFd, plan: Box<ChildPlan>) {
     reaper::adopt_with(pidfd, Some(Box::new(KeepPlan(Some(plan)))));
 }
 
-/// A pidfd registered with the runtime (readable once its process has ended); on failure
-/// the pidfd comes back with the error.
-pub(crate) fn async_pidfd(
-    pidfd: OwnedFd,
-) -> std::result::Result<AsyncFd<OwnedFd>, (OwnedFd, std::io::Error)> {
-    // SAFETY: the AsyncFd owns the pidfd for its whole life; the fd is not closed or
-    // replaced while registered.
-    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts())
-}
-
 /// Waits (asynchronously) for the process behind `pidfd` to end, and reaps it.
 pub(crate) async fn wait_reaped(pidfd: OwnedFd) -> std::io::Result<i32> {
-    let afd = async_pidfd(pidfd).map_err(|(_, e)| e)?;
+    let afd = sys::async_pidfd(pidfd).map_err(|(_, e)| e)?;
     loop {
         let mut guard = afd.readable().await?;
         if let Some(st) = sys::waitid_pidfd(afd.get_ref().as_fd(), true)? {
@@ -351,7 +384,7 @@ async fn launch(
     sandbox: &crate::Sandbox,
     exec: Option<ExecJoins>,
     exec_cgroup: Option<crate::cgroup::Member>,
-) -> Result<Child> {
+) -> Result<Spawned> {
     let exec_none = exec.is_none();
     let image = matches!(sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
     if exec.is_none() && image && sandbox.creates(crate::Namespace::Mount) {
@@ -375,14 +408,14 @@ async fn launch(
         parent,
     } = prepare::prepare_with(cmd, sandbox, exec, &net, exec_cgroup.is_some())?;
     let started = Instant::now();
-    let (spawned, plan) = spawner::clone(plan, child_fds).await;
-    let spawned = spawned.map_err(|e| Error::os("clone3", e))?;
+    let (cloned, plan) = spawner::clone(plan, child_fds).await;
+    let cloned = cloned.map_err(|e| Error::os("clone3", e))?;
     let Some(plan) = plan else {
         return Err(Error::os("clone3", std::io::Error::other("plan lost")));
     };
     let relay = plan.relay;
     let mut pending = Pending {
-        pidfd: Some(spawned.pidfd),
+        pidfd: Some(cloned.pidfd),
         plan: Some(plan),
     };
     let sync = std::os::unix::net::UnixStream::from(parent.sync);
@@ -409,20 +442,20 @@ async fn launch(
         }
     }
     if let Some(ids) = &parent.ids {
-        if let Err(e) = idmap::write(spawned.pid, &ids.write).await {
+        if let Err(e) = idmap::write(cloned.pid, &ids.write).await {
             pending.kill_and_reap().await;
             return Err(e);
         }
     }
     let born_in_cgroup = pending.plan.as_ref().is_some_and(|p| p.into_cgroup >= 0);
     if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
-        if let Err(e) = cg.add(spawned.pid as u32) {
+        if let Err(e) = cg.add(cloned.pid as u32) {
             pending.kill_and_reap().await;
             return Err(e);
         }
     }
     if let Some(m) = &exec_cgroup {
-        if let Err(e) = m.add(spawned.pid as u32) {
+        if let Err(e) = m.add(cloned.pid as u32) {
             pending.kill_and_reap().await;
             return Err(e);
         }
@@ -432,7 +465,7 @@ async fn launch(
         // The sandbox's network namespace exists (the clone made it) and its processes wait
         // for GO: connect it to the bridge now.
         let connected = async {
-            let netns = std::fs::File::open(format!("/proc/{}/ns/net", spawned.pid))
+            let netns = std::fs::File::open(format!("/proc/{}/ns/net", cloned.pid))
                 .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
             let name = sandbox
                 .hostname
@@ -471,7 +504,7 @@ async fn launch(
     }
     // Every process that used the plan has executed (or exited): the sync channel's last
     // holder closed it.
-    let mut pid = spawned.pid;
+    let mut pid = cloned.pid;
     if relay {
         // The first child started the sandbox's process as our own child, then exited.
         if let Some(first) = &pending.pidfd {
@@ -506,8 +539,9 @@ async fn launch(
     let Some(pidfd) = pending.pidfd.take() else {
         return Err(Error::os("clone3", std::io::Error::other("pidfd lost")));
     };
-    // From here the Child (or, if it cannot be built, Child::new itself) owns the sandbox.
-    Child::new(Parts {
+    // From here the caller owns the sandbox (Child::from_spawned kills it if it cannot build
+    // the handle).
+    Ok(Spawned {
         pid: pid as u32,
         pidfd,
         status: parent.status,
@@ -524,12 +558,7 @@ async fn launch(
             crate::Limits::default()
         },
         cgroup: parent.cgroup,
-        hardening: crate::child::Hardening {
-            seccomp: sandbox.seccomp.clone(),
-            capabilities: sandbox.capabilities.clone(),
-            landlock: sandbox.landlock.clone(),
-            limits: sandbox.limits.clone(),
-        },
+        hardening: sandbox.hardening(),
         reap_early: !exec_none
             || cmd
                 .sandbox

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 /// A freshly cloned child: its host pid and a pidfd for it.
 #[derive(Debug)]
-pub(crate) struct Spawned {
+pub(crate) struct Cloned {
     pub pid: i32,
     pub pidfd: OwnedFd,
 }
@@ -29,10 +29,10 @@ pub(crate) struct Spawned {
 /// The spawner's answer. Whoever drops it without taking the child out (a spawn future
 /// dropped before or after the answer arrived) kills the child and hands it, with the plan
 /// whose memory it may still use, to the reaper.
-pub(crate) struct Reply(Option<(io::Result<Spawned>, Box<ChildPlan>)>);
+pub(crate) struct Reply(Option<(io::Result<Cloned>, Box<ChildPlan>)>);
 
 impl Reply {
-    fn take(mut self) -> (io::Result<Spawned>, Box<ChildPlan>) {
+    fn take(mut self) -> (io::Result<Cloned>, Box<ChildPlan>) {
         match self.0.take() {
             Some(r) => r,
             None => unreachable!("a reply is taken once"),
@@ -42,8 +42,8 @@ impl Reply {
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some((Ok(spawned), plan)) = self.0.take() {
-            super::abandon(spawned.pidfd, plan);
+        if let Some((Ok(cloned), plan)) = self.0.take() {
+            super::abandon(cloned.pidfd, plan);
         }
     }
 }
@@ -61,7 +61,7 @@ static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
 /// abandoned, a child) that no spawn future owns any more.
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
-/// How many jobs the spawner has yet to finish (see [`crate::reaper::pending`]).
+/// How many jobs the spawner has yet to finish (see [`super::pending`]).
 pub(crate) fn queued() -> usize {
     QUEUED.load(Ordering::SeqCst)
 }
@@ -115,7 +115,7 @@ fn serve(rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
+fn clone_child(plan: &ChildPlan) -> io::Result<Cloned> {
     let mut pidfd: libc::c_int = -1;
     let vm = if plan.share_memory { libc::CLONE_VM } else { 0 };
     /// `CLONE_INTO_CGROUP` (Linux 5.7).
@@ -144,7 +144,7 @@ fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
     }
     // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd, owned by no one else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Spawned {
+    Ok(Cloned {
         pid: r as i32,
         pidfd,
     })
@@ -156,7 +156,7 @@ fn clone_child(plan: &ChildPlan) -> io::Result<Spawned> {
 pub(crate) async fn clone(
     plan: Box<ChildPlan>,
     child_fds: Vec<OwnedFd>,
-) -> (io::Result<Spawned>, Option<Box<ChildPlan>>) {
+) -> (io::Result<Cloned>, Option<Box<ChildPlan>>) {
     let (tx, rx) = oneshot::channel();
     if let Err(e) = submit(Job {
         plan,

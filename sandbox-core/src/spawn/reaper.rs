@@ -74,14 +74,10 @@ pub(crate) fn adopt_with(pidfd: OwnedFd, keep: KeepAlive) {
     }
 }
 
-/// How many processes the reaper is still waiting for or releasing, plus the spawns still
-/// queued on the spawner thread (for tests: at 0, every fd they held is closed).
-#[doc(hidden)]
-pub fn pending() -> usize {
-    // Spawner first: it finishes a job (adopting its child here) before uncounting it.
-    let queued = crate::spawn::spawner::queued();
+/// How many processes the reaper is still waiting for or releasing.
+pub(crate) fn pending() -> usize {
     let r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
-    queued + r.pending.len() + r.reaping
+    r.pending.len() + r.reaping
 }
 
 fn serve(wake: OwnedFd) {
