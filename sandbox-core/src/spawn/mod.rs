@@ -17,22 +17,27 @@
 //! handle is gone are collected by the [`reaper`].
 
 pub(crate) mod child;
+mod guard;
+mod handshake;
+mod image;
 mod init_binary;
+mod network;
 pub(crate) mod prepare;
 pub(crate) mod reaper;
 pub(crate) mod report;
 pub(crate) mod spawner;
 mod stack;
 
-use crate::error::{Errno, Stage};
 use crate::sandbox::Hardening;
-use crate::{idmap, sys, Command, Error, Namespace, Result};
-use prepare::{ChildPlan, ExecJoins, Prepared};
-use report::{Frame, FRAME_LEN, GO, KIND_ERROR, KIND_USERNS};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use crate::{idmap, sys, Command, Error, Result};
+pub(crate) use guard::abandon;
+use guard::{reap, Pending};
+use handshake::{read_frame, setup_error};
+use prepare::{ExecJoins, Prepared};
+use report::{GO, KIND_USERNS};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tokio::io::AsyncReadExt;
 
 /// A started sandbox, as the spawn hands it over: its first process (executed), the
 /// parent's ends of its pipes, and what the parent keeps for it (its bridge link, its
@@ -89,296 +94,6 @@ pub fn pending() -> usize {
     queued + reaper::pending()
 }
 
-/// Owns a cloned child, and the plan whose memory it may use, until the spawn succeeds;
-/// kills and reaps it otherwise (also when the spawn future is dropped, at any await).
-struct Pending {
-    pidfd: Option<OwnedFd>,
-    plan: Option<Box<ChildPlan>>,
-}
-
-/// Waits for the process behind `fd` to end and reaps it, through a duplicate: if this
-/// future is dropped, the original stays with its owner, which then hands it to the reaper.
-async fn reap(fd: &OwnedFd) -> std::io::Result<i32> {
-    wait_reaped(fd.try_clone()?).await
-}
-
-impl Pending {
-    /// Kills the child (and a relayed sibling) and waits until they are reaped, so a failed
-    /// spawn leaves nothing; only then may the plan go.
-    async fn kill_and_reap(&mut self) {
-        if let Some(fd) = &self.pidfd {
-            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-            if reap(fd).await.is_ok() {
-                self.pidfd = None;
-            }
-        }
-        if let Some(plan) = &self.plan {
-            if let Some(fd) = relayed(plan) {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                if reap(&fd).await.is_ok() {
-                    plan.stacks.relayed_pid().store(0, Ordering::SeqCst);
-                }
-            }
-        }
-        if self.pidfd.is_none() {
-            // Dropping it here hands a sibling that could not be reaped to the reaper.
-            drop(self.plan.take().map(|p| KeepPlan(Some(p))));
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        match (self.pidfd.take(), self.plan.take()) {
-            (Some(fd), Some(plan)) => abandon(fd, plan),
-            (Some(fd), None) => {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                reaper::adopt(fd);
-            }
-            (None, Some(plan)) => drop(KeepPlan(Some(plan))),
-            (None, None) => {}
-        }
-    }
-}
-
-/// A pidfd for the process a relay started, if it exists (it is the caller's own child,
-/// `CLONE_PARENT`, so its pid cannot be reused before it is reaped).
-fn relayed(plan: &ChildPlan) -> Option<OwnedFd> {
-    let pid = plan.stacks.relayed_pid().load(Ordering::SeqCst);
-    (pid > 0).then(|| sys::pidfd_open(pid).ok()).flatten()
-}
-
-/// Keeps a plan alive until every process that may use its memory is gone.
-struct KeepPlan(Option<Box<ChildPlan>>);
-
-impl Drop for KeepPlan {
-    fn drop(&mut self) {
-        // Runs on the reaper thread once the first child is reaped: a sibling it started
-        // (before dying) may still use the plan.
-        if let Some(plan) = self.0.take() {
-            if let Some(fd) = relayed(&plan) {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                plan.stacks.relayed_pid().store(0, Ordering::SeqCst);
-                reaper::adopt_with(fd, Some(Box::new(KeepPlan(Some(plan)))));
-            }
-        }
-    }
-}
-
-/// Kills an abandoned child and hands it to the reaper with its plan.
-pub(crate) fn abandon(pidfd: OwnedFd, plan: Box<ChildPlan>) {
-    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-    reaper::adopt_with(pidfd, Some(Box::new(KeepPlan(Some(plan)))));
-}
-
-/// Waits (asynchronously) for the process behind `pidfd` to end, and reaps it.
-pub(crate) async fn wait_reaped(pidfd: OwnedFd) -> std::io::Result<i32> {
-    let afd = sys::async_pidfd(pidfd).map_err(|(_, e)| e)?;
-    loop {
-        let mut guard = afd.readable().await?;
-        if let Some(st) = sys::waitid_pidfd(afd.get_ref().as_fd(), true)? {
-            return Ok(st);
-        }
-        guard.clear_ready();
-    }
-}
-
-/// Reads one frame; `None` at end of file.
-async fn read_frame(sync: &mut tokio::net::UnixStream) -> Result<Option<Frame>> {
-    let mut buf = [0u8; FRAME_LEN];
-    let mut got = 0;
-    while got < FRAME_LEN {
-        let n = sync
-            .read(&mut buf[got..])
-            .await
-            .map_err(|e| Error::os("read from the child", e))?;
-        if n == 0 {
-            if got == 0 {
-                return Ok(None);
-            }
-            return Err(Error::os(
-                "read from the child",
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            ));
-        }
-        got += n;
-    }
-    Ok(Some(Frame::from_bytes(&buf)))
-}
-
-/// Takes an address on the sandbox's bridge (opening the bridge if this process has not)
-/// and works out its `/etc/hosts` entries.
-async fn bridge_lease(
-    sandbox: &crate::Sandbox,
-    b: &sandbox_net::BridgeNet,
-) -> Result<(prepare::NetPrep, sandbox_net::Lease)> {
-    let bridge = match sandbox_net::Bridge::lookup(&b.bridge) {
-        Some(br) => br,
-        None => sandbox_net::Bridge::open(&b.bridge).await?,
-    };
-    let hostname = sandbox
-        .hostname
-        .clone()
-        .unwrap_or_else(|| crate::DEFAULT_HOSTNAME.to_string());
-    // Names for /etc/hosts are checked before any address or link is taken; a root that
-    // gets no generated /etc (the caller's own tree) could not show them.
-    if b.peers || !b.hosts.is_empty() {
-        if matches!(sandbox.rootfs, sandbox_fs::Rootfs::Host) {
-            return Err(Error::Conflict(
-                "/etc/hosts entries (peers, add_host) need a root of the sandbox's own; \
-                 Rootfs::host() shows the caller's /etc"
-                    .into(),
-            ));
-        }
-        if b.peers {
-            sandbox_net::check_host_name(&hostname)?;
-        }
-        for h in &b.hosts {
-            sandbox_net::check_host_name(&h.name)?;
-        }
-    }
-    let mut hosts: Vec<(String, std::net::IpAddr)> = Vec::new();
-    if b.peers {
-        for (name, addr) in bridge.names() {
-            if name != hostname {
-                hosts.push((name, addr.into()));
-            }
-        }
-    }
-    for h in &b.hosts {
-        hosts.push((h.name.clone(), h.address.into()));
-    }
-    let lease = bridge.lease(b.address, b.peers.then_some(hostname.as_str()))?;
-    let cidr = bridge.cidr();
-    let net = prepare::NetPrep {
-        own_address: Some(lease.address().into()),
-        hosts,
-        bridged: true,
-        eth0: Some((lease.address(), cidr.prefix(), cidr.gateway())),
-        resolv_conf: bridge.nat().then(resolv_conf_with_a_way_out),
-    };
-    Ok((net, lease))
-}
-
-/// The `/etc/resolv.conf` of a sandbox whose bridge masquerades its traffic: the host's,
-/// without the name servers the sandbox cannot reach (on the host's loopback, or IPv6:
-/// bridges are IPv4), as Docker does; when that leaves none and systemd-resolved runs
-/// (its stub at 127.0.0.53), the servers it forwards to.
-fn resolv_conf_with_a_way_out() -> Vec<u8> {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let (text, servers) = reachable_name_servers(&host);
-    if servers == 0 {
-        if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
-            let (up, n) = reachable_name_servers(&upstream);
-            if n > 0 {
-                return up.into_bytes();
-            }
-        }
-    }
-    text.into_bytes()
-}
-
-/// A resolv.conf with only the name servers a bridged sandbox can reach, and how many.
-fn reachable_name_servers(host: &str) -> (String, usize) {
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let addr = words
-                .next()
-                .and_then(|a| a.parse::<std::net::IpAddr>().ok());
-            let why = match addr {
-                Some(a) if a.is_loopback() => Some("on the host's loopback"),
-                Some(std::net::IpAddr::V6(_)) => Some("IPv6: the bridge is IPv4"),
-                None => Some("not an address"),
-                Some(_) => None,
-            };
-            if let Some(why) = why {
-                out.push_str(&format!("# {line} ({why}: unreachable)\n"));
-                continue;
-            }
-            servers += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if servers == 0 {
-        out.push_str("# no name server of the host's is reachable from this sandbox\n");
-    }
-    (out, servers)
-}
-
-/// Imports an image root into its cache on a blocking thread (extraction may take seconds,
-/// and must not hold up a runtime worker); the plan then finds it in the cache.
-async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
-    use sandbox_fs::image::ImageCache;
-    let sandbox_fs::Rootfs::Image { path, cache, .. } = rootfs else {
-        return Ok(());
-    };
-    let cache = ImageCache::new(cache.clone().unwrap_or_else(ImageCache::default_dir));
-    if cache.imported(path).is_some() {
-        return Ok(());
-    }
-    let path = path.clone();
-    tokio::task::spawn_blocking(move || cache.import(&path))
-        .await
-        .map_err(|e| Error::os("import the image", std::io::Error::other(e)))?
-        .map_err(|e| Error::Fs(e.into()))?;
-    Ok(())
-}
-
-/// What a failed step was about, for the error message.
-fn describe(stage: Stage, detail: u32, plan: &ChildPlan) -> Option<String> {
-    let lossy = |c: &std::ffi::CStr| c.to_string_lossy().into_owned();
-    match stage {
-        Stage::Exec => Some(lossy(&plan.program)),
-        Stage::Chdir => Some(lossy(&plan.cwd)),
-        Stage::Mount => plan
-            .mounts
-            .ops()
-            .get(detail as usize)
-            .map(|op| op.to_string()),
-        Stage::Hostname => plan.hostname.as_deref().map(lossy),
-        Stage::Landlock => plan
-            .landlock_rules
-            .get(detail as usize)
-            .map(|(p, _)| lossy(p)),
-        Stage::JoinNamespace => plan.joins.get(detail as usize).and_then(|(_, ty)| {
-            Namespace::ALL
-                .into_iter()
-                .find(|n| n.clone_flag() == *ty)
-                .map(|n| n.to_string())
-        }),
-        Stage::Unshare => {
-            let flags = detail as libc::c_int;
-            let names: Vec<String> = Namespace::ALL
-                .into_iter()
-                .filter(|n| flags & n.clone_flag() != 0)
-                .map(|n| n.to_string())
-                .collect();
-            Some(names.join(","))
-        }
-        Stage::SetUid | Stage::SetGid => Some(detail.to_string()),
-        _ => None,
-    }
-}
-
-fn setup_error(f: Frame, plan: Option<&ChildPlan>) -> Error {
-    if f.kind != KIND_ERROR {
-        return Error::os(
-            "read from the child",
-            std::io::Error::other(format!("unexpected message {:#x}", f.kind)),
-        );
-    }
-    let stage = Stage::from_u32(f.stage).unwrap_or(Stage::Handshake);
-    Error::Setup {
-        stage,
-        what: plan.and_then(|plan| describe(stage, f.detail, plan)),
-        errno: Errno(f.errno),
-    }
-}
-
 async fn launch(
     cmd: &Command,
     sandbox: &crate::Sandbox,
@@ -391,11 +106,11 @@ async fn launch(
         // Bad mounts are refused before an image is imported (the plan checks them again
         // for every other root; prepare refuses a root without a mount namespace).
         sandbox_fs::check_mounts(&sandbox.mounts)?;
-        import_image(&sandbox.rootfs).await?;
+        image::import_image(&sandbox.rootfs).await?;
     }
     let (net, lease) = match (&sandbox.network, &exec) {
         (sandbox_net::Network::Bridge(b), None) => {
-            let (net, lease) = bridge_lease(sandbox, b).await?;
+            let (net, lease) = network::bridge_lease(sandbox, b).await?;
             (net, Some((lease, b)))
         }
         _ => (prepare::NetPrep::default(), None),
@@ -567,32 +282,4 @@ async fn launch(
                 .any(|j| j.namespace == crate::Namespace::Pid),
         started,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reachable_name_servers;
-
-    #[test]
-    fn resolv_conf_keeps_only_reachable_servers() {
-        let host = "search example.org\nnameserver 127.0.0.53\nnameserver 10.1.2.3\n\
-                    nameserver ::1\nnameserver 2001:db8::1\noptions edns0\n";
-        let (got, n) = reachable_name_servers(host);
-        assert_eq!(n, 1);
-        assert_eq!(
-            got,
-            "search example.org\n\
-             # nameserver 127.0.0.53 (on the host's loopback: unreachable)\n\
-             nameserver 10.1.2.3\n\
-             # nameserver ::1 (on the host's loopback: unreachable)\n\
-             # nameserver 2001:db8::1 (IPv6: the bridge is IPv4: unreachable)\n\
-             options edns0\n"
-        );
-        let (only_local, n) = reachable_name_servers("nameserver 127.0.0.53\n");
-        assert_eq!(n, 0);
-        assert!(
-            only_local.ends_with("# no name server of the host's is reachable from this sandbox\n")
-        );
-        assert!(!only_local.lines().any(|l| l.starts_with("nameserver")));
-    }
 }

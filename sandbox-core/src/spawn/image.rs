@@ -1,0 +1,22 @@
+//! An image root is imported into its cache before the plan is made.
+
+use crate::{Error, Result};
+
+/// Imports an image root into its cache on a blocking thread (extraction may take seconds,
+/// and must not hold up a runtime worker); the plan then finds it in the cache.
+pub(super) async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
+    use sandbox_fs::image::ImageCache;
+    let sandbox_fs::Rootfs::Image { path, cache, .. } = rootfs else {
+        return Ok(());
+    };
+    let cache = ImageCache::new(cache.clone().unwrap_or_else(ImageCache::default_dir));
+    if cache.imported(path).is_some() {
+        return Ok(());
+    }
+    let path = path.clone();
+    tokio::task::spawn_blocking(move || cache.import(&path))
+        .await
+        .map_err(|e| Error::os("import the image", std::io::Error::other(e)))?
+        .map_err(|e| Error::Fs(e.into()))?;
+    Ok(())
+}
