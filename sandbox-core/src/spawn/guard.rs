@@ -4,7 +4,7 @@
 
 use super::prepare::ChildPlan;
 use super::reaper;
-use crate::sys;
+use crate::{sys, Error, Result};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
@@ -17,7 +17,7 @@ pub(super) struct Pending {
 
 /// Waits for the process behind `fd` to end and reaps it, through a duplicate: if this
 /// future is dropped, the original stays with its owner, which then hands it to the reaper.
-pub(super) async fn reap(fd: &OwnedFd) -> std::io::Result<i32> {
+async fn reap(fd: &OwnedFd) -> std::io::Result<i32> {
     wait_reaped(fd.try_clone()?).await
 }
 
@@ -42,6 +42,50 @@ impl Pending {
         if self.pidfd.is_none() {
             // Dropping it here hands a sibling that could not be reaped to the reaper.
             drop(self.plan.take().map(|p| KeepPlan(Some(p))));
+        }
+    }
+}
+
+impl Pending {
+    /// The spawn succeeded: every process that used the plan has executed (or exited), so
+    /// the plan may go. Returns the sandbox's first process: the cloned child (`first`), or,
+    /// when the child relayed (entering a PID namespace after the clone), the sibling it
+    /// started as the caller's own child, once the relay itself is reaped.
+    pub(super) async fn executed(mut self, first: i32) -> Result<(i32, OwnedFd)> {
+        let mut pid = first;
+        if self.plan.as_ref().is_some_and(|p| p.relay) {
+            if let Some(fd) = &self.pidfd {
+                if let Err(e) = reap(fd).await {
+                    self.kill_and_reap().await;
+                    return Err(Error::os("reap the first child", e));
+                }
+            }
+            self.pidfd = None;
+            let inner = self
+                .plan
+                .as_deref()
+                .map_or(0, |p| p.stacks.relayed_pid().load(Ordering::SeqCst));
+            match sys::pidfd_open(inner) {
+                Ok(fd) if inner > 0 => {
+                    self.pidfd = Some(fd);
+                    if let Some(p) = &self.plan {
+                        p.stacks.relayed_pid().store(0, Ordering::SeqCst);
+                    }
+                    pid = inner;
+                }
+                _ => {
+                    self.kill_and_reap().await;
+                    return Err(Error::os(
+                        "find the sandbox's process",
+                        std::io::Error::from_raw_os_error(libc::ESRCH),
+                    ));
+                }
+            }
+        }
+        self.plan = None;
+        match self.pidfd.take() {
+            Some(pidfd) => Ok((pid, pidfd)),
+            None => Err(Error::os("clone3", std::io::Error::other("pidfd lost"))),
         }
     }
 }

@@ -1,10 +1,23 @@
 //! An image root is imported into its cache before the plan is made.
 
-use crate::{Error, Result};
+use crate::{Error, Result, Sandbox};
+
+/// Imports the sandbox's root into its cache when it is an image (and the sandbox has a
+/// mount namespace to show it in). Bad mounts are refused first, before an image is
+/// imported (the plan checks them again for every other root; prepare refuses a root
+/// without a mount namespace).
+pub(super) async fn import_if_needed(sandbox: &Sandbox) -> Result<()> {
+    let image = matches!(sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
+    if !image || !sandbox.creates(crate::Namespace::Mount) {
+        return Ok(());
+    }
+    sandbox_fs::check_mounts(&sandbox.mounts)?;
+    import_image(&sandbox.rootfs).await
+}
 
 /// Imports an image root into its cache on a blocking thread (extraction may take seconds,
 /// and must not hold up a runtime worker); the plan then finds it in the cache.
-pub(super) async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
+async fn import_image(rootfs: &sandbox_fs::Rootfs) -> Result<()> {
     use sandbox_fs::image::ImageCache;
     let sandbox_fs::Rootfs::Image { path, cache, .. } = rootfs else {
         return Ok(());

@@ -29,14 +29,11 @@ pub(crate) mod spawner;
 mod stack;
 
 use crate::sandbox::Hardening;
-use crate::{idmap, sys, Command, Error, Result};
+use crate::{idmap, Command, Error, Result};
 pub(crate) use guard::abandon;
-use guard::{reap, Pending};
-use handshake::{read_frame, setup_error};
+use guard::Pending;
 use prepare::{ExecJoins, Prepared};
-use report::{GO, KIND_USERNS};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 /// A started sandbox, as the spawn hands it over: its first process (executed), the
@@ -94,22 +91,20 @@ pub fn pending() -> usize {
     queued + reaper::pending()
 }
 
+/// One spawn, stage by stage: the work before the clone that may wait (an image import, a
+/// bridge address), the plan, the clone, the parent's part of the handshake, and the hand-over.
 async fn launch(
     cmd: &Command,
     sandbox: &crate::Sandbox,
     exec: Option<ExecJoins>,
     exec_cgroup: Option<crate::cgroup::Member>,
 ) -> Result<Spawned> {
-    let exec_none = exec.is_none();
-    let image = matches!(sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
-    if exec.is_none() && image && sandbox.creates(crate::Namespace::Mount) {
-        // Bad mounts are refused before an image is imported (the plan checks them again
-        // for every other root; prepare refuses a root without a mount namespace).
-        sandbox_fs::check_mounts(&sandbox.mounts)?;
-        image::import_image(&sandbox.rootfs).await?;
+    let is_exec = exec.is_some();
+    if !is_exec {
+        image::import_if_needed(sandbox).await?;
     }
-    let (net, lease) = match (&sandbox.network, &exec) {
-        (sandbox_net::Network::Bridge(b), None) => {
+    let (net, lease) = match (&sandbox.network, is_exec) {
+        (sandbox_net::Network::Bridge(b), false) => {
             let (net, lease) = network::bridge_lease(sandbox, b).await?;
             (net, Some((lease, b)))
         }
@@ -120,6 +115,7 @@ async fn launch(
     let Prepared {
         plan,
         child_fds,
+        sync,
         parent,
     } = prepare::prepare_with(cmd, sandbox, exec, &net, exec_cgroup.is_some())?;
     let started = Instant::now();
@@ -128,132 +124,29 @@ async fn launch(
     let Some(plan) = plan else {
         return Err(Error::os("clone3", std::io::Error::other("plan lost")));
     };
-    let relay = plan.relay;
     let mut pending = Pending {
         pidfd: Some(cloned.pidfd),
         plan: Some(plan),
     };
-    let sync = std::os::unix::net::UnixStream::from(parent.sync);
-    sync.set_nonblocking(true)
-        .map_err(|e| Error::os("set up the sync channel", e))?;
-    let mut sync = tokio::net::UnixStream::from_std(sync)
-        .map_err(|e| Error::os("set up the sync channel", e))?;
-
-    if parent.late_userns {
-        match read_frame(&mut sync).await? {
-            Some(f) if f.kind == KIND_USERNS => {}
-            Some(f) => {
-                let e = setup_error(f, pending.plan.as_deref());
-                pending.kill_and_reap().await;
-                return Err(e);
-            }
-            None => {
-                pending.kill_and_reap().await;
-                return Err(Error::os(
-                    "wait for the child's user namespace",
-                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                ));
-            }
-        }
-    }
-    if let Some(ids) = &parent.ids {
-        if let Err(e) = idmap::write(cloned.pid, &ids.write).await {
+    let released = release(
+        &pending,
+        sync,
+        &parent,
+        cloned.pid,
+        exec_cgroup.as_ref(),
+        lease.map(|(lease, b)| (lease, b, sandbox)),
+    )
+    .await;
+    let network = match released {
+        Ok(network) => network,
+        Err(e) => {
             pending.kill_and_reap().await;
             return Err(e);
         }
-    }
-    let born_in_cgroup = pending.plan.as_ref().is_some_and(|p| p.into_cgroup >= 0);
-    if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
-        if let Err(e) = cg.add(cloned.pid as u32) {
-            pending.kill_and_reap().await;
-            return Err(e);
-        }
-    }
-    if let Some(m) = &exec_cgroup {
-        if let Err(e) = m.add(cloned.pid as u32) {
-            pending.kill_and_reap().await;
-            return Err(e);
-        }
-    }
-    let mut attachment = None;
-    if let Some((lease, plan)) = lease {
-        // The sandbox's network namespace exists (the clone made it) and its processes wait
-        // for GO: connect it to the bridge now.
-        let connected = async {
-            let netns = std::fs::File::open(format!("/proc/{}/ns/net", cloned.pid))
-                .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
-            let name = sandbox
-                .hostname
-                .as_deref()
-                .unwrap_or(crate::DEFAULT_HOSTNAME);
-            sandbox_net::Attachment::connect(netns.into(), lease, plan, "eth0", name)
-                .await
-                .map_err(Error::from)
-        }
-        .await;
-        match connected {
-            Ok(a) => attachment = Some(a),
-            Err(e) => {
-                pending.kill_and_reap().await;
-                return Err(e);
-            }
-        }
-    }
-    if pending.plan.as_ref().is_some_and(|p| p.wait_go) || parent.late_userns {
-        // send(MSG_NOSIGNAL): a child that died meanwhile must not raise SIGPIPE in the
-        // embedding program. One byte into an empty socket buffer cannot block.
-        let sent = nix::sys::socket::send(
-            sync.as_raw_fd(),
-            &[GO],
-            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-        );
-        if let Err(e) = sent {
-            pending.kill_and_reap().await;
-            return Err(Error::os("release the child", e.into()));
-        }
-    }
-    if let Some(f) = read_frame(&mut sync).await? {
-        let e = setup_error(f, pending.plan.as_deref());
-        pending.kill_and_reap().await;
-        return Err(e);
-    }
+    };
     // Every process that used the plan has executed (or exited): the sync channel's last
     // holder closed it.
-    let mut pid = cloned.pid;
-    if relay {
-        // The first child started the sandbox's process as our own child, then exited.
-        if let Some(first) = &pending.pidfd {
-            if let Err(e) = reap(first).await {
-                pending.kill_and_reap().await;
-                return Err(Error::os("reap the first child", e));
-            }
-        }
-        pending.pidfd = None;
-        let inner = pending
-            .plan
-            .as_deref()
-            .map_or(0, |p| p.stacks.relayed_pid().load(Ordering::SeqCst));
-        match sys::pidfd_open(inner) {
-            Ok(fd) if inner > 0 => {
-                pending.pidfd = Some(fd);
-                if let Some(p) = &pending.plan {
-                    p.stacks.relayed_pid().store(0, Ordering::SeqCst);
-                }
-                pid = inner;
-            }
-            _ => {
-                pending.kill_and_reap().await;
-                return Err(Error::os(
-                    "find the sandbox's process",
-                    std::io::Error::from_raw_os_error(libc::ESRCH),
-                ));
-            }
-        }
-    }
-    pending.plan = None;
-    let Some(pidfd) = pending.pidfd.take() else {
-        return Err(Error::os("clone3", std::io::Error::other("pidfd lost")));
-    };
+    let (pid, pidfd) = pending.executed(cloned.pid).await?;
     // From here the caller owns the sandbox (Child::from_spawned kills it if it cannot build
     // the handle).
     Ok(Spawned {
@@ -265,16 +158,16 @@ async fn launch(
         stderr: parent.stderr,
         pty: parent.pty,
         kill_on_drop: parent.kill_on_drop,
-        network: attachment,
-        own_netns: exec_none && sandbox.creates(crate::Namespace::Net),
-        limits: if exec_none {
-            sandbox.limits.clone()
-        } else {
+        network,
+        own_netns: !is_exec && sandbox.creates(crate::Namespace::Net),
+        limits: if is_exec {
             crate::Limits::default()
+        } else {
+            sandbox.limits.clone()
         },
         cgroup: parent.cgroup,
         hardening: sandbox.hardening(),
-        reap_early: !exec_none
+        reap_early: is_exec
             || cmd
                 .sandbox
                 .joins()
@@ -282,4 +175,44 @@ async fn launch(
                 .any(|j| j.namespace == crate::Namespace::Pid),
         started,
     })
+}
+
+/// The parent's part between the clone and the program's `execve`: the id maps, the cgroup,
+/// the bridge link, GO, and the child's report. Returns the sandbox's bridge link.
+async fn release(
+    pending: &Pending,
+    sync: OwnedFd,
+    parent: &prepare::Parent,
+    pid: i32,
+    exec_cgroup: Option<&crate::cgroup::Member>,
+    lease: Option<(sandbox_net::Lease, &sandbox_net::BridgeNet, &crate::Sandbox)>,
+) -> Result<Option<sandbox_net::Attachment>> {
+    let plan = pending.plan.as_deref();
+    let mut sync = handshake::channel(sync)?;
+    if parent.late_userns {
+        handshake::await_user_namespace(&mut sync, plan).await?;
+    }
+    if let Some(ids) = &parent.ids {
+        idmap::write(pid, &ids.write).await?;
+    }
+    let born_in_cgroup = plan.is_some_and(|p| p.into_cgroup >= 0);
+    if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
+        cg.add(pid as u32)?;
+    }
+    if let Some(m) = exec_cgroup {
+        m.add(pid as u32)?;
+    }
+    // The sandbox's network namespace exists (the clone made it) and its processes wait for
+    // GO: connect it to the bridge now.
+    let network = match lease {
+        Some((lease, bridge, sandbox)) => {
+            Some(network::connect(pid, lease, bridge, sandbox).await?)
+        }
+        None => None,
+    };
+    if plan.is_some_and(|p| p.wait_go) || parent.late_userns {
+        handshake::go(&sync)?;
+    }
+    handshake::await_exec(&mut sync, plan).await?;
+    Ok(network)
 }

@@ -58,6 +58,25 @@ pub(super) async fn bridge_lease(
     Ok((net, lease))
 }
 
+/// Connects the sandbox whose first process is `pid` (its network namespace made, its
+/// processes waiting for GO) to its bridge: a veth pair, `eth0` inside.
+pub(super) async fn connect(
+    pid: i32,
+    lease: sandbox_net::Lease,
+    bridge: &sandbox_net::BridgeNet,
+    sandbox: &crate::Sandbox,
+) -> Result<sandbox_net::Attachment> {
+    let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .map_err(|e| Error::os("open the sandbox's network namespace", e))?;
+    let name = sandbox
+        .hostname
+        .as_deref()
+        .unwrap_or(crate::DEFAULT_HOSTNAME);
+    sandbox_net::Attachment::connect(netns.into(), lease, bridge, "eth0", name)
+        .await
+        .map_err(Error::from)
+}
+
 /// The `/etc/resolv.conf` of a sandbox whose bridge masquerades its traffic: the host's,
 /// without the name servers the sandbox cannot reach (on the host's loopback, or IPv6:
 /// bridges are IPv4), as Docker does; when that leaves none and systemd-resolved runs

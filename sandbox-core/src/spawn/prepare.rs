@@ -163,7 +163,6 @@ pub(crate) struct ChildPlan {
 /// The parent's ends, and what the parent does between `clone3` and releasing the child.
 #[derive(Debug)]
 pub(crate) struct Parent {
-    pub sync: OwnedFd,
     pub status: Option<OwnedFd>,
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
@@ -182,6 +181,8 @@ pub(crate) struct Prepared {
     /// The child's ends of pipes and the joined namespace fds: the parent closes its copies
     /// right after `clone3`.
     pub child_fds: Vec<OwnedFd>,
+    /// The parent's end of the sync channel.
+    pub sync: OwnedFd,
     pub parent: Parent,
 }
 
@@ -804,8 +805,8 @@ pub(crate) fn prepare_with(
     Ok(Prepared {
         plan: Box::new(plan),
         child_fds,
+        sync: sync_parent,
         parent: Parent {
-            sync: sync_parent,
             status: status_parent,
             stdin: parent_stdin,
             stdout: parent_stdout,
