@@ -1,13 +1,140 @@
 //! The child's descriptors: its stdio, the descriptors passed on purpose, and the floor
 //! above which its own descriptors live.
 
-use super::plan::MAX_PASS;
+use super::plan::{MAX_KEEP, MAX_PASS};
 use crate::command::{Stdio, StdioKind};
 use crate::{sys, Command, Error, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
+/// The child's descriptors (raw numbers it reads from the plan) and the parent's ends.
+pub(super) struct Descriptors {
+    /// What to place on 0, 1, 2 (-1: leave the inherited one).
+    pub stdio: [RawFd; 3],
+    /// The stdio slot (0-2) holding a pty to make the controlling terminal, or -1.
+    pub controlling_tty: libc::c_int,
+    pub parent_stdin: Option<OwnedFd>,
+    pub parent_stdout: Option<OwnedFd>,
+    pub parent_stderr: Option<OwnedFd>,
+    /// The caller's side of the sandbox's pty.
+    pub pty_master: Option<OwnedFd>,
+    /// Descriptors passed on purpose, their count, and the floor above which the child's
+    /// own descriptors live.
+    pub pass: PassList,
+    pub pass_len: usize,
+    pub pass_floor: RawFd,
+    /// The sync channel: the parent's end, and the child's descriptor number.
+    pub sync_parent: OwnedFd,
+    pub sync_fd: RawFd,
+    /// The status pipe (init → parent): the parent's end, and the init's number (or -1).
+    pub status_parent: Option<OwnedFd>,
+    pub status_fd: RawFd,
+    /// The memfd of the built-in init, or -1.
+    pub init_fd: RawFd,
+}
+
+impl Descriptors {
+    /// The child's own descriptors it keeps until `execve` (sync channel, status pipe, init).
+    fn own(&self) -> impl Iterator<Item = RawFd> {
+        [self.sync_fd, self.status_fd, self.init_fd]
+            .into_iter()
+            .filter(|&fd| fd >= 0)
+    }
+}
+
+/// Opens the child's stdio (a pty, pipes, `/dev/null` or the caller's descriptors), copies
+/// the descriptors passed on purpose, and makes the sync channel and, for the built-in
+/// init, the status pipe and the init's memfd. The child's ends go to `child_fds`.
+pub(super) fn descriptors(
+    cmd: &Command,
+    init: bool,
+    child_fds: &mut Vec<OwnedFd>,
+) -> Result<Descriptors> {
+    let is_pty = |s: Option<&Stdio>| matches!(s, Some(Stdio(StdioKind::Pty)));
+    let pty_slots = [&cmd.stdin, &cmd.stdout, &cmd.stderr].map(|s| is_pty(s.as_ref()));
+    let (pty_master, pty_slave) = if pty_slots.contains(&true) {
+        let (m, s) = crate::pty::open().map_err(|e| Error::os("open a pseudo-terminal", e))?;
+        let raw = s.as_raw_fd();
+        child_fds.push(s);
+        (Some(m), raw)
+    } else {
+        (None, -1)
+    };
+    let controlling_tty = pty_slots
+        .iter()
+        .position(|&p| p)
+        .map_or(-1, |i| i as libc::c_int);
+    let (stdin, parent_stdin) = stdio(cmd.stdin.as_ref(), true, child_fds, pty_slave)?;
+    let (stdout, parent_stdout) = stdio(cmd.stdout.as_ref(), false, child_fds, pty_slave)?;
+    let (stderr, parent_stderr) = stdio(cmd.stderr.as_ref(), false, child_fds, pty_slave)?;
+    // Descriptors passed on purpose, and the floor above which the child's own descriptors
+    // live, so that placing them never overwrites one the child still needs.
+    let (pass, pass_len, pass_floor) = passed_fds(cmd, child_fds)?;
+    let (sync_parent, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
+    let sync_child =
+        sys::at_least(sync_child, pass_floor).map_err(|e| Error::os("socketpair", e))?;
+    let sync_fd = sync_child.as_raw_fd();
+    child_fds.push(sync_child);
+    let (status_parent, status_fd) = if init {
+        let (r, w) = sys::pipe().map_err(|e| Error::os("pipe", e))?;
+        let w = sys::at_least(w, pass_floor).map_err(|e| Error::os("pipe", e))?;
+        let raw = w.as_raw_fd();
+        child_fds.push(w);
+        (Some(r), raw)
+    } else {
+        (None, -1)
+    };
+    let init_fd = if init {
+        super::super::init_binary::memfd()
+            .map_err(|e| Error::os("load the built-in init into a memfd", e))?
+            .as_raw_fd()
+    } else {
+        -1
+    };
+    Ok(Descriptors {
+        stdio: [stdin, stdout, stderr],
+        controlling_tty,
+        parent_stdin,
+        parent_stdout,
+        parent_stderr,
+        pty_master,
+        pass,
+        pass_len,
+        pass_floor,
+        sync_parent,
+        sync_fd,
+        status_parent,
+        status_fd,
+        init_fd,
+    })
+}
+
+/// The descriptors the child keeps besides 0-2 — `others` (joined namespaces, overlay
+/// layers), its own, the landlock ruleset and the passed ones — sorted, as a fixed array
+/// and its length.
+pub(super) fn keep_list(
+    others: impl Iterator<Item = RawFd>,
+    fds: &Descriptors,
+    landlock_fd: RawFd,
+) -> Result<([RawFd; MAX_KEEP], usize)> {
+    let mut keep: Vec<RawFd> = others.collect();
+    keep.extend(fds.own());
+    keep.extend((landlock_fd >= 0).then_some(landlock_fd));
+    keep.extend(fds.pass.iter().take(fds.pass_len).map(|(fd, _)| *fd));
+    keep.sort_unstable();
+    keep.dedup();
+    if keep.len() > MAX_KEEP {
+        return Err(Error::Invalid {
+            what: "namespaces to join, overlay layers and passed descriptors",
+            reason: format!("more than {} descriptors to keep", MAX_KEEP),
+        });
+    }
+    let mut out = [-1; MAX_KEEP];
+    out[..keep.len()].copy_from_slice(&keep);
+    Ok((out, keep.len()))
+}
+
 /// The stdio of one stream: (fd the child places on 0/1/2 or -1, the parent's pipe end).
-pub(super) fn stdio(
+fn stdio(
     cfg: Option<&Stdio>,
     read_side_for_child: bool,
     child_fds: &mut Vec<OwnedFd>,
@@ -49,10 +176,7 @@ pub(super) type PassList = [(RawFd, RawFd); MAX_PASS];
 
 /// The descriptors a command passes on purpose, checked and copied (close-on-exec) for the
 /// child, and the floor: one above the highest number inside (3 without any).
-pub(super) fn passed_fds(
-    cmd: &Command,
-    child_fds: &mut Vec<OwnedFd>,
-) -> Result<(PassList, usize, RawFd)> {
+fn passed_fds(cmd: &Command, child_fds: &mut Vec<OwnedFd>) -> Result<(PassList, usize, RawFd)> {
     let mut pass = [(-1, -1); MAX_PASS];
     if cmd.pass.len() > MAX_PASS {
         return Err(Error::Invalid {

@@ -1,22 +1,26 @@
 //! The parent's half of a spawn, before any process exists: every check, and every byte the
 //! child will need, computed here where allocating and failing are allowed.
 //!
-//! [`plan`] holds what the child reads ([`ChildPlan`]); [`program`] checks the program's
-//! strings; [`fds`] arranges its descriptors.
+//! [`prepare_with`] reads as its steps: the rlimits and the program's strings
+//! (`program.rs`), which namespaces are joined and created (`namespaces.rs`), the id maps,
+//! the mount plan (made by `sandbox-fs`), the descriptors (`fds.rs`), landlock, the init's
+//! command line and the cgroup; `plan.rs` holds what the child reads ([`ChildPlan`]).
 
 mod fds;
+mod namespaces;
 mod plan;
 mod program;
 
 use super::stack::Stacks;
-use crate::command::{Stdio, StdioKind};
 use crate::idmap::{self, Caller, IdPlan};
 use crate::sandbox::DEFAULT_HOSTNAME;
-use crate::{sys, Command, Error, Namespace, Result};
-use fds::{passed_fds, stdio};
-pub(crate) use plan::{CStrArray, ChildPlan, Identity, IfConfig, MAX_KEEP};
-use program::{check_hostname, check_program, cstring, environment, time_offsets};
-use sandbox_fs::{MountPlan, PlanOptions, Rootfs};
+use crate::{Command, Error, Namespace, Result};
+pub(crate) use plan::{CStrArray, ChildPlan, Identity, IfConfig, Rlimits};
+use program::{
+    arguments, check_hostname, check_program, environment, init_arguments, time_offsets,
+    working_directory,
+};
+use sandbox_fs::{MountPlan, PlanOptions};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
@@ -90,304 +94,200 @@ pub(crate) fn prepare_with(
     join_cgroup: bool,
 ) -> Result<Prepared> {
     let is_exec = exec.is_some();
-    sandbox.limits.check()?;
-    let mut rlimits = [(0u32, 0u64, 0u64); 8];
-    let rl = sandbox.limits.rlimits();
-    let rlimits_len = rl.len().min(rlimits.len());
-    rlimits[..rlimits_len].copy_from_slice(&rl[..rlimits_len]);
+    let (rlimits, rlimits_len) = rlimits(&sandbox.limits)?;
     let program = check_program(&cmd.program)?;
     let seccomp = sandbox.seccomp.compile()?;
     let caps_keep = crate::security::capability_mask(&sandbox.capabilities);
-    let mut argv = vec![program.clone()];
-    for a in &cmd.args {
-        argv.push(cstring("argument", a)?);
-    }
-    let cwd = match &cmd.cwd {
-        None => CString::new("/").unwrap_or_default(),
-        Some(d) if d.is_absolute() => cstring("working directory", d.as_os_str())?,
-        Some(d) => {
-            return Err(Error::Invalid {
-                what: "working directory",
-                reason: format!("{} is not an absolute path", d.display()),
-            })
-        }
-    };
+    let argv = arguments(&program, cmd)?;
+    let cwd = working_directory(cmd)?;
 
     let mut child_fds: Vec<OwnedFd> = Vec::new();
-    let mut joins: Vec<(RawFd, libc::c_int)> = Vec::new();
-    let mut joined_kinds: Vec<Namespace> = Vec::new();
-
-    if let Some(exec) = exec {
-        for (ns, fd) in exec {
-            joins.push((fd.as_raw_fd(), ns.clone_flag()));
-            joined_kinds.push(ns);
-            child_fds.push(fd);
-        }
-    } else {
-        // Conflicts between settings.
-        let all_joins = sandbox.joins();
-        for j in &all_joins {
-            if sandbox.shared.contains(&j.namespace) {
-                return Err(Error::Conflict(format!(
-                    "the {} namespace is both shared and joined",
-                    j.namespace
-                )));
-            }
-            if joined_kinds.contains(&j.namespace) {
-                return Err(Error::Conflict(format!(
-                    "the {} namespace is joined twice",
-                    j.namespace
-                )));
-            }
-            joined_kinds.push(j.namespace);
-        }
-        if sandbox.hostname.is_some() && !sandbox.creates(Namespace::Uts) {
-            return Err(Error::Conflict(
-                "a hostname needs a UTS namespace of the sandbox's own".into(),
-            ));
-        }
-        if (!sandbox.uid_map.is_empty() || !sandbox.gid_map.is_empty())
-            && !sandbox.creates(Namespace::User)
-        {
-            return Err(Error::Conflict(
-                "id maps need a user namespace of the sandbox's own".into(),
-            ));
-        }
-        if sandbox.rootfs != Rootfs::Host && !sandbox.creates(Namespace::Mount) {
-            return Err(Error::Conflict(
-                "a root filesystem needs a mount namespace of the sandbox's own".into(),
-            ));
-        }
-        if sandbox.network.new_namespace() && sandbox.shared.contains(&Namespace::Net) {
-            return Err(Error::Conflict(format!(
-                "network {} needs a network namespace of the sandbox's own",
-                sandbox.network
-            )));
-        }
-        if matches!(sandbox.network, sandbox_net::Network::Bridge(_)) && !all_joins.is_empty() {
-            return Err(Error::Conflict(
-                "a bridged network cannot be combined with joined namespaces (yet)".into(),
-            ));
-        }
-        // Open the namespaces to join, user first.
-        let mut order = all_joins.clone();
-        order.sort_by_key(|j| j.namespace.index());
-        for j in order {
-            let err = |reason: String| Error::Join {
-                namespace: j.namespace,
-                path: j.path.clone(),
-                reason,
-            };
-            let f = std::fs::File::open(&j.path).map_err(|e| err(e.to_string()))?;
-            let fd = sys::above_stdio(f.into()).map_err(|e| err(e.to_string()))?;
-            let ty =
-                sys::ns_type(fd.as_fd()).map_err(|e| err(format!("not a namespace file ({e})")))?;
-            if ty != j.namespace.clone_flag() {
-                return Err(err("a namespace of another kind".into()));
-            }
-            joins.push((fd.as_raw_fd(), ty));
-            child_fds.push(fd);
-        }
-    }
-
-    let creates = |ns: Namespace| !is_exec && sandbox.creates(ns);
-    let joined = |ns: Namespace| joined_kinds.contains(&ns);
-    let late = !joins.is_empty();
-    let new_user = creates(Namespace::User);
-    let mut new_flags: libc::c_int = 0;
-    for ns in [
-        Namespace::Mount,
-        Namespace::Pid,
-        Namespace::Uts,
-        Namespace::Ipc,
-        Namespace::Net,
-    ] {
-        if creates(ns) {
-            new_flags |= ns.clone_flag();
-        }
-    }
-    let (clone_flags, unshare_flags, late_userns) = if late {
-        (0u64, new_flags, new_user)
-    } else {
-        let user = if new_user { libc::CLONE_NEWUSER } else { 0 };
-        ((new_flags | user) as u64, 0, false)
-    };
-    let new_pid = creates(Namespace::Pid);
-    let relay = (late && new_pid) || joined(Namespace::Pid);
-    // Is the init (or the program, without one) PID 1 of a namespace?
-    let pid1 = new_pid;
-    let init = !is_exec && sandbox.init;
-
-    let ids = if new_user {
+    let ns = namespaces::plan(sandbox, exec, &mut child_fds)?;
+    let ids = if ns.creates(Namespace::User) {
         Some(idmap::plan(sandbox, &Caller::current())?)
     } else {
         None
     };
-    let identity = match (&ids, joined(Namespace::User)) {
-        (Some(p), _) => Some(Identity {
-            uid: 0,
-            gid: 0,
-            clear_groups: p.clear_groups,
-            groups_best_effort: p.groups_best_effort,
-        }),
-        (None, true) => Some(Identity {
-            uid: 0,
-            gid: 0,
-            clear_groups: true,
-            groups_best_effort: true,
-        }),
-        (None, false) => None,
-    };
-
-    let hostname = if creates(Namespace::Uts) {
-        let h = sandbox.hostname.as_deref().unwrap_or(DEFAULT_HOSTNAME);
-        Some((check_hostname(h)?, h.to_string()))
-    } else {
-        None
-    };
-    let envp = environment(cmd, hostname.as_ref().map(|(_, h)| h.as_str()))?;
-
-    let mut mounts = if creates(Namespace::Mount) {
-        // Overlay layers are mounted idmapped when the caller can (it is root) and the
-        // sandbox's root is not the host's: the host's root-owned files then belong to the
-        // sandbox's root inside, and copy-up works.
-        let overlay = sandbox.rootfs.is_layered(hostname.is_some());
-        let mapping = match (&ids, overlay) {
-            (Some(p), true) => idmap::mapping_userns(p).transpose()?,
-            _ => None,
-        };
-        sandbox_fs::plan(
-            &sandbox.rootfs,
-            &PlanOptions {
-                new_pid_namespace: new_pid,
-                new_net_namespace: creates(Namespace::Net),
-                hostname: hostname.as_ref().map(|(_, h)| h.as_str()),
-                mounts: &sandbox.mounts,
-                idmap_userns: mapping.as_ref().map(|(fd, _)| fd.as_fd()),
-                root_owner: mapping.as_ref().map(|(_, owner)| *owner),
-                own_address: net.own_address,
-                hosts: &net.hosts,
-                resolv_conf: net.resolv_conf.as_deref(),
-            },
-        )?
-    } else {
-        if !is_exec && !sandbox.mounts.is_empty() {
-            return Err(Error::Conflict(
-                "mounts need a mount namespace of the sandbox's own".into(),
-            ));
-        }
-        MountPlan::default()
-    };
+    let identity = namespaces::identity(ids.as_ref(), ns.joined(Namespace::User));
+    let hostname = ns
+        .creates(Namespace::Uts)
+        .then(|| sandbox.hostname.as_deref().unwrap_or(DEFAULT_HOSTNAME));
+    let hostname_c = hostname.map(check_hostname).transpose()?;
+    let envp = environment(cmd, hostname)?;
+    let mut mounts = mount_plan(sandbox, &ns, ids.as_ref(), hostname, net)?;
     let mount_fds = mounts.take_fds();
-
     let time_offsets = if is_exec {
         None
     } else {
         time_offsets(sandbox)?
     };
 
-    // Descriptors.
-    let is_pty = |s: Option<&Stdio>| matches!(s, Some(Stdio(StdioKind::Pty)));
-    let pty_slots = [&cmd.stdin, &cmd.stdout, &cmd.stderr].map(|s| is_pty(s.as_ref()));
-    let (pty_master, pty_slave) = if pty_slots.contains(&true) {
-        let (m, s) = crate::pty::open().map_err(|e| Error::os("open a pseudo-terminal", e))?;
-        let raw = s.as_raw_fd();
-        child_fds.push(s);
-        (Some(m), raw)
-    } else {
-        (None, -1)
-    };
-    let controlling_tty = pty_slots
-        .iter()
-        .position(|&p| p)
-        .map_or(-1, |i| i as libc::c_int);
-    let (stdin, parent_stdin) = stdio(cmd.stdin.as_ref(), true, &mut child_fds, pty_slave)?;
-    let (stdout, parent_stdout) = stdio(cmd.stdout.as_ref(), false, &mut child_fds, pty_slave)?;
-    let (stderr, parent_stderr) = stdio(cmd.stderr.as_ref(), false, &mut child_fds, pty_slave)?;
-    // Descriptors passed on purpose, and the floor above which the child's own descriptors
-    // live, so that placing them never overwrites one the child still needs.
-    let (pass, pass_len, pass_floor) = passed_fds(cmd, &mut child_fds)?;
-    let (sync_parent, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
-    let sync_child =
-        sys::at_least(sync_child, pass_floor).map_err(|e| Error::os("socketpair", e))?;
-    let sync_fd = sync_child.as_raw_fd();
-    child_fds.push(sync_child);
-    let (status_parent, status_fd) = if init {
-        let (r, w) = sys::pipe().map_err(|e| Error::os("pipe", e))?;
-        let w = sys::at_least(w, pass_floor).map_err(|e| Error::os("pipe", e))?;
-        let raw = w.as_raw_fd();
-        child_fds.push(w);
-        (Some(r), raw)
-    } else {
-        (None, -1)
-    };
-    let mut keep = [-1; MAX_KEEP];
-    let init_fd = if init {
-        super::init_binary::memfd()
-            .map_err(|e| Error::os("load the built-in init into a memfd", e))?
-            .as_raw_fd()
-    } else {
-        -1
-    };
-    let mut keep_list: Vec<RawFd> = joins.iter().map(|(fd, _)| *fd).collect();
-    keep_list.extend(mount_fds.iter().map(|fd| fd.as_raw_fd()));
+    let init = !is_exec && sandbox.init;
+    let fds = fds::descriptors(cmd, init, &mut child_fds)?;
+    let landlock = landlock(sandbox, &mut child_fds)?;
+    let joined = ns.joins.iter().map(|(fd, _)| *fd);
+    let layers = mount_fds.iter().map(|fd| fd.as_raw_fd());
+    let (keep, keep_len) = fds::keep_list(joined.chain(layers), &fds, landlock.0)?;
     child_fds.extend(mount_fds);
-    keep_list.push(sync_fd);
-    if status_fd >= 0 {
-        keep_list.push(status_fd);
-    }
-    if init_fd >= 0 {
-        keep_list.push(init_fd);
-    }
-    let (landlock_fd, landlock_rules) = match sandbox.landlock.as_ref().map(|l| l.prepare()) {
-        Some(Ok(Some(plan))) => {
-            let raw = plan.ruleset.as_raw_fd();
-            keep_list.push(raw);
-            child_fds.push(plan.ruleset);
-            (raw, plan.rules)
-        }
-        Some(Err(e)) => return Err(e),
-        _ => (-1, Vec::new()),
-    };
-    keep_list.extend(pass.iter().take(pass_len).map(|(fd, _)| *fd));
-    keep_list.sort_unstable();
-    keep_list.dedup();
-    if keep_list.len() > MAX_KEEP {
-        return Err(Error::Invalid {
-            what: "namespaces to join, overlay layers and passed descriptors",
-            reason: format!("more than {} descriptors to keep", MAX_KEEP),
-        });
-    }
-    keep[..keep_list.len()].copy_from_slice(&keep_list);
 
-    // The init's command line: sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...
-    // FLAGS: 1 = be a subreaper, 2 = the program dies with the init (both when the init is
-    // not PID 1 of a namespace).
+    // The init's command line. FLAGS: 1 = be a subreaper, 2 = the program dies with the
+    // init (both when the init is not PID 1 of a namespace).
+    let pid1 = ns.creates(Namespace::Pid);
     let init_argv = if init {
-        let flags = if pid1 { 0 } else { 3 };
-        let mut v: Vec<CString> = [
-            "sandbox-init".to_string(),
-            status_fd.to_string(),
-            sync_fd.to_string(),
-            flags.to_string(),
-            (crate::error::Stage::Exec as u32).to_string(),
-        ]
-        .into_iter()
-        .map(|a| CString::new(a).unwrap_or_default())
-        .collect();
-        v.extend(argv.iter().cloned());
-        v
+        init_arguments(fds.status_fd, fds.sync_fd, if pid1 { 0 } else { 3 }, &argv)
     } else {
         Vec::new()
     };
     // Last of the checks: a cgroup made now is removed again on any error (its Drop).
-    let cgroup = if !is_exec && sandbox.limits.needs_cgroup() {
-        Some(crate::cgroup::Cgroup::create(&sandbox.limits)?)
-    } else {
-        None
+    let (cgroup, into_cgroup) = cgroup(sandbox, is_exec, &mut child_fds)?;
+    let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || join_cgroup;
+    let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
+
+    let late = ns.late();
+    let plan = ChildPlan {
+        clone_flags: ns.clone_flags,
+        share_memory: !late,
+        sync_fd: fds.sync_fd,
+        status_fd: fds.status_fd,
+        stdio: fds.stdio,
+        controlling_tty: fds.controlling_tty,
+        pass: fds.pass,
+        pass_len: fds.pass_len,
+        pass_floor: fds.pass_floor,
+        keep,
+        keep_len,
+        // The parent writes id maps, connects a bridged network and moves the child into
+        // its cgroup before GO.
+        wait_go: ((ns.creates(Namespace::User) || net.bridged || cgroup_needs_move) && !late)
+            || (cgroup_needs_move && late && !ns.late_userns),
+        late_userns: ns.late_userns,
+        unshare_flags: ns.unshare_flags,
+        identity,
+        parent_dumpable: caller_dumpable(),
+        relay: ns.relay,
+        time_ns: ns.creates(Namespace::Time),
+        time_offsets,
+        cgroup_ns: ns.creates(Namespace::Cgroup),
+        hostname: hostname_c,
+        lo_up: ns.creates(Namespace::Net) && sandbox.network.loopback_up(),
+        eth0: net
+            .eth0
+            .map(|(addr, prefix, gw)| IfConfig::eth0(addr, prefix, gw)),
+        mounts,
+        init_fd: fds.init_fd,
+        init_argv: CStrArray::new(init_argv),
+        program_pdeathsig: !pid1,
+        into_cgroup,
+        rlimits,
+        rlimits_len,
+        caps_keep,
+        cap_last: crate::security::last_capability(),
+        landlock_fd: landlock.0,
+        landlock_rules: landlock.1,
+        seccomp,
+        program,
+        argv: CStrArray::new(argv),
+        envp,
+        cwd,
+        joins: ns.joins,
+        stacks,
     };
-    // v2: the child is born in its cgroup; v1: the parent moves it in before GO.
-    let into_cgroup = match cgroup.as_ref().and_then(|c| c.clone_into()) {
+    Ok(Prepared {
+        plan: Box::new(plan),
+        child_fds,
+        sync: fds.sync_parent,
+        parent: Parent {
+            status: fds.status_parent,
+            stdin: fds.parent_stdin,
+            stdout: fds.parent_stdout,
+            stderr: fds.parent_stderr,
+            pty: fds.pty_master,
+            ids,
+            late_userns: ns.late_userns,
+            kill_on_drop: cmd.get_kill_on_drop(),
+            cgroup,
+        },
+    })
+}
+
+/// The sandbox's rlimits, checked, as the child sets them: `(RLIMIT_*, soft, hard)`.
+fn rlimits(limits: &crate::Limits) -> Result<(Rlimits, usize)> {
+    limits.check()?;
+    let mut rlimits = [(0u32, 0u64, 0u64); 8];
+    let rl = limits.rlimits();
+    let len = rl.len().min(rlimits.len());
+    rlimits[..len].copy_from_slice(&rl[..len]);
+    Ok((rlimits, len))
+}
+
+/// The mount steps of a sandbox with a mount namespace of its own (none otherwise).
+fn mount_plan(
+    sandbox: &crate::Sandbox,
+    ns: &namespaces::Namespaces,
+    ids: Option<&IdPlan>,
+    hostname: Option<&str>,
+    net: &NetPrep,
+) -> Result<MountPlan> {
+    if !ns.creates(Namespace::Mount) {
+        if !ns.is_exec() && !sandbox.mounts.is_empty() {
+            return Err(Error::Conflict(
+                "mounts need a mount namespace of the sandbox's own".into(),
+            ));
+        }
+        return Ok(MountPlan::default());
+    }
+    // Overlay layers are mounted idmapped when the caller can (it is root) and the
+    // sandbox's root is not the host's: the host's root-owned files then belong to the
+    // sandbox's root inside, and copy-up works.
+    let overlay = sandbox.rootfs.is_layered(hostname.is_some());
+    let mapping = match (ids, overlay) {
+        (Some(p), true) => idmap::mapping_userns(p).transpose()?,
+        _ => None,
+    };
+    Ok(sandbox_fs::plan(
+        &sandbox.rootfs,
+        &PlanOptions {
+            new_pid_namespace: ns.creates(Namespace::Pid),
+            new_net_namespace: ns.creates(Namespace::Net),
+            hostname,
+            mounts: &sandbox.mounts,
+            idmap_userns: mapping.as_ref().map(|(fd, _)| fd.as_fd()),
+            root_owner: mapping.as_ref().map(|(_, owner)| *owner),
+            own_address: net.own_address,
+            hosts: &net.hosts,
+            resolv_conf: net.resolv_conf.as_deref(),
+        },
+    )?)
+}
+
+/// The landlock ruleset the child fills and applies (its descriptor, or -1), and its rules.
+fn landlock(
+    sandbox: &crate::Sandbox,
+    child_fds: &mut Vec<OwnedFd>,
+) -> Result<(RawFd, Vec<(CString, u64)>)> {
+    match sandbox.landlock.as_ref().map(|l| l.prepare()) {
+        Some(Ok(Some(plan))) => {
+            let raw = plan.ruleset.as_raw_fd();
+            child_fds.push(plan.ruleset);
+            Ok((raw, plan.rules))
+        }
+        Some(Err(e)) => Err(e),
+        _ => Ok((-1, Vec::new())),
+    }
+}
+
+/// The sandbox's cgroup, when its limits need one, and (v2) the directory the child is
+/// cloned into, or -1 (v1: the parent moves it in before GO).
+fn cgroup(
+    sandbox: &crate::Sandbox,
+    is_exec: bool,
+    child_fds: &mut Vec<OwnedFd>,
+) -> Result<(Option<crate::cgroup::Cgroup>, RawFd)> {
+    if is_exec || !sandbox.limits.needs_cgroup() {
+        return Ok((None, -1));
+    }
+    let cgroup = crate::cgroup::Cgroup::create(&sandbox.limits)?;
+    let into = match cgroup.clone_into() {
         Some(fd) => {
             let fd = fd.map_err(|e| Error::os("open the sandbox's cgroup", e))?;
             let raw = fd.as_raw_fd();
@@ -396,93 +296,14 @@ pub(crate) fn prepare_with(
         }
         None => -1,
     };
-    let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || join_cgroup;
-    let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
-    let parent_dumpable = caller_dumpable();
-
-    let share_memory = joins.is_empty();
-    let plan = ChildPlan {
-        clone_flags,
-        share_memory,
-        sync_fd,
-        status_fd,
-        stdio: [stdin, stdout, stderr],
-        controlling_tty,
-        pass,
-        pass_len,
-        pass_floor,
-        keep,
-        keep_len: keep_list.len(),
-        joins,
-        // The parent writes id maps, connects a bridged network and moves the child into
-        // its cgroup before GO.
-        wait_go: ((new_user || net.bridged || cgroup_needs_move) && !late)
-            || (cgroup_needs_move && late && !late_userns),
-        late_userns,
-        unshare_flags,
-        identity,
-        parent_dumpable,
-        relay,
-        time_ns: creates(Namespace::Time),
-        time_offsets,
-        cgroup_ns: creates(Namespace::Cgroup),
-        hostname: hostname.map(|(c, _)| c),
-        lo_up: creates(Namespace::Net) && sandbox.network.loopback_up(),
-        eth0: net.eth0.map(|(addr, prefix, gw)| {
-            let mut name = [0u8; 16];
-            name[..4].copy_from_slice(b"eth0");
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            IfConfig {
-                name,
-                addr: u32::from(addr).to_be(),
-                mask: mask.to_be(),
-                gateway: u32::from(gw).to_be(),
-            }
-        }),
-        mounts,
-        init_fd,
-        init_argv: CStrArray::new(init_argv),
-        program_pdeathsig: !pid1,
-        into_cgroup,
-        rlimits,
-        rlimits_len,
-        caps_keep,
-        cap_last: crate::security::last_capability(),
-        landlock_fd,
-        landlock_rules,
-        seccomp,
-        program,
-        argv: CStrArray::new(argv),
-        envp,
-        cwd,
-        stacks,
-    };
-    Ok(Prepared {
-        plan: Box::new(plan),
-        child_fds,
-        sync: sync_parent,
-        parent: Parent {
-            status: status_parent,
-            stdin: parent_stdin,
-            stdout: parent_stdout,
-            stderr: parent_stderr,
-            pty: pty_master,
-            ids,
-            late_userns,
-            kill_on_drop: cmd.get_kill_on_drop(),
-            cgroup,
-        },
-    })
+    Ok((Some(cgroup), into))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Sandbox;
+    use sandbox_fs::Rootfs;
 
     fn err(cmd: &Command) -> String {
         match prepare(cmd, None) {

@@ -57,6 +57,32 @@ pub(crate) struct IfConfig {
     pub gateway: u32,
 }
 
+impl IfConfig {
+    /// `eth0` with an address, its prefix length and a default route through `gateway`.
+    pub(crate) fn eth0(
+        addr: std::net::Ipv4Addr,
+        prefix: u8,
+        gateway: std::net::Ipv4Addr,
+    ) -> IfConfig {
+        let mut name = [0u8; 16];
+        name[..4].copy_from_slice(b"eth0");
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        };
+        IfConfig {
+            name,
+            addr: u32::from(addr).to_be(),
+            mask: mask.to_be(),
+            gateway: u32::from(gateway).to_be(),
+        }
+    }
+}
+
+/// rlimits the child sets before `execve`: `(RLIMIT_*, soft, hard)`.
+pub(crate) type Rlimits = [(u32, u64, u64); 8];
+
 /// The ids the child switches to once its user namespace has maps.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
@@ -134,7 +160,7 @@ pub(crate) struct ChildPlan {
     /// A cgroup directory to clone the child into (`CLONE_INTO_CGROUP`, v2), or -1.
     pub into_cgroup: RawFd,
     /// rlimits set before `execve`: `(RLIMIT_*, soft, hard)`, `rlimits[..rlimits_len]`.
-    pub rlimits: [(u32, u64, u64); 8],
+    pub rlimits: Rlimits,
     pub rlimits_len: usize,
     /// The capabilities kept (a bitmask); every other one leaves the bounding, effective,
     /// permitted, inheritable and ambient sets before `execve`.

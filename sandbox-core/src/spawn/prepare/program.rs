@@ -113,3 +113,46 @@ pub(super) fn time_offsets(sandbox: &Sandbox) -> Result<Option<CString>> {
     }
     Ok(Some(CString::new(text).unwrap_or_default()))
 }
+
+/// The program's `argv`: its path, then its arguments.
+pub(super) fn arguments(program: &CString, cmd: &Command) -> Result<Vec<CString>> {
+    let mut argv = vec![program.clone()];
+    for a in &cmd.args {
+        argv.push(cstring("argument", a)?);
+    }
+    Ok(argv)
+}
+
+/// The program's working directory inside the sandbox (`/` unless set).
+pub(super) fn working_directory(cmd: &Command) -> Result<CString> {
+    match &cmd.cwd {
+        None => Ok(CString::new("/").unwrap_or_default()),
+        Some(d) if d.is_absolute() => cstring("working directory", d.as_os_str()),
+        Some(d) => Err(Error::Invalid {
+            what: "working directory",
+            reason: format!("{} is not an absolute path", d.display()),
+        }),
+    }
+}
+
+/// The built-in init's command line:
+/// `sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...`.
+pub(super) fn init_arguments(
+    status_fd: std::os::fd::RawFd,
+    sync_fd: std::os::fd::RawFd,
+    flags: u32,
+    argv: &[CString],
+) -> Vec<CString> {
+    let mut v: Vec<CString> = [
+        "sandbox-init".to_string(),
+        status_fd.to_string(),
+        sync_fd.to_string(),
+        flags.to_string(),
+        (crate::error::Stage::Exec as u32).to_string(),
+    ]
+    .into_iter()
+    .map(|a| CString::new(a).unwrap_or_default())
+    .collect();
+    v.extend(argv.iter().cloned());
+    v
+}
