@@ -228,30 +228,7 @@ pub(super) fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
     let root_fd = || root.as_ref().map_or(-1, |f| f.0);
     match op {
         Op::MakePrivate => mount(null, c"/", null, libc::MS_REC | libc::MS_PRIVATE, null),
-        Op::Stage => {
-            mount(
-                c"tmpfs".as_ptr(),
-                c"/tmp",
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"mode=755".as_ptr(),
-            )?;
-            chdir(c"/tmp")?;
-            sys!(
-                libc::SYS_mkdirat,
-                libc::AT_FDCWD,
-                c"oldroot".as_ptr(),
-                0o755
-            )?;
-            sys!(
-                libc::SYS_mkdirat,
-                libc::AT_FDCWD,
-                c"newroot".as_ptr(),
-                0o755
-            )?;
-            sys!(libc::SYS_pivot_root, c".".as_ptr(), c"oldroot".as_ptr())?;
-            chdir(c"/")
-        }
+        Op::Stage => stage(),
         Op::Mount {
             source,
             target,
@@ -259,71 +236,19 @@ pub(super) fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
             flags,
             data,
             optional,
-        } => match mount(opt(source), target, opt(fstype), *flags, opt(data)) {
-            Err(libc::ENOENT) if *optional => Ok(()),
-            r => r,
-        },
-        Op::Touch { path } => {
-            let fd = open(
-                path,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW,
-                0o644,
-            )?;
-            close(fd);
-            Ok(())
-        }
-        Op::Link { points_to, path } => sys!(
-            libc::SYS_symlinkat,
-            points_to.as_ptr(),
-            libc::AT_FDCWD,
-            path.as_ptr()
-        )
-        .map(drop),
-        Op::Move { from, to } => {
-            let Some(t) = target_fd(root_fd(), to)? else {
-                return Ok(());
-            };
-            sys!(
-                libc::SYS_move_mount,
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                t.0,
-                c"".as_ptr(),
-                MOVE_MOUNT_T_EMPTY_PATH
-            )
-            .map(drop)
-        }
-        Op::Mkdir { path, mode } => {
-            match sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), *mode) {
-                Err(libc::EEXIST) => Ok(()),
-                // The umask is 0 here; only the sticky bit needs a chmod.
-                Ok(_) if *mode & 0o7000 != 0 => {
-                    sys!(libc::SYS_fchmodat, libc::AT_FDCWD, path.as_ptr(), *mode).map(drop)
-                }
-                r => r.map(drop),
-            }
-        }
+        } => mount_trusted(source, target, fstype, *flags, data, *optional),
+        Op::Touch { path } => touch_staged(path),
+        Op::Link { points_to, path } => symlink_staged(points_to, path),
+        Op::Move { from, to } => move_staged(root_fd(), from, to),
+        Op::Mkdir { path, mode } => mkdir_staged(path, *mode),
         Op::WriteFile {
             path,
             contents,
             mode,
         } => write_file(path, contents, *mode),
-        Op::Attach { fd, path, .. } => {
-            let target = Fd(open(path, libc::O_PATH | libc::O_NOFOLLOW, 0)?);
-            let r = sys!(
-                libc::SYS_move_mount,
-                *fd,
-                c"".as_ptr(),
-                target.0,
-                c"".as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
-            );
-            close(*fd);
-            r.map(drop)
-        }
+        Op::Attach { fd, path, .. } => attach(*fd, path),
         Op::OpenRoot { path } => {
-            let fd = open(path, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-            *root = Some(Fd(fd));
+            *root = Some(open_root(path)?);
             Ok(())
         }
         Op::Bind {
@@ -331,96 +256,235 @@ pub(super) fn mount_op(op: &Op, root: &mut Option<Fd>) -> Result<(), c_int> {
             target,
             recursive,
             attr,
-        } => {
-            let Some(t) = target_fd(root_fd(), target)? else {
-                return Ok(());
-            };
-            // The parent canonicalised the source: a symlink on its path now means the
-            // tree changed since (another sandbox swapped a directory for a link).
-            let how = OpenHow {
-                flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
-                mode: 0,
-                resolve: RESOLVE_NO_SYMLINKS,
-            };
-            let src = Fd(sys!(
-                libc::SYS_openat2,
-                libc::AT_FDCWD,
-                source.as_ptr(),
-                &how as *const OpenHow,
-                core::mem::size_of::<OpenHow>()
-            )? as c_int);
-            let rec = if *recursive { AT_RECURSIVE } else { 0 };
-            let tree = clone_tree(src.0, c"", libc::AT_EMPTY_PATH as c_uint | rec)?;
-            set_attr(&tree, *attr, *recursive)?;
-            move_onto(&tree, &t)
-        }
+        } => bind(root_fd(), source, target, *recursive, *attr),
         Op::Fresh {
             fstype,
             options,
             target,
             attr,
-        } => {
-            let Some(t) = target_fd(root_fd(), target)? else {
-                return Ok(());
-            };
-            let m = fresh(fstype, options, *attr)?;
-            move_onto(&m, &t)
-        }
+        } => mount_fresh(root_fd(), fstype, options, target, *attr),
         Op::MakeDir { target, mode } => resolve(root_fd(), target, *mode).map(drop),
-        Op::Symlink { points_to, link } => {
-            // The parent directory, resolved in the root; the link itself is created there
-            // (symlinkat never follows the name it creates).
-            let depth = link.depth();
-            let parent = if depth > 1 {
-                walk(
-                    root_fd(),
-                    link,
-                    depth.saturating_sub(1),
-                    TargetKind::Dir,
-                    0o755,
-                )
-            } else {
-                dup(root_fd()).map(Fd)
-            };
-            let r = parent.and_then(|parent| {
-                sys!(
-                    libc::SYS_symlinkat,
-                    points_to.as_ptr(),
-                    parent.0,
-                    link.name().as_ptr()
-                )
-            });
-            match r {
-                Err(libc::EEXIST) => Ok(()),
-                Err(_) if link.is_optional() => Ok(()),
-                r => r.map(drop),
-            }
-        }
-        Op::ReadOnly { target } => {
-            let t = match resolve(root_fd(), target, 0) {
-                Ok(t) => t,
-                Err(libc::ENOENT) if target.is_optional() => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let tree = clone_tree(t.0, c"", libc::AT_EMPTY_PATH as c_uint | AT_RECURSIVE)?;
-            set_attr(&tree, sandbox_fs::kernel::MOUNT_ATTR_RDONLY, true)?;
-            move_onto(&tree, &t)
-        }
-        Op::SealRoot => {
-            let r = root.as_ref().ok_or(libc::EINVAL)?;
-            set_attr(r, sandbox_fs::kernel::MOUNT_ATTR_RDONLY, false)
-        }
-        Op::EnterRoot => {
-            // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
-            // (after making it a slave, so the detach does not propagate) leaves the new.
-            let r = root.take().ok_or(libc::EINVAL)?;
-            sys!(libc::SYS_fchdir, r.0)?;
-            drop(r);
-            sys!(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())?;
-            mount(null, c".", null, libc::MS_SLAVE | libc::MS_REC, null)?;
-            sys!(libc::SYS_umount2, c".".as_ptr(), libc::MNT_DETACH)?;
-            chdir(c"/")
-        }
+        Op::Symlink { points_to, link } => symlink_in_root(root_fd(), points_to, link),
+        Op::ReadOnly { target } => read_only(root_fd(), target),
+        Op::SealRoot => seal_root(root.as_ref().ok_or(libc::EINVAL)?),
+        Op::EnterRoot => enter_root(root.take().ok_or(libc::EINVAL)?),
         _ => Err(libc::EINVAL),
     }
+}
+
+/// [`Op::Stage`]: a tmpfs on `/tmp`, and `pivot_root` into it with the old root at
+/// `/oldroot`.
+fn stage() -> Result<(), c_int> {
+    mount(
+        c"tmpfs".as_ptr(),
+        c"/tmp",
+        c"tmpfs".as_ptr(),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        c"mode=755".as_ptr(),
+    )?;
+    chdir(c"/tmp")?;
+    sys!(
+        libc::SYS_mkdirat,
+        libc::AT_FDCWD,
+        c"oldroot".as_ptr(),
+        0o755
+    )?;
+    sys!(
+        libc::SYS_mkdirat,
+        libc::AT_FDCWD,
+        c"newroot".as_ptr(),
+        0o755
+    )?;
+    sys!(libc::SYS_pivot_root, c".".as_ptr(), c"oldroot".as_ptr())?;
+    chdir(c"/")
+}
+
+/// [`Op::Mount`]: `mount(2)` on a trusted path; a missing optional target is skipped.
+fn mount_trusted(
+    source: &Option<std::ffi::CString>,
+    target: &CStr,
+    fstype: &Option<std::ffi::CString>,
+    flags: libc::c_ulong,
+    data: &Option<std::ffi::CString>,
+    optional: bool,
+) -> Result<(), c_int> {
+    match mount(opt(source), target, opt(fstype), flags, opt(data)) {
+        Err(libc::ENOENT) if optional => Ok(()),
+        r => r,
+    }
+}
+
+/// [`Op::Touch`]: an empty file in the staging area.
+fn touch_staged(path: &CStr) -> Result<(), c_int> {
+    let fd = open(
+        path,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW,
+        0o644,
+    )?;
+    close(fd);
+    Ok(())
+}
+
+/// [`Op::Link`]: a symbolic link in the staging area.
+fn symlink_staged(points_to: &CStr, path: &CStr) -> Result<(), c_int> {
+    sys!(
+        libc::SYS_symlinkat,
+        points_to.as_ptr(),
+        libc::AT_FDCWD,
+        path.as_ptr()
+    )
+    .map(drop)
+}
+
+/// [`Op::Move`]: a mount built in the staging area moved onto its target.
+fn move_staged(root: c_int, from: &CStr, to: &Target) -> Result<(), c_int> {
+    let Some(t) = target_fd(root, to)? else {
+        return Ok(());
+    };
+    sys!(
+        libc::SYS_move_mount,
+        libc::AT_FDCWD,
+        from.as_ptr(),
+        t.0,
+        c"".as_ptr(),
+        MOVE_MOUNT_T_EMPTY_PATH
+    )
+    .map(drop)
+}
+
+/// [`Op::Mkdir`]: a directory in the staging area, with its exact mode.
+fn mkdir_staged(path: &CStr, mode: libc::mode_t) -> Result<(), c_int> {
+    match sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), mode) {
+        Err(libc::EEXIST) => Ok(()),
+        // The umask is 0 here; only the sticky bit needs a chmod.
+        Ok(_) if mode & 0o7000 != 0 => {
+            sys!(libc::SYS_fchmodat, libc::AT_FDCWD, path.as_ptr(), mode).map(drop)
+        }
+        r => r.map(drop),
+    }
+}
+
+/// [`Op::Attach`]: a detached tree the parent made, attached at a staging path; its fd is
+/// closed.
+fn attach(fd: c_int, path: &CStr) -> Result<(), c_int> {
+    let target = Fd(open(path, libc::O_PATH | libc::O_NOFOLLOW, 0)?);
+    let r = sys!(
+        libc::SYS_move_mount,
+        fd,
+        c"".as_ptr(),
+        target.0,
+        c"".as_ptr(),
+        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+    );
+    close(fd);
+    r.map(drop)
+}
+
+/// [`Op::OpenRoot`]: the new root's directory, which every later target is resolved in.
+fn open_root(path: &CStr) -> Result<Fd, c_int> {
+    let fd = open(path, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    Ok(Fd(fd))
+}
+
+/// [`Op::Bind`]: a copy of a trusted source's mount, with its attributes, moved onto the
+/// target.
+fn bind(
+    root: c_int,
+    source: &CStr,
+    target: &Target,
+    recursive: bool,
+    attr: u64,
+) -> Result<(), c_int> {
+    let Some(t) = target_fd(root, target)? else {
+        return Ok(());
+    };
+    // The parent canonicalised the source: a symlink on its path now means the
+    // tree changed since (another sandbox swapped a directory for a link).
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS,
+    };
+    let src = Fd(sys!(
+        libc::SYS_openat2,
+        libc::AT_FDCWD,
+        source.as_ptr(),
+        &how as *const OpenHow,
+        core::mem::size_of::<OpenHow>()
+    )? as c_int);
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    let tree = clone_tree(src.0, c"", libc::AT_EMPTY_PATH as c_uint | rec)?;
+    set_attr(&tree, attr, recursive)?;
+    move_onto(&tree, &t)
+}
+
+/// [`Op::Fresh`]: a new filesystem moved onto the target.
+fn mount_fresh(
+    root: c_int,
+    fstype: &CStr,
+    options: &[sandbox_fs::FsOption],
+    target: &Target,
+    attr: u64,
+) -> Result<(), c_int> {
+    let Some(t) = target_fd(root, target)? else {
+        return Ok(());
+    };
+    let m = fresh(fstype, options, attr)?;
+    move_onto(&m, &t)
+}
+
+/// [`Op::Symlink`]: a symbolic link inside the root (an existing one is fine).
+fn symlink_in_root(root: c_int, points_to: &CStr, link: &InRoot) -> Result<(), c_int> {
+    // The parent directory, resolved in the root; the link itself is created there
+    // (symlinkat never follows the name it creates).
+    let depth = link.depth();
+    let parent = if depth > 1 {
+        walk(root, link, depth.saturating_sub(1), TargetKind::Dir, 0o755)
+    } else {
+        dup(root).map(Fd)
+    };
+    let r = parent.and_then(|parent| {
+        sys!(
+            libc::SYS_symlinkat,
+            points_to.as_ptr(),
+            parent.0,
+            link.name().as_ptr()
+        )
+    });
+    match r {
+        Err(libc::EEXIST) => Ok(()),
+        Err(_) if link.is_optional() => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// [`Op::ReadOnly`]: a path of the root bound onto itself, read-only.
+fn read_only(root: c_int, target: &InRoot) -> Result<(), c_int> {
+    let t = match resolve(root, target, 0) {
+        Ok(t) => t,
+        Err(libc::ENOENT) if target.is_optional() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let tree = clone_tree(t.0, c"", libc::AT_EMPTY_PATH as c_uint | AT_RECURSIVE)?;
+    set_attr(&tree, sandbox_fs::kernel::MOUNT_ATTR_RDONLY, true)?;
+    move_onto(&tree, &t)
+}
+
+/// [`Op::SealRoot`]: the new root's own mount made read-only.
+fn seal_root(root: &Fd) -> Result<(), c_int> {
+    set_attr(root, sandbox_fs::kernel::MOUNT_ATTR_RDONLY, false)
+}
+
+/// [`Op::EnterRoot`]: the new root becomes `/`; the staging area and the host's tree are
+/// detached.
+fn enter_root(root: Fd) -> Result<(), c_int> {
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
+    // (after making it a slave, so the detach does not propagate) leaves the new.
+    let null = core::ptr::null();
+    sys!(libc::SYS_fchdir, root.0)?;
+    drop(root);
+    sys!(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())?;
+    mount(null, c".", null, libc::MS_SLAVE | libc::MS_REC, null)?;
+    sys!(libc::SYS_umount2, c".".as_ptr(), libc::MNT_DETACH)?;
+    chdir(c"/")
 }
