@@ -26,6 +26,27 @@
 //! On failure it writes `(stage, errno, detail)` to the sync channel and exits with 127; the
 //! parent turns that into [`Error::Setup`](crate::Error::Setup). The test
 //! `tests/no_alloc_in_child.rs` runs every path here under a counting allocator.
+//!
+//! ## The steps, in order, and where they live
+//!
+//! [`run`] (the entry point, on the first stack) and [`setup_first`]:
+//! 1. memory non-dumpable (a private copy only), parent-death signal, signal handlers
+//!    reset: `signals.rs`;
+//! 2. stdio placed on 0, 1, 2 and every other descriptor closed: `fds.rs`;
+//! 3. the parent's GO awaited, on the sync channel: `handshake.rs`;
+//! 4. namespaces joined; a late user namespace (the parent writes its id maps); the
+//!    sandbox's ids: `ids.rs`; the namespaces still to create unshared.
+//!
+//! When the PID namespace was entered after the clone, [`run`] clones a sibling into it
+//! ([`relayed`], on the second stack: `syscall.rs` holds the `clone3`) and exits. Then
+//! [`setup_rest`]:
+//! 5. time namespace (`namespaces.rs`), cgroup namespace, hostname;
+//! 6. loopback up and `eth0` configured: `net.rs`;
+//! 7. the filesystem, replayed from the plan's mount steps: `mount.rs`.
+//!
+//! Then `execute` (`exec.rs`): working directory, session and terminal, capabilities
+//! (`caps.rs`), no_new_privs, landlock (`landlock.rs`), passed descriptors (`fds.rs`),
+//! resource limits, seccomp (`seccomp.rs`), and `execve`. Any failure goes to [`fail`].
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -67,6 +88,8 @@ use syscall::{close, exit, prctl, ret, sys};
 /// Exit code of a child whose setup failed.
 const SETUP_FAILED: c_int = 127;
 
+/// Where the setup failed: the step, the kernel's errno, and a step-specific detail (the
+/// index of the mount step or landlock rule, the uid, the namespace flag, ...).
 #[derive(Clone, Copy)]
 struct Fail {
     stage: Stage,
@@ -74,8 +97,10 @@ struct Fail {
     detail: u32,
 }
 
+/// The result of a step.
 type R<T = ()> = Result<T, Fail>;
 
+/// Names the step (and detail) of a raw system call's errno.
 trait At<T> {
     fn at(self, stage: Stage, detail: u32) -> R<T>;
 }
