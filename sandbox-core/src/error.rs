@@ -26,137 +26,112 @@ impl fmt::Display for IdKind {
     }
 }
 
-/// The step of sandbox setup, in the freshly cloned child, that failed.
-///
-/// The child cannot allocate, so it reports a stage number, an `errno` and an index; the
-/// parent turns them into [`Error::Setup`] with the path or object the step was about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-#[non_exhaustive]
-pub enum Stage {
-    /// Setting the parent-death signal.
-    ParentDeathSignal = 1,
-    /// Making a private copy of the caller's memory non-dumpable.
-    Dumpable,
-    /// Arranging the file descriptors (stdio, closing the rest).
-    FileDescriptors,
-    /// Waiting for the parent (id maps, network) before going on.
-    Handshake,
-    /// Joining an existing namespace.
-    JoinNamespace,
-    /// Creating namespaces after joining others.
-    Unshare,
-    /// Dropping supplementary groups.
-    SetGroups,
-    /// Switching to the sandbox's group id.
-    SetGid,
-    /// Switching to the sandbox's user id.
-    SetUid,
-    /// Creating the time namespace and writing its clock offsets.
-    TimeNamespace,
-    /// Creating the cgroup namespace.
-    CgroupNamespace,
-    /// Setting the hostname.
-    Hostname,
-    /// Bringing up the loopback interface.
-    Loopback,
-    /// One step of the mount plan.
-    Mount,
-    /// Forking the init, the relay or the program.
-    Fork,
-    /// Changing to the working directory.
-    Chdir,
-    /// Resetting signal dispositions and the signal mask.
-    Signals,
-    /// Executing the program.
-    Exec,
-    /// Executing the built-in init (from its memfd).
-    Init,
-    /// Dropping capabilities from the bounding set.
-    Capabilities,
-    /// Configuring the sandbox's side of a bridged network (`eth0`).
-    Network,
-    /// Setting resource limits (rlimits).
-    Limits,
-    /// Starting a new session (`setsid`).
-    Session,
-    /// Making the pty the controlling terminal.
-    Terminal,
-    /// Setting `no_new_privs`.
-    NoNewPrivs,
-    /// Applying the landlock rules (detail: the rule's index).
-    Landlock,
-    /// Loading the seccomp filter.
-    Seccomp,
+/// Defines [`Stage`] from one list: each variant with its doc, its number (the first is 1,
+/// the rest follow) and the words an error message uses for it.
+macro_rules! stages {
+    (
+        $(#[$em:meta])*
+        pub enum Stage {
+            $(#[$fm:meta])* $first:ident = $n:literal => $ftext:literal,
+            $( $(#[$m:meta])* $name:ident => $text:literal, )*
+        }
+    ) => {
+        $(#[$em])*
+        pub enum Stage {
+            $(#[$fm])* $first = $n,
+            $( $(#[$m])* $name, )*
+        }
+
+        impl Stage {
+            /// Every stage, in number order.
+            const ALL: &'static [Stage] = &[Stage::$first, $(Stage::$name,)*];
+
+            /// What the stage does, as an error message says it.
+            fn describe(self) -> &'static str {
+                match self {
+                    Stage::$first => $ftext,
+                    $(Stage::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+stages! {
+    /// The step of sandbox setup, in the freshly cloned child, that failed.
+    ///
+    /// The child cannot allocate, so it reports a stage number, an `errno` and an index; the
+    /// parent turns them into [`Error::Setup`] with the path or object the step was about.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u32)]
+    #[non_exhaustive]
+    pub enum Stage {
+        /// Setting the parent-death signal.
+        ParentDeathSignal = 1 => "set parent-death signal",
+        /// Making a private copy of the caller's memory non-dumpable.
+        Dumpable => "make non-dumpable",
+        /// Arranging the file descriptors (stdio, closing the rest).
+        FileDescriptors => "set up file descriptors",
+        /// Waiting for the parent (id maps, network) before going on.
+        Handshake => "wait for parent",
+        /// Joining an existing namespace.
+        JoinNamespace => "join namespace",
+        /// Creating namespaces after joining others.
+        Unshare => "create namespaces",
+        /// Dropping supplementary groups.
+        SetGroups => "setgroups",
+        /// Switching to the sandbox's group id.
+        SetGid => "setgid",
+        /// Switching to the sandbox's user id.
+        SetUid => "setuid",
+        /// Creating the time namespace and writing its clock offsets.
+        TimeNamespace => "set up time namespace",
+        /// Creating the cgroup namespace.
+        CgroupNamespace => "create cgroup namespace",
+        /// Setting the hostname.
+        Hostname => "sethostname",
+        /// Bringing up the loopback interface.
+        Loopback => "bring up lo",
+        /// One step of the mount plan.
+        Mount => "mount",
+        /// Forking the init, the relay or the program.
+        Fork => "fork",
+        /// Changing to the working directory.
+        Chdir => "chdir",
+        /// Resetting signal dispositions and the signal mask.
+        Signals => "reset signals",
+        /// Executing the program.
+        Exec => "exec",
+        /// Executing the built-in init (from its memfd).
+        Init => "exec the built-in init",
+        /// Dropping capabilities from the bounding set.
+        Capabilities => "drop capabilities",
+        /// Configuring the sandbox's side of a bridged network (`eth0`).
+        Network => "configure eth0",
+        /// Setting resource limits (rlimits).
+        Limits => "set resource limits",
+        /// Starting a new session (`setsid`).
+        Session => "setsid",
+        /// Making the pty the controlling terminal.
+        Terminal => "set the controlling terminal",
+        /// Setting `no_new_privs`.
+        NoNewPrivs => "set no_new_privs",
+        /// Applying the landlock rules (detail: the rule's index).
+        Landlock => "apply landlock rules",
+        /// Loading the seccomp filter.
+        Seccomp => "load the seccomp filter",
+    }
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        const ALL: [Stage; 27] = [
-            ParentDeathSignal,
-            Dumpable,
-            FileDescriptors,
-            Handshake,
-            JoinNamespace,
-            Unshare,
-            SetGroups,
-            SetGid,
-            SetUid,
-            TimeNamespace,
-            CgroupNamespace,
-            Hostname,
-            Loopback,
-            Mount,
-            Fork,
-            Chdir,
-            Signals,
-            Exec,
-            Init,
-            Capabilities,
-            Network,
-            Limits,
-            Session,
-            Terminal,
-            NoNewPrivs,
-            Landlock,
-            Seccomp,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
+        Stage::ALL.iter().copied().find(|s| *s as u32 == v)
     }
 }
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::ParentDeathSignal => "set parent-death signal",
-            Stage::Dumpable => "make non-dumpable",
-            Stage::FileDescriptors => "set up file descriptors",
-            Stage::Handshake => "wait for parent",
-            Stage::JoinNamespace => "join namespace",
-            Stage::Unshare => "create namespaces",
-            Stage::SetGroups => "setgroups",
-            Stage::SetGid => "setgid",
-            Stage::SetUid => "setuid",
-            Stage::TimeNamespace => "set up time namespace",
-            Stage::CgroupNamespace => "create cgroup namespace",
-            Stage::Hostname => "sethostname",
-            Stage::Loopback => "bring up lo",
-            Stage::Mount => "mount",
-            Stage::Fork => "fork",
-            Stage::Chdir => "chdir",
-            Stage::Signals => "reset signals",
-            Stage::Exec => "exec",
-            Stage::Init => "exec the built-in init",
-            Stage::Capabilities => "drop capabilities",
-            Stage::Network => "configure eth0",
-            Stage::Limits => "set resource limits",
-            Stage::Session => "setsid",
-            Stage::Terminal => "set the controlling terminal",
-            Stage::NoNewPrivs => "set no_new_privs",
-            Stage::Landlock => "apply landlock rules",
-            Stage::Seccomp => "load the seccomp filter",
-        })
+        f.write_str(self.describe())
     }
 }
 
