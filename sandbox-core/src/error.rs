@@ -321,5 +321,10 @@ mod tests {
         }
         assert_eq!(Stage::from_u32(Stage::Exec as u32), Some(Stage::Exec));
         assert_eq!(Stage::from_u32(0), None);
+        // Numbered 1, 2, 3… in list order, every one of them found by its number.
+        for (i, s) in Stage::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i + 1);
+            assert_eq!(Stage::from_u32(i as u32 + 1), Some(*s));
+        }
     }
 }
