@@ -288,7 +288,7 @@ impl Sandbox {
     }
 
     /// Whether dropping a [`Child`](crate::Child) kills its sandbox (default: `true`,
-    /// unlike `tokio::process`). Each [`Command`] can override it.
+    /// unlike `tokio::process`). Each [`Command`](crate::Command) can override it.
     pub fn kill_on_drop(mut self, kill: bool) -> Sandbox {
         self.kill_on_drop = kill;
         self

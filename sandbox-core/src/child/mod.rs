@@ -57,7 +57,7 @@ use watchdog::{reap_early, watchdog, Early, Verdict};
 /// pid.
 ///
 /// # Caveats
-/// Dropping a `Child` kills the whole sandbox (unless [`Command::kill_on_drop`] was set to
+/// Dropping a `Child` kills the whole sandbox (unless [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set to
 /// `false`) and reaps it in the background. The sandbox also dies, by `PR_SET_PDEATHSIG`,
 /// when the process that spawned it dies, even by SIGKILL.
 ///

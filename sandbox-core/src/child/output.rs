@@ -6,7 +6,7 @@ use crate::{sys, Error, Result};
 use std::os::fd::AsFd;
 use tokio::io::AsyncReadExt;
 
-/// What [`Command::output`] returns: how the run ended and everything it printed.
+/// What [`Command::output`](crate::Command::output) returns: how the run ended and everything it printed.
 #[derive(Debug, Clone)]
 pub struct Output {
     /// How the run ended.
