@@ -4,22 +4,21 @@
 use super::{Arg, ArgOp, SyscallRule};
 use std::collections::BTreeMap;
 
-/// Classic BPF opcodes and `struct seccomp_data` offsets.
-pub(super) mod bpf {
-    pub const LD_W_ABS: u16 = 0x20;
-    pub const JMP: u16 = 0x05;
-    pub const JA: u16 = 0x00;
-    pub const JEQ: u16 = 0x10;
-    pub const JGT: u16 = 0x20;
-    pub const JGE: u16 = 0x30;
-    pub const RET: u16 = 0x06;
-    pub const ALU_AND_K: u16 = 0x04 | 0x50;
-    pub const NR: u32 = 0;
-    pub const ARCH: u32 = 4;
-    /// Argument `i`'s low 32 bits (little-endian); the high ones follow.
-    pub fn arg_low(i: u8) -> u32 {
-        16 + 8 * u32::from(i)
-    }
+// Classic BPF opcodes, and the offsets of `struct seccomp_data` the program loads.
+pub(super) const LD_W_ABS: u16 = 0x20;
+pub(super) const JMP: u16 = 0x05;
+pub(super) const JA: u16 = 0x00;
+pub(super) const JEQ: u16 = 0x10;
+pub(super) const JGT: u16 = 0x20;
+pub(super) const JGE: u16 = 0x30;
+pub(super) const RET: u16 = 0x06;
+pub(super) const ALU_AND_K: u16 = 0x04 | 0x50;
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+
+/// Argument `i`'s low 32 bits (little-endian); the high ones follow.
+fn arg_low(i: u8) -> u32 {
+    16 + 8 * u32::from(i)
 }
 
 /// A BPF program under construction, with forward jumps to labels.
@@ -44,10 +43,10 @@ impl Asm {
     /// An unconditional jump (32-bit offset: any distance forward).
     fn ja(&mut self, label: usize) {
         self.fixups.push((self.insns.len(), label));
-        self.op(bpf::JMP | bpf::JA, 0, 0, 0);
+        self.op(JMP | JA, 0, 0, 0);
     }
     fn ret(&mut self, action: u32) {
-        self.op(bpf::RET, 0, 0, action);
+        self.op(RET, 0, 0, action);
     }
     fn finish(mut self) -> Vec<seccompiler::sock_filter> {
         for (at, label) in self.fixups {
@@ -58,79 +57,71 @@ impl Asm {
 
     /// Continues when argument condition `a` holds, jumps to `fail` otherwise.
     fn condition(&mut self, a: &Arg, fail: usize) {
-        let lo = bpf::arg_low(a.index);
+        let lo = arg_low(a.index);
         let (vlo, vhi) = (a.value as u32, (a.value >> 32) as u32);
         // "If the comparison holds, skip the jump to `fail`" (or the reverse).
         let check = |asm: &mut Asm, code: u16, k: u32, holds_when_true: bool| {
             let (jt, jf) = if holds_when_true { (1, 0) } else { (0, 1) };
-            asm.op(bpf::JMP | code, jt, jf, k);
+            asm.op(JMP | code, jt, jf, k);
             asm.ja(fail);
         };
         if a.dword {
-            self.op(bpf::LD_W_ABS, 0, 0, lo);
+            self.op(LD_W_ABS, 0, 0, lo);
             match a.op {
-                ArgOp::Eq => check(self, bpf::JEQ, vlo, true),
-                ArgOp::Ne => check(self, bpf::JEQ, vlo, false),
-                ArgOp::Gt => check(self, bpf::JGT, vlo, true),
-                ArgOp::Ge => check(self, bpf::JGE, vlo, true),
-                ArgOp::Lt => check(self, bpf::JGE, vlo, false),
-                ArgOp::Le => check(self, bpf::JGT, vlo, false),
+                ArgOp::Eq => check(self, JEQ, vlo, true),
+                ArgOp::Ne => check(self, JEQ, vlo, false),
+                ArgOp::Gt => check(self, JGT, vlo, true),
+                ArgOp::Ge => check(self, JGE, vlo, true),
+                ArgOp::Lt => check(self, JGE, vlo, false),
+                ArgOp::Le => check(self, JGT, vlo, false),
                 ArgOp::MaskedEq(m) => {
-                    self.op(bpf::ALU_AND_K, 0, 0, m as u32);
-                    check(self, bpf::JEQ, vlo, true)
+                    self.op(ALU_AND_K, 0, 0, m as u32);
+                    check(self, JEQ, vlo, true)
                 }
             }
             return;
         }
         match a.op {
             ArgOp::Eq => {
-                self.op(bpf::LD_W_ABS, 0, 0, lo);
-                check(self, bpf::JEQ, vlo, true);
-                self.op(bpf::LD_W_ABS, 0, 0, lo + 4);
-                check(self, bpf::JEQ, vhi, true);
+                self.op(LD_W_ABS, 0, 0, lo);
+                check(self, JEQ, vlo, true);
+                self.op(LD_W_ABS, 0, 0, lo + 4);
+                check(self, JEQ, vhi, true);
             }
             ArgOp::MaskedEq(m) => {
-                self.op(bpf::LD_W_ABS, 0, 0, lo);
-                self.op(bpf::ALU_AND_K, 0, 0, m as u32);
-                check(self, bpf::JEQ, vlo, true);
-                self.op(bpf::LD_W_ABS, 0, 0, lo + 4);
-                self.op(bpf::ALU_AND_K, 0, 0, (m >> 32) as u32);
-                check(self, bpf::JEQ, vhi, true);
+                self.op(LD_W_ABS, 0, 0, lo);
+                self.op(ALU_AND_K, 0, 0, m as u32);
+                check(self, JEQ, vlo, true);
+                self.op(LD_W_ABS, 0, 0, lo + 4);
+                self.op(ALU_AND_K, 0, 0, (m >> 32) as u32);
+                check(self, JEQ, vhi, true);
             }
             ArgOp::Ne => {
                 // Holds when either half differs.
-                self.op(bpf::LD_W_ABS, 0, 0, lo);
-                self.op(bpf::JMP | bpf::JEQ, 0, 3, vlo);
-                self.op(bpf::LD_W_ABS, 0, 0, lo + 4);
-                self.op(bpf::JMP | bpf::JEQ, 0, 1, vhi);
+                self.op(LD_W_ABS, 0, 0, lo);
+                self.op(JMP | JEQ, 0, 3, vlo);
+                self.op(LD_W_ABS, 0, 0, lo + 4);
+                self.op(JMP | JEQ, 0, 1, vhi);
                 self.ja(fail);
             }
             ArgOp::Gt | ArgOp::Ge => {
                 // High halves decide unless equal; then the low halves.
-                let low = if a.op == ArgOp::Gt {
-                    bpf::JGT
-                } else {
-                    bpf::JGE
-                };
-                self.op(bpf::LD_W_ABS, 0, 0, lo + 4);
-                self.op(bpf::JMP | bpf::JGT, 4, 0, vhi);
-                self.op(bpf::JMP | bpf::JEQ, 0, 2, vhi);
-                self.op(bpf::LD_W_ABS, 0, 0, lo);
-                self.op(bpf::JMP | low, 1, 0, vlo);
+                let low = if a.op == ArgOp::Gt { JGT } else { JGE };
+                self.op(LD_W_ABS, 0, 0, lo + 4);
+                self.op(JMP | JGT, 4, 0, vhi);
+                self.op(JMP | JEQ, 0, 2, vhi);
+                self.op(LD_W_ABS, 0, 0, lo);
+                self.op(JMP | low, 1, 0, vlo);
                 self.ja(fail);
             }
             ArgOp::Lt | ArgOp::Le => {
                 // The negation of Ge / Gt.
-                let low = if a.op == ArgOp::Lt {
-                    bpf::JGE
-                } else {
-                    bpf::JGT
-                };
-                self.op(bpf::LD_W_ABS, 0, 0, lo + 4);
-                self.op(bpf::JMP | bpf::JGT, 3, 0, vhi);
-                self.op(bpf::JMP | bpf::JEQ, 0, 3, vhi);
-                self.op(bpf::LD_W_ABS, 0, 0, lo);
-                self.op(bpf::JMP | low, 0, 1, vlo);
+                let low = if a.op == ArgOp::Lt { JGE } else { JGT };
+                self.op(LD_W_ABS, 0, 0, lo + 4);
+                self.op(JMP | JGT, 3, 0, vhi);
+                self.op(JMP | JEQ, 0, 3, vhi);
+                self.op(LD_W_ABS, 0, 0, lo);
+                self.op(JMP | low, 0, 1, vlo);
                 self.ja(fail);
             }
         }
@@ -144,7 +135,7 @@ impl Asm {
     fn search(&mut self, nrs: &[(u32, usize)], allow: usize) {
         if nrs.len() <= 2 {
             for &(nr, block) in nrs {
-                self.op(bpf::JMP | bpf::JEQ, 0, 1, nr);
+                self.op(JMP | JEQ, 0, 1, nr);
                 self.ja(block);
             }
             self.ja(allow);
@@ -152,7 +143,7 @@ impl Asm {
         }
         let mid = nrs.len() / 2;
         let right = self.label();
-        self.op(bpf::JMP | bpf::JGE, 0, 1, nrs[mid].0);
+        self.op(JMP | JGE, 0, 1, nrs[mid].0);
         self.ja(right);
         self.search(&nrs[..mid], allow);
         self.place(right);
@@ -178,17 +169,17 @@ pub(super) fn assemble(
         labels: Vec::new(),
         fixups: Vec::new(),
     };
-    asm.op(bpf::LD_W_ABS, 0, 0, bpf::ARCH);
+    asm.op(LD_W_ABS, 0, 0, ARCH);
     let audit = if x86_64 {
         AUDIT_ARCH_X86_64
     } else {
         AUDIT_ARCH_AARCH64
     };
-    asm.op(bpf::JMP | bpf::JEQ, 1, 0, audit);
+    asm.op(JMP | JEQ, 1, 0, audit);
     asm.ret(libc::SECCOMP_RET_KILL_PROCESS);
-    asm.op(bpf::LD_W_ABS, 0, 0, bpf::NR);
+    asm.op(LD_W_ABS, 0, 0, NR);
     if x86_64 {
-        asm.op(bpf::JMP | bpf::JGE, 0, 1, X32_SYSCALL_BIT);
+        asm.op(JMP | JGE, 0, 1, X32_SYSCALL_BIT);
         asm.ret(errno(libc::ENOSYS));
     }
     let allow = asm.label();
@@ -296,15 +287,15 @@ pub(super) mod tests {
             let i = &p[pc];
             pc += 1;
             match i.code {
-                bpf::LD_W_ABS => acc = word(i.k),
-                bpf::ALU_AND_K => acc &= i.k,
-                bpf::RET => return i.k,
-                c if c == bpf::JMP | bpf::JA => pc += i.k as usize,
+                LD_W_ABS => acc = word(i.k),
+                ALU_AND_K => acc &= i.k,
+                RET => return i.k,
+                c if c == JMP | JA => pc += i.k as usize,
                 c => {
-                    let holds = match c & !bpf::JMP {
-                        bpf::JEQ => acc == i.k,
-                        bpf::JGT => acc > i.k,
-                        bpf::JGE => acc >= i.k,
+                    let holds = match c & !JMP {
+                        JEQ => acc == i.k,
+                        JGT => acc > i.k,
+                        JGE => acc >= i.k,
                         other => panic!("opcode {other:#x}"),
                     };
                     pc += usize::from(if holds { i.jt } else { i.jf });

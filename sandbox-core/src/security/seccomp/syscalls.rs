@@ -1,7 +1,7 @@
 //! System call numbers by name: libc's for this machine's architecture, seccompiler's
 //! tables for the others.
 
-use super::bpf::bpf;
+use super::bpf;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
