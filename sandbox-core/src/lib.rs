@@ -86,4 +86,5 @@ pub use reaper::pending as reaper_pending;
 pub use sandbox::{Clock, IdMap, Join, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{self, Mount, Rootfs};
 pub use sandbox_net::{self, Network};
-pub use security::{parse_capability, Arg, ArgOp, Capability, Landlock, Seccomp, SyscallRule};
+pub use security::seccomp;
+pub use security::{parse_capability, Capability, Landlock, Seccomp};

@@ -33,7 +33,7 @@
 
 mod capabilities;
 mod landlock;
-mod seccomp;
+pub mod seccomp;
 
 pub(crate) use capabilities::{capability_mask, last_capability};
 pub use capabilities::{parse_capability, Capability};
@@ -42,5 +42,5 @@ pub use landlock::Landlock;
 // The spawn code's path to the plan's type (it gets the value from `Landlock::prepare`).
 #[allow(unused_imports)]
 pub(crate) use landlock::LandlockPlan;
-pub use seccomp::{Arg, ArgOp, Seccomp, SyscallRule};
+pub use seccomp::Seccomp;
 pub(crate) use seccomp::{Compiled, SockFprog};

@@ -1,5 +1,18 @@
-//! The seccomp filter: the `Seccomp` builder, its rules and argument conditions, and their
-//! compilation to one BPF program (cached per profile).
+//! The seccomp filter of a sandbox: [`Seccomp`] (also at the crate's root), the deny-list
+//! loaded last before `execve`; [`SyscallRule`], one refused system call; [`Arg`] and
+//! [`ArgOp`], a condition on one of its arguments.
+//!
+//! ```
+//! use sandbox_core::seccomp::{Arg, Seccomp, SyscallRule};
+//! // The default profile, and no `prctl(PR_SET_NAME)`.
+//! let seccomp = Seccomp::default_profile()
+//!     .rule(SyscallRule::new("prctl").when(Arg::dword(0).eq(libc::PR_SET_NAME as u64)));
+//! # let _ = seccomp;
+//! ```
+//!
+//! (Inside the crate: here the builder, its checks and its compilation to one BPF program,
+//! cached per profile; the default profile's lists in `profile.rs`, system call numbers in
+//! `syscalls.rs`, the assembler in `bpf.rs`.)
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -166,7 +179,8 @@ impl SyscallRule {
 /// with `ENOSYS`.
 ///
 /// ```
-/// use sandbox_core::{Arg, Sandbox, Seccomp, SyscallRule};
+/// use sandbox_core::seccomp::{Arg, Seccomp, SyscallRule};
+/// use sandbox_core::Sandbox;
 /// let seccomp = Seccomp::default_profile()
 ///     .allow("ptrace")
 ///     .deny("socket")
