@@ -87,4 +87,4 @@ pub use sandbox::{Clock, IdMap, Join, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{self, Mount, Rootfs};
 pub use sandbox_net::{self, Network};
 pub use security::seccomp;
-pub use security::{parse_capability, Capability, Landlock, Seccomp};
+pub use security::{Capability, Landlock, ParseCapabilityError, Seccomp};

@@ -36,7 +36,7 @@ mod landlock;
 pub mod seccomp;
 
 pub(crate) use capabilities::{capability_mask, last_capability};
-pub use capabilities::{parse_capability, Capability};
+pub use capabilities::{Capability, ParseCapabilityError};
 pub(crate) use landlock::landlock_access;
 pub use landlock::Landlock;
 // The spawn code's path to the plan's type (it gets the value from `Landlock::prepare`).
