@@ -349,7 +349,7 @@ pub(super) mod tests {
                         _ => a.masked_eq(mask, v & mask),
                     };
                     let s = Seccomp::empty().rule(SyscallRule::new("read").when(a));
-                    let p = s.build(seccompiler::TargetArch::x86_64).unwrap();
+                    let p = s.compile_for(seccompiler::TargetArch::x86_64).unwrap();
                     let p = p.program();
                     for &x in values
                         .iter()

@@ -116,8 +116,8 @@ impl Arg {
     pub fn masked_eq(self, mask: u64, value: u64) -> Arg {
         self.with(ArgOp::MaskedEq(mask), value)
     }
-    /// Every bit of `bits` is set in the argument (a flag test; give one bit for "this
-    /// flag is set").
+    /// Every bit of `bit` is set in the argument (a flag test; give one bit for "this flag
+    /// is set").
     pub fn has_bit(self, bit: u64) -> Arg {
         self.with(ArgOp::MaskedEq(bit), bit)
     }
@@ -283,14 +283,14 @@ impl Seccomp {
             if let Some(c) = DEFAULT.get() {
                 return Ok(Some(c.clone()));
             }
-            let c = Arc::new(self.build(native_arch())?);
+            let c = Arc::new(self.compile_for(native_arch())?);
             return Ok(Some(DEFAULT.get_or_init(|| c).clone()));
         }
         let cache = CACHE.get_or_init(Default::default);
         if let Some(c) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(self) {
             return Ok(Some(c.clone()));
         }
-        let c = Arc::new(self.build(native_arch())?);
+        let c = Arc::new(self.compile_for(native_arch())?);
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= 64 {
             cache.clear();
@@ -328,22 +328,23 @@ impl Seccomp {
         Ok(())
     }
 
-    /// The BPF program: one filter, whatever the errnos (see [`assemble`]).
-    fn build(&self, arch: seccompiler::TargetArch) -> Result<Compiled> {
+    /// Checks the profile and compiles it to BPF for `arch`, uncached: one filter, whatever
+    /// the errnos (see [`assemble`]).
+    fn compile_for(&self, arch: seccompiler::TargetArch) -> Result<Compiled> {
         self.check()?;
-        let defaults = self.effective_rules(arch);
+        let rules = self.effective_rules(arch);
         // Names allowed must exist too: a typo would otherwise go unnoticed.
         let names: Vec<&str> = self
             .allow
             .iter()
             .map(String::as_str)
-            .chain(defaults.iter().map(|r| r.name.as_str()))
+            .chain(rules.iter().map(|r| r.name.as_str()))
             .collect();
         let numbers = syscall_numbers(&names, arch)?;
-        let user = defaults.len() - self.deny.len();
+        let user = rules.len() - self.deny.len();
         // The caller's rules first: for one call, the first rule that matches decides.
         let mut by_nr: BTreeMap<u32, Vec<&SyscallRule>> = BTreeMap::new();
-        for r in defaults[user..].iter().chain(&defaults[..user]) {
+        for r in rules[user..].iter().chain(&rules[..user]) {
             by_nr.entry(numbers[&r.name]).or_default().push(r);
         }
         let program = assemble(&by_nr, arch);
@@ -382,7 +383,7 @@ mod tests {
                     .when(Arg::dword(1).eq(3))
                     .errno(libc::EACCES),
             );
-        let c = s.build(seccompiler::TargetArch::x86_64).unwrap();
+        let c = s.compile_for(seccompiler::TargetArch::x86_64).unwrap();
         let p = c.program();
         let enotty = libc::SECCOMP_RET_ERRNO | libc::ENOTTY as u32;
         let eacces = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
@@ -432,7 +433,7 @@ mod tests {
         for (r, _) in Seccomp::default_rules() {
             all = all.allow(r.name);
         }
-        let c = all.build(seccompiler::TargetArch::x86_64).unwrap();
+        let c = all.compile_for(seccompiler::TargetArch::x86_64).unwrap();
         assert_eq!(run(c.program(), 250, X86, [0; 6]), ALLOW);
     }
 

@@ -192,7 +192,7 @@ mod tests {
 
     fn default_x86_64() -> Vec<seccompiler::sock_filter> {
         Seccomp::default_profile()
-            .build(seccompiler::TargetArch::x86_64)
+            .compile_for(seccompiler::TargetArch::x86_64)
             .unwrap()
             .program()
             .to_vec()
@@ -204,7 +204,7 @@ mod tests {
             seccompiler::TargetArch::x86_64,
             seccompiler::TargetArch::aarch64,
         ] {
-            let c = Seccomp::default_profile().build(arch).unwrap();
+            let c = Seccomp::default_profile().compile_for(arch).unwrap();
             // One filter whatever the errnos: one attach, one pass of the kernel's cache.
             assert!(c.program().len() < 600, "{arch:?}: {}", c.program().len());
         }
