@@ -9,16 +9,15 @@
 //!     .rule(SyscallRule::new("prctl").when(Arg::dword(0).eq(libc::PR_SET_NAME as u64)));
 //! # let _ = seccomp;
 //! ```
-//!
-//! (Inside the crate: here the builder, its checks and its compilation to one BPF program,
-//! cached per profile; the default profile's lists in `profile.rs`, system call numbers in
-//! `syscalls.rs`, the assembler in `bpf.rs`.)
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
+// Here: the builder, its checks, and its compilation to one BPF program (cached per
+// profile). The default profile's lists are in `profile.rs`, system call numbers in
+// `syscalls.rs`, the assembler in `bpf.rs`.
 mod bpf;
 mod profile;
 mod syscalls;
