@@ -188,7 +188,7 @@ struct Args {
     deny_syscall: Vec<String>,
 
     /// Keep a capability (repeatable; by default none is kept): CAP_NET_RAW or net_raw.
-    #[arg(help_heading = "Security", long = "cap", value_name = "NAME", value_parser = parse_cap)]
+    #[arg(help_heading = "Security", long = "cap", value_name = "NAME")]
     cap: Vec<sandbox_core::Capability>,
 
     /// Give the program a pseudo-terminal (for a shell or an editor): this terminal is put
@@ -393,10 +393,6 @@ fn load_profile(path: &std::path::Path) -> Result<Sandbox, Error> {
     } else {
         serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
     }
-}
-
-fn parse_cap(v: &str) -> Result<sandbox_core::Capability, String> {
-    sandbox_core::parse_capability(v).map_err(|e| e.to_string())
 }
 
 /// The terminal on our stdin, put in raw mode until dropped (so keys reach the sandbox's

@@ -84,5 +84,6 @@ pub use pty::Pty;
 pub use sandbox::{Clock, IdMap, Join, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{self, Mount, Rootfs};
 pub use sandbox_net::{self, Network};
-pub use security::{parse_capability, Arg, ArgOp, Capability, Landlock, Seccomp, SyscallRule};
+pub use security::seccomp;
+pub use security::{Capability, Landlock, ParseCapabilityError, Seccomp};
 pub use spawn::pending as reaper_pending;

@@ -314,10 +314,10 @@ impl Sandbox {
     /// the sandbox made read-only.
     ///
     /// ```
-    /// use sandbox_core::{parse_capability, Capability, Sandbox};
+    /// use sandbox_core::{Capability, Sandbox};
     /// let s = Sandbox::new()
-    ///     .capability(Capability::CAP_NET_BIND_SERVICE)
-    ///     .capability(parse_capability("net_raw")?);
+    ///     .capability(Capability::NetBindService)
+    ///     .capability("net_raw".parse::<Capability>()?);
     /// # let _ = s; Ok::<(), sandbox_core::Error>(())
     /// ```
     pub fn capability(mut self, capability: crate::Capability) -> Sandbox {

@@ -591,7 +591,7 @@ async fn what_is_kept_or_allowed_works_and_only_that() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     // A kept capability is in every set, and works.
-    let raw = sandbox().capability(Capability::CAP_NET_RAW);
+    let raw = sandbox().capability(Capability::NetRaw);
     let (code, text) = run_in(&raw, &["raw-socket"]).await;
     assert_eq!(code, 1, "a kept CAP_NET_RAW opens a raw socket: {text}");
     let (_, text) = run_in(&raw, &["setuid-gain"]).await;
@@ -607,7 +607,7 @@ async fn what_is_kept_or_allowed_works_and_only_that() {
     // A denied call is refused with the errno asked for.
     let no_sockets = sandbox().seccomp(
         Seccomp::default_profile()
-            .rule(sandbox_core::SyscallRule::new("socket").errno(libc::EACCES)),
+            .rule(sandbox_core::seccomp::SyscallRule::new("socket").errno(libc::EACCES)),
     );
     blocked_in(&no_sockets, &["raw-socket"], &["EACCES"]).await;
     // Off: keyctl reaches the kernel (and works on a keyring of the sandbox's own).
@@ -626,7 +626,7 @@ async fn bad_security_settings_are_typed_errors_before_spawning() {
         sandbox().seccomp(Seccomp::default_profile().allow("ptraec")),
         sandbox().seccomp(Seccomp::default_profile().allow("socket").deny("socket")),
         sandbox().seccomp(
-            Seccomp::empty().rule(sandbox_core::SyscallRule::new("socket").errno(100_000)),
+            Seccomp::empty().rule(sandbox_core::seccomp::SyscallRule::new("socket").errno(100_000)),
         ),
     ];
     for s in cases {
@@ -638,7 +638,7 @@ async fn bad_security_settings_are_typed_errors_before_spawning() {
         assert!(e.to_string().contains("seccomp"), "{e}");
     }
     assert!(matches!(
-        sandbox_core::parse_capability("CAP_FLY"),
+        "CAP_FLY".parse::<Capability>().map_err(Error::from),
         Err(Error::Invalid {
             what: "capability",
             ..

@@ -168,7 +168,7 @@ async fn an_execd_process_that_ended_has_no_pid_left() {
 async fn an_execd_process_gets_the_sandboxs_hardening() {
     common::require_root();
     let sandbox = Sandbox::new()
-        .capability(sandbox_core::Capability::CAP_NET_RAW)
+        .capability(sandbox_core::Capability::NetRaw)
         .limits(sandbox_core::Limits::new().open_files(77));
     let (mut child, mut lines) = common::shell(&sandbox, "echo up; read x || true").await;
     assert_eq!(lines.next_line().await.unwrap().unwrap(), "up");

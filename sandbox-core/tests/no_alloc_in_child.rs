@@ -122,7 +122,7 @@ async fn no_allocation_between_clone_and_exec() {
         Sandbox::new().share(Namespace::User).share(Namespace::Pid),
         // Hardening: a kept capability, landlock rules, a profile with extra rules.
         Sandbox::new()
-            .capability(sandbox_core::Capability::CAP_NET_RAW)
+            .capability(sandbox_core::Capability::NetRaw)
             .landlock(
                 sandbox_core::Landlock::new()
                     .read_only("/usr")

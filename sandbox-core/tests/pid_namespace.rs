@@ -96,7 +96,7 @@ async fn the_init_holds_nothing_of_the_caller() {
     let me = std::fs::read_link("/proc/self/exe").unwrap();
     // Reading the (non-dumpable) init's maps takes CAP_SYS_PTRACE.
     let out = Sandbox::new()
-        .capability(sandbox_core::Capability::CAP_SYS_PTRACE)
+        .capability(sandbox_core::Capability::SysPtrace)
         .command("/bin/sh")
         .arg("-c")
         .arg("tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/maps")

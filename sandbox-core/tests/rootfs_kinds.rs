@@ -716,7 +716,7 @@ wc -c < /proc/keys
     let out = run(
         &Sandbox::new()
             .seccomp(sandbox_core::Seccomp::off())
-            .capability(sandbox_core::Capability::CAP_SETFCAP)
+            .capability(sandbox_core::Capability::Setfcap)
             .rootfs(Rootfs::host_readonly())
             .mount(Mount::bind(ro.path(), "/data").readonly()),
         script,

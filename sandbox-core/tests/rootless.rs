@@ -106,7 +106,7 @@ async fn unprivileged_caller_gets_a_whole_sandbox() {
     // host uid as the sandboxed code. (Reading a non-dumpable process's maps takes
     // CAP_SYS_PTRACE, which a sandbox only has when it keeps it.)
     let out = Sandbox::new()
-        .capability(sandbox_core::Capability::CAP_SYS_PTRACE)
+        .capability(sandbox_core::Capability::SysPtrace)
         .command("/bin/cat")
         .arg("/proc/1/maps")
         .output()
