@@ -181,7 +181,7 @@ impl Command {
     }
 
     /// The sandbox description this command runs in.
-    pub fn sandbox(&self) -> &Sandbox {
+    pub fn get_sandbox(&self) -> &Sandbox {
         &self.sandbox
     }
 

@@ -190,7 +190,7 @@ async fn an_execd_process_gets_the_sandboxs_hardening() {
     assert!(text.contains("Seccomp:\t2"), "{text}");
     assert!(text.ends_with("77\n"), "{text}");
     // The command keeps its own description.
-    assert!(!cmd.sandbox().get_seccomp().is_enabled());
+    assert!(!cmd.get_sandbox().get_seccomp().is_enabled());
     drop(child.stdin.take());
     child.wait().await.unwrap();
 }
