@@ -479,3 +479,30 @@ pub(crate) fn check_target(target: &Path) -> Result<Vec<&std::ffi::OsStr>, Error
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_form() {
+        let r = Rootfs::dir("/srv/busybox");
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"dir","path":"/srv/busybox","writable":false}"#
+        );
+        assert_eq!(serde_json::from_str::<Rootfs>(&j).unwrap(), r);
+        let h: Rootfs = serde_json::from_str(r#"{"kind":"host_readonly"}"#).unwrap();
+        assert_eq!(h, Rootfs::HostReadonly);
+        let o: Rootfs = serde_json::from_str(r#"{"kind":"overlay","lower":["/a","/b"]}"#).unwrap();
+        assert_eq!(o, Rootfs::overlay(["/a", "/b"]));
+        let m = Mount::tmpfs("/t").size(1024).mode(0o700);
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"tmpfs","target":"/t","size":1024,"mode":448}"#
+        );
+        assert_eq!(serde_json::from_str::<Mount>(&j).unwrap(), m);
+    }
+}
