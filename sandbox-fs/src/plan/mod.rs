@@ -1,4 +1,22 @@
-//! Turning a [`Rootfs`] and [`Mount`]s into the steps the child replays.
+//! Internal: the plan sandbox-core's child replays; not a stable API.
+//!
+//! [`plan`] turns a [`Rootfs`] and [`Mount`]s into a [`MountPlan`]: an ordered list of
+//! [`Op`]s whose strings are already converted to C strings and whose paths are already
+//! checked (targets are [`InRoot`] paths, resolved in the child with
+//! `openat2(RESOLVE_IN_ROOT)`). `sandbox-core` computes it in the parent and replays it, step
+//! by step, in the freshly cloned child, where nothing may allocate or fail with more than an
+//! errno. Each step prints as what it does inside the sandbox:
+//!
+//! ```
+//! use sandbox_fs::plan::{plan, PlanOptions};
+//! use sandbox_fs::{Mount, Rootfs};
+//! let mounts = [Mount::tmpfs("/scratch").size(16 << 20)];
+//! let opts = PlanOptions { new_pid_namespace: true, mounts: &mounts, ..Default::default() };
+//! let p = plan(&Rootfs::host_readonly(), &opts).unwrap();
+//! let steps: Vec<String> = p.ops().iter().map(|op| op.to_string()).collect();
+//! assert!(steps.contains(&"bind /usr on /usr (ro)".to_string()), "{steps:?}");
+//! assert!(steps.contains(&"mount tmpfs on /scratch".to_string()), "{steps:?}");
+//! ```
 
 mod builder;
 mod etc;
@@ -443,7 +461,7 @@ impl MountPlan {
     }
 }
 
-/// Checks extra mounts on their own, as [`plan`] does first: absolute targets without
+/// Checks extra mounts on their own, as planning a root does first: absolute targets without
 /// `..`, existing bind sources, sensible sizes and modes. Creates nothing.
 pub fn check_mounts(mounts: &[Mount]) -> Result<(), Error> {
     let mut b = Builder {
