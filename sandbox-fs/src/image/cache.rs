@@ -552,16 +552,15 @@ mod tests {
         assert_eq!(again.root, img.root);
     }
 
-    /// Re-runs this test binary as a child process doing `task` (see [`child_process`]) in
-    /// `cache`; its stdout is piped, and so is its stdin (closing it makes a holder exit).
-    fn child(task: &str, cache: &Path, image: &Path) -> std::process::Child {
+    /// Re-runs this test binary as a child process that enters through `test` (a test of this
+    /// module that calls [`as_child`] first) and does `task` there, in `cache`; its stdout is
+    /// piped, and so is its stdin (closing it makes a holder exit).
+    fn child(test: &str, task: &str, cache: &Path, image: &Path) -> std::process::Child {
         use std::process::{Command, Stdio};
+        // libtest names a test by its module path without the crate's name.
+        let module = module_path!().split_once("::").unwrap().1;
         Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "image::cache::tests::child_process",
-                "--nocapture",
-            ])
+            .args(["--exact", &format!("{module}::{test}"), "--nocapture"])
             .args(["--test-threads", "1"])
             .env("SANDBOX_FS_TEST_CHILD", task)
             .env("SANDBOX_FS_TEST_CACHE", cache)
@@ -585,12 +584,12 @@ mod tests {
         panic!("the child never said {marker:?}: {:?}", child.wait());
     }
 
-    /// Not a test: what a child process started by [`child`] does. `hold`: starts an import's
-    /// work the way an import does (a locked temp directory holding a half-extracted tree, a
-    /// ref being written), says where, and waits until its stdin closes (or it is killed).
-    /// `import`: imports the image and says its digest. In a normal test run, nothing.
-    #[test]
-    fn child_process() {
+    /// In a child process started by [`child`], does its task and exits, never returning to
+    /// the test it entered through; in any other process, returns at once. `hold`: starts an
+    /// import's work the way an import does (a locked temp directory holding a half-extracted
+    /// tree, a ref being written), says where, and waits until its stdin closes (or it is
+    /// killed). `import`: imports the image and says its digest.
+    fn as_child() {
         let Ok(task) = std::env::var("SANDBOX_FS_TEST_CHILD") else {
             return;
         };
@@ -620,13 +619,17 @@ mod tests {
             "import" => {
                 let img = cache.import(&image).unwrap();
                 println!("IMPORTED {} {}", img.digest, img.extracted);
+                io::stdout().flush().unwrap();
             }
             other => panic!("unknown task {other}"),
         }
+        std::process::exit(0);
     }
 
     #[test]
     fn work_left_by_a_killed_import_is_removed_but_not_a_live_one() {
+        const THIS: &str = "work_left_by_a_killed_import_is_removed_but_not_a_live_one";
+        as_child();
         let tmp = tempfile::tempdir().unwrap();
         let cache = ImageCache::new(tmp.path().join("cache"));
         let tarballs: Vec<PathBuf> = (0..3)
@@ -643,11 +646,11 @@ mod tests {
         let paths =
             |said: String| -> Vec<PathBuf> { said.split_whitespace().map(PathBuf::from).collect() };
 
-        let mut killed = child("hold", cache.dir(), &tarballs[0]);
+        let mut killed = child(THIS, "hold", cache.dir(), &tarballs[0]);
         let stale = paths(child_says(&mut killed, "HOLDING "));
         killed.kill().unwrap();
         killed.wait().unwrap();
-        let mut live = child("hold", cache.dir(), &tarballs[0]);
+        let mut live = child(THIS, "hold", cache.dir(), &tarballs[0]);
         let busy = paths(child_says(&mut live, "HOLDING "));
         assert_eq!(stale.len() + busy.len(), 4);
         for p in stale.iter().chain(&busy) {
@@ -698,6 +701,8 @@ mod tests {
 
     #[test]
     fn concurrent_imports_in_several_processes() {
+        const THIS: &str = "concurrent_imports_in_several_processes";
+        as_child();
         let tmp = tempfile::tempdir().unwrap();
         let (layer1, layer2) = whiteout_layers();
         let layout = tmp.path().join("layout");
@@ -720,7 +725,7 @@ mod tests {
         ];
         let mut children: Vec<_> = images
             .iter()
-            .map(|image| child("import", &cache, image))
+            .map(|image| child(THIS, "import", &cache, image))
             .collect();
         let mut extracted = BTreeMap::new();
         for (child, image) in children.iter_mut().zip(images) {
