@@ -90,6 +90,7 @@ mod whiteout;
 
 pub use error::ImageError;
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -174,22 +175,11 @@ impl ImageCache {
     /// `$XDG_CACHE_HOME/sandbox/images` (when that is an absolute path) or
     /// `$HOME/.cache/sandbox/images`.
     pub fn default_dir() -> PathBuf {
-        let euid = nix::unistd::geteuid();
-        if euid.is_root() {
-            return PathBuf::from("/var/cache/sandbox/images");
-        }
-        if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
-            if Path::new(&xdg).is_absolute() {
-                return PathBuf::from(xdg).join("sandbox/images");
-            }
-        }
-        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            return PathBuf::from(home).join(".cache/sandbox/images");
-        }
-        if let Ok(Some(user)) = nix::unistd::User::from_uid(euid) {
-            return user.dir.join(".cache/sandbox/images");
-        }
-        std::env::temp_dir().join(format!("sandbox-{euid}/images"))
+        default_dir_for(
+            nix::unistd::geteuid(),
+            std::env::var_os("XDG_CACHE_HOME"),
+            std::env::var_os("HOME"),
+        )
     }
 
     /// The cache directory.
@@ -293,6 +283,30 @@ impl ImageCache {
         self.write_ref(&key, imported.format, &imported.digest);
         Ok(imported)
     }
+}
+
+/// [`ImageCache::default_dir`] for a caller of effective uid `euid` whose environment has
+/// `xdg_cache_home` and `home`.
+fn default_dir_for(
+    euid: nix::unistd::Uid,
+    xdg_cache_home: Option<OsString>,
+    home: Option<OsString>,
+) -> PathBuf {
+    if euid.is_root() {
+        return PathBuf::from("/var/cache/sandbox/images");
+    }
+    if let Some(xdg) = xdg_cache_home {
+        if Path::new(&xdg).is_absolute() {
+            return PathBuf::from(xdg).join("sandbox/images");
+        }
+    }
+    if let Some(home) = home.filter(|h| !h.is_empty()) {
+        return PathBuf::from(home).join(".cache/sandbox/images");
+    }
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(euid) {
+        return user.dir.join(".cache/sandbox/images");
+    }
+    std::env::temp_dir().join(format!("sandbox-{euid}/images"))
 }
 
 #[cfg(test)]
