@@ -483,11 +483,11 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::image::fixtures::*;
-    use crate::image::ImageError;
+    use crate::image::tarball::TARBALL;
     use std::fs;
     use std::os::unix::fs::MetadataExt;
-    use std::path::Path;
 
     #[test]
     fn dotdot_entries_are_refused() {
@@ -592,5 +592,37 @@ mod tests {
         );
         let err = import_fails(&tar_of(&[E::Dir("d/", 0o755), E::Hard("h", "d")]));
         assert!(matches!(&err, ImageError::BadEntry { .. }), "{err}");
+    }
+
+    /// Ownership comes from the archive when the caller is root; anyone else keeps what they
+    /// extract as their own (they could not give it away). Both are checked in one run as
+    /// root, the second by telling the tree that its caller is not.
+    #[test]
+    fn ownership_is_the_archive_s_only_for_a_root_caller() {
+        require_root();
+        let caller = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        for (as_root, owner) in [(true, (1234, 5678)), (false, caller)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let image = tmp.path().join("rootfs.tar");
+            let root = tmp.path().join("rootfs");
+            let mut tree = Tree::create(&root).unwrap();
+            tree.as_root = as_root;
+            let ctx = Ctx {
+                image: &image,
+                layer: TARBALL,
+                blob: &image,
+            };
+            let layer = rootfs_tar(b"#!/bin/sh\n");
+            tree.apply_blob(layer.as_slice(), &ctx, true, false)
+                .unwrap();
+            tree.finish(&ctx).unwrap();
+            for p in ["bin/tool", "bin/sh", "etc", "etc/fifo"] {
+                let m = fs::symlink_metadata(root.join(p)).unwrap();
+                assert_eq!((m.uid(), m.gid()), owner, "{p}, as root: {as_root}");
+            }
+        }
     }
 }

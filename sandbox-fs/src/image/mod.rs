@@ -355,8 +355,38 @@ mod tests {
     fn default_dir_ends_in_sandbox_images() {
         let dir = ImageCache::default_dir();
         assert!(dir.ends_with("sandbox/images"), "{}", dir.display());
-        if is_root() {
-            assert_eq!(dir, Path::new("/var/cache/sandbox/images"));
-        }
+    }
+
+    /// Root's images go to the system's cache whatever its environment; anyone else's to a
+    /// cache directory of their own: `$XDG_CACHE_HOME` when absolute, `$HOME/.cache` when set,
+    /// the home the password database gives, the temp directory last.
+    #[test]
+    fn default_dir_is_the_system_s_for_root_and_the_caller_s_otherwise() {
+        use nix::unistd::{Uid, User};
+        let os = |s: &str| Some(OsString::from(s));
+        let (root, nobody) = (Uid::from_raw(0), Uid::from_raw(65534));
+        // In no password database.
+        let unknown = Uid::from_raw(3_999_999_999);
+        let dir = default_dir_for;
+        assert_eq!(
+            dir(root, os("/xdg"), os("/home/me")),
+            Path::new("/var/cache/sandbox/images")
+        );
+        assert_eq!(
+            dir(nobody, os("/xdg"), os("/home/me")),
+            Path::new("/xdg/sandbox/images")
+        );
+        assert_eq!(
+            dir(nobody, os("xdg"), os("/home/me")),
+            Path::new("/home/me/.cache/sandbox/images")
+        );
+        let from_passwd = User::from_uid(nobody).unwrap().map_or_else(
+            || std::env::temp_dir().join("sandbox-65534/images"),
+            |user| user.dir.join(".cache/sandbox/images"),
+        );
+        assert_eq!(dir(nobody, None, os("")), from_passwd);
+        assert_eq!(dir(nobody, None, None), from_passwd);
+        let temp = std::env::temp_dir().join("sandbox-3999999999/images");
+        assert_eq!(dir(unknown, None, None), temp);
     }
 }
