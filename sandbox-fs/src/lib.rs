@@ -491,6 +491,8 @@ pub(crate) fn check_target(target: &Path) -> Result<Vec<&std::ffi::OsStr>, Error
 
 #[cfg(test)]
 mod tests {
+    //! A root and its mounts keep the serde form callers write in their configurations.
+
     use super::*;
 
     #[test]

@@ -387,6 +387,10 @@ fn wide(n: impl TryInto<u64>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    //! A tarball is an image archive exactly when all its files are an image's, plain or gzip
+    //! alike; an archive's blobs are read in place and never from outside it; its index and its
+    //! decompressed copy stay within bounds.
+
     use super::*;
     use crate::image::cache::memo;
     use crate::image::digest::to_hex;
@@ -542,7 +546,9 @@ mod tests {
         assert_clean_tmp(cache.dir());
     }
 
-    /// Hostile member names and links inside image archives.
+    /// An image archive's members are only ever read inside it: a blob that is a link out of the
+    /// archive (relative, absolute or hard), or a layer named by an absolute path, is missing;
+    /// a `..` member refuses the archive, and a link to itself leads nowhere.
     #[test]
     fn hostile_archive_members_stay_inside() {
         let tmp = tempfile::tempdir().unwrap();

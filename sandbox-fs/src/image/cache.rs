@@ -390,6 +390,10 @@ pub(super) fn memo() -> &'static Memo {
 
 #[cfg(test)]
 mod tests {
+    //! One tree per image and format, found again without reading an unchanged image twice; no
+    //! import, killed or running, in this process or another, leaves its work behind or removes
+    //! another's.
+
     use super::*;
     use crate::image::extract::Ctx;
     use crate::image::fixtures::*;

@@ -147,6 +147,9 @@ struct ConfigRootfs {
 
 #[cfg(test)]
 mod tests {
+    //! A `docker save` archive yields its layers in the order `manifest.json` gives, each checked
+    //! against the config's `diff_ids`; whatever is broken is named and leaves nothing behind.
+
     use crate::image::cache::memo;
     use crate::image::fixtures::*;
     use crate::image::{ImageCache, ImageError};

@@ -483,6 +483,10 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
+    //! No entry of a layer is written, or linked, outside the tree: `..` names, links that climb
+    //! out, writes through links and bad hard links are refused, naming the entry; ownership
+    //! is the archive's only for a root caller.
+
     use super::*;
     use crate::image::fixtures::*;
     use crate::image::tarball::TARBALL;

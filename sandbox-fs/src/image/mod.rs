@@ -311,6 +311,9 @@ fn default_dir_for(
 
 #[cfg(test)]
 mod tests {
+    //! What is not an image is refused with a typed error naming it, before anything is written;
+    //! the default cache directory is the system's for root and the caller's own otherwise.
+
     use super::*;
     use crate::image::fixtures::*;
 

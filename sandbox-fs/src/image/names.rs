@@ -57,6 +57,8 @@ pub(super) fn climbs_out(dir: &[u8], target: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    //! Names are normalised without `..`, and a link that climbs out is told from its text.
+
     use super::*;
 
     #[test]

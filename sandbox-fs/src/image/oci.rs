@@ -206,6 +206,9 @@ fn blob_rel(hex: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    //! An OCI layout yields the manifest for this platform with its layers applied in order;
+    //! whatever is broken is named (the blob, the layer, `index.json`) and leaves nothing behind.
+
     use super::*;
     use crate::image::fixtures::*;
     use std::fs;

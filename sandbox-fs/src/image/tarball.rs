@@ -80,6 +80,9 @@ impl ImageCache {
 
 #[cfg(test)]
 mod tests {
+    //! A `docker export` tarball, plain or gzip, is extracted once, with its modes, links, FIFOs
+    //! and times, and found again by its bytes.
+
     use crate::image::fixtures::*;
     use crate::image::ImageCache;
     use std::fs;

@@ -91,6 +91,9 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
+    //! Whiteouts and opaque directories hide what earlier layers put there, and only that; no
+    //! marker is left in the tree.
+
     use crate::image::fixtures::*;
     use crate::image::ImageCache;
     use std::fs;

@@ -536,6 +536,9 @@ pub fn plan(rootfs: &Rootfs, opts: &PlanOptions<'_>) -> Result<MountPlan, Error>
 
 #[cfg(test)]
 mod tests {
+    //! The steps' helpers for every plan test; a host root without a PID namespace of its own is
+    //! only made private.
+
     use super::*;
 
     pub(super) fn steps(p: &MountPlan) -> Vec<String> {

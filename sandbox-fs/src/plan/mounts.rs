@@ -132,6 +132,10 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
+    //! A caller's mount is refused, naming it, when its target is not absolute or could leave the
+    //! root, its source is missing, its size is zero, or it would create something on the
+    //! host.
+
     use crate::plan::tests::pid;
     use crate::plan::{plan, PlanOptions};
     use crate::{Error, Mount, Rootfs};

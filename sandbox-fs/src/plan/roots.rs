@@ -277,6 +277,11 @@ fn keep_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, Error> {
 
 #[cfg(test)]
 mod tests {
+    //! Each kind of root is built as described: read-only unless asked, refused when missing or
+    //! without its mount points, layered and sealed when it lacks the `/etc` files, overlay
+    //! layers attached at fixed paths, a kept upper directory created only once all else is
+    //! valid.
+
     use crate::plan::etc::ETC_FILES;
     use crate::plan::tests::{pid, steps};
     use crate::plan::{plan, Op, PlanOptions};
