@@ -1,3 +1,5 @@
+//! Internal: the kernel's mount API as sandbox-core's child uses it; not a stable API.
+//!
 //! Constants and structures of the kernel's mount API that `libc` does not carry yet, and
 //! the two parent-side calls that make an idmapped copy of a tree.
 

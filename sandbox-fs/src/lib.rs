@@ -1,11 +1,11 @@
 //! Root filesystems, mounts and images for sandboxes.
 //!
-//! A sandbox sees the filesystem its [`Rootfs`] and its extra [`Mount`]s describe. This
-//! crate checks that description and turns it into a [`MountPlan`]: an ordered list of
-//! [`Op`]s whose strings are already converted to C strings and whose paths are already
-//! checked. The plan is computed in the parent, where allocating and failing with a good
-//! error are allowed; the spawning code (in `sandbox-core`) replays it in the freshly
-//! cloned child, where neither is.
+//! A sandbox sees the filesystem its [`Rootfs`] and its extra [`Mount`]s describe, both plain
+//! serde values. This crate checks that description ([`check_mounts`] checks the mounts on
+//! their own) and turns it into a mount plan: an ordered list of steps whose strings are
+//! already converted to C strings and whose paths are already checked. The plan is computed
+//! in the parent, where allocating and failing with a good error ([`Error`]) are allowed; the
+//! spawning code (in `sandbox-core`) replays it in the freshly cloned child, where neither is.
 //!
 //! Root filesystems:
 //! - [`Rootfs::host()`]: the caller's own tree, through a private copy of its mount table,
@@ -37,23 +37,32 @@
 //! of the host (the child's mount namespace is private from its first step).
 //!
 //! ```
-//! use sandbox_fs::{plan, Mount, PlanOptions, Rootfs};
-//! let mounts = [Mount::tmpfs("/scratch").size(16 << 20)];
-//! let opts = PlanOptions { new_pid_namespace: true, mounts: &mounts, ..Default::default() };
-//! let p = plan(&Rootfs::host_readonly(), &opts).unwrap();
-//! let steps: Vec<String> = p.ops().iter().map(|op| op.to_string()).collect();
-//! assert!(steps.contains(&"bind /usr on /usr (ro)".to_string()), "{steps:?}");
-//! assert!(steps.contains(&"mount tmpfs on /scratch".to_string()), "{steps:?}");
+//! use sandbox_fs::{check_mounts, Error, Mount, Rootfs};
+//! // A container image whose writes are kept between runs, and two extra mounts.
+//! let root = Rootfs::image("debian.tar").upper_dir("/var/lib/box/writes");
+//! assert!(root.is_new_root());
+//! let mounts = [
+//!     Mount::tmpfs("/scratch").size(16 << 20),
+//!     Mount::file("/etc/motd", "hello\n").readonly(),
+//! ];
+//! // Checked before anything is spawned: a target stays inside the sandbox.
+//! check_mounts(&mounts).unwrap();
+//! let err = check_mounts(&[Mount::tmpfs("/a/../../etc")]).unwrap_err();
+//! assert!(matches!(err, Error::BadTarget { .. }), "{err}");
 //! ```
 #![deny(missing_docs)]
 
 pub mod image;
+#[doc(hidden)]
 pub mod kernel;
-mod plan;
+#[doc(hidden)]
+pub mod plan;
 
-pub use plan::{
-    check_mounts, plan, FsOption, InRoot, MountPlan, Op, PlanOptions, Target, TargetKind, DEVICES,
-};
+pub use plan::check_mounts;
+
+// TODO(r12): sandbox-core moves to the internal paths (`sandbox_fs::plan::…`); then these go.
+#[doc(hidden)]
+pub use plan::{plan, FsOption, InRoot, MountPlan, Op, PlanOptions, Target, TargetKind, DEVICES};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -478,4 +487,33 @@ pub(crate) fn check_target(target: &Path) -> Result<Vec<&std::ffi::OsStr>, Error
         return Err(bad("is the root itself"));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! A root and its mounts keep the serde form callers write in their configurations.
+
+    use super::*;
+
+    #[test]
+    fn serde_form() {
+        let r = Rootfs::dir("/srv/busybox");
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"dir","path":"/srv/busybox","writable":false}"#
+        );
+        assert_eq!(serde_json::from_str::<Rootfs>(&j).unwrap(), r);
+        let h: Rootfs = serde_json::from_str(r#"{"kind":"host_readonly"}"#).unwrap();
+        assert_eq!(h, Rootfs::HostReadonly);
+        let o: Rootfs = serde_json::from_str(r#"{"kind":"overlay","lower":["/a","/b"]}"#).unwrap();
+        assert_eq!(o, Rootfs::overlay(["/a", "/b"]));
+        let m = Mount::tmpfs("/t").size(1024).mode(0o700);
+        let j = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            j,
+            r#"{"kind":"tmpfs","target":"/t","size":1024,"mode":448}"#
+        );
+        assert_eq!(serde_json::from_str::<Mount>(&j).unwrap(), m);
+    }
 }
