@@ -60,10 +60,6 @@ pub mod plan;
 
 pub use plan::check_mounts;
 
-// TODO(r12): sandbox-core moves to the internal paths (`sandbox_fs::plan::…`); then these go.
-#[doc(hidden)]
-pub use plan::{plan, FsOption, InRoot, MountPlan, Op, PlanOptions, Target, TargetKind, DEVICES};
-
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 

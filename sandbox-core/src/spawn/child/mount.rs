@@ -12,7 +12,7 @@ use sandbox_fs::kernel::{
     OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
     RESOLVE_NO_SYMLINKS,
 };
-use sandbox_fs::{InRoot, Op, Target, TargetKind};
+use sandbox_fs::plan::{FsOption, InRoot, Op, Target, TargetKind};
 
 fn opt(s: &Option<std::ffi::CString>) -> *const libc::c_char {
     match s {
@@ -184,7 +184,7 @@ fn move_onto(tree: &Fd, target: &Fd) -> Result<(), c_int> {
     .map(drop)
 }
 
-fn fresh(fstype: &CStr, options: &[sandbox_fs::FsOption], attr: u64) -> Result<Fd, c_int> {
+fn fresh(fstype: &CStr, options: &[FsOption], attr: u64) -> Result<Fd, c_int> {
     let fs = Fd(sys!(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC)? as c_int);
     for o in options {
         match &o.value {
@@ -422,7 +422,7 @@ fn bind(
 fn mount_fresh(
     root: c_int,
     fstype: &CStr,
-    options: &[sandbox_fs::FsOption],
+    options: &[FsOption],
     target: &Target,
     attr: u64,
 ) -> Result<(), c_int> {

@@ -20,7 +20,7 @@ use program::{
     arguments, check_hostname, check_program, environment, init_arguments, time_offsets,
     working_directory,
 };
-use sandbox_fs::{MountPlan, PlanOptions};
+use sandbox_fs::plan::{MountPlan, PlanOptions};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
@@ -244,7 +244,7 @@ fn mount_plan(
         (Some(p), true) => idmap::mapping_userns(p).transpose()?,
         _ => None,
     };
-    Ok(sandbox_fs::plan(
+    Ok(sandbox_fs::plan::plan(
         &sandbox.rootfs,
         &PlanOptions {
             new_pid_namespace: ns.creates(Namespace::Pid),

@@ -2,7 +2,7 @@
 //! (every string a `CString`, every list a fixed array or a vector made before the clone).
 
 use super::super::stack::Stacks;
-use sandbox_fs::MountPlan;
+use sandbox_fs::plan::MountPlan;
 use std::ffi::CString;
 use std::os::fd::RawFd;
 
