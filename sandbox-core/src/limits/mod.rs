@@ -4,6 +4,8 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub(crate) mod cgroup;
+
 /// Limits on what a sandbox may use. Set with [`Sandbox::limits`](crate::Sandbox::limits).
 ///
 /// How each is enforced:
