@@ -142,6 +142,47 @@ fn num(text: &str) -> u64 {
     text.trim().parse::<u64>().unwrap_or(0)
 }
 
+/// Makes the sandbox's directory `name` in the parent `p`, and the parent first when it is
+/// the library's own and missing (retrying while another process removes it meanwhile).
+fn make_dir(p: &Path, name: &str, version: Version, limits: &Limits) -> Result<PathBuf> {
+    let mut tries = 0;
+    loop {
+        // Held while the parent is made and our cgroup put in it: the removal of
+        // the parent (by this process's last sandbox in it) takes the same lock.
+        let mut made = lock_made();
+        if !p.is_dir() && limits.cgroup_parent.is_some() {
+            // A parent the caller named must exist (the default one is made).
+            return Err(Error::Cgroup {
+                what: format!(
+                    "the cgroup parent {} (named with Limits::cgroup_parent)",
+                    p.display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        if !p.is_dir() {
+            std::fs::create_dir_all(p).map_err(io(format!(
+                "create the cgroup parent {} (set another with Limits::cgroup_parent)",
+                p.display()
+            )))?;
+            made.insert(p.to_path_buf());
+            if version == Version::V2 {
+                v2::enable_controllers(p);
+            }
+        }
+        let dir = p.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            // The parent was removed meanwhile (by another process).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
+                drop(made);
+                tries += 1
+            }
+            Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+        }
+    }
+}
+
 impl Cgroup {
     /// Creates the sandbox's cgroup under `parent` (relative to each hierarchy's root) in
     /// the version found under `root`, and writes the limits.
@@ -190,45 +231,8 @@ impl Cgroup {
             }
             seen.push((real, cg.dirs.len()));
             let p = base.join(parent);
-            let mut tries = 0;
-            let dir = loop {
-                // Held while the parent is made and our cgroup put in it: the removal of
-                // the parent (by this process's last sandbox in it) takes the same lock.
-                let mut made = lock_made();
-                if !p.is_dir() && limits.cgroup_parent.is_some() {
-                    // A parent the caller named must exist (the default one is made).
-                    return Err(Error::Cgroup {
-                        what: format!(
-                            "the cgroup parent {} (named with Limits::cgroup_parent)",
-                            p.display()
-                        ),
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                    });
-                }
-                if !p.is_dir() {
-                    std::fs::create_dir_all(&p).map_err(io(format!(
-                        "create the cgroup parent {} (set another with Limits::cgroup_parent)",
-                        p.display()
-                    )))?;
-                    made.insert(p.clone());
-                    if version == Version::V2 {
-                        v2::enable_controllers(&p);
-                    }
-                }
-                let dir = p.join(&name);
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {
-                        cg.parents.push(p.clone());
-                        break dir;
-                    }
-                    // The parent was removed meanwhile (by another process).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
-                        drop(made);
-                        tries += 1
-                    }
-                    Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
-                }
-            };
+            let dir = make_dir(&p, &name, version, limits)?;
+            cg.parents.push(p);
             cg.dirs.push(dir);
             cg.controllers.push(controller);
         }
