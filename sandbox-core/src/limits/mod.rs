@@ -1,4 +1,5 @@
-//! Resource limits of a sandbox.
+//! Resource limits of a sandbox: [`Limits`], the public description (builder, checks, the
+//! rlimits it becomes). The cgroup that enforces and accounts the rest is in `cgroup/`.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
