@@ -21,6 +21,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "common/units.rs"]
+mod units;
+use units::{parse_duration, parse_size};
+
 /// Judge a submission against a folder of tests.
 #[derive(Parser, Debug)]
 #[command(name = "judge", version, about)]
@@ -29,7 +33,7 @@ struct Args {
     source: PathBuf,
     /// A folder of NAME.in / NAME.out pairs.
     tests: PathBuf,
-    /// Time limit per test (wall and CPU time), e.g. 1s, 500ms.
+    /// Time limit per test (wall and CPU time), e.g. 1s, 500ms, 1m.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     time: Duration,
     /// Memory limit per test (K, M, G suffixes).
@@ -38,34 +42,6 @@ struct Args {
     /// One JSON object per test, and a summary object, instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("{v:?} is not a duration (e.g. 500ms, 2s)");
-    let (num, unit) = v
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map(|i| v.split_at(i))
-        .unwrap_or((v, "s"));
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let s = match unit {
-        "ms" => n / 1e3,
-        "s" => n,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(s).map_err(|_| bad())
-}
-
-fn parse_size(v: &str) -> Result<u64, String> {
-    let (num, mult) = match v.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
-        _ => (v, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{v:?} is not a size (e.g. 256M)"))
 }
 
 /// How the submission runs inside a test's sandbox.

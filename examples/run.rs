@@ -20,6 +20,10 @@ use sandbox_core::{Error, Mount, Namespace, Network, Rootfs, Sandbox, Stage, Std
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[path = "common/units.rs"]
+mod units;
+use units::{parse_duration, parse_size};
+
 /// Run a program in a new Linux sandbox.
 #[derive(Parser, Debug)]
 #[command(
@@ -499,38 +503,6 @@ fn parse_bind(v: &str) -> Result<Mount, String> {
         [_, _, other] => Err(format!("unknown bind option {other:?} (only `ro`)")),
         _ => Err("expected SRC:DST or SRC:DST:ro".into()),
     }
-}
-
-/// `500ms`, `2s`, `1.5s`, `3m`
-fn parse_duration(v: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{v:?} is not a duration (e.g. 500ms, 2s, 1m)");
-    let (num, unit) = v
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map(|i| v.split_at(i))
-        .unwrap_or((v, "s"));
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(bad()),
-    };
-    std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad())
-}
-
-/// `1024`, `64K`, `16M`, `1G`
-fn parse_size(v: &str) -> Result<u64, String> {
-    let (num, mult) = match v.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
-        _ => (v, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{v:?} is not a size (a number with an optional K, M or G)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{v:?} is too large"))
 }
 
 /// `DST[:SIZE]`

@@ -61,7 +61,6 @@
 //! container does, and is as strong as the kernel's namespaces, seccomp and landlock.
 #![deny(missing_docs)]
 
-mod cgroup;
 mod child;
 mod command;
 mod error;
@@ -73,6 +72,9 @@ mod sandbox;
 mod security;
 mod spawn;
 mod sys;
+
+// The per-sandbox cgroup lives with the limits it enforces; `crate::cgroup` stays its path.
+use limits::cgroup;
 
 pub use cgroup::Version as CgroupVersion;
 pub use child::{Child, Ending, Outcome, Output};

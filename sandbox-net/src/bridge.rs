@@ -348,6 +348,19 @@ impl Drop for Lease {
     }
 }
 
+/// Who sets up the sandbox's end of a new veth pair (see [`Attachment::connect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InnerEnd {
+    /// The sandbox's own setup, before its program starts, gives it the lease's address,
+    /// brings it up and adds the default route (see [`Attachment::inside`]): a sandbox's
+    /// first interface.
+    LeftToSandbox,
+    /// [`Attachment::connect`] gives it the address and brings it up at once, through a
+    /// netlink socket opened in the sandbox's namespace; no default route (the first
+    /// interface keeps it): another interface of a running sandbox.
+    ConfiguredNow,
+}
+
 /// A sandbox's connection to a bridge: the host end of its veth pair and its address.
 /// [`Attachment::detach`] removes the pair; dropping it gives the address back and leaves
 /// the pair to the kernel, which removes it with the sandbox's network namespace.
@@ -366,51 +379,28 @@ pub struct Attachment {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Attachment {
-    /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of a sandbox that
-    /// has not started its program yet) to the lease's bridge: a veth pair, the host end on
-    /// the bridge and up (named after `sandbox`, e.g. its hostname: `sbx-web-1x2k`), the other
-    /// end created inside as `interface`. The sandbox's own
-    /// setup then gives it the lease's address, brings it up and adds the default route
-    /// (see [`Attachment::inside`]). On failure nothing is left.
+    /// Connects the network namespace `netns` (a `/proc/<pid>/ns/net` fd of a sandbox) to
+    /// the lease's bridge: a veth pair, the host end on the bridge and up (named after
+    /// `sandbox`, e.g. its hostname: `sbx-web-1x2k`), the other end created inside as
+    /// `interface` and set up as `inner` says: by the sandbox's own setup, for the first
+    /// interface of a sandbox that has not started its program yet
+    /// ([`InnerEnd::LeftToSandbox`]), or at once, for a running sandbox, as
+    /// `docker network connect` does ([`InnerEnd::ConfiguredNow`]). On failure nothing is
+    /// left.
     pub async fn connect(
         netns: OwnedFd,
         lease: Lease,
         plan: &BridgeNet,
         interface: &str,
         sandbox: &str,
+        inner: InnerEnd,
     ) -> Result<Attachment, Error> {
         let a = Attachment::pair(&netns, lease, plan, interface, sandbox).await?;
-        Ok(a)
-    }
-
-    /// Connects a running sandbox to another bridge, as `docker network connect` does:
-    /// the pair, then the inner end's address and state set through a netlink socket
-    /// opened in the sandbox's namespace. No default route (the first interface keeps it).
-    pub async fn connect_extra(
-        netns: OwnedFd,
-        lease: Lease,
-        plan: &BridgeNet,
-        interface: &str,
-        sandbox: &str,
-    ) -> Result<Attachment, Error> {
-        let a = Attachment::pair(&netns, lease, plan, interface, sandbox).await?;
-        let addr = a.address().unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let prefix = a.cidr.prefix();
-        let configured = async {
-            let inside = Netlink::connect_in(netns).await?;
-            let idx = inside
-                .index(interface)
-                .await?
-                .ok_or_else(|| Error::Netlink {
-                    what: format!("find {interface} in the sandbox"),
-                    errno: libc::ENODEV,
-                    reason: "it is not there".into(),
-                })?;
-            inside.add_address(idx, addr, prefix).await?;
-            inside.up(idx).await
+        if inner == InnerEnd::LeftToSandbox {
+            return Ok(a);
         }
-        .await;
-        match configured {
+        let addr = a.address().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        match configure_inside(netns, interface, addr, a.cidr.prefix()).await {
             Ok(()) => Ok(a),
             Err(e) => {
                 let mut a = a;
@@ -507,6 +497,27 @@ impl Attachment {
         self.lease = None;
         Ok(())
     }
+}
+
+/// Gives `interface` inside the namespace `netns` its address and brings it up, through a
+/// netlink socket opened there.
+async fn configure_inside(
+    netns: OwnedFd,
+    interface: &str,
+    addr: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), Error> {
+    let inside = Netlink::connect_in(netns).await?;
+    let idx = inside
+        .index(interface)
+        .await?
+        .ok_or_else(|| Error::Netlink {
+            what: format!("find {interface} in the sandbox"),
+            errno: libc::ENODEV,
+            reason: "it is not there".into(),
+        })?;
+    inside.add_address(idx, addr, prefix).await?;
+    inside.up(idx).await
 }
 
 async fn delete_link(name: &str) -> Result<(), Error> {

@@ -41,7 +41,7 @@ mod netlink;
 mod netns;
 mod nft;
 
-pub use bridge::{check_ifname, Attachment, Bridge, Lease, MAX_IFNAME};
+pub use bridge::{check_ifname, Attachment, Bridge, InnerEnd, Lease, MAX_IFNAME};
 pub use cidr::Ipv4Cidr;
 pub use claim::LEASE_DIR;
 pub use netns::{Netns, NETNS_DIR};

@@ -61,7 +61,8 @@ impl Child {
             .as_ref()
             .map_or("", |a| a.sandbox())
             .to_string();
-        let a = sandbox_net::Attachment::connect_extra(netns.into(), lease, plan, &name, &sandbox)
+        let inner = sandbox_net::InnerEnd::ConfiguredNow;
+        let a = sandbox_net::Attachment::connect(netns.into(), lease, plan, &name, &sandbox, inner)
             .await?;
         let addr = a.address().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
         self.attached.push(a);

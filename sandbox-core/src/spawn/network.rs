@@ -72,7 +72,8 @@ pub(super) async fn connect(
         .hostname
         .as_deref()
         .unwrap_or(crate::DEFAULT_HOSTNAME);
-    sandbox_net::Attachment::connect(netns.into(), lease, bridge, "eth0", name)
+    let inner = sandbox_net::InnerEnd::LeftToSandbox;
+    sandbox_net::Attachment::connect(netns.into(), lease, bridge, "eth0", name, inner)
         .await
         .map_err(Error::from)
 }

@@ -1,13 +1,19 @@
 //! One cgroup per sandbox: limits written before the sandbox runs, usage read when it
 //! ends, everything killed and removed afterwards. cgroup v2 when its controllers are
 //! usable, v1 otherwise (each controller its own hierarchy), detected at run time.
+//!
+//! This file holds the life of the cgroup, the same in both versions (detect, create, join,
+//! kill, remove); what differs between them, file names above all, is in `v1.rs` and
+//! `v2.rs`.
 
 use crate::{Error, Limits, Result};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+mod v1;
+mod v2;
 
 /// The cgroup version in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,69 +33,27 @@ pub(crate) struct Usage {
     pub oom_killed: bool,
 }
 
-const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
-
 /// Where cgroup filesystems are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
-
-/// The v2 controllers `limits` need: memory, pids, cpu for the limits set.
-fn v2_needed(limits: &Limits) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if limits.memory.is_some() {
-        v.push("memory");
-    }
-    if limits.pids.is_some() {
-        v.push("pids");
-    }
-    if limits.cpus.is_some() {
-        v.push("cpu");
-    }
-    v
-}
 
 /// Which version the cgroup mount at `root` offers for `limits`, if any: v2 when it has
 /// the controllers the limits need (CPU time is accounted without any), v1 when the
 /// memory, pids, cpu and cpuacct hierarchies are there.
 pub(crate) fn detect(root: &Path, limits: &Limits) -> Option<Version> {
-    if let Ok(c) = std::fs::read_to_string(root.join("cgroup.controllers")) {
-        let have: Vec<&str> = c.split_whitespace().collect();
-        if v2_needed(limits).iter().all(|k| have.contains(k)) {
-            return Some(Version::V2);
-        }
-        return None;
+    if let Some(serves) = v2::serves(root, limits) {
+        return serves.then_some(Version::V2);
     }
-    if V1_CONTROLLERS
-        .iter()
-        .all(|c| root.join(c).join("cgroup.procs").exists())
-    {
-        return Some(Version::V1);
-    }
-    None
+    v1::present(root).then_some(Version::V1)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// The caller's own cgroup in a v1 hierarchy (from `/proc/self/cgroup`), relative to its
-/// root; `None` at the root.
-fn own_v1_cgroup(controller: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    text.lines().find_map(|l| {
-        let mut it = l.splitn(3, ':');
-        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-        if !ctrls.split(',').any(|c| c == controller) {
-            return None;
-        }
-        let rel = path.trim_start_matches('/');
-        (!rel.is_empty()).then(|| PathBuf::from(rel))
-    })
-}
 
 /// A sandbox's cgroup (one directory per hierarchy in v1). Dropping it kills whatever is
 /// left in it and removes it.
 #[derive(Debug)]
 pub(crate) struct Cgroup {
     version: Version,
-    /// v2: one directory; v1: one per controller, in `V1_CONTROLLERS` order.
+    /// v2: one directory; v1: one per controller, in `v1::CONTROLLERS` order.
     dirs: Vec<PathBuf>,
     /// The parent directories of `dirs`.
     parents: Vec<PathBuf>,
@@ -124,7 +88,7 @@ impl CpuMeter {
         if self.v2 {
             Duration::from_micros(field(&text, "usage_usec "))
         } else {
-            Duration::from_nanos(text.trim().parse().unwrap_or(0))
+            Duration::from_nanos(num(&text))
         }
     }
 }
@@ -168,6 +132,57 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     std::fs::write(&p, value).map_err(io(format!("write {value} to {}", p.display())))
 }
 
+/// A cgroup file's text; a file missing (a controller the cgroup lacks) reads as empty.
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+/// A one-number cgroup file's number; 0 when there is none.
+fn num(text: &str) -> u64 {
+    text.trim().parse::<u64>().unwrap_or(0)
+}
+
+/// Makes the sandbox's directory `name` in the parent `p`, and the parent first when it is
+/// the library's own and missing (retrying while another process removes it meanwhile).
+fn make_dir(p: &Path, name: &str, version: Version, limits: &Limits) -> Result<PathBuf> {
+    let mut tries = 0;
+    loop {
+        // Held while the parent is made and our cgroup put in it: the removal of
+        // the parent (by this process's last sandbox in it) takes the same lock.
+        let mut made = lock_made();
+        if !p.is_dir() && limits.cgroup_parent.is_some() {
+            // A parent the caller named must exist (the default one is made).
+            return Err(Error::Cgroup {
+                what: format!(
+                    "the cgroup parent {} (named with Limits::cgroup_parent)",
+                    p.display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        if !p.is_dir() {
+            std::fs::create_dir_all(p).map_err(io(format!(
+                "create the cgroup parent {} (set another with Limits::cgroup_parent)",
+                p.display()
+            )))?;
+            made.insert(p.to_path_buf());
+            if version == Version::V2 {
+                v2::enable_controllers(p);
+            }
+        }
+        let dir = p.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            // The parent was removed meanwhile (by another process).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
+                drop(made);
+                tries += 1
+            }
+            Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+        }
+    }
+}
+
 impl Cgroup {
     /// Creates the sandbox's cgroup under `parent` (relative to each hierarchy's root) in
     /// the version found under `root`, and writes the limits.
@@ -179,7 +194,7 @@ impl Cgroup {
                  v2 with the controllers these limits need ({}) nor the cgroup v1 memory, \
                  pids, cpu and cpuacct hierarchies (Limits::rlimits_only runs without)",
                 root.display(),
-                v2_needed(limits).join(", ")
+                v2::needed(limits).join(", ")
             ))
         })?;
         Cgroup::create_in(root, version, limits)
@@ -194,28 +209,7 @@ impl Cgroup {
         );
         let bases: Vec<(&'static str, PathBuf)> = match version {
             Version::V2 => vec![("", root.to_path_buf())],
-            // Memory and CPU accounting always (the outcome reports peak memory and CPU
-            // time); pids and cpu only when limited: each v1 cgroup costs a mkdir, writes
-            // and an rmdir.
-            Version::V1 => V1_CONTROLLERS
-                .iter()
-                .filter(|c| match **c {
-                    "pids" => limits.pids.is_some(),
-                    "cpu" => limits.cpus.is_some(),
-                    _ => true,
-                })
-                .map(|c| {
-                    // v1: under the caller's own cgroup of that hierarchy (by default), so
-                    // sandboxes stay inside the limits of the service that runs them.
-                    let own = if limits.cgroup_parent.is_none() && root == Path::new(ROOT) {
-                        own_v1_cgroup(c)
-                    } else {
-                        None
-                    };
-                    let base = root.join(c);
-                    (*c, own.map_or(base.clone(), |o| base.join(o)))
-                })
-                .collect(),
+            Version::V1 => v1::bases(root, limits),
         };
         let mut cg = Cgroup {
             version,
@@ -237,57 +231,8 @@ impl Cgroup {
             }
             seen.push((real, cg.dirs.len()));
             let p = base.join(parent);
-            let mut tries = 0;
-            let dir = loop {
-                // Held while the parent is made and our cgroup put in it: the removal of
-                // the parent (by this process's last sandbox in it) takes the same lock.
-                let mut made = lock_made();
-                if !p.is_dir() && limits.cgroup_parent.is_some() {
-                    // A parent the caller named must exist (the default one is made).
-                    return Err(Error::Cgroup {
-                        what: format!(
-                            "the cgroup parent {} (named with Limits::cgroup_parent)",
-                            p.display()
-                        ),
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                    });
-                }
-                if !p.is_dir() {
-                    std::fs::create_dir_all(&p).map_err(io(format!(
-                        "create the cgroup parent {} (set another with Limits::cgroup_parent)",
-                        p.display()
-                    )))?;
-                    made.insert(p.clone());
-                    if version == Version::V2 {
-                        // Let the controllers reach the sandboxes' cgroups (those the mount
-                        // has: one unknown name would refuse them all).
-                        let have = std::fs::read_to_string(p.join("cgroup.controllers"))
-                            .unwrap_or_default();
-                        let enable: Vec<String> = have
-                            .split_whitespace()
-                            .filter(|c| ["memory", "pids", "cpu"].contains(c))
-                            .map(|c| format!("+{c}"))
-                            .collect();
-                        if !enable.is_empty() {
-                            let _ =
-                                std::fs::write(p.join("cgroup.subtree_control"), enable.join(" "));
-                        }
-                    }
-                }
-                let dir = p.join(&name);
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {
-                        cg.parents.push(p.clone());
-                        break dir;
-                    }
-                    // The parent was removed meanwhile (by another process).
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
-                        drop(made);
-                        tries += 1
-                    }
-                    Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
-                }
-            };
+            let dir = make_dir(&p, &name, version, limits)?;
+            cg.parents.push(p);
             cg.dirs.push(dir);
             cg.controllers.push(controller);
         }
@@ -315,47 +260,9 @@ impl Cgroup {
 
     fn write_limits(&self, l: &Limits) -> Result<()> {
         match self.version {
-            Version::V1 => {
-                if let Some(m) = l.memory {
-                    let d = self.dir("memory");
-                    write(d, "memory.limit_in_bytes", &m.to_string())?;
-                    // Swap included, so it cannot be dodged (where swap accounting exists).
-                    if d.join("memory.memsw.limit_in_bytes").exists() {
-                        write(d, "memory.memsw.limit_in_bytes", &m.to_string())?;
-                    }
-                }
-                if let Some(n) = l.pids {
-                    write(self.dir("pids"), "pids.max", &n.to_string())?;
-                }
-                if let Some(c) = l.cpus {
-                    let d = self.dir("cpu");
-                    write(d, "cpu.cfs_period_us", "100000")?;
-                    write(
-                        d,
-                        "cpu.cfs_quota_us",
-                        &((c * 100_000.0) as u64).max(1000).to_string(),
-                    )?;
-                }
-            }
-            Version::V2 => {
-                let d = self.dir("");
-                if let Some(m) = l.memory {
-                    write(d, "memory.max", &m.to_string())?;
-                    // Swap included (where swap accounting exists, as in v1).
-                    if d.join("memory.swap.max").exists() {
-                        write(d, "memory.swap.max", "0")?;
-                    }
-                }
-                if let Some(n) = l.pids {
-                    write(d, "pids.max", &n.to_string())?;
-                }
-                if let Some(c) = l.cpus {
-                    let quota = ((c * 100_000.0) as u64).max(1000);
-                    write(d, "cpu.max", &format!("{quota} 100000"))?;
-                }
-            }
+            Version::V1 => v1::write_limits(self, l),
+            Version::V2 => v2::write_limits(self.dir(""), l),
         }
-        Ok(())
     }
 
     /// v2: a descriptor of the cgroup's directory, for `clone3(CLONE_INTO_CGROUP)`: the
@@ -366,13 +273,7 @@ impl Cgroup {
             return None;
         }
         let d = self.dirs.first()?;
-        Some(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(d)
-                .map(std::os::fd::OwnedFd::from),
-        )
+        Some(v2::open_dir(d))
     }
 
     /// Moves `pid` (the sandbox's first process, before it runs anything) into the cgroup.
@@ -390,56 +291,23 @@ impl Cgroup {
     /// A reader of the CPU time the sandbox used, for its watchdog.
     pub(crate) fn cpu_meter(&self) -> CpuMeter {
         match self.version {
-            Version::V1 => CpuMeter {
-                file: self.dir("cpuacct").join("cpuacct.usage"),
-                v2: false,
-            },
-            Version::V2 => CpuMeter {
-                file: self.dir("").join("cpu.stat"),
-                v2: true,
-            },
+            Version::V1 => v1::cpu_meter(self),
+            Version::V2 => v2::cpu_meter(self.dir("")),
         }
     }
 
     /// What the sandbox used.
     pub(crate) fn usage(&self) -> Usage {
-        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
-        let num = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
         match self.version {
-            Version::V1 => {
-                let acct = self.dir("cpuacct");
-                let mem = self.dir("memory");
-                let oom = read(mem, "memory.oom_control");
-                Usage {
-                    cpu_user: Duration::from_nanos(num(&read(acct, "cpuacct.usage_user"))),
-                    cpu_system: Duration::from_nanos(num(&read(acct, "cpuacct.usage_sys"))),
-                    peak_memory: Some(num(&read(mem, "memory.max_usage_in_bytes"))),
-                    oom_killed: field(&oom, "oom_kill ") > 0,
-                }
-            }
-            Version::V2 => {
-                let d = self.dir("");
-                let stat = read(d, "cpu.stat");
-                let events = read(d, "memory.events");
-                Usage {
-                    cpu_user: Duration::from_micros(field(&stat, "user_usec ")),
-                    cpu_system: Duration::from_micros(field(&stat, "system_usec ")),
-                    // Without the memory controller (a v2 mount that has none) there is
-                    // no peak to report.
-                    peak_memory: std::fs::read_to_string(d.join("memory.peak"))
-                        .ok()
-                        .map(|s| num(&s)),
-                    oom_killed: field(&events, "oom_kill ") > 0,
-                }
-            }
+            Version::V1 => v1::usage(self),
+            Version::V2 => v2::usage(self.dir("")),
         }
     }
 
     /// Kills every process left in the cgroup.
     fn kill_all(&self) {
         if let (Version::V2, Some(d)) = (self.version, self.dirs.first()) {
-            let kill = d.join("cgroup.kill");
-            if kill.exists() && std::fs::write(kill, "1").is_ok() {
+            if v2::kill(d) {
                 return;
             }
         }
@@ -552,7 +420,7 @@ mod tests {
                 .unwrap();
             }
             Version::V1 => {
-                for c in V1_CONTROLLERS {
+                for c in v1::CONTROLLERS {
                     std::fs::create_dir(t.path().join(c)).unwrap();
                     std::fs::write(t.path().join(c).join("cgroup.procs"), "").unwrap();
                 }

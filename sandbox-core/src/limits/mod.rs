@@ -1,8 +1,11 @@
-//! Resource limits of a sandbox.
+//! Resource limits of a sandbox: [`Limits`], the public description (builder, checks, the
+//! rlimits it becomes). The cgroup that enforces and accounts the rest is in `cgroup/`.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+pub(crate) mod cgroup;
 
 /// Limits on what a sandbox may use. Set with [`Sandbox::limits`](crate::Sandbox::limits).
 ///

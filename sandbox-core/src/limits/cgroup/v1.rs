@@ -1,0 +1,105 @@
+//! cgroup v1: one hierarchy per controller (memory, pids, cpu, cpuacct), a sandbox's cgroup
+//! a directory in each hierarchy its limits use. Which hierarchies, where in them, and the
+//! files its limits are written to and its usage read from.
+
+use super::{field, num, read, write, Cgroup, CpuMeter, Usage, ROOT};
+use crate::{Limits, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(super) const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+
+/// Whether `root` is a directory of the memory, pids, cpu and cpuacct hierarchies.
+pub(super) fn present(root: &Path) -> bool {
+    CONTROLLERS
+        .iter()
+        .all(|c| root.join(c).join("cgroup.procs").exists())
+}
+
+/// The caller's own cgroup in a v1 hierarchy (from `/proc/self/cgroup`), relative to its
+/// root; `None` at the root.
+fn own_cgroup(controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        if !ctrls.split(',').any(|c| c == controller) {
+            return None;
+        }
+        let rel = path.trim_start_matches('/');
+        (!rel.is_empty()).then(|| PathBuf::from(rel))
+    })
+}
+
+/// The hierarchies a sandbox with `limits` gets a directory in, each with the directory
+/// its parent is made under.
+pub(super) fn bases(root: &Path, limits: &Limits) -> Vec<(&'static str, PathBuf)> {
+    // Memory and CPU accounting always (the outcome reports peak memory and CPU
+    // time); pids and cpu only when limited: each v1 cgroup costs a mkdir, writes
+    // and an rmdir.
+    CONTROLLERS
+        .iter()
+        .filter(|c| match **c {
+            "pids" => limits.pids.is_some(),
+            "cpu" => limits.cpus.is_some(),
+            _ => true,
+        })
+        .map(|c| {
+            // v1: under the caller's own cgroup of that hierarchy (by default), so
+            // sandboxes stay inside the limits of the service that runs them.
+            let own = if limits.cgroup_parent.is_none() && root == Path::new(ROOT) {
+                own_cgroup(c)
+            } else {
+                None
+            };
+            let base = root.join(c);
+            (*c, own.map_or(base.clone(), |o| base.join(o)))
+        })
+        .collect()
+}
+
+/// Writes the limits, each to its controller's directory.
+pub(super) fn write_limits(cg: &Cgroup, l: &Limits) -> Result<()> {
+    if let Some(m) = l.memory {
+        let d = cg.dir("memory");
+        write(d, "memory.limit_in_bytes", &m.to_string())?;
+        // Swap included, so it cannot be dodged (where swap accounting exists).
+        if d.join("memory.memsw.limit_in_bytes").exists() {
+            write(d, "memory.memsw.limit_in_bytes", &m.to_string())?;
+        }
+    }
+    if let Some(n) = l.pids {
+        write(cg.dir("pids"), "pids.max", &n.to_string())?;
+    }
+    if let Some(c) = l.cpus {
+        let d = cg.dir("cpu");
+        write(d, "cpu.cfs_period_us", "100000")?;
+        write(
+            d,
+            "cpu.cfs_quota_us",
+            &((c * 100_000.0) as u64).max(1000).to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The CPU time reader: `cpuacct.usage`, in nanoseconds.
+pub(super) fn cpu_meter(cg: &Cgroup) -> CpuMeter {
+    CpuMeter {
+        file: cg.dir("cpuacct").join("cpuacct.usage"),
+        v2: false,
+    }
+}
+
+/// What the sandbox used, from the cpuacct and memory controllers.
+pub(super) fn usage(cg: &Cgroup) -> Usage {
+    let acct = cg.dir("cpuacct");
+    let mem = cg.dir("memory");
+    let oom = read(mem, "memory.oom_control");
+    Usage {
+        cpu_user: Duration::from_nanos(num(&read(acct, "cpuacct.usage_user"))),
+        cpu_system: Duration::from_nanos(num(&read(acct, "cpuacct.usage_sys"))),
+        peak_memory: Some(num(&read(mem, "memory.max_usage_in_bytes"))),
+        oom_killed: field(&oom, "oom_kill ") > 0,
+    }
+}
