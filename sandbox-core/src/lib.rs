@@ -73,13 +73,10 @@ mod security;
 mod spawn;
 mod sys;
 
-// The per-sandbox cgroup lives with the limits it enforces; `crate::cgroup` stays its path.
-use limits::cgroup;
-
-pub use cgroup::Version as CgroupVersion;
 pub use child::{Child, Ending, Outcome, Output};
 pub use command::{Command, Stdio, DEFAULT_PATH};
 pub use error::{Errno, Error, IdKind, Result, Stage};
+pub use limits::cgroup::Version as CgroupVersion;
 pub use limits::Limits;
 pub use ns::{KeptNamespace, Namespace, NamespaceIds};
 pub use pty::Pty;

@@ -87,7 +87,7 @@ pub struct Child {
     limits: crate::Limits,
     /// Why the parent killed the sandbox, if it did.
     verdict: Verdict,
-    cgroup: Option<crate::cgroup::Cgroup>,
+    cgroup: Option<crate::limits::cgroup::Cgroup>,
     /// Reaped by a task of its own as soon as it ends (see [`Early`]).
     early: Option<Early>,
     /// What a process exec'd into the sandbox is held by.

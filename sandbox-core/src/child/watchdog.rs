@@ -18,7 +18,7 @@ pub(super) async fn watchdog(
     fd: AsyncFd<OwnedFd>,
     started: Instant,
     wall: Option<Duration>,
-    cpu: Option<(Duration, crate::cgroup::CpuMeter)>,
+    cpu: Option<(Duration, crate::limits::cgroup::CpuMeter)>,
     verdict: Verdict,
 ) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;

@@ -57,7 +57,7 @@ pub(crate) struct Spawned {
     /// The limits the parent enforces.
     pub limits: crate::Limits,
     /// The sandbox's cgroup, when its limits need one.
-    pub cgroup: Option<crate::cgroup::Cgroup>,
+    pub cgroup: Option<crate::limits::cgroup::Cgroup>,
     /// The process lives in a PID namespace whose init it is not (an exec into a running
     /// sandbox): reap it as soon as it ends.
     pub reap_early: bool,
@@ -76,7 +76,7 @@ pub(crate) async fn exec(
     cmd: &Command,
     sandbox: &crate::Sandbox,
     joins: ExecJoins,
-    cgroup: Option<crate::cgroup::Member>,
+    cgroup: Option<crate::limits::cgroup::Member>,
 ) -> Result<Spawned> {
     launch(cmd, sandbox, Some(joins), cgroup).await
 }
@@ -97,7 +97,7 @@ async fn launch(
     cmd: &Command,
     sandbox: &crate::Sandbox,
     exec: Option<ExecJoins>,
-    exec_cgroup: Option<crate::cgroup::Member>,
+    exec_cgroup: Option<crate::limits::cgroup::Member>,
 ) -> Result<Spawned> {
     let is_exec = exec.is_some();
     if !is_exec {
@@ -184,7 +184,7 @@ async fn release(
     sync: OwnedFd,
     parent: &prepare::Parent,
     pid: i32,
-    exec_cgroup: Option<&crate::cgroup::Member>,
+    exec_cgroup: Option<&crate::limits::cgroup::Member>,
     lease: Option<(sandbox_net::Lease, &sandbox_net::BridgeNet, &crate::Sandbox)>,
 ) -> Result<Option<sandbox_net::Attachment>> {
     let plan = pending.plan.as_deref();

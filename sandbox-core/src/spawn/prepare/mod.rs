@@ -37,7 +37,7 @@ pub(crate) struct Parent {
     pub late_userns: bool,
     pub kill_on_drop: bool,
     /// The sandbox's cgroup (made before the clone; the child is moved in before GO).
-    pub cgroup: Option<crate::cgroup::Cgroup>,
+    pub cgroup: Option<crate::limits::cgroup::Cgroup>,
 }
 
 pub(crate) struct Prepared {
@@ -282,11 +282,11 @@ fn cgroup(
     sandbox: &crate::Sandbox,
     is_exec: bool,
     child_fds: &mut Vec<OwnedFd>,
-) -> Result<(Option<crate::cgroup::Cgroup>, RawFd)> {
+) -> Result<(Option<crate::limits::cgroup::Cgroup>, RawFd)> {
     if is_exec || !sandbox.limits.needs_cgroup() {
         return Ok((None, -1));
     }
-    let cgroup = crate::cgroup::Cgroup::create(&sandbox.limits)?;
+    let cgroup = crate::limits::cgroup::Cgroup::create(&sandbox.limits)?;
     let into = match cgroup.clone_into() {
         Some(fd) => {
             let fd = fd.map_err(|e| Error::os("open the sandbox's cgroup", e))?;
