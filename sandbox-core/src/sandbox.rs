@@ -74,9 +74,9 @@ pub enum Clock {
     Boottime,
 }
 
-/// A namespace to join instead of creating.
+/// A namespace to join instead of creating (see [`Sandbox::join`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Join {
+pub(crate) struct Join {
     /// The kind.
     pub namespace: Namespace,
     /// A namespace file: `/proc/<pid>/ns/<kind>` or one kept by a bind mount.

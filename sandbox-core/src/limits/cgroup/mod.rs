@@ -17,7 +17,7 @@ mod v2;
 
 /// The cgroup version in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
+pub(crate) enum Version {
     /// The unified hierarchy.
     V2,
     /// One hierarchy per controller.
