@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests. Each test file uses a subset.
 #![allow(dead_code)]
 
+pub mod escape;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
