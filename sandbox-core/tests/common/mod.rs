@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod escape;
+pub mod rootfs;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
