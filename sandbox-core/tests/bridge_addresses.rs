@@ -15,12 +15,9 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_sandboxes_get_distinct_addresses_and_leave_nothing() {
-    if common::in_private_network_namespace(
-        "fifty_sandboxes_get_distinct_addresses_and_leave_nothing",
-    ) {
+    if !common::net::in_own_network("fifty_sandboxes_get_distinct_addresses_and_leave_nothing") {
         return;
     }
-    common::require_root();
     let before = common::links();
     let br = Bridge::create("sbt1", "10.78.0.0/24").await.unwrap();
     let sandbox = Sandbox::new().network(Network::bridge(&br));
@@ -87,10 +84,9 @@ fn claims_of_this_namespace() -> std::path::PathBuf {
 /// sandbox's network namespace cannot be kept past its address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn addresses_are_held_as_long_as_the_sandbox_runs() {
-    if common::in_private_network_namespace("addresses_are_held_as_long_as_the_sandbox_runs") {
+    if !common::net::in_own_network("addresses_are_held_as_long_as_the_sandbox_runs") {
         return;
     }
-    common::require_root();
     let br = Bridge::create("sbth", "10.85.0.0/24").await.unwrap();
     let mut cmd = Sandbox::new()
         .network(Network::bridge(&br))
@@ -131,12 +127,11 @@ async fn addresses_are_held_as_long_as_the_sandbox_runs() {
 /// the kernel's, released with the process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn addresses_are_unique_across_processes_and_freed_when_a_holder_dies() {
-    if common::in_private_network_namespace(
+    if !common::net::in_own_network(
         "addresses_are_unique_across_processes_and_freed_when_a_holder_dies",
     ) {
         return;
     }
-    common::require_root();
     let br = Bridge::create("sbtx", "10.86.0.0/24").await.unwrap();
     let held = br.lease(Some(Ipv4Addr::new(10, 86, 0, 2)), None).unwrap();
     let run = |args: &[&str]| {
@@ -204,10 +199,9 @@ async fn addresses_are_unique_across_processes_and_freed_when_a_holder_dies() {
 /// still handed out while such a squatter runs, and the claim files go with the leases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unprivileged_process_cannot_block_addresses() {
-    if common::in_private_network_namespace("an_unprivileged_process_cannot_block_addresses") {
+    if !common::net::in_own_network("an_unprivileged_process_cannot_block_addresses") {
         return;
     }
-    common::require_root();
     let br = Bridge::create("sbtq", "10.90.0.0/29").await.unwrap();
     // The index as this namespace's netlink sees it (sysfs may be the host's).
     let index = {

@@ -8,17 +8,15 @@
 //! `unshare -n`): no bridge, veth or packet ever touches the machine's own network.
 mod common;
 
-use common::bridge::{ECHO_CLIENT, ECHO_SERVER};
+use common::net::{ECHO_CLIENT, ECHO_SERVER};
 use sandbox_core::sandbox_net::Bridge;
 use sandbox_core::{Error, Network, Rootfs, Sandbox};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
-    if common::in_private_network_namespace("attach_adds_a_reachable_interface_on_a_second_bridge")
-    {
+    if !common::net::in_own_network("attach_adds_a_reachable_interface_on_a_second_bridge") {
         return;
     }
-    common::require_root();
     let a = Bridge::create("sbta", "10.81.0.0/24").await.unwrap();
     let b = Bridge::create("sbtb", "10.82.0.0/24").await.unwrap();
     let base = Sandbox::new().rootfs(Rootfs::host_readonly());

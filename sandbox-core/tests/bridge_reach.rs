@@ -7,18 +7,16 @@
 //! `unshare -n`): no bridge, veth or packet ever touches the machine's own network.
 mod common;
 
-use common::bridge::{ECHO_CLIENT, ECHO_SERVER};
+use common::net::{ECHO_CLIENT, ECHO_SERVER};
 use sandbox_core::sandbox_net::Bridge;
 use sandbox_core::{Network, Rootfs, Sandbox};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sandboxes_on_a_bridge_talk_by_address_and_by_name() {
-    if common::in_private_network_namespace("two_sandboxes_on_a_bridge_talk_by_address_and_by_name")
-    {
+    if !common::net::in_own_network("two_sandboxes_on_a_bridge_talk_by_address_and_by_name") {
         return;
     }
-    common::require_root();
     let br = Bridge::create("sbt0", "10.77.0.0/24").await.unwrap();
     assert!(common::links().contains(&"sbt0".to_string()));
     // Names come from /etc/hosts, which a new root gets generated.
@@ -81,10 +79,9 @@ async fn two_sandboxes_on_a_bridge_talk_by_address_and_by_name() {
 /// A fixed MAC address and MTU reach eth0; the host end shares the MTU.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mac_and_mtu_are_set() {
-    if common::in_private_network_namespace("mac_and_mtu_are_set") {
+    if !common::net::in_own_network("mac_and_mtu_are_set") {
         return;
     }
-    common::require_root();
     let br = Bridge::create("sbtm", "10.84.0.0/24").await.unwrap();
     let net = Network::bridge(&br)
         .mac([0x02, 0x42, 0xac, 0x11, 0x00, 0x09])

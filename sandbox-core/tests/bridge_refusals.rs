@@ -16,10 +16,9 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bridge_input_is_refused_before_any_link_exists() {
-    if common::in_private_network_namespace("bad_bridge_input_is_refused_before_any_link_exists") {
+    if !common::net::in_own_network("bad_bridge_input_is_refused_before_any_link_exists") {
         return;
     }
-    common::require_root();
     let before = common::links();
     for (name, cidr) in [
         ("averyveryverylongname", "10.1.0.0/24"),
@@ -126,10 +125,9 @@ async fn bad_bridge_input_is_refused_before_any_link_exists() {
 /// `/etc` are refused before any link exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_bridged_spawns_leave_no_link_and_no_lease() {
-    if common::in_private_network_namespace("failed_bridged_spawns_leave_no_link_and_no_lease") {
+    if !common::net::in_own_network("failed_bridged_spawns_leave_no_link_and_no_lease") {
         return;
     }
-    common::require_root();
     let br = Bridge::create("sbtf", "10.88.0.0/24").await.unwrap();
     let with_bridge = common::links();
     for _ in 0..5 {

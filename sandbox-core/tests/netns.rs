@@ -9,12 +9,11 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_netns_outlives_its_sandbox_until_its_owner_removes_it() {
-    if common::in_private_network_and_mount_namespaces(
+    if !common::net::in_own_network_and_mounts(
         "a_named_netns_outlives_its_sandbox_until_its_owner_removes_it",
     ) {
         return;
     }
-    common::require_root();
     use sandbox_core::sandbox_net::Netns;
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();

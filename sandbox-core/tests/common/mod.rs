@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests. Each test file uses a subset.
 #![allow(dead_code)]
 
-pub mod bridge;
 pub mod escape;
+pub mod net;
 pub mod rootfs;
 
 use std::collections::BTreeSet;
