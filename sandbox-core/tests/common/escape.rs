@@ -17,19 +17,7 @@ pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub fn attacks() -> &'static Path {
     static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &BUILT
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let out = dir.path().join("attacks");
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/attacks.c");
-            let st = std::process::Command::new("gcc")
-                .args(["-O1", "-static", "-o"])
-                .arg(&out)
-                .arg(&src)
-                .status()
-                .expect("gcc is missing: scripts/test.sh installs it");
-            assert!(st.success(), "building {}", src.display());
-            (dir, out)
-        })
+        .get_or_init(|| common::compile_c("escape/attacks.c"))
         .1
 }
 
