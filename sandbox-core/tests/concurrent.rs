@@ -1,5 +1,6 @@
-//! 11. 200 sandboxes spawned concurrently from one runtime, each echoing its own input back
-//!     through piped stdin/stdout: all correct, and no fd, process or zombie left after.
+//! Two hundred sandboxes spawned at once from one runtime, each echoing its own input back
+//! through piped stdin and stdout, all answer correctly, and leave no descriptor, process
+//! or zombie behind.
 mod common;
 use sandbox_core::{Sandbox, Stdio};
 use std::time::Duration;

@@ -1,6 +1,6 @@
-//! The embedding example (issue 7), run as a user runs it: a service on 127.0.0.1 that
-//! runs code in sandboxes, many requests at once. (In a network namespace this test makes:
-//! its traffic never touches the machine's own.)
+//! The embedding example, run as a user runs it: a service on 127.0.0.1 that runs code in
+//! sandboxes answers many requests at once. (In a network namespace this test makes: its
+//! traffic never touches the machine's own.)
 mod common;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

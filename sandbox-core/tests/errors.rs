@@ -1,5 +1,6 @@
-//! 10. A missing program returns the typed exec error, not a hang and not a panic; and bad
-//!     input is refused with a typed error before any process exists, leaving nothing behind.
+//! What cannot run fails with a typed error, never a hang or a panic, and leaves nothing
+//! behind: a missing program is the typed exec error, a failed setup step names the step,
+//! and bad input is refused before any process exists (no child, no open descriptor).
 mod common;
 use sandbox_core::{Command, Error, IdMap, Namespace, Rootfs, Sandbox, Stage};
 use std::time::Duration;

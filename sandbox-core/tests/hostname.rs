@@ -1,4 +1,6 @@
-//! 1. The hostname is set inside the sandbox; the host's hostname does not change.
+//! A sandbox has a hostname of its own: the one it was given (`sandbox` by default, in
+//! `$HOSTNAME` too), as it reads it and as the host sees it in its UTS namespace, while the
+//! host keeps its own; a sandbox that shares the UTS namespace sees the host's.
 mod common;
 use sandbox_core::{Namespace, Sandbox};
 

@@ -1,6 +1,7 @@
-//! 4. Root inside is never the host's root unless a map says so: a root caller's sandbox root
-//!    is an unprivileged host uid (read from the host's /proc), which cannot write what only
-//!    the host's root may.
+//! Root inside is never the host's root unless a map says so: a root caller's sandbox root
+//! is an unprivileged host uid (read from the host's /proc), from a range that can be
+//! configured or given as several maps, and it cannot write what only the host's root may;
+//! the host's root is mapped only when asked for explicitly.
 mod common;
 use sandbox_core::{IdMap, Remap, Sandbox};
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,7 @@
-//! 8. The built-in init reaps orphaned grandchildren (no zombie remains while the sandbox
-//!    runs), forwards SIGTERM (and friends) to the program, and reports the program's own
-//!    status, including death by a signal.
+//! The built-in init reaps orphaned grandchildren (no zombie remains while the sandbox
+//! runs), forwards SIGTERM (and every other forwarded signal) to the program, reports the
+//! program's own status, death by a signal included, and ends the sandbox when the program
+//! ends, even with processes left in the background.
 mod common;
 use sandbox_core::{Ending, NamespaceIds, Sandbox, Stdio};
 use std::time::Duration;

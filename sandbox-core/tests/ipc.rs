@@ -1,4 +1,4 @@
-//! 3. A System V shared-memory segment created on the host is invisible inside.
+//! A System V shared-memory segment created on the host is invisible inside a sandbox.
 mod common;
 use sandbox_core::{Namespace, Sandbox};
 use std::process::Command;

@@ -1,5 +1,5 @@
-//! The judge example (issue 5), run as a user runs it, on every shipped submission: each
-//! gets the verdict it was written for.
+//! The judge example, run as a user runs it, on every shipped submission: each gets the
+//! verdict it was written for, and its table reads like a judge's.
 mod common;
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,5 +1,6 @@
-//! 7. `kill()` makes `wait()` report SIGKILL; dropping the `Child` leaves no process behind;
-//!    SIGKILL of the spawning process leaves no sandbox behind.
+//! A sandbox never outlives what owns it: `kill()` makes `wait()` report SIGKILL, dropping
+//! the `Child` leaves no process behind, and SIGKILL of the process that spawned it leaves
+//! no sandbox behind.
 mod common;
 use sandbox_core::{Ending, Sandbox, Stdio};
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,6 @@
-//! 6. Every namespace the sandbox creates has an id different from the host's; every shared
-//!    one the same (read from the host: the inodes of /proc/<pid>/ns/*).
+//! Every namespace a sandbox creates has an id different from the host's, and every one it
+//! shares the host's (read from the host: the inodes of `/proc/<pid>/ns/*`); without a
+//! user namespace of its own, root may share any namespace it asks for.
 mod common;
 use sandbox_core::{Namespace, NamespaceIds, Sandbox};
 

@@ -1,5 +1,7 @@
-//! 2. The program is PID 2 under the init (PID 1 with `init(false)`), and `/proc` and `ps`
-//!    inside show only the sandbox's processes.
+//! A sandbox has a PID namespace of its own: the program is PID 2 under the init (PID 1 with
+//! `init(false)`), `/proc` and `ps` inside show only the sandbox's processes, and PID 1
+//! holds nothing of the caller (it is the small built-in init, not a copy of the caller's
+//! memory).
 mod common;
 use sandbox_core::Sandbox;
 

@@ -1,6 +1,7 @@
 //! A directory tree as the root, entered with pivot_root: the sandbox sees only that tree,
-//! a fresh /proc and a private /dev, cannot write the tree, and the host's mount table does
-//! not change.
+//! a fresh /proc and a private /dev, cannot write the tree unless it was made writable,
+//! and the host's mount table does not change; a read-only tree without its `/etc` files on
+//! a file system that cannot be idmapped still starts.
 mod common;
 use sandbox_core::{Rootfs, Sandbox};
 

@@ -1,6 +1,7 @@
-//! 5. Rootless: the whole spawn works for an unprivileged uid (the test binary re-runs itself
-//!    as uid 65534 through `setpriv`), with its own uid mapped to root inside, and with
-//!    several ranges through `newuidmap`/`newgidmap` and `/etc/subuid` grants.
+//! Rootless: the whole spawn works for an unprivileged caller (the test binary re-runs itself
+//! as uid 65534 through `setpriv`): its own uid is mapped to root inside, several ranges
+//! through `newuidmap`/`newgidmap` and `/etc/subuid` grants, and no id it was not granted;
+//! new roots (`host_readonly`, an overlay, a read-only tree) and mounts work as for root.
 mod common;
 use sandbox_core::{IdMap, Mount, Namespace, NamespaceIds, Rootfs, Sandbox, Stdio};
 use std::os::unix::fs::PermissionsExt;

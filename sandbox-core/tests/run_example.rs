@@ -360,8 +360,8 @@ fn it_enforces_limits_and_reports_them() {
     assert!(err.contains("wall time limit"), "{err}");
 }
 
-/// The hardening flags (issue 6): every protection on with no flag, each flag opening
-/// exactly what it names.
+/// The hardening flags: every protection on with no flag, each flag opening exactly what
+/// it names.
 #[test]
 fn it_hardens_by_default_and_takes_security_flags() {
     common::require_root();

@@ -1,6 +1,7 @@
-//! Regression tests for the spawn's guards: a spawn future dropped after the spawner
-//! answered, or while a failed spawn is being cleaned up, leaves nothing; the caller's
-//! dumpable setting survives a failing id switch; `try_wait` reports the program's status.
+//! A spawn cleans up after itself whenever it is cut short: a spawn future dropped after the
+//! spawner answered, or while a failed spawn is being cleaned up, leaves nothing; the
+//! caller's dumpable setting survives a failing id switch; and `try_wait` reports the
+//! program's own status.
 mod common;
 use sandbox_core::{reaper_pending, Ending, IdMap, Namespace, Sandbox};
 use std::future::Future;

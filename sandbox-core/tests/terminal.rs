@@ -1,5 +1,5 @@
-//! Sessions and terminals (issue 6): every sandbox runs in a session of its own, without
-//! the caller's controlling terminal; `Stdio::pty()` gives it a terminal of its own.
+//! Sessions and terminals: every sandbox runs in a session of its own, without the caller's
+//! controlling terminal; `Stdio::pty()` gives it a terminal of its own.
 mod common;
 
 use sandbox_core::{Sandbox, Stdio};

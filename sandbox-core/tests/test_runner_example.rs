@@ -1,6 +1,6 @@
-//! The test runner example (issue 7), run as a user runs it, on the bundled crate whose
-//! tests collide without isolation (two bind one port, two take one /tmp file): side by
-//! side in one process they fail; each in its own sandbox they pass.
+//! The test runner example, run as a user runs it, on the bundled crate whose tests collide
+//! without isolation (two bind one port, two take one /tmp file): side by side in one
+//! process they fail; each in its own sandbox they pass.
 mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests. Each test file uses a subset.
 #![allow(dead_code)]
 
+pub mod escape;
+pub mod net;
+pub mod rootfs;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -31,6 +35,28 @@ pub fn example(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// Builds the C program `tests/<src>` with the host's gcc, statically (so that it runs in
+/// any root), into a new temporary directory that anyone may enter (so that a sandbox whose
+/// root is the host's tree can run it by its path). Returns the directory, which takes the
+/// program with it when dropped, and the program's path.
+pub fn compile_c(src: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(src);
+    let out = dir.path().join(src.file_stem().unwrap());
+    let st = StdCommand::new("gcc")
+        .args(["-O1", "-static", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc is missing: scripts/test.sh installs it");
+    assert!(st.success(), "building {}", src.display());
+    (dir, out)
 }
 
 /// Open file descriptors of this process.

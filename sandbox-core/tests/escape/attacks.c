@@ -1,5 +1,6 @@
 /*
- * attacks: one escape attempt per run, for tests/escape.rs.
+ * attacks: one escape attempt per run, for the escape tests (tests/escape_*.rs and
+ * tests/security_settings.rs; their helpers are in tests/common/escape.rs).
  *
  * usage: attacks NAME [ARGS...]
  * Prints "blocked NAME ERRNO-NAME" and exits 0 when the attempt failed with an error, or
