@@ -150,7 +150,7 @@ async fn measure(args: Vec<String>) {
     };
     let bridge = match net.as_deref() {
         Some("bridge") => Some(
-            sandbox_core::sandbox_net::Bridge::create("sbxbench0", "10.99.0.0/16")
+            sandbox_core::net::Bridge::create("sbxbench0", "10.99.0.0/16")
                 .await
                 .expect("create the bridge (run in a network namespace of its own)"),
         ),

@@ -468,9 +468,9 @@ fn parse_net(v: &str) -> Result<NetArg, String> {
             Some((n, c)) => (n, Some(c)),
             None => (rest, None),
         };
-        sandbox_core::sandbox_net::check_ifname(name).map_err(|e| e.to_string())?;
+        sandbox_core::net::check_ifname(name).map_err(|e| e.to_string())?;
         if let Some(c) = cidr {
-            c.parse::<sandbox_core::sandbox_net::Ipv4Cidr>()
+            c.parse::<sandbox_core::net::Ipv4Cidr>()
                 .map_err(|e| e.to_string())?;
         }
         return Ok(NetArg {
@@ -578,13 +578,13 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     }
     // A bridge named with a subnet is created when missing (and left in place, as
     // `docker network create` leaves it); otherwise the spawn opens it.
-    use sandbox_core::sandbox_net::{Bridge, Error as NetError};
+    use sandbox_core::net::{Bridge, Error as NetError};
     let bridge = match (&args.net.create, &args.net.network) {
         (Some((name, cidr)), _) => Some(match Bridge::open(name).await {
             Ok(b) => {
                 // An existing bridge keeps its subnet: a different one asked for is a
                 // mistake, not something to ignore.
-                let want: sandbox_core::sandbox_net::Ipv4Cidr = cidr.parse()?;
+                let want: sandbox_core::net::Ipv4Cidr = cidr.parse()?;
                 if b.cidr() != want {
                     return Err(Error::Invalid {
                         what: "--net",
@@ -774,7 +774,7 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
 
 /// What a person can do about some errors.
 fn hint(e: &Error) -> Option<&'static str> {
-    use sandbox_core::sandbox_net::Error as NetError;
+    use sandbox_core::net::Error as NetError;
     match e {
         Error::Net(NetError::NoSuchBridge { .. }) => {
             Some("create it by giving its subnet: --net bridge:NAME:10.88.0.0/24")

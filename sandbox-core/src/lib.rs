@@ -80,8 +80,30 @@ pub use limits::Limits;
 pub use ns::{KeptNamespace, Namespace, NamespaceIds};
 pub use pty::Pty;
 pub use sandbox::{Clock, IdMap, Remap, Sandbox, DEFAULT_HOSTNAME};
-pub use sandbox_fs::{self, Mount, Rootfs};
-pub use sandbox_net::{self, Network};
+pub use sandbox_fs::{Mount, Rootfs};
+pub use sandbox_net::Network;
 pub use security::seccomp;
 pub use security::{Capability, Landlock, ParseCapabilityError, Seccomp};
-pub use spawn::pending as reaper_pending;
+
+/// Root filesystems beyond [`Rootfs`] and [`Mount`]: the image cache and the errors of a
+/// root's plan (from the `sandbox-fs` crate).
+pub mod fs {
+    pub use sandbox_fs::{check_mounts, image, Error};
+}
+
+/// Networks beyond [`Network`]: bridges and their addresses, persistent network namespaces,
+/// and their errors (from the `sandbox-net` crate).
+pub mod net {
+    pub use sandbox_net::{
+        check_host_name, check_ifname, Bridge, BridgeNet, Error, HostEntry, Ipv4Cidr, Netns,
+        LEASE_DIR, MAX_IFNAME, NETNS_DIR,
+    };
+}
+
+/// Hooks for this crate's own tests (the `test-hooks` feature, which only its tests turn
+/// on): not part of the API.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod test_hooks {
+    pub use crate::spawn::pending as reaper_pending;
+}

@@ -8,7 +8,7 @@
 //! `unshare -n`): no bridge, veth or packet ever touches the machine's own network.
 mod common;
 
-use sandbox_core::sandbox_net::{Bridge, Error as NetError};
+use sandbox_core::net::{Bridge, Error as NetError};
 use sandbox_core::{Error, Network, Sandbox};
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -72,11 +72,7 @@ async fn fifty_sandboxes_get_distinct_addresses_and_leave_nothing() {
 fn claims_of_this_namespace() -> std::path::PathBuf {
     use std::os::unix::fs::MetadataExt;
     let ns = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
-    std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR).join(format!(
-        "{}-{}",
-        ns.dev(),
-        ns.ino()
-    ))
+    std::path::Path::new(sandbox_core::net::LEASE_DIR).join(format!("{}-{}", ns.dev(), ns.ino()))
 }
 
 /// A sandbox left running (dropped without kill-on-drop) keeps its address until it ends;
@@ -229,7 +225,7 @@ for i in range(2, 7):
 print("squatting", flush=True)
 sys.stdin.read()
 "#,
-        dir = sandbox_core::sandbox_net::LEASE_DIR
+        dir = sandbox_core::net::LEASE_DIR
     );
     let mut squatter = tokio::process::Command::new("setpriv")
         .args([
@@ -254,7 +250,7 @@ sys.stdin.read()
     }
     // A claim file a dead caller left (in a namespace long gone) is swept by the first
     // claim of this process.
-    let stale = std::path::Path::new(sandbox_core::sandbox_net::LEASE_DIR)
+    let stale = std::path::Path::new(sandbox_core::net::LEASE_DIR)
         .join(format!("0-{}", std::process::id()));
     std::fs::create_dir_all(stale.join("gone-1")).unwrap();
     std::fs::write(stale.join("gone-1/10.0.0.2"), "").unwrap();

@@ -9,7 +9,7 @@
 mod common;
 
 use common::net::{ECHO_CLIENT, ECHO_SERVER};
-use sandbox_core::sandbox_net::Bridge;
+use sandbox_core::net::Bridge;
 use sandbox_core::{Error, Network, Rootfs, Sandbox};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 //! network.
 mod common;
 
-use sandbox_core::sandbox_net::Bridge;
+use sandbox_core::net::Bridge;
 use sandbox_core::{Network, Rootfs, Sandbox};
 
 /// The `nameserver` addresses of a resolv.conf.
@@ -48,7 +48,7 @@ async fn nat_masquerades_the_bridge_subnet() {
     if !common::net::in_own_network_and_mounts("nat_masquerades_the_bridge_subnet") {
         return;
     }
-    use sandbox_core::sandbox_net::Netns;
+    use sandbox_core::net::Netns;
     let dir = tempfile::tempdir().unwrap();
     let outside = Netns::create_in(dir.path(), "outside").await.unwrap();
     let out_path = outside.path().to_str().unwrap().to_string();

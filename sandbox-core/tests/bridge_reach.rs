@@ -8,7 +8,7 @@
 mod common;
 
 use common::net::{ECHO_CLIENT, ECHO_SERVER};
-use sandbox_core::sandbox_net::Bridge;
+use sandbox_core::net::Bridge;
 use sandbox_core::{Network, Rootfs, Sandbox};
 use std::time::Duration;
 

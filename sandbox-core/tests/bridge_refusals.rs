@@ -9,7 +9,7 @@
 //! `unshare -n`): no bridge, veth or packet ever touches the machine's own network.
 mod common;
 
-use sandbox_core::sandbox_net::{Bridge, Error as NetError};
+use sandbox_core::net::{Bridge, Error as NetError};
 use sandbox_core::{Error, Network, Rootfs, Sandbox};
 use std::net::Ipv4Addr;
 use std::time::Duration;

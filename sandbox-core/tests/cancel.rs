@@ -1,7 +1,8 @@
 //! `spawn()` is cancel-safe: a spawn future dropped at any point kills and reaps the
 //! half-started sandbox; nothing (process, zombie, fd) is left behind.
 mod common;
-use sandbox_core::{reaper_pending, Sandbox, Stdio};
+use sandbox_core::test_hooks::reaper_pending;
+use sandbox_core::{Sandbox, Stdio};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ async fn a_named_netns_outlives_its_sandbox_until_its_owner_removes_it() {
     ) {
         return;
     }
-    use sandbox_core::sandbox_net::Netns;
+    use sandbox_core::net::Netns;
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::create_in(dir.path(), "sbt-ns").await.unwrap();

@@ -3,7 +3,8 @@
 //! caller's dumpable setting survives a failing id switch; and `try_wait` reports the
 //! program's own status.
 mod common;
-use sandbox_core::{reaper_pending, Ending, IdMap, Namespace, Sandbox};
+use sandbox_core::test_hooks::reaper_pending;
+use sandbox_core::{Ending, IdMap, Namespace, Sandbox};
 use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;

@@ -83,7 +83,7 @@ pub(crate) async fn exec(
 
 /// How many spawns are still queued on the spawner thread, plus the processes the reaper is
 /// still waiting for or releasing: at 0, every descriptor they held is closed.
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub fn pending() -> usize {
     // Spawner first: it finishes a job (adopting its child in the reaper) before uncounting
     // it.

@@ -75,6 +75,7 @@ pub(crate) fn adopt_with(pidfd: OwnedFd, keep: KeepAlive) {
 }
 
 /// How many processes the reaper is still waiting for or releasing.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn pending() -> usize {
     let r = REAPER.lock().unwrap_or_else(|e| e.into_inner());
     r.pending.len() + r.reaping

@@ -62,6 +62,7 @@ static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
 /// How many jobs the spawner has yet to finish (see [`super::pending`]).
+#[cfg(feature = "test-hooks")]
 pub(crate) fn queued() -> usize {
     QUEUED.load(Ordering::SeqCst)
 }
