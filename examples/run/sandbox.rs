@@ -2,12 +2,31 @@
 //! command line applied on top.
 
 use crate::args::Args;
-use sandbox_core::{Error, Namespace, Rootfs, Sandbox};
+use sandbox_core::{Error, Limits, Namespace, Rootfs, Sandbox, Seccomp};
 
 /// The sandbox: `base` (a `--profile`, or the defaults) with the flags `given` on the
 /// command line applied on top (without a profile, every flag counts, defaults included).
 pub(crate) fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) -> Sandbox {
-    let mut s = base;
+    let mut s = network(base, args, given);
+    if given("no_init") {
+        s = s.init(!args.no_init);
+    }
+    let limits = limits(s.get_limits().clone(), args);
+    s = namespaces(s.limits(limits), args, given);
+    s = root(s, args, given);
+    for m in args.bind.iter().chain(&args.tmpfs).chain(&args.file) {
+        s = s.mount(m.clone());
+    }
+    let seccomp = seccomp(s.get_seccomp().clone(), args, given);
+    s = s.seccomp(seccomp);
+    for cap in &args.cap {
+        s = s.capability(*cap);
+    }
+    landlock(s, args)
+}
+
+/// `--net`, `--ip`, `--add-host`: the network, when one of them is typed.
+fn network(mut s: Sandbox, args: &Args, given: &dyn Fn(&str) -> bool) -> Sandbox {
     if given("net") || given("ip") || given("add_host") {
         let mut net = args.net.network.clone();
         if let Some(ip) = args.ip {
@@ -18,10 +37,11 @@ pub(crate) fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) 
         }
         s = s.network(net);
     }
-    if given("no_init") {
-        s = s.init(!args.no_init);
-    }
-    let mut limits = s.get_limits().clone();
+    s
+}
+
+/// The Limits flags, over the `limits` the sandbox has.
+fn limits(mut limits: Limits, args: &Args) -> Limits {
     if let Some(b) = args.memory {
         limits = limits.memory(b);
     }
@@ -46,52 +66,66 @@ pub(crate) fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) 
     if let Some(b) = args.fsize {
         limits = limits.file_size(b);
     }
-    s = s.limits(limits);
+    limits
+}
+
+/// `--share` and `--hostname` (which a shared UTS namespace leaves alone).
+fn namespaces(mut s: Sandbox, args: &Args, given: &dyn Fn(&str) -> bool) -> Sandbox {
     for ns in &args.share {
         s = s.share(*ns);
     }
     if given("hostname") && !args.share.contains(&Namespace::Uts) {
         s = s.hostname(&args.hostname);
     }
+    s
+}
+
+/// The root filesystem, when a root flag is typed, and `--upper` over it.
+fn root(mut s: Sandbox, args: &Args, given: &dyn Fn(&str) -> bool) -> Sandbox {
     let root_given = ["rootfs", "overlay", "image", "host_root"]
         .iter()
         .any(|f| given(f));
     if root_given {
-        let rootfs = if let Some(dir) = &args.rootfs {
-            let r = Rootfs::dir(dir);
-            if args.rootfs_writable {
-                r.writable()
-            } else {
-                r
-            }
-        } else if !args.overlay.is_empty() {
-            Rootfs::overlay(args.overlay.clone())
-        } else if let Some(image) = &args.image {
-            let mut r = Rootfs::image(image);
-            if let Some(cache) = &args.image_cache {
-                r = r.cache_dir(cache);
-            }
-            r
-        } else if args.host_root {
-            Rootfs::host()
-        } else {
-            Rootfs::host_readonly()
-        };
-        s = s.rootfs(rootfs);
+        s = s.rootfs(rootfs(args));
     }
     if let Some(upper) = &args.upper {
         let r = s.get_rootfs().clone().upper_dir(upper);
         s = s.rootfs(r);
     }
-    for m in args.bind.iter().chain(&args.tmpfs).chain(&args.file) {
-        s = s.mount(m.clone());
+    s
+}
+
+/// The root `--rootfs`, `--overlay`, `--image` or `--host-root` names.
+fn rootfs(args: &Args) -> Rootfs {
+    if let Some(dir) = &args.rootfs {
+        let r = Rootfs::dir(dir);
+        if args.rootfs_writable {
+            r.writable()
+        } else {
+            r
+        }
+    } else if !args.overlay.is_empty() {
+        Rootfs::overlay(args.overlay.clone())
+    } else if let Some(image) = &args.image {
+        let mut r = Rootfs::image(image);
+        if let Some(cache) = &args.image_cache {
+            r = r.cache_dir(cache);
+        }
+        r
+    } else if args.host_root {
+        Rootfs::host()
+    } else {
+        Rootfs::host_readonly()
     }
-    let mut seccomp = s.get_seccomp().clone();
+}
+
+/// `--seccomp`, `--allow-syscall`, `--deny-syscall`, over the filter the sandbox has.
+fn seccomp(mut seccomp: Seccomp, args: &Args, given: &dyn Fn(&str) -> bool) -> Seccomp {
     if given("seccomp") {
         seccomp = if args.seccomp == "off" {
-            sandbox_core::Seccomp::off()
+            Seccomp::off()
         } else {
-            sandbox_core::Seccomp::default_profile()
+            Seccomp::default_profile()
         };
     }
     for name in &args.allow_syscall {
@@ -100,10 +134,12 @@ pub(crate) fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) 
     for name in &args.deny_syscall {
         seccomp = seccomp.deny(name);
     }
-    s = s.seccomp(seccomp);
-    for cap in &args.cap {
-        s = s.capability(*cap);
-    }
+    seccomp
+}
+
+/// `--landlock-ro` and `--landlock-rw`, added to the sandbox's ruleset (a required one
+/// when it has none).
+fn landlock(mut s: Sandbox, args: &Args) -> Sandbox {
     if !args.landlock_ro.is_empty() || !args.landlock_rw.is_empty() {
         let mut l = s
             .get_landlock()
