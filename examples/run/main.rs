@@ -16,20 +16,21 @@
 //! It is a thin layer over the public API: every option maps to one builder call.
 //!
 //! The code, one concern per file: `args.rs` (the command line), `sandbox.rs` (the
-//! `Sandbox` from a profile and the flags), `terminal.rs` (raw mode, window size); this
-//! file runs the steps and turns errors into exit codes and hints.
+//! `Sandbox` from a profile and the flags), `network.rs` (the bridge and NAT on the host),
+//! `terminal.rs` (raw mode, window size); this file runs the steps and turns errors into
+//! exit codes and hints.
 
-use sandbox_core::{Error, Network, Rootfs, Sandbox, Stage, Stdio};
+use sandbox_core::{Error, Stage, Stdio};
 use std::process::ExitCode;
 
 mod args;
+mod network;
 mod sandbox;
 mod terminal;
 #[path = "../common/units.rs"]
 mod units;
 
 use args::Args;
-use sandbox::{load_profile, sandbox};
 use terminal::{set_window_size, window_size, RawMode};
 
 /// What runs when no program is given: a look at the sandbox from inside.
@@ -58,80 +59,10 @@ fn exit_code_for(e: &Error) -> u8 {
 async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     // Everything that can be refused is refused before the host is touched (a bridge
     // made, NAT turned on).
-    let sandbox = match &args.profile {
-        Some(p) => sandbox(&args, load_profile(p)?, &|id| {
-            given.contains(&id.to_string())
-        }),
-        None => sandbox(&args, Sandbox::new(), &|_| true),
-    };
-    if args.upper.is_some()
-        && !matches!(
-            sandbox.get_rootfs(),
-            Rootfs::Overlay { .. } | Rootfs::Image { .. }
-        )
-    {
-        return Err(Error::Invalid {
-            what: "--upper",
-            reason: "keeps the writes of --overlay or --image; this root has no layer to keep"
-                .into(),
-        });
-    }
-    if args.nat && !matches!(args.net.network, Network::Bridge(_)) {
-        return Err(Error::Invalid {
-            what: "--nat",
-            reason: "needs --net bridge:NAME".into(),
-        });
-    }
-    if (args.ip.is_some() || !args.add_host.is_empty())
-        && !matches!(sandbox.get_network(), Network::Bridge(_))
-    {
-        return Err(Error::Invalid {
-            what: if args.ip.is_some() {
-                "--ip"
-            } else {
-                "--add-host"
-            },
-            reason: "needs --net bridge:NAME".into(),
-        });
-    }
-    // A bridge named with a subnet is created when missing (and left in place, as
-    // `docker network create` leaves it); otherwise the spawn opens it.
-    use sandbox_core::net::{Bridge, Error as NetError};
-    let bridge = match (&args.net.create, &args.net.network) {
-        (Some((name, cidr)), _) => Some(match Bridge::open(name).await {
-            Ok(b) => {
-                // An existing bridge keeps its subnet: a different one asked for is a
-                // mistake, not something to ignore.
-                let want: sandbox_core::net::Ipv4Cidr = cidr.parse()?;
-                if b.cidr() != want {
-                    return Err(Error::Invalid {
-                        what: "--net",
-                        reason: format!(
-                            "bridge {name} exists with subnet {}, not {want} (leave the subnet \
-                             out to use it as it is)",
-                            b.cidr()
-                        ),
-                    });
-                }
-                b
-            }
-            Err(NetError::NoSuchBridge { .. }) => Bridge::create(name, cidr).await?,
-            Err(e) => return Err(e.into()),
-        }),
-        (None, Network::Bridge(b)) if args.nat => Some(Bridge::open(&b.bridge).await?),
-        _ => None,
-    };
-    if args.nat {
-        match &bridge {
-            Some(b) => b.enable_nat().await?,
-            None => {
-                return Err(Error::Invalid {
-                    what: "--nat",
-                    reason: "needs --net bridge:NAME".into(),
-                })
-            }
-        }
-    }
+    let sandbox = sandbox::build(&args, &given)?;
+    network::check(&args, &sandbox)?;
+    // Held to the end: while it is, the spawn takes the sandbox's address from its allocator.
+    let _bridge = network::bridge(&args).await?;
     let mut cmd = match args.command.split_first() {
         Some((program, rest)) => {
             let mut c = sandbox.command(program);

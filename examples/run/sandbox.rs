@@ -4,9 +4,33 @@
 use crate::args::Args;
 use sandbox_core::{Error, Limits, Namespace, Rootfs, Sandbox, Seccomp};
 
+/// The sandbox to run: the `--profile` (or the defaults) with the flags `given` on the
+/// command line over it; `--upper` is refused when its root has no layer to keep.
+pub(crate) fn build(args: &Args, given: &[String]) -> Result<Sandbox, Error> {
+    let sandbox = match &args.profile {
+        Some(p) => sandbox(args, load_profile(p)?, &|id| {
+            given.contains(&id.to_string())
+        }),
+        None => sandbox(args, Sandbox::new(), &|_| true),
+    };
+    if args.upper.is_some()
+        && !matches!(
+            sandbox.get_rootfs(),
+            Rootfs::Overlay { .. } | Rootfs::Image { .. }
+        )
+    {
+        return Err(Error::Invalid {
+            what: "--upper",
+            reason: "keeps the writes of --overlay or --image; this root has no layer to keep"
+                .into(),
+        });
+    }
+    Ok(sandbox)
+}
+
 /// The sandbox: `base` (a `--profile`, or the defaults) with the flags `given` on the
 /// command line applied on top (without a profile, every flag counts, defaults included).
-pub(crate) fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) -> Sandbox {
+fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) -> Sandbox {
     let mut s = network(base, args, given);
     if given("no_init") {
         s = s.init(!args.no_init);
@@ -158,7 +182,7 @@ fn landlock(mut s: Sandbox, args: &Args) -> Sandbox {
 
 /// Reads a `--profile`: the serde form of a `Sandbox`, in TOML (`.toml`) or JSON (`.json`,
 /// or anything else that parses as JSON).
-pub(crate) fn load_profile(path: &std::path::Path) -> Result<Sandbox, Error> {
+fn load_profile(path: &std::path::Path) -> Result<Sandbox, Error> {
     let bad = |reason: String| Error::Invalid {
         what: "--profile",
         reason: format!("{}: {reason}", path.display()),
