@@ -16,14 +16,16 @@
 //! It is a thin layer over the public API: every option maps to one builder call.
 //!
 //! The code, one concern per file: `args.rs` (the command line), `sandbox.rs` (the
-//! `Sandbox` from a profile and the flags), `network.rs` (the bridge and NAT on the host),
+//! `Sandbox` from a profile and the flags), `command.rs` (the program, its environment
+//! and stdio), `network.rs` (the bridge and NAT on the host),
 //! `terminal.rs` (raw mode, window size); this file runs the steps and turns errors into
 //! exit codes and hints.
 
-use sandbox_core::{Error, Stage, Stdio};
+use sandbox_core::{Error, Stage};
 use std::process::ExitCode;
 
 mod args;
+mod command;
 mod network;
 mod sandbox;
 mod terminal;
@@ -32,14 +34,6 @@ mod units;
 
 use args::Args;
 use terminal::{set_window_size, window_size, RawMode};
-
-/// What runs when no program is given: a look at the sandbox from inside.
-const SHOW: &str = r#"echo "hostname: $(uname -n)"
-echo "id:       $(id)"
-echo "processes (ps -e):"
-ps -e -o pid,ppid,user,comm 2>/dev/null || ls /proc | grep '^[0-9]'
-echo "mount table (/proc/self/mountinfo):"
-cat /proc/self/mountinfo"#;
 
 /// Exit codes for failures of the runner itself, as `env` and container runtimes use them.
 fn exit_code_for(e: &Error) -> u8 {
@@ -63,35 +57,7 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     network::check(&args, &sandbox)?;
     // Held to the end: while it is, the spawn takes the sandbox's address from its allocator.
     let _bridge = network::bridge(&args).await?;
-    let mut cmd = match args.command.split_first() {
-        Some((program, rest)) => {
-            let mut c = sandbox.command(program);
-            c.args(rest);
-            c
-        }
-        None => {
-            let mut c = sandbox.command("/bin/sh");
-            c.arg("-c").arg(SHOW);
-            c
-        }
-    };
-    for kv in &args.setenv {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        cmd.env(k, v);
-    }
-    cmd.current_dir(&args.chdir)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    if args.output_limit.is_some() {
-        // Relayed through pipes as it comes, cut at the limit (the sandbox is killed).
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    if args.pty {
-        cmd.stdin(Stdio::pty())
-            .stdout(Stdio::pty())
-            .stderr(Stdio::pty());
-    }
+    let mut cmd = command::command(&args, &sandbox);
     let mut child = cmd.spawn().await?;
     // With --pty: our terminal in raw mode, keys to the sandbox's terminal, its output to
     // ours, its size following ours.
