@@ -15,11 +15,16 @@
 //!
 //! It is a thin layer over the public API: every option maps to one builder call.
 //!
-//! The code, one concern per file: `args.rs` (the command line), `sandbox.rs` (the
-//! `Sandbox` from a profile and the flags), `command.rs` (the program, its environment
-//! and stdio), `network.rs` (the bridge and NAT on the host),
-//! `terminal.rs` (raw mode, window size); this file runs the steps and turns errors into
-//! exit codes and hints.
+//! The code, one concern per file, in the order a run goes through them:
+//! - `args.rs`: the command line (clap's `Args`, the help, the value parsers);
+//! - `sandbox.rs`: the `Sandbox`, from a `--profile` and the flags typed over it;
+//! - `network.rs`: on the host, the bridge of `--net bridge:…` created, NAT turned on;
+//! - `command.rs`: the program (or the look from inside), its environment and stdio;
+//! - `terminal.rs`: with `--pty`, our terminal in raw mode, the sandbox's relayed;
+//! - `output.rs`: with `--output-limit`, stdout and stderr relayed and cut;
+//! - `wait.rs`: the wait for the end, our signals passed on;
+//! - `outcome.rs`: the outcome and its `--json` line;
+//! - this file: `main`, `run` as the sequence of those steps, the exit codes and hints.
 
 use sandbox_core::{Error, Stage};
 use std::process::ExitCode;
@@ -27,13 +32,18 @@ use std::process::ExitCode;
 mod args;
 mod command;
 mod network;
+mod outcome;
+mod output;
 mod sandbox;
 mod terminal;
 #[path = "../common/units.rs"]
 mod units;
+mod wait;
 
 use args::Args;
-use terminal::{set_window_size, window_size, RawMode};
+use output::OutputRelay;
+use terminal::{PtyRelay, RawMode};
+use wait::Signals;
 
 /// Exit codes for failures of the runner itself, as `env` and container runtimes use them.
 fn exit_code_for(e: &Error) -> u8 {
@@ -62,127 +72,19 @@ async fn run(args: Args, given: Vec<String>) -> Result<ExitCode, Error> {
     // With --pty: our terminal in raw mode, keys to the sandbox's terminal, its output to
     // ours, its size following ours.
     let _raw = args.pty.then(RawMode::enter);
-    let mut pty_out = None;
-    let mut winch = None;
-    let mut pty_fd = None;
-    if let Some(pty) = child.pty.take() {
-        if let Some((rows, cols)) = window_size() {
-            let _ = pty.resize(rows, cols);
-        }
-        // Its descriptor, for resizing once the relays own the pty.
-        use std::os::fd::AsFd;
-        pty_fd = pty.as_fd().try_clone_to_owned().ok();
-        let (mut from, mut to) = tokio::io::split(pty);
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut to).await;
-        });
-        pty_out = Some(tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut from, &mut tokio::io::stdout()).await;
-        }));
-        winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
-    }
-
+    let mut pty = PtyRelay::start(&mut child);
     // Pass the signals a terminal or a supervisor sends us on to the sandbox.
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Invalid {
-        what: "signal handler",
-        reason: e.to_string(),
-    })?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::Invalid {
-        what: "signal handler",
-        reason: e.to_string(),
-    })?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::Invalid {
-        what: "signal handler",
-        reason: e.to_string(),
-    })?;
+    let mut signals = Signals::catch()?;
     // With --output-limit: copy each stream to ours, at most the limit; past it, say so.
-    let (cut_tx, mut cut_rx) = tokio::sync::mpsc::channel::<()>(2);
-    let mut relays = Vec::new();
-    if let Some(limit) = args.output_limit {
-        async fn relay<R: tokio::io::AsyncRead + Unpin, W: std::io::Write>(
-            mut r: R,
-            mut w: W,
-            limit: u64,
-            cut: tokio::sync::mpsc::Sender<()>,
-        ) {
-            use tokio::io::AsyncReadExt;
-            let mut left = limit;
-            let mut buf = vec![0u8; 64 << 10];
-            while let Ok(n) = r.read(&mut buf).await {
-                if n == 0 {
-                    return;
-                }
-                let keep = (n as u64).min(left) as usize;
-                let _ = w.write_all(&buf[..keep]);
-                let _ = w.flush();
-                left -= keep as u64;
-                if keep < n {
-                    let _ = cut.send(()).await;
-                    return;
-                }
-            }
-        }
-        if let Some(out) = child.stdout.take() {
-            relays.push(tokio::spawn(relay(
-                out,
-                std::io::stdout(),
-                limit,
-                cut_tx.clone(),
-            )));
-        }
-        if let Some(err) = child.stderr.take() {
-            relays.push(tokio::spawn(relay(
-                err,
-                std::io::stderr(),
-                limit,
-                cut_tx.clone(),
-            )));
-        }
-    }
-    drop(cut_tx);
-    let mut truncated = false;
-    let outcome = loop {
-        tokio::select! {
-            o = child.wait() => break o?,
-            Some(()) = cut_rx.recv(), if !truncated => {
-                truncated = true;
-                let _ = child.start_kill();
-            }
-            _ = term.recv() => { let _ = child.signal(libc::SIGTERM); }
-            _ = int.recv() => { let _ = child.signal(libc::SIGINT); }
-            _ = hup.recv() => { let _ = child.signal(libc::SIGHUP); }
-            Some(()) = async { winch.as_mut()?.recv().await } => {
-                // The sandbox's terminal takes our new size (its program gets SIGWINCH).
-                if let (Some((rows, cols)), Some(fd)) = (window_size(), &pty_fd) {
-                    set_window_size(fd, rows, cols);
-                }
-            }
-        }
-    };
-    if let Some(out) = pty_out {
-        // What the program printed last is still on its way.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), out).await;
-    }
-    for r in relays {
-        let _ = r.await;
-    }
-    // A cut the select above did not see (the run ended first) still counts.
-    if cut_rx.try_recv().is_ok() {
-        truncated = true;
-    }
-    let mut outcome = outcome;
-    if truncated {
-        outcome.output_truncated = true;
-        if outcome.ending != sandbox_core::Ending::WallTimeExceeded {
-            outcome.ending = sandbox_core::Ending::OutputLimitExceeded;
-        }
-    }
+    let mut output = OutputRelay::start(&mut child, args.output_limit);
+    let (outcome, cut) = wait::wait(&mut child, &mut signals, &mut output, &mut pty).await?;
+    // What the program printed last is still on its way.
+    pty.finish().await;
+    // A cut the wait did not see (the run ended first) still counts.
+    let cut_late = output.finish().await;
+    let outcome = outcome::with_cut(outcome, cut || cut_late);
     if args.json {
-        eprintln!(
-            "{}",
-            serde_json::to_string(&outcome).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        );
+        outcome::print_json(&outcome);
     }
     Ok(ExitCode::from(outcome.shell_code().clamp(0, 255) as u8))
 }
@@ -235,7 +137,7 @@ async fn main() -> ExitCode {
                 eprintln!("run: {hint}");
             }
             if json {
-                eprintln!("{}", serde_json::json!({ "error": e.to_string() }));
+                outcome::print_json_error(&e);
             }
             ExitCode::from(exit_code_for(&e))
         }
