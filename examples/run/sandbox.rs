@@ -8,10 +8,10 @@ use sandbox_core::{Error, Limits, Namespace, Rootfs, Sandbox, Seccomp};
 /// command line over it; `--upper` is refused when its root has no layer to keep.
 pub(crate) fn build(args: &Args, given: &[String]) -> Result<Sandbox, Error> {
     let sandbox = match &args.profile {
-        Some(p) => sandbox(args, load_profile(p)?, &|id| {
+        Some(p) => with_flags(args, load_profile(p)?, &|id| {
             given.contains(&id.to_string())
         }),
-        None => sandbox(args, Sandbox::new(), &|_| true),
+        None => with_flags(args, Sandbox::new(), &|_| true),
     };
     if args.upper.is_some()
         && !matches!(
@@ -28,9 +28,9 @@ pub(crate) fn build(args: &Args, given: &[String]) -> Result<Sandbox, Error> {
     Ok(sandbox)
 }
 
-/// The sandbox: `base` (a `--profile`, or the defaults) with the flags `given` on the
+/// `base` (a `--profile`, or the defaults) with the flags `given` on the
 /// command line applied on top (without a profile, every flag counts, defaults included).
-fn sandbox(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) -> Sandbox {
+fn with_flags(args: &Args, base: Sandbox, given: &dyn Fn(&str) -> bool) -> Sandbox {
     let mut s = network(base, args, given);
     if given("no_init") {
         s = s.init(!args.no_init);
