@@ -87,7 +87,29 @@ fn main() {
     rt.block_on(async move { tokio::spawn(measure(args)).await.expect("measure") });
 }
 
-async fn measure(args: Vec<String>) {
+/// The command line: how many spawns, how, of what, in which configurations.
+struct Options {
+    /// Spawns per configuration (`-n`).
+    n: usize,
+    /// Spawns in flight at once (`-j`); 0 measures each sequential spawn instead.
+    jobs: usize,
+    /// Ballast on our heap, in MiB (`--heap-mb`).
+    heap_mb: usize,
+    /// What every sandbox runs (`-x`).
+    program: String,
+    rootfs: Option<String>,
+    root: Option<String>,
+    image: Option<String>,
+    cache: Option<String>,
+    net: Option<String>,
+    cgroup: bool,
+    seccomp_off: bool,
+    /// Seconds of sequential spawns measured as rates (`--duration`); 0 for none.
+    duration: u64,
+    configs: Vec<String>,
+}
+
+fn parse_args(args: Vec<String>) -> Options {
     let mut args = args.into_iter();
     let (mut n, mut jobs, mut heap_mb) = (1000usize, 0usize, 0usize);
     let mut program = String::from("/bin/true");
@@ -128,11 +150,27 @@ async fn measure(args: Vec<String>) {
             c => configs.push(c.to_string()),
         }
     }
-    // Ballast: a caller with a big heap (a judge service, a test harness).
-    let ballast = vec![1u8; heap_mb << 20];
-    std::hint::black_box(&ballast);
-    let tree = || rootfs.clone().expect("--rootfs DIR");
-    let (kind, root): (Option<String>, Option<Rootfs>) = match (root.as_deref(), &rootfs) {
+    Options {
+        n,
+        jobs,
+        heap_mb,
+        program,
+        rootfs,
+        root,
+        image,
+        cache,
+        net,
+        cgroup,
+        seccomp_off,
+        duration,
+        configs,
+    }
+}
+
+/// The root filesystem of `--root` (or `--rootfs` alone), and its kind for the tags.
+fn root(o: &Options) -> (Option<String>, Option<Rootfs>) {
+    let tree = || o.rootfs.clone().expect("--rootfs DIR");
+    match (o.root.as_deref(), &o.rootfs) {
         (None, None) => (None, None),
         (None, Some(dir)) => (Some("rootfs".into()), Some(Rootfs::dir(dir))),
         (Some("host"), _) => (Some("host".into()), Some(Rootfs::host())),
@@ -140,15 +178,181 @@ async fn measure(args: Vec<String>) {
         (Some("dir"), _) => (Some("dir".into()), Some(Rootfs::dir(tree()))),
         (Some("overlay"), _) => (Some("overlay".into()), Some(Rootfs::overlay([tree()]))),
         (Some("image"), _) => {
-            let mut r = Rootfs::image(image.clone().expect("--image PATH"));
-            if let Some(c) = &cache {
+            let mut r = Rootfs::image(o.image.clone().expect("--image PATH"));
+            if let Some(c) = &o.cache {
                 r = r.cache_dir(c);
             }
             (Some("image".into()), Some(r))
         }
         (Some(other), _) => panic!("--root {other}: host, host-ro, dir, overlay or image"),
-    };
-    let bridge = match net.as_deref() {
+    }
+}
+
+/// The network of `--net`.
+fn network(net: Option<&str>) -> Option<Network> {
+    match net {
+        None => None,
+        Some("none") => Some(Network::none()),
+        Some("loopback") => Some(Network::loopback()),
+        Some("bridge") => Some(Network::bridge_named("sbxbench0")),
+        Some(other) => panic!("--net {other}: none, loopback or bridge"),
+    }
+}
+
+/// One configuration to measure, with the options given.
+struct Subject {
+    /// The configuration and its options (`all+net-none+cgroup`), for failures.
+    config: String,
+    /// What the output lines carry: `config`, the root's kind and the ballast.
+    tag: String,
+    /// `None` for plain `tokio::process`.
+    sb: Option<Sandbox>,
+    program: String,
+}
+
+impl Subject {
+    fn new(
+        config: &str,
+        o: &Options,
+        kind: &Option<String>,
+        root: &Option<Rootfs>,
+        network: &Option<Network>,
+    ) -> Subject {
+        let sb = if config == "tokio" {
+            None
+        } else {
+            let s = sandbox(config, root).unwrap_or_else(|| panic!("config {config}"));
+            let s = match network {
+                Some(n) => s.network(n.clone()),
+                None => s,
+            };
+            let s = if o.seccomp_off {
+                s.seccomp(sandbox_core::Seccomp::off())
+            } else {
+                s
+            };
+            // A cgroup per sandbox: memory and pids limits (v1 or v2, as the machine has).
+            Some(if o.cgroup {
+                s.limits(sandbox_core::Limits::new().memory(256 << 20).pids(64))
+            } else {
+                s
+            })
+        };
+        let config = &match o.net.as_deref() {
+            Some(n) if sb.is_some() => format!("{config}+net-{n}"),
+            _ => config.to_string(),
+        };
+        let config = &if o.cgroup && sb.is_some() {
+            format!("{config}+cgroup")
+        } else {
+            config.clone()
+        };
+        let config = &if o.seccomp_off && sb.is_some() {
+            format!("{config}+noseccomp")
+        } else {
+            config.clone()
+        };
+        let tag = match kind {
+            Some(k) if sb.is_some() => format!("{config}+{k}"),
+            _ => config.clone(),
+        };
+        let heap_mb = o.heap_mb;
+        let tag = if heap_mb > 0 {
+            format!("{tag}+heap{heap_mb}M")
+        } else {
+            tag
+        };
+        Subject {
+            config: config.clone(),
+            tag,
+            sb,
+            program: o.program.clone(),
+        }
+    }
+
+    /// Sequential spawns for `duration` seconds: the rate of each 5 s window, then the
+    /// rate overall.
+    async fn sustained(&self, duration: u64) {
+        let tag = &self.tag;
+        let start = Instant::now();
+        let (mut window, mut count, mut total) = (Instant::now(), 0u64, 0u64);
+        while start.elapsed().as_secs() < duration {
+            once(&self.config, &self.sb, &self.program).await;
+            count += 1;
+            total += 1;
+            if window.elapsed().as_secs_f64() >= 5.0 {
+                println!(
+                    "OURS config={tag} window_end_s={:.0} rate_per_s={:.1}",
+                    start.elapsed().as_secs_f64(),
+                    count as f64 / window.elapsed().as_secs_f64()
+                );
+                (window, count) = (Instant::now(), 0);
+            }
+        }
+        println!(
+            "OURS config={tag} duration_s={duration} total={total} rate_per_s={:.1}",
+            total as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+
+    /// `n` sequential spawns, each timed: mean, median, p10, p90, min and max.
+    async fn latency(&self, n: usize) {
+        let tag = &self.tag;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            once(&self.config, &self.sb, &self.program).await;
+            v.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mean = v.iter().sum::<f64>() / n as f64;
+        println!(
+            "OURS config={tag} n={n} mean_us={mean:.1} median_us={:.1} p10_us={:.1} p90_us={:.1} min_us={:.1} max_us={:.1}",
+            v[n / 2],
+            v[n / 10],
+            v[n * 9 / 10],
+            v[0],
+            v[n - 1]
+        );
+    }
+
+    /// `n` spawns, `jobs` in flight at once: the total rate.
+    async fn throughput(&self, n: usize, jobs: usize) {
+        let tag = &self.tag;
+        let t = Instant::now();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..jobs {
+            let (sb, next, config, program) = (
+                self.sb.clone(),
+                next.clone(),
+                self.config.clone(),
+                self.program.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    once(&config, &sb, &program).await;
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let wall = t.elapsed().as_secs_f64();
+        println!(
+            "OURS config={tag} jobs={jobs} total={n} wall_s={wall:.3} rate_per_s={:.1}",
+            n as f64 / wall
+        );
+    }
+}
+
+async fn measure(args: Vec<String>) {
+    let o = parse_args(args);
+    // Ballast: a caller with a big heap (a judge service, a test harness).
+    let ballast = vec![1u8; o.heap_mb << 20];
+    std::hint::black_box(&ballast);
+    let (kind, root) = root(&o);
+    let bridge = match o.net.as_deref() {
         Some("bridge") => Some(
             sandbox_core::net::Bridge::create("sbxbench0", "10.99.0.0/16")
                 .await
@@ -156,120 +360,19 @@ async fn measure(args: Vec<String>) {
         ),
         _ => None,
     };
-    let network = match net.as_deref() {
-        None => None,
-        Some("none") => Some(Network::none()),
-        Some("loopback") => Some(Network::loopback()),
-        Some("bridge") => Some(Network::bridge_named("sbxbench0")),
-        Some(other) => panic!("--net {other}: none, loopback or bridge"),
-    };
-    for config in &configs {
-        let sb = if config == "tokio" {
-            None
-        } else {
-            let s = sandbox(config, &root).unwrap_or_else(|| panic!("config {config}"));
-            let s = match &network {
-                Some(n) => s.network(n.clone()),
-                None => s,
-            };
-            let s = if seccomp_off {
-                s.seccomp(sandbox_core::Seccomp::off())
-            } else {
-                s
-            };
-            // A cgroup per sandbox: memory and pids limits (v1 or v2, as the machine has).
-            Some(if cgroup {
-                s.limits(sandbox_core::Limits::new().memory(256 << 20).pids(64))
-            } else {
-                s
-            })
-        };
-        let config = &match net.as_deref() {
-            Some(n) if sb.is_some() => format!("{config}+net-{n}"),
-            _ => config.clone(),
-        };
-        let config = &if cgroup && sb.is_some() {
-            format!("{config}+cgroup")
-        } else {
-            config.clone()
-        };
-        let config = &if seccomp_off && sb.is_some() {
-            format!("{config}+noseccomp")
-        } else {
-            config.clone()
-        };
-        let tag = match &kind {
-            Some(k) if sb.is_some() => format!("{config}+{k}"),
-            _ => config.clone(),
-        };
-        let tag = if heap_mb > 0 {
-            format!("{tag}+heap{heap_mb}M")
-        } else {
-            tag
-        };
+    let network = network(o.net.as_deref());
+    for config in &o.configs {
+        let subject = Subject::new(config, &o, &kind, &root, &network);
+        // Warm-up.
         for _ in 0..20 {
-            once(config, &sb, &program).await;
+            once(&subject.config, &subject.sb, &subject.program).await;
         }
-        if duration > 0 {
-            let start = Instant::now();
-            let (mut window, mut count, mut total) = (Instant::now(), 0u64, 0u64);
-            while start.elapsed().as_secs() < duration {
-                once(config, &sb, &program).await;
-                count += 1;
-                total += 1;
-                if window.elapsed().as_secs_f64() >= 5.0 {
-                    println!(
-                        "OURS config={tag} window_end_s={:.0} rate_per_s={:.1}",
-                        start.elapsed().as_secs_f64(),
-                        count as f64 / window.elapsed().as_secs_f64()
-                    );
-                    (window, count) = (Instant::now(), 0);
-                }
-            }
-            println!(
-                "OURS config={tag} duration_s={duration} total={total} rate_per_s={:.1}",
-                total as f64 / start.elapsed().as_secs_f64()
-            );
-            continue;
-        }
-        if jobs == 0 {
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                let t = Instant::now();
-                once(config, &sb, &program).await;
-                v.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let mean = v.iter().sum::<f64>() / n as f64;
-            println!(
-                "OURS config={tag} n={n} mean_us={mean:.1} median_us={:.1} p10_us={:.1} p90_us={:.1} min_us={:.1} max_us={:.1}",
-                v[n / 2],
-                v[n / 10],
-                v[n * 9 / 10],
-                v[0],
-                v[n - 1]
-            );
+        if o.duration > 0 {
+            subject.sustained(o.duration).await;
+        } else if o.jobs == 0 {
+            subject.latency(o.n).await;
         } else {
-            let t = Instant::now();
-            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let mut workers = Vec::new();
-            for _ in 0..jobs {
-                let (sb, next, config, program) =
-                    (sb.clone(), next.clone(), config.clone(), program.clone());
-                workers.push(tokio::spawn(async move {
-                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                        once(&config, &sb, &program).await;
-                    }
-                }));
-            }
-            for w in workers {
-                w.await.unwrap();
-            }
-            let wall = t.elapsed().as_secs_f64();
-            println!(
-                "OURS config={tag} jobs={jobs} total={n} wall_s={wall:.3} rate_per_s={:.1}",
-                n as f64 / wall
-            );
+            subject.throughput(o.n, o.jobs).await;
         }
     }
     if let Some(b) = bridge {
