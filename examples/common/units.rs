@@ -2,7 +2,8 @@
 //! parsers: durations (`500ms`, `2s`, `1.5s`, `3m`; a bare number is seconds) and sizes
 //! (`1024`, `64K`, `16M`, `1G`). The library's own serde form (profiles) counts plain
 //! bytes and `{ secs, nanos }`; these are for people typing flags. Each example includes
-//! this file with `#[path = "common/units.rs"] mod units;`.
+//! this file with a `#[path]` module (`judge.rs`: `"common/units.rs"`, `run/main.rs`:
+//! `"../common/units.rs"`).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The README's main job, `examples/run.rs`, run as a user runs it: its output, its exit
+//! The README's main job, `examples/run/`, run as a user runs it: its output, its exit
 //! status, its `--json` line, its errors.
 mod common;
 use std::path::PathBuf;
