@@ -10,10 +10,11 @@ use std::path::Path;
 use super::cache::TmpDir;
 use super::digest::is_hex64;
 use super::error::read_error;
-use super::extract::GZIP_MAGIC;
 use super::names::{normalise, split};
-use super::source::Region;
 use super::{ImageCache, ImageError};
+
+/// The first two bytes of a gzip stream.
+pub(super) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The most entries an image archive may have (its index is kept in memory).
 const MAX_MEMBERS: usize = 100_000;
@@ -383,6 +384,36 @@ fn resolve_link(dir: &[u8], target: &[u8]) -> Option<Vec<u8>> {
 /// A count as a `u64` (the types of `statvfs`'s fields vary with the platform).
 fn wide(n: impl TryInto<u64>) -> u64 {
     n.try_into().unwrap_or(u64::MAX)
+}
+
+/// A part of a file, read with `pread` (so that several can be read from one file).
+pub(super) struct Region<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> Region<'a> {
+    pub(super) fn new(file: &'a File, offset: u64, len: u64) -> Region<'a> {
+        Region {
+            file,
+            pos: offset,
+            end: offset.saturating_add(len),
+        }
+    }
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let len = buf.len().min(left);
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..len], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -17,15 +17,12 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use sha2::{Digest, Sha256};
 
+use super::archive::GZIP_MAGIC;
 use super::digest::{to_hex, HashingReader};
-use super::names::{climbs_out, normalise, split};
+use super::names::{climbs_out, mark, normalise, split};
 use super::source::Source;
 use super::tree::{is_dir, DirMeta, Tree};
-use super::whiteout::mark;
 use super::{ImageCache, ImageError, ImageFormat, Imported};
-
-/// The first two bytes of a gzip stream.
-pub(super) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 impl ImageCache {
     /// Applies `layers` (checked already: the digest they must have, its hex, the member)

@@ -55,6 +55,14 @@ pub(super) fn climbs_out(dir: &[u8], target: &[u8]) -> bool {
     false
 }
 
+/// Records that the current layer holds `rel` and, implicitly, its ancestors.
+pub(super) fn mark(created: &mut std::collections::HashSet<Vec<u8>>, rel: &[u8]) {
+    let mut path = rel;
+    while !path.is_empty() && created.insert(path.to_vec()) {
+        path = split(path).0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Names are normalised without `..`, and a link that climbs out is told from its text.

@@ -3,12 +3,12 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::archive::ArchiveIndex;
+use super::archive::{ArchiveIndex, Region};
 use super::ImageError;
 
 /// The largest index or manifest blob read into memory.
@@ -87,36 +87,6 @@ impl Read for Blob<'_> {
             Blob::File(file) => file.read(buf),
             Blob::Region(region) => region.read(buf),
         }
-    }
-}
-
-/// A part of a file, read with `pread` (so that several can be read from one file).
-pub(super) struct Region<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl<'a> Region<'a> {
-    pub(super) fn new(file: &'a File, offset: u64, len: u64) -> Region<'a> {
-        Region {
-            file,
-            pos: offset,
-            end: offset.saturating_add(len),
-        }
-    }
-}
-
-impl Read for Region<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
-        let len = buf.len().min(left);
-        if len == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..len], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 

@@ -9,17 +9,9 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
 use super::extract::Ctx;
-use super::names::{join, split};
+use super::names::join;
 use super::tree::{is_dir, list_dir, remove_tree_at, Tree, DIR_FLAGS};
 use super::ImageError;
-
-/// Records that the current layer holds `rel` and, implicitly, its ancestors.
-pub(super) fn mark(created: &mut HashSet<Vec<u8>>, rel: &[u8]) {
-    let mut path = rel;
-    while !path.is_empty() && created.insert(path.to_vec()) {
-        path = split(path).0;
-    }
-}
 
 impl Tree {
     /// Applies whiteout `<parent>/.wh.<hidden>`.
