@@ -1,6 +1,6 @@
 //! Thin wrappers over the system calls the *parent* makes that `nix` does not offer
 //! (pidfds, `waitid(P_PIDFD)`, `clone3`, namespace ioctls). Each `unsafe` block says why it
-//! is sound. The child's calls live in `spawn/child.rs`, which may not allocate.
+//! is sound. The child's calls live in `spawn/child/` (`syscall.rs`), which may not allocate.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
