@@ -27,29 +27,17 @@ DATA=$S/data.tsv
 : > "$DATA"
 
 # ---- build both sides -------------------------------------------------------------------
-[ -x /bin/busybox ] || {
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
-}
+. "$HERE/lib.sh"
 R=$S/rootfs
-if [ ! -x "$R/bin/true" ]; then
-  rm -rf "$R"; mkdir -p "$R"/{bin,proc,sys,dev,tmp,etc,root}
-  cp /bin/busybox "$R/bin/busybox"
-  chroot "$R" /bin/busybox --install -s /bin
-fi
-bench_bin() {  # DIR TARGET_DIR -> path of the spawn_loop binary built from DIR
-  (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench --locked --bench spawn_loop --no-run -q 2>/dev/null)
-  ls -t "$2"/release/deps/spawn_loop-* | grep -v '\.d$' | head -1
-}
+busybox_root "$R"
 OLD_TREE=$S/old
 rm -rf "$OLD_TREE"; git -C "$TOP" worktree prune
 git -C "$TOP" worktree add -q --detach "$OLD_TREE" "$REV"
 trap 'git -C "$TOP" worktree remove --force "$OLD_TREE" 2>/dev/null || true' EXIT
 echo "building $REV and the working tree" >&2
-OLD=$(bench_bin "$OLD_TREE" "$S/target-old")
-NEW=$(bench_bin "$TOP" "$TOP/target")
+OLD=$(spawn_loop_bin "$OLD_TREE" "$S/target-old")
+NEW=$(spawn_loop_bin "$TOP")
 
-. "$HERE/lib.sh"
 med() { sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
 one() {  # BIN CONFIG
   case "$2" in

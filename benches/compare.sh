@@ -23,6 +23,7 @@ DATA=$S/data.tsv
 : > "$DATA"
 
 # ---- setup -------------------------------------------------------------------------
+. "$HERE/lib.sh"
 need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v hyperfine >/dev/null || need+=(hyperfine)
@@ -33,25 +34,17 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 R=$S/rootfs
-if [ ! -x "$R/bin/true" ]; then
-  rm -rf "$R"; mkdir -p "$R"/{bin,proc,sys,dev,tmp,etc,root}
-  cp /bin/busybox "$R/bin/busybox"
-  chroot "$R" /bin/busybox --install -s /bin
-  echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
-fi
+busybox_root "$R"
 gcc -O2 -Wall -o "$S/floor" "$HERE/peers/floor.c"
 (cd "$HERE/peers/hako" && CARGO_TARGET_DIR=$S/hako-target cargo build --release -q)
 HAKO=$S/hako-target/release/hako-bench
-(cd "$TOP" && cargo build --release -q --example run && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
-OURS=$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
-OURS=$TOP/$OURS
+(cd "$TOP" && cargo build --release -q --example run)
+OURS=$(spawn_loop_bin "$TOP")
 RUN=$TOP/target/release/examples/run
 
 rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$DATA"; }   # key round value
 med() { sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
 rate() { sed -E 's/.*rate_per_s=([0-9.]+).*/\1/'; }
-
-. "$HERE/lib.sh"
 
 # ---- rounds ------------------------------------------------------------------------
 for r in $(seq "$ROUNDS"); do

@@ -12,3 +12,26 @@ drain() {
     if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
   done
 }
+
+# Builds benches/spawn_loop.rs (release, the bench profile) from the checkout at $1 into the
+# target directory $2 (default: the checkout's own) and prints the binary's path.
+spawn_loop_bin() {
+  local top=$1 target=${2:-$1/target}
+  (cd "$top" && CARGO_TARGET_DIR=$target cargo bench --locked --bench spawn_loop --no-run -q 2>/dev/null)
+  ls -t "$target"/release/deps/spawn_loop-* | grep -v '\.d$' | head -1
+}
+
+# A busybox root in $1 (made once): `busybox --install` into /bin, the mount points, and an
+# /etc/passwd naming root. Installs busybox-static if the machine lacks it.
+busybox_root() {
+  local r=$1
+  if [ ! -x /bin/busybox ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
+  fi
+  [ -x "$r/bin/true" ] && return 0
+  rm -rf "$r"; mkdir -p "$r"/{bin,proc,sys,dev,tmp,etc,root}
+  cp /bin/busybox "$r/bin/busybox"
+  chroot "$r" /bin/busybox --install -s /bin
+  echo "root:x:0:0:root:/root:/bin/sh" > "$r/etc/passwd"
+}

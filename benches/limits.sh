@@ -12,8 +12,9 @@ TOP=$(cd "$HERE/.." && pwd)
 S=/tmp/sandbox-bench
 ROUNDS=${ROUNDS:-3} N=${N:-1000} TESTS=${TESTS:-200}
 mkdir -p "$S"
-(cd "$TOP" && cargo bench --bench spawn_loop --no-run -q 2>/dev/null && cargo build --release -q --example judge)
-OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
+. "$HERE/lib.sh"
+(cd "$TOP" && cargo build --release -q --example judge)
+OURS=$(spawn_loop_bin "$TOP")
 DATA=$S/limits.tsv
 : > "$DATA"
 for r in $(seq 1 "$ROUNDS"); do

@@ -17,11 +17,10 @@ TOP=$(cd "$HERE/.." && pwd)
 S=/tmp/sandbox-bench
 ROUNDS=${ROUNDS:-3} N=${N:-500} DURATION=${DURATION:-30}
 mkdir -p "$S"
-(cd "$TOP" && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
-OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
+. "$HERE/lib.sh"
+OURS=$(spawn_loop_bin "$TOP")
 DATA=$S/network.tsv
 : > "$DATA"
-. "$HERE/lib.sh"
 for r in $(seq 1 "$ROUNDS"); do
   for k in none loopback bridge; do
     drain

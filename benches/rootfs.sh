@@ -24,17 +24,9 @@ TOP=$(cd "$HERE/.." && pwd)
 S=/tmp/sandbox-bench
 ROUNDS=${ROUNDS:-3} N=${N:-1000}
 mkdir -p "$S"
-if [ ! -x /bin/busybox ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
-fi
+. "$HERE/lib.sh"
 R=$S/rootfs
-if [ ! -x "$R/bin/true" ]; then
-  rm -rf "$R"; mkdir -p "$R"/{bin,proc,sys,dev,tmp,etc,root}
-  cp /bin/busybox "$R/bin/busybox"
-  chroot "$R" /bin/busybox --install -s /bin
-  echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
-fi
+busybox_root "$R"
 # With the files every root gets generated, a read-only tree is bound as it is.
 for f in hostname hosts resolv.conf; do [ -f "$R/etc/$f" ] || : > "$R/etc/$f"; done
 # The same tree as `busybox --install` leaves it (only /bin): read-only, it gets a
@@ -48,9 +40,7 @@ fi
 T=$S/busybox-export.tar
 [ -f "$T" ] || tar -C "$R" -cf "$T" .
 C=$S/image-cache
-(cd "$TOP" && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
-OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
-. "$HERE/lib.sh"
+OURS=$(spawn_loop_bin "$TOP")
 DATA=$S/rootfs.tsv
 : > "$DATA"
 KINDS="host host-ro dir dir-bare overlay image"

@@ -11,8 +11,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 ROUNDS=${ROUNDS:-3} N=${N:-1000}
-(cd "$TOP" && cargo bench --bench spawn_loop --no-run -q 2>/dev/null)
-OURS=$TOP/$(cd "$TOP" && ls -t target/release/deps/spawn_loop-* | grep -v '\.d$' | head -1)
+. "$HERE/lib.sh"
+OURS=$(spawn_loop_bin "$TOP")
 DATA=$(mktemp)
 for r in $(seq 1 "$ROUNDS"); do
   for k in default off; do
