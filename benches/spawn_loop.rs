@@ -19,6 +19,10 @@
 //! loads no seccomp filter (the default profile otherwise).
 //! `--duration S` spawns sequentially for S seconds and prints the rate of each 5 s window
 //! (does throughput hold while the kernel tears namespaces down?).
+//! `--timeline` (built with `--features timeline`) spawns sequentially and prints, for every
+//! stage of a spawn and its wait (the caller's, the child's, each step of the mount plan), the
+//! median time since the spawn began at which it ended and the median step from the stage
+//! before: where the time of a spawn goes.
 
 use sandbox_core::{Namespace, Network, Rootfs, Sandbox};
 use std::time::Instant;
@@ -106,6 +110,8 @@ struct Options {
     seccomp_off: bool,
     /// Seconds of sequential spawns measured as rates (`--duration`); 0 for none.
     duration: u64,
+    /// Print each stage's time instead (`--timeline`).
+    timeline: bool,
     configs: Vec<String>,
 }
 
@@ -120,6 +126,7 @@ fn parse_args(args: Vec<String>) -> Options {
     let mut cgroup = false;
     let mut seccomp_off = false;
     let mut duration: u64 = 0;
+    let mut timeline = false;
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -146,6 +153,7 @@ fn parse_args(args: Vec<String>) -> Options {
             "--image" => image = args.next(),
             "--image-cache" => cache = args.next(),
             "--heap-mb" => heap_mb = args.next().and_then(|v| v.parse().ok()).expect("MB"),
+            "--timeline" => timeline = true,
             "--bench" => {}
             c => configs.push(c.to_string()),
         }
@@ -163,6 +171,7 @@ fn parse_args(args: Vec<String>) -> Options {
         cgroup,
         seccomp_off,
         duration,
+        timeline,
         configs,
     }
 }
@@ -316,6 +325,71 @@ impl Subject {
         );
     }
 
+    /// `n` sequential spawns, each with its timeline: for every stage, the median time since
+    /// the spawn began at which it ended, and the median step from the stage before.
+    #[cfg(feature = "timeline")]
+    async fn timeline(&self, n: usize) {
+        let tag = &self.tag;
+        let sb = self
+            .sb
+            .as_ref()
+            .expect("--timeline: a sandbox configuration");
+        // Each stage's offsets (µs), in the order stages first appear; a stage that occurs
+        // twice in one spawn (two alike mount steps) is told apart by its number.
+        let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
+        let mut totals = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let mut child = sb.command(&self.program).spawn().await.expect("spawn");
+            let o = child.wait().await.expect("wait");
+            assert!(o.success(), "{}: {o:?}", self.config);
+            totals.push(t.elapsed().as_secs_f64() * 1e6);
+            let mut seen: Vec<&str> = Vec::new();
+            for (name, at) in child.timeline().marks() {
+                let k = seen.iter().filter(|s| **s == name).count();
+                seen.push(name);
+                let key = if k == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name} #{}", k + 1)
+                };
+                let us = at.as_secs_f64() * 1e6;
+                match stages.iter_mut().find(|(s, _)| *s == key) {
+                    Some((_, v)) => v.push(us),
+                    None => stages.push((key, vec![us])),
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let mut rows: Vec<(String, f64, usize)> = stages
+            .into_iter()
+            .map(|(s, mut v)| {
+                let len = v.len();
+                (s, median(&mut v), len)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
+        println!(
+            "TIMELINE config={tag} n={n} total_median_us={:.1}",
+            median(&mut totals)
+        );
+        println!("| stage | ends at (µs, median) | step (µs) | spawns |");
+        println!("|---|---|---|---|");
+        let mut before = 0.0;
+        for (stage, at, count) in rows {
+            println!("| {stage} | {at:.0} | {:.0} | {count} |", at - before);
+            before = at;
+        }
+    }
+
+    #[cfg(not(feature = "timeline"))]
+    async fn timeline(&self, _n: usize) {
+        panic!("--timeline: build with --features timeline");
+    }
+
     /// `n` spawns, `jobs` in flight at once: the total rate.
     async fn throughput(&self, n: usize, jobs: usize) {
         let tag = &self.tag;
@@ -367,7 +441,9 @@ async fn measure(args: Vec<String>) {
         for _ in 0..20 {
             once(&subject.config, &subject.sb, &subject.program).await;
         }
-        if o.duration > 0 {
+        if o.timeline {
+            subject.timeline(o.n).await;
+        } else if o.duration > 0 {
             subject.sustained(o.duration).await;
         } else if o.jobs == 0 {
             subject.latency(o.n).await;

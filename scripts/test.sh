@@ -27,4 +27,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+# The spawn timeline is a cargo feature: its test is built and run with it on.
+exec cargo test -p sandbox-core --locked --features timeline --test timeline "$@"

@@ -84,6 +84,8 @@ pub use sandbox_fs::{Mount, Rootfs};
 pub use sandbox_net::Network;
 pub use security::seccomp;
 pub use security::{Capability, Landlock, ParseCapabilityError, Seccomp};
+#[cfg(feature = "timeline")]
+pub use spawn::timeline::Timeline;
 
 /// Root filesystems beyond [`Rootfs`] and [`Mount`]: the image cache and the errors of a
 /// root's plan (from the `sandbox-fs` crate).

@@ -16,6 +16,7 @@ pub use output::Output;
 use crate::ns::{KeptNamespace, NamespaceIds};
 use crate::sandbox::Hardening;
 use crate::spawn::report::{StatusFrame, STATUS_EXIT, STATUS_LEN};
+use crate::spawn::timeline::Recorder;
 use crate::spawn::{reaper, Spawned};
 use crate::{sys, Error, Namespace, Result};
 use std::os::fd::{AsFd, OwnedFd};
@@ -92,6 +93,8 @@ pub struct Child {
     early: Option<Early>,
     /// What a process exec'd into the sandbox is held by.
     hardening: Hardening,
+    /// When each stage of the spawn, and of the wait, ended (the `timeline` feature).
+    timeline: Recorder,
 }
 
 fn pipe_end<T>(
@@ -186,7 +189,17 @@ impl Child {
             cgroup: p.cgroup,
             early,
             hardening: p.hardening,
+            timeline: p.timeline,
         })
+    }
+
+    /// When each stage of this sandbox's spawn ended — in the caller, in the child (one mark
+    /// per step of its mount plan) — and, once [`Child::wait`] has returned, of the wait: the
+    /// end seen, the outcome read, the cgroup removed. For finding where the time of a spawn
+    /// goes; `benches/spawn_loop.rs --timeline` prints the medians over many spawns.
+    #[cfg(feature = "timeline")]
+    pub fn timeline(&self) -> &crate::Timeline {
+        &self.timeline
     }
 
     fn verdict(&self) -> Option<Ending> {
@@ -295,10 +308,13 @@ impl Child {
             match self.reap_now(fd.get_ref().as_fd()) {
                 Ok(Some(raw)) => {
                     drop(guard);
+                    self.timeline.mark("wait: ended and reaped");
                     let outcome = self.finish(raw);
+                    self.timeline.mark("wait: outcome read");
                     if let Some(cg) = self.cgroup.take() {
                         // Kill what is left, remove it (it may wait for exiting processes).
                         let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
+                        self.timeline.mark("wait: cgroup removed");
                     }
                     return Ok(outcome);
                 }

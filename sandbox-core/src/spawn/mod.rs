@@ -27,6 +27,7 @@ pub(crate) mod reaper;
 pub(crate) mod report;
 pub(crate) mod spawner;
 mod stack;
+pub(crate) mod timeline;
 
 use crate::sandbox::Hardening;
 use crate::{idmap, Command, Error, Result};
@@ -35,6 +36,7 @@ use guard::Pending;
 use prepare::{ExecJoins, Prepared};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
+use timeline::Recorder;
 
 /// A started sandbox, as the spawn hands it over: its first process (executed), the
 /// parent's ends of its pipes, and what the parent keeps for it (its bridge link, its
@@ -63,6 +65,8 @@ pub(crate) struct Spawned {
     pub reap_early: bool,
     /// What holds processes exec'd into the sandbox.
     pub hardening: Hardening,
+    /// When each stage of the spawn ended (with the `timeline` feature).
+    pub timeline: Recorder,
 }
 
 /// Spawns `cmd` in a new sandbox.
@@ -99,13 +103,16 @@ async fn launch(
     exec: Option<ExecJoins>,
     exec_cgroup: Option<crate::limits::cgroup::Member>,
 ) -> Result<Spawned> {
+    let mut timeline = Recorder::start();
     let is_exec = exec.is_some();
     if !is_exec {
         image::import_if_needed(sandbox).await?;
+        timeline.mark("caller: image imported (if any)");
     }
     let (net, lease) = match (&sandbox.network, is_exec) {
         (sandbox_net::Network::Bridge(b), false) => {
             let (net, lease) = network::bridge_lease(sandbox, b).await?;
+            timeline.mark("caller: bridge address leased");
             (net, Some((lease, b)))
         }
         _ => (prepare::NetPrep::default(), None),
@@ -118,12 +125,14 @@ async fn launch(
         sync,
         parent,
     } = prepare::prepare_with(cmd, sandbox, exec, &net, exec_cgroup.is_some())?;
+    timeline.mark("caller: plan prepared");
     let started = Instant::now();
     let (cloned, plan) = spawner::clone(plan, child_fds).await;
     let cloned = cloned.map_err(|e| Error::os("clone3", e))?;
     let Some(plan) = plan else {
         return Err(Error::os("clone3", std::io::Error::other("plan lost")));
     };
+    timeline.mark("caller: cloned");
     let mut pending = Pending {
         pidfd: Some(cloned.pidfd),
         plan: Some(plan),
@@ -135,6 +144,7 @@ async fn launch(
         cloned.pid,
         exec_cgroup.as_ref(),
         lease.map(|(lease, b)| (lease, b, sandbox)),
+        &mut timeline,
     )
     .await;
     let network = match released {
@@ -146,6 +156,11 @@ async fn launch(
     };
     // Every process that used the plan has executed (or exited): the sync channel's last
     // holder closed it.
+    if let Some(plan) = pending.plan.as_deref() {
+        timeline.take_child_marks(&plan.stacks, || {
+            plan.mounts.ops().iter().map(|op| op.to_string()).collect()
+        });
+    }
     let (pid, pidfd) = pending.executed(cloned.pid).await?;
     // From here the caller owns the sandbox (Child::from_spawned kills it if it cannot build
     // the handle).
@@ -174,6 +189,7 @@ async fn launch(
                 .iter()
                 .any(|j| j.namespace == crate::Namespace::Pid),
         started,
+        timeline,
     })
 }
 
@@ -186,6 +202,7 @@ async fn release(
     pid: i32,
     exec_cgroup: Option<&crate::limits::cgroup::Member>,
     lease: Option<(sandbox_net::Lease, &sandbox_net::BridgeNet, &crate::Sandbox)>,
+    timeline: &mut Recorder,
 ) -> Result<Option<sandbox_net::Attachment>> {
     let plan = pending.plan.as_deref();
     let mut sync = handshake::channel(sync)?;
@@ -194,6 +211,7 @@ async fn release(
     }
     if let Some(ids) = &parent.ids {
         idmap::write(pid, &ids.write).await?;
+        timeline.mark("caller: id maps written");
     }
     let born_in_cgroup = plan.is_some_and(|p| p.into_cgroup >= 0);
     if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
@@ -202,17 +220,24 @@ async fn release(
     if let Some(m) = exec_cgroup {
         m.add(pid as u32)?;
     }
+    if parent.cgroup.is_some() || exec_cgroup.is_some() {
+        timeline.mark("caller: cgroup joined");
+    }
     // The sandbox's network namespace exists (the clone made it) and its processes wait for
     // GO: connect it to the bridge now.
     let network = match lease {
         Some((lease, bridge, sandbox)) => {
-            Some(network::connect(pid, lease, bridge, sandbox).await?)
+            let a = network::connect(pid, lease, bridge, sandbox).await?;
+            timeline.mark("caller: bridge connected");
+            Some(a)
         }
         None => None,
     };
     if plan.is_some_and(|p| p.wait_go) || parent.late_userns {
         handshake::go(&sync)?;
+        timeline.mark("caller: GO sent");
     }
     handshake::await_exec(&mut sync, plan).await?;
+    timeline.mark("caller: executed (end of file on the sync channel)");
     Ok(network)
 }

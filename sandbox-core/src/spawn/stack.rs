@@ -30,6 +30,10 @@ impl Stacks {
             let s = Stacks { base, shared };
             s.relayed_pid()
                 .store(0, std::sync::atomic::Ordering::SeqCst);
+            #[cfg(feature = "timeline")]
+            for m in s.marks() {
+                m.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
             return Ok(s);
         }
         // SAFETY: a fresh anonymous private mapping; checked below.
@@ -85,6 +89,24 @@ impl Stacks {
         // SAFETY: the shared page is mapped, zero-initialised (or reset), aligned, and lives
         // as long as `self`; AtomicI32 has the layout of i32.
         unsafe { &*(self.shared as *const std::sync::atomic::AtomicI32) }
+    }
+
+    /// The child's timeline marks (see `spawn/timeline.rs`), in the shared page after the
+    /// relayed pid: each the `CLOCK_MONOTONIC` time, in nanoseconds, at which the child
+    /// passed one of its steps, or 0.
+    #[cfg(feature = "timeline")]
+    pub(crate) fn marks(&self) -> &[std::sync::atomic::AtomicU64] {
+        const OFFSET: usize = 64;
+        const _: () = assert!(OFFSET + super::timeline::SLOTS * 8 <= PAGE);
+        // SAFETY: the slots lie inside the shared page (checked above), which is mapped,
+        // zero-initialised (or reset), 8-aligned at OFFSET, and lives as long as `self`;
+        // AtomicU64 has the layout of u64.
+        unsafe {
+            std::slice::from_raw_parts(
+                (self.shared + OFFSET) as *const std::sync::atomic::AtomicU64,
+                super::timeline::SLOTS,
+            )
+        }
     }
 
     /// The lowest address of the first child's stack (clone3 takes the lowest address).

@@ -8,9 +8,11 @@ use super::landlock::apply_landlock;
 use super::seccomp::load_seccomp;
 use super::signals::{pdeathsig, unblock_all_signals};
 use super::syscall::{chdir, prctl, sys};
+use super::timeline::mark;
 use super::{At, Fail, R};
 use crate::error::Stage;
 use crate::spawn::prepare::ChildPlan;
+use crate::spawn::timeline::slot;
 use core::convert::Infallible;
 
 /// The last steps: execute the built-in init (which forks the program), or the program.
@@ -45,10 +47,12 @@ pub(super) fn execute(plan: &ChildPlan) -> Fail {
             )
             .at(Stage::Limits, resource)?;
         }
+        mark(plan, slot::HARDENED);
         if plan.init_fd >= 0 {
             keep_across_exec(plan.sync_fd).at(Stage::Init, 0)?;
             keep_across_exec(plan.status_fd).at(Stage::Init, 0)?;
             load_seccomp(plan)?;
+            mark(plan, slot::SECCOMP);
             let e = sys!(
                 libc::SYS_execveat,
                 init_fd,
@@ -61,6 +65,7 @@ pub(super) fn execute(plan: &ChildPlan) -> Fail {
         }
         unblock_all_signals()?;
         load_seccomp(plan)?;
+        mark(plan, slot::SECCOMP);
         let e = sys!(
             libc::SYS_execve,
             plan.program.as_ptr(),

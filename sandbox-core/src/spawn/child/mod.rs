@@ -67,12 +67,14 @@ mod net;
 mod seccomp;
 mod signals;
 mod syscall;
+mod timeline;
 
 pub(super) use syscall::clone_onto_stack;
 
 use super::prepare::ChildPlan;
 use super::report::{KIND_ERROR, KIND_USERNS};
 use crate::error::Stage;
+use crate::spawn::timeline::slot;
 use crate::sys::CloneArgs;
 use exec::execute;
 use fds::arrange_fds;
@@ -84,6 +86,7 @@ use namespaces::time_namespace;
 use net::{configure_interface, loopback_up};
 use signals::{pdeathsig, reset_signal_handlers};
 use syscall::{close, exit, prctl, ret, sys};
+use timeline::mark;
 
 /// Exit code of a child whose setup failed.
 const SETUP_FAILED: c_int = 127;
@@ -126,8 +129,10 @@ fn setup_first(plan: &ChildPlan) -> R {
     pdeathsig()?;
     reset_signal_handlers();
     arrange_fds(plan)?;
+    mark(plan, slot::FDS);
     if plan.wait_go {
         wait_go(plan.sync_fd)?;
+        mark(plan, slot::GO);
     }
     for (i, &(fd, nstype)) in (0..).zip(plan.joins.iter()) {
         sys!(libc::SYS_setns, fd, nstype).at(Stage::JoinNamespace, i)?;
@@ -157,6 +162,7 @@ fn setup_first(plan: &ChildPlan) -> R {
         sys!(libc::SYS_unshare, plan.unshare_flags)
             .at(Stage::Unshare, plan.unshare_flags as u32)?;
     }
+    mark(plan, slot::NAMESPACES);
     Ok(())
 }
 
@@ -178,12 +184,14 @@ fn setup_rest(plan: &ChildPlan) -> Fail {
         if let Some(c) = &plan.eth0 {
             configure_interface(c).at(Stage::Network, 0)?;
         }
+        mark(plan, slot::NETWORK);
         // Modes of what the plan creates are exact (`/tmp` is 1777 whatever the caller's
         // umask); the program gets the caller's umask back.
         let umask = sys!(libc::SYS_umask, 0).unwrap_or(0o022);
         let mut root = None;
         for (i, op) in (0..).zip(plan.mounts.ops().iter()) {
             mount_op(op, &mut root).at(Stage::Mount, i)?;
+            mark(plan, slot::FIRST_MOUNT.saturating_add(i as usize));
         }
         let _ = sys!(libc::SYS_umask, umask);
         Ok(())
@@ -219,6 +227,7 @@ pub(super) extern "C" fn run(plan: *const ChildPlan) -> ! {
     // SAFETY: the parent keeps the plan alive (and unchanged) until this process has
     // executed or exited.
     let plan = unsafe { &*plan };
+    mark(plan, slot::STARTED);
     if let Err(f) = setup_first(plan) {
         fail(plan, f);
     }
