@@ -124,7 +124,14 @@ async fn launch(
         child_fds,
         sync,
         parent,
-    } = prepare::prepare_with(cmd, sandbox, exec, &net, exec_cgroup.is_some())?;
+    } = prepare::prepare_with(
+        cmd,
+        sandbox,
+        exec,
+        &net,
+        exec_cgroup.is_some(),
+        &mut timeline,
+    )?;
     timeline.mark("caller: plan prepared");
     let started = Instant::now();
     let (cloned, plan) = spawner::clone(plan, child_fds).await;

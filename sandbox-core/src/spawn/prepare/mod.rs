@@ -12,6 +12,7 @@ mod plan;
 mod program;
 
 use super::stack::Stacks;
+use super::timeline::Recorder;
 use crate::idmap::{self, Caller, IdPlan};
 use crate::sandbox::DEFAULT_HOSTNAME;
 use crate::{Command, Error, Namespace, Result};
@@ -66,7 +67,15 @@ pub(crate) type ExecJoins = Vec<(Namespace, OwnedFd)>;
 /// inside an existing sandbox (its namespaces' fds, already opened).
 #[cfg(test)]
 pub(crate) fn prepare(cmd: &Command, exec: Option<ExecJoins>) -> Result<Prepared> {
-    prepare_with(cmd, &cmd.sandbox, exec, &NetPrep::default(), false)
+    let mut timeline = Recorder::start();
+    prepare_with(
+        cmd,
+        &cmd.sandbox,
+        exec,
+        &NetPrep::default(),
+        false,
+        &mut timeline,
+    )
 }
 
 /// What the network setup decided before the spawn: the sandbox's own address on a
@@ -92,6 +101,7 @@ pub(crate) fn prepare_with(
     exec: Option<ExecJoins>,
     net: &NetPrep,
     join_cgroup: bool,
+    timeline: &mut Recorder,
 ) -> Result<Prepared> {
     let is_exec = exec.is_some();
     let (rlimits, rlimits_len) = rlimits(&sandbox.limits)?;
@@ -100,6 +110,7 @@ pub(crate) fn prepare_with(
     let caps_keep = crate::security::capability_mask(&sandbox.capabilities);
     let argv = arguments(&program, cmd)?;
     let cwd = working_directory(cmd)?;
+    timeline.mark("caller: program, limits and seccomp checked");
 
     let mut child_fds: Vec<OwnedFd> = Vec::new();
     let ns = namespaces::plan(sandbox, exec, &mut child_fds)?;
@@ -109,6 +120,7 @@ pub(crate) fn prepare_with(
         None
     };
     let identity = namespaces::identity(ids.as_ref(), ns.joined(Namespace::User));
+    timeline.mark("caller: namespaces and id maps planned");
     let hostname = ns
         .creates(Namespace::Uts)
         .then(|| sandbox.hostname.as_deref().unwrap_or(DEFAULT_HOSTNAME));
@@ -116,6 +128,7 @@ pub(crate) fn prepare_with(
     let envp = environment(cmd, hostname)?;
     let mut mounts = mount_plan(sandbox, &ns, ids.as_ref(), hostname, net)?;
     let mount_fds = mounts.take_fds();
+    timeline.mark("caller: mount plan made");
     let time_offsets = if is_exec {
         None
     } else {
@@ -129,18 +142,16 @@ pub(crate) fn prepare_with(
     let layers = mount_fds.iter().map(|fd| fd.as_raw_fd());
     let (keep, keep_len) = fds::keep_list(joined.chain(layers), &fds, landlock.0)?;
     child_fds.extend(mount_fds);
+    timeline.mark("caller: descriptors made");
 
-    // The init's command line. FLAGS: 1 = be a subreaper, 2 = the program dies with the
-    // init (both when the init is not PID 1 of a namespace).
     let pid1 = ns.creates(Namespace::Pid);
-    let init_argv = if init {
-        init_arguments(fds.status_fd, fds.sync_fd, if pid1 { 0 } else { 3 }, &argv)
-    } else {
-        Vec::new()
-    };
+    let init_argv = init_arguments(init, pid1, fds.status_fd, fds.sync_fd, &argv);
     // Last of the checks: a cgroup made now is removed again on any error (its Drop).
     let (cgroup, into_cgroup) = cgroup(sandbox, is_exec, &mut child_fds)?;
     let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || join_cgroup;
+    if cgroup.is_some() {
+        timeline.mark("caller: cgroup made");
+    }
     let stacks = Stacks::get().map_err(|e| Error::os("map the child's stacks", e))?;
 
     let late = ns.late();

@@ -135,14 +135,21 @@ pub(super) fn working_directory(cmd: &Command) -> Result<CString> {
     }
 }
 
-/// The built-in init's command line:
-/// `sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...`.
+/// The built-in init's command line (none without the init):
+/// `sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...`. FLAGS: 1 = be a
+/// subreaper, 2 = the program dies with the init (both when the init is not PID 1 of a
+/// namespace, `pid1`).
 pub(super) fn init_arguments(
+    init: bool,
+    pid1: bool,
     status_fd: std::os::fd::RawFd,
     sync_fd: std::os::fd::RawFd,
-    flags: u32,
     argv: &[CString],
 ) -> Vec<CString> {
+    if !init {
+        return Vec::new();
+    }
+    let flags = if pid1 { 0 } else { 3 };
     let mut v: Vec<CString> = [
         "sandbox-init".to_string(),
         status_fd.to_string(),
