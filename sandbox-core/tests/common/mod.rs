@@ -275,6 +275,23 @@ pub async fn shell(sandbox: &sandbox_core::Sandbox, script: &str) -> (sandbox_co
     (child, lines)
 }
 
+/// Runs `/bin/sh -c script` in `sandbox` to its end and returns its output, whatever its
+/// status.
+pub async fn shell_output(sandbox: &sandbox_core::Sandbox, script: &str) -> sandbox_core::Output {
+    sandbox
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Output bytes as text (invalid UTF-8 replaced).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 /// The host's mount table, as this process sees it.
 pub fn mountinfo() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap()
