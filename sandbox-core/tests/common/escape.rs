@@ -94,8 +94,7 @@ pub fn escapes_without_sandbox(wrap: &[&str], args: &[&str]) {
 /// A world-readable file on the host, outside the sandbox's root.
 pub fn canary() -> (tempfile::TempDir, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = common::open_tempdir();
     let f = dir.path().join("canary");
     std::fs::write(&f, "secret").unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
