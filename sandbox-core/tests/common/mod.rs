@@ -37,6 +37,19 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
+/// Runs a host command to its end, asserts that it succeeded (its output in the message
+/// otherwise), and returns its standard output.
+pub fn stdout_of(cmd: &mut StdCommand) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A new temporary directory that anyone may enter (0755; a tempdir is 0700), so that a
 /// sandbox whose root is nobody to the host's files can reach what it holds.
 pub fn open_tempdir() -> tempfile::TempDir {
