@@ -16,6 +16,11 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// Runs `/bin/sh -c script` under the example with `flags`.
+fn run_sh(flags: &[&str], script: &str) -> (Option<i32>, String, String) {
+    run(&[flags, &["--", "/bin/sh", "-c", script]].concat())
+}
+
 /// Runs the example with `args`, which it must refuse: exit status `code` (2: a flag clap
 /// refused; 125: the sandbox could not be made) and `says` in its standard error, which
 /// is returned.
@@ -42,13 +47,7 @@ fn without_a_program_it_shows_the_isolation() {
 #[test]
 fn it_passes_stdio_through_and_exits_with_the_programs_status() {
     common::require_root();
-    let (code, out, err) = run(&[
-        "--json",
-        "--",
-        "/bin/sh",
-        "-c",
-        "echo out; echo err >&2; exit 3",
-    ]);
+    let (code, out, err) = run_sh(&["--json"], "echo out; echo err >&2; exit 3");
     assert_eq!(code, Some(3));
     assert_eq!(out, "out\n");
     let mut lines = err.lines();
@@ -56,7 +55,7 @@ fn it_passes_stdio_through_and_exits_with_the_programs_status() {
     let json: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(json["ending"]["exited"], 3);
     assert!(json["wall_time_ms"].as_f64().unwrap() > 0.0);
-    let (code, _, err) = run(&["--json", "--", "/bin/sh", "-c", "kill -9 $$"]);
+    let (code, _, err) = run_sh(&["--json"], "kill -9 $$");
     assert_eq!(code, Some(128 + 9));
     assert!(err.contains(r#""signaled":9"#), "{err}");
 }
@@ -111,16 +110,10 @@ fn it_takes_a_directory_root_and_the_hosts_network() {
     common::require_root();
     let dir = tempfile::tempdir().unwrap();
     common::mini_rootfs(dir.path(), &["/bin/sh", "/bin/ls"]);
-    let (code, out, err) = run(&[
-        "--rootfs",
-        dir.path().to_str().unwrap(),
-        "--net",
-        "host",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &["--rootfs", dir.path().to_str().unwrap(), "--net", "host"],
         "ls /",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.lines().any(|l| l == "bin") && !out.lines().any(|l| l == "work"),
@@ -139,32 +132,24 @@ fn it_takes_mounts_and_overlays() {
     std::fs::write(data.join("in.txt"), "given\n").unwrap();
     let src = dir.path().join("main.c");
     std::fs::write(&src, "int main;\n").unwrap();
-    let (code, out, err) = run(&[
-        "--bind",
-        &format!("{}:/data:ro", data.display()),
-        "--tmpfs",
-        "/scratch:1M",
-        "--file",
-        &format!("/sub/main.c={}", src.display()),
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &[
+            "--bind",
+            &format!("{}:/data:ro", data.display()),
+            "--tmpfs",
+            "/scratch:1M",
+            "--file",
+            &format!("/sub/main.c={}", src.display()),
+        ],
         "cat /data/in.txt /sub/main.c; touch /data/x 2>&1; df -k /scratch | tail -1; touch /x 2>&1",
-    ]);
+    );
     assert_eq!(code, Some(1), "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0..2], ["given", "int main;"], "{out}");
     assert!(lines[2].contains("Read-only file system"), "{out}");
     assert!(lines[3].contains(" 1024 "), "{out}");
     assert!(lines[4].contains("Read-only file system"), "{out}");
-    let (code, out, err) = run(&[
-        "--overlay",
-        "/",
-        "--",
-        "/bin/sh",
-        "-c",
-        "echo w > /usr/new && cat /usr/new",
-    ]);
+    let (code, out, err) = run_sh(&["--overlay", "/"], "echo w > /usr/new && cat /usr/new");
     assert_eq!((code, out.as_str()), (Some(0), "w\n"), "{err}");
     assert!(!std::path::Path::new("/usr/new").exists());
     refused(
@@ -186,20 +171,19 @@ fn it_takes_images_kept_writes_and_writable_roots() {
     let tar = dir.path().join("tree.tar");
     std::fs::write(&tar, common::tar_of_tree(&tree)).unwrap();
     let (cache, upper) = (dir.path().join("cache"), dir.path().join("keep"));
-    let (code, out, err) = run(&[
-        "--image",
-        tar.to_str().unwrap(),
-        "--image-cache",
-        cache.to_str().unwrap(),
-        "--upper",
-        upper.to_str().unwrap(),
-        "--hostname",
-        "img",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &[
+            "--image",
+            tar.to_str().unwrap(),
+            "--image-cache",
+            cache.to_str().unwrap(),
+            "--upper",
+            upper.to_str().unwrap(),
+            "--hostname",
+            "img",
+        ],
         "echo kept > /new; cat /etc/hostname /new",
-    ]);
+    );
     assert_eq!((code, out.as_str()), (Some(0), "img\nkept\n"), "{err}");
     assert_eq!(
         std::fs::read_to_string(upper.join("upper/new")).unwrap(),
@@ -208,15 +192,10 @@ fn it_takes_images_kept_writes_and_writable_roots() {
     assert!(!tree.join("new").exists());
     // Writable: the sandbox's root (host uid 524288 under the default maps) owns the tree.
     std::os::unix::fs::chown(&tree, Some(524288), Some(524288)).unwrap();
-    let (code, _, err) = run(&[
-        "--rootfs",
-        tree.to_str().unwrap(),
-        "--rootfs-writable",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, _, err) = run_sh(
+        &["--rootfs", tree.to_str().unwrap(), "--rootfs-writable"],
         "echo w > /written",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         std::fs::read_to_string(tree.join("written")).unwrap(),
@@ -334,32 +313,17 @@ fn it_turns_nat_on_and_checks_an_existing_bridges_subnet() {
 #[test]
 fn it_enforces_limits_and_reports_them() {
     common::require_root();
-    let (code, out, err) = run(&[
-        "--output-limit",
-        "20",
-        "--json",
-        "--",
-        "/bin/sh",
-        "-c",
-        "yes hello",
-    ]);
+    let (code, out, err) = run_sh(&["--output-limit", "20", "--json"], "yes hello");
     assert_eq!(code, Some(137), "{err}");
     assert_eq!(out, "hello\n".repeat(3) + "he");
     assert!(err.contains(r#""ending":"output_limit_exceeded""#), "{err}");
     assert!(err.contains(r#""output_truncated":true"#), "{err}");
-    let (code, _, err) = run(&[
-        "--time",
-        "200ms",
-        "--memory",
-        "64M",
-        "--pids",
-        "16",
-        "--json",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, _, err) = run_sh(
+        &[
+            "--time", "200ms", "--memory", "64M", "--pids", "16", "--json",
+        ],
         "while :; do :; done",
-    ]);
+    );
     assert_eq!(code, Some(137), "{err}");
     assert!(err.contains(r#""ending":"wall_time_exceeded""#), "{err}");
     assert!(
@@ -375,46 +339,36 @@ fn it_enforces_limits_and_reports_them() {
 fn it_hardens_by_default_and_takes_security_flags() {
     common::require_root();
     let status = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status";
-    let (code, out, err) = run(&["--", "/bin/sh", "-c", status]);
+    let (code, out, err) = run_sh(&[], status);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
     assert!(out.contains("CapBnd:\t0000000000000000"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
-    let (code, out, err) = run(&[
-        "--cap",
-        "net_raw",
-        "--seccomp",
-        "off",
-        "--",
-        "/bin/sh",
-        "-c",
-        status,
-    ]);
+    let (code, out, err) = run_sh(&["--cap", "net_raw", "--seccomp", "off"], status);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("CapEff:\t0000000000002000"), "{out}");
     assert!(out.contains("Seccomp:\t0"), "{out}");
     // A call allowed or denied by name.
-    let (code, _, err) = run(&["--", "/bin/sh", "-c", "unshare -U true"]);
+    let (code, _, err) = run_sh(&[], "unshare -U true");
     assert_ne!(code, Some(0), "{err}");
     let (code, _, err) = run(&["--deny-syscall", "uname", "--", "/bin/uname"]);
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
     // Landlock: only what is named opens.
-    let (code, out, err) = run(&[
-        "--landlock-ro",
-        "/usr",
-        "--landlock-ro",
-        "/bin",
-        "--landlock-ro",
-        "/lib",
-        "--landlock-ro",
-        "/lib64",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &[
+            "--landlock-ro",
+            "/usr",
+            "--landlock-ro",
+            "/bin",
+            "--landlock-ro",
+            "/lib",
+            "--landlock-ro",
+            "/lib64",
+        ],
         "cat /etc/hostname || echo refused",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("refused"), "{out}");
     // Bad names are errors that say what is wrong, before anything runs.
@@ -427,18 +381,12 @@ fn it_hardens_by_default_and_takes_security_flags() {
 #[test]
 fn it_gives_a_terminal_with_pty() {
     common::require_root();
-    let (code, out, err) = run(&[
-        "--pty",
-        "--",
-        "/bin/sh",
-        "-c",
-        "tty -s && echo on-a-terminal; exit 4",
-    ]);
+    let (code, out, err) = run_sh(&["--pty"], "tty -s && echo on-a-terminal; exit 4");
     assert_eq!(code, Some(4), "{err}");
     assert!(out.contains("on-a-terminal"), "{out}");
     // Without it the program has none (its stdio here is not a terminal anyway, and it is
     // in a session of its own).
-    let (code, out, err) = run(&["--", "/bin/sh", "-c", "tty -s || echo no-terminal"]);
+    let (code, out, err) = run_sh(&[], "tty -s || echo no-terminal");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("no-terminal"), "{out}");
 }
@@ -459,14 +407,7 @@ fn it_loads_profiles_and_flags_apply_on_top() {
     let look = "hostname; ip -o link 2>/dev/null | wc -l; ls -d /work 2>&1; \
                 grep -c . /proc/self/cgroup >/dev/null; echo done";
     // The judge profile: its hostname, no network (lo only), no /work.
-    let (code, out, err) = run(&[
-        "--profile",
-        &profile("judge.toml"),
-        "--",
-        "/bin/sh",
-        "-c",
-        look,
-    ]);
+    let (code, out, err) = run_sh(&["--profile", &profile("judge.toml")], look);
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "judge", "{out}");
@@ -485,29 +426,19 @@ fn it_loads_profiles_and_flags_apply_on_top() {
     assert_ne!(code, Some(0));
     assert!(err.contains("wall_time_exceeded"), "{err}");
     // JSON, with a flag on top.
-    let (code, out, err) = run(&[
-        "--profile",
-        &profile("build.json"),
-        "--hostname",
-        "mine",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &["--profile", &profile("build.json"), "--hostname", "mine"],
         look,
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "mine", "{out}");
     assert_eq!(lines[2], "/work", "{out}");
     // Landlock and an extra seccomp rule from a profile.
-    let (code, out, err) = run(&[
-        "--profile",
-        &profile("locked-down.toml"),
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &["--profile", &profile("locked-down.toml")],
         "cat /etc/hostname 2>/dev/null || echo refused; echo x > /tmp/f && echo wrote",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out, "refused\nwrote\n");
     // A typo is an error that points at it.
