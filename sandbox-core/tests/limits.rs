@@ -18,6 +18,21 @@ fn sh(limits: Limits, script: &str) -> sandbox_core::Command {
     c
 }
 
+/// [`sh`] run to its end, its output collected.
+async fn output(limits: Limits, script: &str) -> sandbox_core::Output {
+    sh(limits, script).output().await.unwrap()
+}
+
+/// The error of a spawn of `/bin/true` under `limits`, which must be refused.
+async fn refused(limits: Limits) -> Error {
+    Sandbox::new()
+        .limits(limits)
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_time_kills_the_whole_sandbox_on_time() {
     common::require_root();
@@ -25,13 +40,11 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
     let limit = Duration::from_millis(300);
     // A busy loop, and a background process that would outlive it.
     let t = Instant::now();
-    let out = sh(
+    let out = output(
         Limits::new().wall_time(limit),
         "sleep 1000 & while :; do :; done",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     let took = t.elapsed();
     assert_eq!(out.status.ending, Ending::WallTimeExceeded, "{out:?}");
     assert!(!out.status.success());
@@ -54,10 +67,7 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
         common::children()
     );
     // A run that ends in time is not touched.
-    let out = sh(Limits::new().wall_time(Duration::from_secs(5)), "exit 3")
-        .output()
-        .await
-        .unwrap();
+    let out = output(Limits::new().wall_time(Duration::from_secs(5)), "exit 3").await;
     assert_eq!(out.status.ending, Ending::Exited(3));
 }
 
@@ -75,15 +85,13 @@ async fn output_is_cut_at_the_limit() {
     // (The test binary's other tests share this process: measure what this one adds.)
     let rss_before = rss_kib();
     // 1 GiB, if nothing stopped it.
-    let out = sh(
+    let out = output(
         Limits::new()
             .output(limit)
             .wall_time(Duration::from_secs(30)),
         "head -c 1073741824 /dev/zero",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         out.status.ending,
         Ending::OutputLimitExceeded,
@@ -96,10 +104,7 @@ async fn output_is_cut_at_the_limit() {
     let grew = rss_kib().saturating_sub(rss_before);
     assert!(grew < 64 * 1024, "the parent's RSS grew by {grew} KiB");
     // Exactly at the limit is fine.
-    let out = sh(Limits::new().output(4), "printf abcd")
-        .output()
-        .await
-        .unwrap();
+    let out = output(Limits::new().output(4), "printf abcd").await;
     assert_eq!(out.status.ending, Ending::Exited(0));
     assert!(!out.status.output_truncated);
     assert_eq!(out.stdout, b"abcd");
@@ -109,13 +114,10 @@ async fn output_is_cut_at_the_limit() {
 async fn rlimits_reach_the_program() {
     common::require_root();
     let _serial = SERIAL.lock().await;
-    let out = sh(
+    let out = output(
         Limits::new().open_files(64).file_size(4096),
         "ulimit -n; ulimit -c; dd if=/dev/zero of=/tmp/sbx-fsize-$$ bs=1024 count=8 2>&1; rm -f /tmp/sbx-fsize-$$",
-    )
-    .output()
-    .await
-    .unwrap();
+    ).await;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("64"), "{text}");
@@ -127,13 +129,11 @@ async fn rlimits_reach_the_program() {
     );
     // CPU time: a process that burns it is ended, and the run says why.
     let t = Instant::now();
-    let out = sh(
+    let out = output(
         Limits::new().cpu_time(Duration::from_secs(1)),
         "exec sh -c 'while :; do :; done'",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         out.status.ending,
         Ending::CpuTimeExceeded,
@@ -152,36 +152,16 @@ async fn bad_limits_are_typed_errors_before_spawning() {
         Limits::new().output(0),
         Limits::new().open_files(1 << 30),
     ] {
-        let e = Sandbox::new()
-            .limits(l.clone())
-            .command("/bin/true")
-            .status()
-            .await
-            .unwrap_err();
+        let e = refused(l.clone()).await;
         assert!(matches!(e, Error::Invalid { .. }), "{l:?}: {e}");
     }
-    let e = Sandbox::new()
-        .limits(Limits::new().cpus(1.0).rlimits_only())
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap_err();
+    let e = refused(Limits::new().cpus(1.0).rlimits_only()).await;
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     // A named cgroup parent that does not exist, or is a file of the hierarchy.
-    let e = Sandbox::new()
-        .limits(Limits::new().pids(10).cgroup_parent("sbx-no-such-parent"))
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap_err();
+    let e = refused(Limits::new().pids(10).cgroup_parent("sbx-no-such-parent")).await;
     assert!(matches!(e, Error::Cgroup { .. }), "{e}");
     assert!(e.to_string().contains("sbx-no-such-parent"), "{e}");
-    let e = Sandbox::new()
-        .limits(Limits::new().pids(10).cgroup_parent("cgroup.procs/x"))
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap_err();
+    let e = refused(Limits::new().pids(10).cgroup_parent("cgroup.procs/x")).await;
     assert!(matches!(e, Error::Cgroup { .. }), "{e}");
     assert!(e.to_string().contains("cgroup.procs/x"), "{e}");
     assert!(common::children().is_empty());
@@ -240,15 +220,13 @@ async fn a_memory_hog_ends_out_of_memory_near_its_limit() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let limit = 64u64 << 20;
-    let out = sh(
+    let out = output(
         Limits::new()
             .memory(limit)
             .wall_time(Duration::from_secs(20)),
         "exec python3 -c 'x = []\nwhile True: x.append(bytearray(1 << 20))'",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(out.status.ending, Ending::OutOfMemory, "{out:?}");
     let peak = out.status.peak_memory.unwrap();
     assert!(
@@ -263,13 +241,11 @@ async fn a_fork_bomb_stops_at_the_pid_limit() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let before = std::fs::read_dir("/proc").unwrap().count();
-    let out = sh(
+    let out = output(
         Limits::new().pids(32).wall_time(Duration::from_secs(2)),
         "bomb() { bomb | bomb & }; bomb; sleep 5",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert!(
         matches!(
             out.status.ending,
@@ -302,15 +278,13 @@ async fn cpu_time_counts_every_thread_of_every_process() {
     let _serial = SERIAL.lock().await;
     // Two busy processes: each alone stays under its own rlimit; together they pass the
     // sandbox's 1 s.
-    let out = sh(
+    let out = output(
         Limits::new()
             .cpu_time(Duration::from_secs(1))
             .wall_time(Duration::from_secs(20)),
         "(while :; do :; done) & (while :; do :; done) & wait",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         out.status.ending,
         Ending::CpuTimeExceeded,
