@@ -13,18 +13,28 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The host uid (and gid) of root inside a sandbox when the caller is root.
 const SANDBOX_ROOT: u32 = 524288;
 
-/// A directory of the host, outside every root, holding `canary` with random contents.
+/// What a test of this file watches on the host: a directory outside every root holding
+/// `canary` with random contents, and the host's mount table. The other tests wait while
+/// one holds it.
 struct Canary {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     secret: String,
+    mounts: String,
 }
 
 impl Canary {
-    fn new() -> Canary {
+    async fn new() -> Canary {
+        let serial = SERIAL.lock().await;
         let dir = tempfile::tempdir().unwrap();
         let secret = format!("canary-{}", common::random_hex(16));
         std::fs::write(dir.path().join("canary"), &secret).unwrap();
-        Canary { dir, secret }
+        Canary {
+            _serial: serial,
+            dir,
+            secret,
+            mounts: common::mountinfo(),
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -35,8 +45,9 @@ impl Canary {
         self.dir.path().join("canary")
     }
 
-    /// The canary directory holds only the canary, as written.
-    fn assert_untouched(&self) {
+    /// The canary directory holds only the canary, as written, and the host's mount table
+    /// is as it was (`after`: what ran, for the message).
+    fn assert_untouched(&self, after: &str) {
         let names: BTreeSet<String> = std::fs::read_dir(self.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -47,6 +58,11 @@ impl Canary {
             "the host's canary directory changed"
         );
         assert_eq!(std::fs::read_to_string(self.file()).unwrap(), self.secret);
+        assert_eq!(
+            common::mountinfo(),
+            self.mounts,
+            "{after}: the host's mount table changed"
+        );
     }
 
     /// Neither output holds the canary's contents.
@@ -77,13 +93,11 @@ fn tally(stdout: &str) -> (usize, usize) {
 #[tokio::test]
 async fn host_files_outside_the_root_cannot_be_read() {
     common::require_root();
-    let _serial = SERIAL.lock().await;
-    let canary = Canary::new();
+    let canary = Canary::new().await;
     let p = canary.file().display().to_string();
     let work = tempfile::tempdir().unwrap();
     let bb = work.path().join("bb");
     common::busybox_rootfs(&bb, &["sh", "cat"]);
-    let mounts = common::mountinfo();
     let script = format!(
         r#"{TRY}
 try '{p}'
@@ -123,24 +137,17 @@ echo "tries=$n blocked=$blocked"
         assert!(n >= 17, "{name}: only {n} attempts ran: {stdout}");
         assert_eq!(blocked, n, "{name}: {stdout}");
     }
-    canary.assert_untouched();
-    assert_eq!(
-        common::mountinfo(),
-        mounts,
-        "the host's mount table changed"
-    );
+    canary.assert_untouched("the scripts");
 }
 
 #[tokio::test]
 async fn symlinks_planted_inside_resolve_inside() {
     common::require_root();
-    let _serial = SERIAL.lock().await;
-    let canary = Canary::new();
+    let canary = Canary::new().await;
     let d = canary.dir().display().to_string();
     let work = tempfile::tempdir().unwrap();
     let bb = work.path().join("bb");
     common::busybox_rootfs(&bb, &["sh", "cat", "ln", "mkdir"]);
-    let mounts = common::mountinfo();
     // Links made by the sandbox itself (absolute, climbing), and one asked of the library.
     let script = format!(
         r#"{TRY}
@@ -172,19 +179,13 @@ echo "tries=$n blocked=$blocked"
         stdout.starts_with("linked\nlinked\nwrote\npwned\npwned\npwned\n"),
         "{out:?}"
     );
-    canary.assert_untouched();
-    assert_eq!(
-        common::mountinfo(),
-        mounts,
-        "the host's mount table changed"
-    );
+    canary.assert_untouched("the script");
 }
 
 #[tokio::test]
 async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
     common::require_root();
-    let _serial = SERIAL.lock().await;
-    let canary = Canary::new();
+    let canary = Canary::new().await;
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("tree");
     common::busybox_rootfs(&tree, &["sh", "cat", "ls"]);
@@ -214,7 +215,6 @@ async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("marker"), "m\n").unwrap();
 
-    let mounts = common::mountinfo();
     // (name, root, whether the mounts must succeed)
     let roots = [
         ("overlay", Rootfs::overlay([&tree]), false),
@@ -275,12 +275,7 @@ async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
                     }
                     Err(e) => panic!("{name} {m:?}: unexpected error {e:?}"),
                 }
-                canary.assert_untouched();
-                assert_eq!(
-                    common::mountinfo(),
-                    mounts,
-                    "{name} {m:?}: the host's mount table changed"
-                );
+                canary.assert_untouched(&format!("{name} {m:?}"));
             }
         }
     }
