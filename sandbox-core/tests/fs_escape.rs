@@ -3,7 +3,7 @@
 //! through a symlink it plants, and a symlink planted in the tree on the host cannot make a
 //! mount land outside the root.
 mod common;
-use sandbox_core::{Error, Mount, Rootfs, Sandbox, Stage};
+use sandbox_core::{Error, Mount, Output, Rootfs, Sandbox, Stage};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,7 @@ impl Canary {
     }
 
     /// Neither output holds the canary's contents.
-    fn assert_not_in(&self, out: &sandbox_core::Output) {
+    fn assert_not_in(&self, out: &Output) {
         for (name, b) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
             assert!(
                 !String::from_utf8_lossy(b).contains(&self.secret),
@@ -81,6 +81,19 @@ const TRY: &str = r#"n=0; blocked=0
 try() { n=$((n+1)); if cat "$1" 2>/dev/null; then echo "READ $1"; else blocked=$((blocked+1)); fi; }
 "#;
 
+/// Runs `script` (built on [`TRY`]) in `sandbox` (`name`: which, for the messages) and
+/// checks what every such run must show: the canary in neither output, a clean exit, no
+/// `READ` line. Returns its output.
+async fn run_tries(canary: &Canary, sandbox: &Sandbox, script: &str, name: &str) -> Output {
+    let out = common::shell_output(sandbox, script).await;
+    canary.assert_not_in(&out);
+    assert!(out.status.success(), "{name}: {out:?}");
+    let stdout = common::text(&out.stdout);
+    assert!(!stdout.contains("READ"), "{name}: {stdout}");
+    out
+}
+
+/// The `tries=N blocked=B` line of a [`TRY`] script's output: (N, B).
 fn tally(stdout: &str) -> (usize, usize) {
     let line = stdout
         .lines()
@@ -121,18 +134,8 @@ echo "tries=$n blocked=$blocked"
         ("host_readonly", Rootfs::host_readonly()),
         ("dir", Rootfs::dir(&bb)),
     ] {
-        let out = Sandbox::new()
-            .rootfs(root)
-            .command("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .await
-            .unwrap();
-        canary.assert_not_in(&out);
-        assert!(out.status.success(), "{name}: {out:?}");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(!stdout.contains("READ"), "{name}: {stdout}");
+        let out = run_tries(&canary, &Sandbox::new().rootfs(root), &script, name).await;
+        let stdout = common::text(&out.stdout);
         let (n, blocked) = tally(&stdout);
         assert!(n >= 17, "{name}: only {n} attempts ran: {stdout}");
         assert_eq!(blocked, n, "{name}: {stdout}");
@@ -161,19 +164,11 @@ cat /evil/pwned /evil2/pwned2 '{d}/pwned3'
 echo "tries=$n blocked=$blocked"
 "#
     );
-    let out = Sandbox::new()
+    let sandbox = Sandbox::new()
         .rootfs(Rootfs::overlay([&bb]))
-        .mount(Mount::symlink("/evil3", canary.dir()))
-        .command("/bin/sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .await
-        .unwrap();
-    canary.assert_not_in(&out);
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains("READ"), "{stdout}");
+        .mount(Mount::symlink("/evil3", canary.dir()));
+    let out = run_tries(&canary, &sandbox, &script, "overlay").await;
+    let stdout = common::text(&out.stdout);
     assert_eq!(tally(&stdout), (3, 3), "{stdout}");
     assert!(
         stdout.starts_with("linked\nlinked\nwrote\npwned\npwned\npwned\n"),
