@@ -23,6 +23,17 @@ async fn output(limits: Limits, script: &str) -> sandbox_core::Output {
     sh(limits, script).output().await.unwrap()
 }
 
+/// Asserts that the run of `out` ended as `want` (else the message shows how it ended).
+fn assert_ended(out: &sandbox_core::Output, want: Ending) {
+    assert_eq!(
+        out.status.ending,
+        want,
+        "{:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The error of a spawn of `/bin/true` under `limits`, which must be refused.
 async fn refused(limits: Limits) -> Error {
     Sandbox::new()
@@ -46,7 +57,7 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
     )
     .await;
     let took = t.elapsed();
-    assert_eq!(out.status.ending, Ending::WallTimeExceeded, "{out:?}");
+    assert_ended(&out, Ending::WallTimeExceeded);
     assert!(!out.status.success());
     // Ended at the deadline (within 100 ms of it), not when the busy loop or `sleep 1000`
     // would have.
@@ -68,7 +79,7 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
     );
     // A run that ends in time is not touched.
     let out = output(Limits::new().wall_time(Duration::from_secs(5)), "exit 3").await;
-    assert_eq!(out.status.ending, Ending::Exited(3));
+    assert_ended(&out, Ending::Exited(3));
 }
 
 fn rss_kib() -> u64 {
@@ -92,12 +103,7 @@ async fn output_is_cut_at_the_limit() {
         "head -c 1073741824 /dev/zero",
     )
     .await;
-    assert_eq!(
-        out.status.ending,
-        Ending::OutputLimitExceeded,
-        "{:?}",
-        out.status
-    );
+    assert_ended(&out, Ending::OutputLimitExceeded);
     assert_eq!(out.stdout.len() as u64, limit);
     assert!(out.status.output_truncated);
     assert!(out.stderr.is_empty());
@@ -105,7 +111,7 @@ async fn output_is_cut_at_the_limit() {
     assert!(grew < 64 * 1024, "the parent's RSS grew by {grew} KiB");
     // Exactly at the limit is fine.
     let out = output(Limits::new().output(4), "printf abcd").await;
-    assert_eq!(out.status.ending, Ending::Exited(0));
+    assert_ended(&out, Ending::Exited(0));
     assert!(!out.status.output_truncated);
     assert_eq!(out.stdout, b"abcd");
 }
@@ -134,12 +140,7 @@ async fn rlimits_reach_the_program() {
         "exec sh -c 'while :; do :; done'",
     )
     .await;
-    assert_eq!(
-        out.status.ending,
-        Ending::CpuTimeExceeded,
-        "{:?}",
-        out.status
-    );
+    assert_ended(&out, Ending::CpuTimeExceeded);
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
 
@@ -227,7 +228,7 @@ async fn a_memory_hog_ends_out_of_memory_near_its_limit() {
         "exec python3 -c 'x = []\nwhile True: x.append(bytearray(1 << 20))'",
     )
     .await;
-    assert_eq!(out.status.ending, Ending::OutOfMemory, "{out:?}");
+    assert_ended(&out, Ending::OutOfMemory);
     let peak = out.status.peak_memory.unwrap();
     assert!(
         peak > limit * 8 / 10 && peak <= limit + (1 << 20),
@@ -285,12 +286,7 @@ async fn cpu_time_counts_every_thread_of_every_process() {
         "(while :; do :; done) & (while :; do :; done) & wait",
     )
     .await;
-    assert_eq!(
-        out.status.ending,
-        Ending::CpuTimeExceeded,
-        "{:?}",
-        out.status
-    );
+    assert_ended(&out, Ending::CpuTimeExceeded);
     let used = out.status.cpu_user.unwrap() + out.status.cpu_system.unwrap();
     // Counted per process, the two would have spent 2 s together before either's limit.
     assert!(
