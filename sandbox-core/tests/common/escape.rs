@@ -103,21 +103,16 @@ pub fn canary() -> (tempfile::TempDir, PathBuf) {
 
 /// `/proc/<pid>/status` of a sandbox's program, read from the host while it runs.
 pub async fn program_status_from_host(sandbox: &Sandbox) -> String {
-    let mut child = sandbox
-        .command("/bin/sleep")
-        .arg("100")
-        .spawn()
-        .await
-        .unwrap();
-    let init = child.id().unwrap();
-    assert!(common::eventually(
-        std::time::Duration::from_secs(5),
-        || !common::children_of(init).is_empty()
-    ));
-    let program = common::children_of(init)[0];
-    let status = std::fs::read_to_string(format!("/proc/{program}/status")).unwrap();
-    child.kill().await.unwrap();
-    status
+    common::while_running(sandbox, |child| {
+        let init = child.id().unwrap();
+        assert!(common::eventually(
+            std::time::Duration::from_secs(5),
+            || !common::children_of(init).is_empty()
+        ));
+        let program = common::children_of(init)[0];
+        std::fs::read_to_string(format!("/proc/{program}/status")).unwrap()
+    })
+    .await
 }
 
 /// The `Name:\tvalue` line of a status text.
