@@ -10,7 +10,24 @@ mod common;
 
 use common::net::{ECHO_CLIENT, ECHO_SERVER};
 use sandbox_core::net::Bridge;
-use sandbox_core::{Error, Network, Rootfs, Sandbox};
+use sandbox_core::{Child, Error, Network, Rootfs, Sandbox};
+
+/// What `/bin/sh -c script`, exec'd into the running sandbox `child`, writes to its standard
+/// output.
+async fn exec_stdout(child: &Child, script: &str) -> String {
+    let mut sh = sandbox_core::Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg(script)
+        .stdout(sandbox_core::Stdio::piped());
+    let out = child
+        .exec(&sh)
+        .await
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    common::text(&out.stdout)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
@@ -45,19 +62,8 @@ async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
     );
     assert!(b.cidr().assignable(addr), "{addr}");
     // Seen from inside: eth1 with the address.
-    let out = server
-        .exec(
-            sandbox_core::Command::new("/bin/sh")
-                .arg("-c")
-                .arg("ip -4 -o addr show eth1 | awk '{print $4}'")
-                .stdout(sandbox_core::Stdio::piped()),
-        )
-        .await
-        .unwrap()
-        .wait_with_output()
-        .await
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{addr}/24\n"));
+    let eth1 = exec_stdout(&server, "ip -4 -o addr show eth1 | awk '{print $4}'").await;
+    assert_eq!(eth1, format!("{addr}/24\n"));
     // A sandbox only on the second bridge reaches the server there.
     let out = base
         .clone()
@@ -80,19 +86,8 @@ async fn attach_adds_a_reachable_interface_on_a_second_bridge() {
     server.detach("eth1").await.unwrap();
     assert!(b.leased().is_empty(), "{:?}", b.leased());
     assert_eq!(common::links(), links_before_attach);
-    let out = server
-        .exec(
-            sandbox_core::Command::new("/bin/sh")
-                .arg("-c")
-                .arg("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1")
-                .stdout(sandbox_core::Stdio::piped()),
-        )
-        .await
-        .unwrap()
-        .wait_with_output()
-        .await
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "lo\neth0\n");
+    let links_inside = "ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1";
+    assert_eq!(exec_stdout(&server, links_inside).await, "lo\neth0\n");
     assert!(server.detach("eth1").await.is_err());
     server.kill().await.unwrap();
     assert!(a.leased().is_empty());

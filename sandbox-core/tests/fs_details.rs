@@ -5,25 +5,17 @@
 //! they say; the upper-most overlay lower layer wins; `/dev` holds the right device nodes
 //! and links, a devpts of its own with a working `ptmx`, and a writable `/dev/shm`.
 mod common;
+use common::text;
 use sandbox_core::{Mount, Network, Output, Rootfs, Sandbox};
 use std::collections::BTreeSet;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// [`common::shell_output`] of a script that must succeed.
 async fn run(sandbox: &Sandbox, script: &str) -> Output {
-    let out = sandbox
-        .command("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .await
-        .unwrap();
+    let out = common::shell_output(sandbox, script).await;
     assert!(out.status.success(), "{out:?}");
     out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// One line of `/proc/self/mountinfo`.
@@ -86,10 +78,9 @@ fn busybox(dir: &Path, applets: &[&str]) -> std::path::PathBuf {
 #[tokio::test]
 async fn binds_tmpfs_and_files_are_nosuid_and_nodev() {
     common::require_root();
-    let d = tempfile::tempdir().unwrap();
     // Searchable by the sandbox's root (nobody to the host's files), holding a
     // world-usable /dev/null node (char 1:3): only nodev makes it dead.
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = common::open_tempdir();
     let node = d.path().join("null-node");
     let c = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
     // SAFETY: a valid path and a plain mknod(2) call.

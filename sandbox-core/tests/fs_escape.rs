@@ -3,7 +3,7 @@
 //! through a symlink it plants, and a symlink planted in the tree on the host cannot make a
 //! mount land outside the root.
 mod common;
-use sandbox_core::{Error, Mount, Rootfs, Sandbox, Stage};
+use sandbox_core::{Error, Mount, Output, Rootfs, Sandbox, Stage};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -13,18 +13,28 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The host uid (and gid) of root inside a sandbox when the caller is root.
 const SANDBOX_ROOT: u32 = 524288;
 
-/// A directory of the host, outside every root, holding `canary` with random contents.
+/// What a test of this file watches on the host: a directory outside every root holding
+/// `canary` with random contents, and the host's mount table. The other tests wait while
+/// one holds it.
 struct Canary {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     secret: String,
+    mounts: String,
 }
 
 impl Canary {
-    fn new() -> Canary {
+    async fn new() -> Canary {
+        let serial = SERIAL.lock().await;
         let dir = tempfile::tempdir().unwrap();
         let secret = format!("canary-{}", common::random_hex(16));
         std::fs::write(dir.path().join("canary"), &secret).unwrap();
-        Canary { dir, secret }
+        Canary {
+            _serial: serial,
+            dir,
+            secret,
+            mounts: common::mountinfo(),
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -35,8 +45,9 @@ impl Canary {
         self.dir.path().join("canary")
     }
 
-    /// The canary directory holds only the canary, as written.
-    fn assert_untouched(&self) {
+    /// The canary directory holds only the canary, as written, and the host's mount table
+    /// is as it was (`after`: what ran, for the message).
+    fn assert_untouched(&self, after: &str) {
         let names: BTreeSet<String> = std::fs::read_dir(self.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -47,10 +58,15 @@ impl Canary {
             "the host's canary directory changed"
         );
         assert_eq!(std::fs::read_to_string(self.file()).unwrap(), self.secret);
+        assert_eq!(
+            common::mountinfo(),
+            self.mounts,
+            "{after}: the host's mount table changed"
+        );
     }
 
     /// Neither output holds the canary's contents.
-    fn assert_not_in(&self, out: &sandbox_core::Output) {
+    fn assert_not_in(&self, out: &Output) {
         for (name, b) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
             assert!(
                 !String::from_utf8_lossy(b).contains(&self.secret),
@@ -65,6 +81,19 @@ const TRY: &str = r#"n=0; blocked=0
 try() { n=$((n+1)); if cat "$1" 2>/dev/null; then echo "READ $1"; else blocked=$((blocked+1)); fi; }
 "#;
 
+/// Runs `script` (built on [`TRY`]) in `sandbox` (`name`: which, for the messages) and
+/// checks what every such run must show: the canary in neither output, a clean exit, no
+/// `READ` line. Returns its output.
+async fn run_tries(canary: &Canary, sandbox: &Sandbox, script: &str, name: &str) -> Output {
+    let out = common::shell_output(sandbox, script).await;
+    canary.assert_not_in(&out);
+    assert!(out.status.success(), "{name}: {out:?}");
+    let stdout = common::text(&out.stdout);
+    assert!(!stdout.contains("READ"), "{name}: {stdout}");
+    out
+}
+
+/// The `tries=N blocked=B` line of a [`TRY`] script's output: (N, B).
 fn tally(stdout: &str) -> (usize, usize) {
     let line = stdout
         .lines()
@@ -77,13 +106,11 @@ fn tally(stdout: &str) -> (usize, usize) {
 #[tokio::test]
 async fn host_files_outside_the_root_cannot_be_read() {
     common::require_root();
-    let _serial = SERIAL.lock().await;
-    let canary = Canary::new();
+    let canary = Canary::new().await;
     let p = canary.file().display().to_string();
     let work = tempfile::tempdir().unwrap();
     let bb = work.path().join("bb");
     common::busybox_rootfs(&bb, &["sh", "cat"]);
-    let mounts = common::mountinfo();
     let script = format!(
         r#"{TRY}
 try '{p}'
@@ -107,40 +134,23 @@ echo "tries=$n blocked=$blocked"
         ("host_readonly", Rootfs::host_readonly()),
         ("dir", Rootfs::dir(&bb)),
     ] {
-        let out = Sandbox::new()
-            .rootfs(root)
-            .command("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .await
-            .unwrap();
-        canary.assert_not_in(&out);
-        assert!(out.status.success(), "{name}: {out:?}");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(!stdout.contains("READ"), "{name}: {stdout}");
+        let out = run_tries(&canary, &Sandbox::new().rootfs(root), &script, name).await;
+        let stdout = common::text(&out.stdout);
         let (n, blocked) = tally(&stdout);
         assert!(n >= 17, "{name}: only {n} attempts ran: {stdout}");
         assert_eq!(blocked, n, "{name}: {stdout}");
     }
-    canary.assert_untouched();
-    assert_eq!(
-        common::mountinfo(),
-        mounts,
-        "the host's mount table changed"
-    );
+    canary.assert_untouched("the scripts");
 }
 
 #[tokio::test]
 async fn symlinks_planted_inside_resolve_inside() {
     common::require_root();
-    let _serial = SERIAL.lock().await;
-    let canary = Canary::new();
+    let canary = Canary::new().await;
     let d = canary.dir().display().to_string();
     let work = tempfile::tempdir().unwrap();
     let bb = work.path().join("bb");
     common::busybox_rootfs(&bb, &["sh", "cat", "ln", "mkdir"]);
-    let mounts = common::mountinfo();
     // Links made by the sandbox itself (absolute, climbing), and one asked of the library.
     let script = format!(
         r#"{TRY}
@@ -154,37 +164,23 @@ cat /evil/pwned /evil2/pwned2 '{d}/pwned3'
 echo "tries=$n blocked=$blocked"
 "#
     );
-    let out = Sandbox::new()
+    let sandbox = Sandbox::new()
         .rootfs(Rootfs::overlay([&bb]))
-        .mount(Mount::symlink("/evil3", canary.dir()))
-        .command("/bin/sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .await
-        .unwrap();
-    canary.assert_not_in(&out);
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains("READ"), "{stdout}");
+        .mount(Mount::symlink("/evil3", canary.dir()));
+    let out = run_tries(&canary, &sandbox, &script, "overlay").await;
+    let stdout = common::text(&out.stdout);
     assert_eq!(tally(&stdout), (3, 3), "{stdout}");
     assert!(
         stdout.starts_with("linked\nlinked\nwrote\npwned\npwned\npwned\n"),
         "{out:?}"
     );
-    canary.assert_untouched();
-    assert_eq!(
-        common::mountinfo(),
-        mounts,
-        "the host's mount table changed"
-    );
+    canary.assert_untouched("the script");
 }
 
 #[tokio::test]
 async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
     common::require_root();
-    let _serial = SERIAL.lock().await;
-    let canary = Canary::new();
+    let canary = Canary::new().await;
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("tree");
     common::busybox_rootfs(&tree, &["sh", "cat", "ls"]);
@@ -214,7 +210,6 @@ async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("marker"), "m\n").unwrap();
 
-    let mounts = common::mountinfo();
     // (name, root, whether the mounts must succeed)
     let roots = [
         ("overlay", Rootfs::overlay([&tree]), false),
@@ -275,12 +270,7 @@ async fn mounts_through_a_planted_symlink_stay_inside_the_root() {
                     }
                     Err(e) => panic!("{name} {m:?}: unexpected error {e:?}"),
                 }
-                canary.assert_untouched();
-                assert_eq!(
-                    common::mountinfo(),
-                    mounts,
-                    "{name} {m:?}: the host's mount table changed"
-                );
+                canary.assert_untouched(&format!("{name} {m:?}"));
             }
         }
     }

@@ -79,8 +79,7 @@ async fn several_ranges_for_a_root_caller() {
 async fn root_inside_cannot_write_what_only_host_root_may() {
     common::require_root();
     // A root-owned file the sandbox can see (the host tree is its root).
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = common::open_tempdir();
     let file = dir.path().join("owned-by-root");
     std::fs::write(&file, "host\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -91,13 +90,7 @@ async fn root_inside_cannot_write_what_only_host_root_may() {
          id -u; true",
         f = file.display()
     );
-    let out = Sandbox::new()
-        .command("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .await
-        .unwrap();
+    let out = common::shell_output(&Sandbox::new(), &script).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

@@ -4,6 +4,7 @@
 //! files, and are not extracted again; a broken image is refused with a typed error naming
 //! what is wrong, and leaves nothing in the cache.
 mod common;
+use common::text;
 use sandbox_core::{Error, Output, Rootfs, Sandbox};
 use sandbox_fs::image::{ImageCache, ImageError, ImageFormat};
 use serde_json::json;
@@ -23,10 +24,6 @@ fn sha_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -181,6 +178,16 @@ fn oci_layout(layout: &Path, layers: &[(Vec<u8>, &str)]) -> (String, Vec<String>
     (sha_hex(&manifest), hexes)
 }
 
+/// Writes the OCI layout of [`base_layer`] and [`whiteout_layer`] (gzipped) at `layout`;
+/// returns the image's hex digest.
+fn whiteout_image(layout: &Path) -> String {
+    let layers = [
+        (base_layer().finish(), TAR),
+        (gzip(&whiteout_layer()), TAR_GZ),
+    ];
+    oci_layout(layout, &layers).0
+}
+
 /// Writes the files of a `docker save` archive (the format before Docker 25) of `layers` into
 /// `dir`: `<id>/layer.tar` (plus `VERSION` and `json`) per layer, the config `<hex>.json`,
 /// `manifest.json` and `repositories`. Returns the config's hex digest (the image ID) and the
@@ -258,25 +265,24 @@ const LOOK: &str = "ls /etc; echo --; ls -A /opt/old; echo --; cat /etc/keep /op
 const LOOK_WANT: &str = "hostname\nhosts\nkeep\nresolv.conf\n--\nnew\n--\nkeep\nnew\n--\n\
                          bin\ndev\netc\nopt\nproc\nsys\ntmp\n";
 
+/// Runs [`LOOK`] in `rootfs`, checks that it shows [`LOOK_WANT`], and returns its output.
+async fn look(rootfs: Rootfs) -> Output {
+    let out = run(rootfs, LOOK).await.unwrap();
+    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    out
+}
+
 #[tokio::test]
 async fn oci_layout_is_imported_once_with_its_whiteouts() {
     common::require_root();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
-    let (hex, _) = oci_layout(
-        &layout,
-        &[
-            (base_layer().finish(), TAR),
-            (gzip(&whiteout_layer()), TAR_GZ),
-        ],
-    );
+    let hex = whiteout_image(&layout);
     let cache = work.path().join("cache");
     let rootfs = Rootfs::image(&layout).cache_dir(&cache);
-    let want = LOOK_WANT;
 
-    let out = run(rootfs.clone(), LOOK).await.unwrap();
+    let out = look(rootfs.clone()).await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(text(&out.stdout), want, "{out:?}");
     // One tree, under the manifest's digest; nothing left being extracted.
     assert_eq!(trees(&cache), BTreeSet::from([format!("oci/{hex}")]));
     assert_eq!(names(&cache.join("tmp")), BTreeSet::new());
@@ -292,9 +298,8 @@ async fn oci_layout_is_imported_once_with_its_whiteouts() {
     // The second spawn extracts nothing: every entry of the cache (inodes included) is
     // the same.
     let before = common::snapshot(&cache);
-    let out = run(rootfs, LOOK).await.unwrap();
+    let out = look(rootfs).await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(text(&out.stdout), want, "{out:?}");
     assert_eq!(common::snapshot(&cache), before, "the cache changed");
     let again = ImageCache::new(&cache).import(&layout).unwrap();
     assert_eq!(again.format, ImageFormat::Oci);
@@ -309,13 +314,7 @@ async fn oci_archive_is_imported_once_with_its_whiteouts() {
     common::require_root();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
-    let (hex, _) = oci_layout(
-        &layout,
-        &[
-            (base_layer().finish(), TAR),
-            (gzip(&whiteout_layer()), TAR_GZ),
-        ],
-    );
+    let hex = whiteout_image(&layout);
     // What `skopeo copy … oci-archive:` writes (Docker 25's `docker save` adds these two).
     let archive = work.path().join("image.oci.tar");
     std::fs::write(&archive, common::tar_of_tree(&layout)).unwrap();
@@ -326,9 +325,8 @@ async fn oci_archive_is_imported_once_with_its_whiteouts() {
     let cache = work.path().join("cache");
     let rootfs = Rootfs::image(&archive).cache_dir(&cache);
 
-    let out = run(rootfs.clone(), LOOK).await.unwrap();
+    let out = look(rootfs.clone()).await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
     // One tree, under the manifest's digest (as the layout directory would be); nothing
     // left being extracted.
     assert_eq!(trees(&cache), BTreeSet::from([format!("oci/{hex}")]));
@@ -340,12 +338,8 @@ async fn oci_archive_is_imported_once_with_its_whiteouts() {
     // Nothing is extracted again: not for the next spawn, not for the same image compressed,
     // not for its directory.
     let before = common::snapshot(&cache.join("oci"));
-    let out = run(rootfs, LOOK).await.unwrap();
-    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
-    let out = run(Rootfs::image(&docker).cache_dir(&cache), LOOK)
-        .await
-        .unwrap();
-    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    look(rootfs).await;
+    look(Rootfs::image(&docker).cache_dir(&cache)).await;
     for image in [&archive, &docker, &layout] {
         let again = ImageCache::new(&cache).import(image).unwrap();
         assert_eq!(again.format, ImageFormat::Oci);
@@ -374,9 +368,8 @@ async fn docker_save_archive_is_imported_once_with_its_whiteouts() {
     let cache = work.path().join("cache");
     let rootfs = Rootfs::image(&archive).cache_dir(&cache);
 
-    let out = run(rootfs.clone(), LOOK).await.unwrap();
+    let out = look(rootfs.clone()).await;
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
     // Under the image ID, in the key space of image configs.
     assert_eq!(
         trees(&cache),
@@ -387,8 +380,7 @@ async fn docker_save_archive_is_imported_once_with_its_whiteouts() {
     assert!(!tree.join("manifest.json").exists());
 
     let before = common::snapshot(&cache);
-    let out = run(rootfs, LOOK).await.unwrap();
-    assert_eq!(text(&out.stdout), LOOK_WANT, "{out:?}");
+    look(rootfs).await;
     let again = ImageCache::new(&cache).import(&archive).unwrap();
     assert_eq!((again.root, again.extracted), (tree, false));
     assert_eq!(common::snapshot(&cache), before, "the cache changed");

@@ -65,13 +65,11 @@ fn every_shipped_submission_gets_its_verdict() {
 #[test]
 fn the_table_reads_like_a_judge() {
     common::require_root();
-    let out = Command::new(common::example("judge"))
-        .arg(examples().join("submissions/ok.c"))
-        .arg(examples().join("sum"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = common::stdout_of(
+        Command::new(common::example("judge"))
+            .arg(examples().join("submissions/ok.c"))
+            .arg(examples().join("sum")),
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("test") && lines[0].contains("verdict"),

@@ -6,6 +6,18 @@ use sandbox_core::{Ending, Sandbox, Stdio};
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
+/// Spawns `/bin/sh -c script` in a new sandbox, its output discarded.
+async fn spawn_sh(script: &str) -> sandbox_core::Child {
+    Sandbox::new()
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::null())
+        .spawn()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn kill_reports_sigkill() {
     common::require_root();
@@ -26,14 +38,7 @@ async fn kill_reports_sigkill() {
 #[tokio::test]
 async fn dropping_the_child_leaves_no_process() {
     common::require_root();
-    let child = Sandbox::new()
-        .command("/bin/sh")
-        .arg("-c")
-        .arg("sleep 1000 & sleep 1000")
-        .stdout(Stdio::null())
-        .spawn()
-        .await
-        .unwrap();
+    let child = spawn_sh("sleep 1000 & sleep 1000").await;
     let init = child.id().unwrap();
     // Wait until the shell has started its two sleeps.
     assert!(common::eventually(Duration::from_secs(5), || {
@@ -63,14 +68,7 @@ async fn sandbox_dies_with_the_process_that_spawned_it() {
     common::require_root();
     if common::inner() {
         // The helper: spawn a sandbox, tell the parent its pids, then wait to be killed.
-        let child = Sandbox::new()
-            .command("/bin/sh")
-            .arg("-c")
-            .arg("sleep 1000")
-            .stdout(Stdio::null())
-            .spawn()
-            .await
-            .unwrap();
+        let child = spawn_sh("sleep 1000").await;
         let init = child.id().unwrap();
         assert!(common::eventually(Duration::from_secs(5), || {
             !common::children_of(init).is_empty()

@@ -18,6 +18,32 @@ fn sh(limits: Limits, script: &str) -> sandbox_core::Command {
     c
 }
 
+/// [`sh`] run to its end, its output collected.
+async fn output(limits: Limits, script: &str) -> sandbox_core::Output {
+    sh(limits, script).output().await.unwrap()
+}
+
+/// Asserts that the run of `out` ended as `want` (else the message shows how it ended).
+fn assert_ended(out: &sandbox_core::Output, want: Ending) {
+    assert_eq!(
+        out.status.ending,
+        want,
+        "{:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The error of a spawn of `/bin/true` under `limits`, which must be refused.
+async fn refused(limits: Limits) -> Error {
+    Sandbox::new()
+        .limits(limits)
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_time_kills_the_whole_sandbox_on_time() {
     common::require_root();
@@ -25,15 +51,13 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
     let limit = Duration::from_millis(300);
     // A busy loop, and a background process that would outlive it.
     let t = Instant::now();
-    let out = sh(
+    let out = output(
         Limits::new().wall_time(limit),
         "sleep 1000 & while :; do :; done",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     let took = t.elapsed();
-    assert_eq!(out.status.ending, Ending::WallTimeExceeded, "{out:?}");
+    assert_ended(&out, Ending::WallTimeExceeded);
     assert!(!out.status.success());
     // Ended at the deadline (within 100 ms of it), not when the busy loop or `sleep 1000`
     // would have.
@@ -54,11 +78,8 @@ async fn wall_time_kills_the_whole_sandbox_on_time() {
         common::children()
     );
     // A run that ends in time is not touched.
-    let out = sh(Limits::new().wall_time(Duration::from_secs(5)), "exit 3")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.ending, Ending::Exited(3));
+    let out = output(Limits::new().wall_time(Duration::from_secs(5)), "exit 3").await;
+    assert_ended(&out, Ending::Exited(3));
 }
 
 fn rss_kib() -> u64 {
@@ -75,32 +96,22 @@ async fn output_is_cut_at_the_limit() {
     // (The test binary's other tests share this process: measure what this one adds.)
     let rss_before = rss_kib();
     // 1 GiB, if nothing stopped it.
-    let out = sh(
+    let out = output(
         Limits::new()
             .output(limit)
             .wall_time(Duration::from_secs(30)),
         "head -c 1073741824 /dev/zero",
     )
-    .output()
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.ending,
-        Ending::OutputLimitExceeded,
-        "{:?}",
-        out.status
-    );
+    .await;
+    assert_ended(&out, Ending::OutputLimitExceeded);
     assert_eq!(out.stdout.len() as u64, limit);
     assert!(out.status.output_truncated);
     assert!(out.stderr.is_empty());
     let grew = rss_kib().saturating_sub(rss_before);
     assert!(grew < 64 * 1024, "the parent's RSS grew by {grew} KiB");
     // Exactly at the limit is fine.
-    let out = sh(Limits::new().output(4), "printf abcd")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.ending, Ending::Exited(0));
+    let out = output(Limits::new().output(4), "printf abcd").await;
+    assert_ended(&out, Ending::Exited(0));
     assert!(!out.status.output_truncated);
     assert_eq!(out.stdout, b"abcd");
 }
@@ -109,13 +120,10 @@ async fn output_is_cut_at_the_limit() {
 async fn rlimits_reach_the_program() {
     common::require_root();
     let _serial = SERIAL.lock().await;
-    let out = sh(
+    let out = output(
         Limits::new().open_files(64).file_size(4096),
         "ulimit -n; ulimit -c; dd if=/dev/zero of=/tmp/sbx-fsize-$$ bs=1024 count=8 2>&1; rm -f /tmp/sbx-fsize-$$",
-    )
-    .output()
-    .await
-    .unwrap();
+    ).await;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("64"), "{text}");
@@ -127,19 +135,12 @@ async fn rlimits_reach_the_program() {
     );
     // CPU time: a process that burns it is ended, and the run says why.
     let t = Instant::now();
-    let out = sh(
+    let out = output(
         Limits::new().cpu_time(Duration::from_secs(1)),
         "exec sh -c 'while :; do :; done'",
     )
-    .output()
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.ending,
-        Ending::CpuTimeExceeded,
-        "{:?}",
-        out.status
-    );
+    .await;
+    assert_ended(&out, Ending::CpuTimeExceeded);
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
 
@@ -152,36 +153,16 @@ async fn bad_limits_are_typed_errors_before_spawning() {
         Limits::new().output(0),
         Limits::new().open_files(1 << 30),
     ] {
-        let e = Sandbox::new()
-            .limits(l.clone())
-            .command("/bin/true")
-            .status()
-            .await
-            .unwrap_err();
+        let e = refused(l.clone()).await;
         assert!(matches!(e, Error::Invalid { .. }), "{l:?}: {e}");
     }
-    let e = Sandbox::new()
-        .limits(Limits::new().cpus(1.0).rlimits_only())
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap_err();
+    let e = refused(Limits::new().cpus(1.0).rlimits_only()).await;
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     // A named cgroup parent that does not exist, or is a file of the hierarchy.
-    let e = Sandbox::new()
-        .limits(Limits::new().pids(10).cgroup_parent("sbx-no-such-parent"))
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap_err();
+    let e = refused(Limits::new().pids(10).cgroup_parent("sbx-no-such-parent")).await;
     assert!(matches!(e, Error::Cgroup { .. }), "{e}");
     assert!(e.to_string().contains("sbx-no-such-parent"), "{e}");
-    let e = Sandbox::new()
-        .limits(Limits::new().pids(10).cgroup_parent("cgroup.procs/x"))
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap_err();
+    let e = refused(Limits::new().pids(10).cgroup_parent("cgroup.procs/x")).await;
     assert!(matches!(e, Error::Cgroup { .. }), "{e}");
     assert!(e.to_string().contains("cgroup.procs/x"), "{e}");
     assert!(common::children().is_empty());
@@ -240,16 +221,14 @@ async fn a_memory_hog_ends_out_of_memory_near_its_limit() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let limit = 64u64 << 20;
-    let out = sh(
+    let out = output(
         Limits::new()
             .memory(limit)
             .wall_time(Duration::from_secs(20)),
         "exec python3 -c 'x = []\nwhile True: x.append(bytearray(1 << 20))'",
     )
-    .output()
-    .await
-    .unwrap();
-    assert_eq!(out.status.ending, Ending::OutOfMemory, "{out:?}");
+    .await;
+    assert_ended(&out, Ending::OutOfMemory);
     let peak = out.status.peak_memory.unwrap();
     assert!(
         peak > limit * 8 / 10 && peak <= limit + (1 << 20),
@@ -263,13 +242,11 @@ async fn a_fork_bomb_stops_at_the_pid_limit() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     let before = std::fs::read_dir("/proc").unwrap().count();
-    let out = sh(
+    let out = output(
         Limits::new().pids(32).wall_time(Duration::from_secs(2)),
         "bomb() { bomb | bomb & }; bomb; sleep 5",
     )
-    .output()
-    .await
-    .unwrap();
+    .await;
     assert!(
         matches!(
             out.status.ending,
@@ -302,21 +279,14 @@ async fn cpu_time_counts_every_thread_of_every_process() {
     let _serial = SERIAL.lock().await;
     // Two busy processes: each alone stays under its own rlimit; together they pass the
     // sandbox's 1 s.
-    let out = sh(
+    let out = output(
         Limits::new()
             .cpu_time(Duration::from_secs(1))
             .wall_time(Duration::from_secs(20)),
         "(while :; do :; done) & (while :; do :; done) & wait",
     )
-    .output()
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.ending,
-        Ending::CpuTimeExceeded,
-        "{:?}",
-        out.status
-    );
+    .await;
+    assert_ended(&out, Ending::CpuTimeExceeded);
     let used = out.status.cpu_user.unwrap() + out.status.cpu_system.unwrap();
     // Counted per process, the two would have spent 2 s together before either's limit.
     assert!(

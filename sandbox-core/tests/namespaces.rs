@@ -5,17 +5,13 @@ mod common;
 use sandbox_core::{Namespace, NamespaceIds, Sandbox};
 
 async fn ids_of(sandbox: Sandbox) -> NamespaceIds {
-    let mut child = sandbox
-        .command("/bin/sleep")
-        .arg("10")
-        .spawn()
-        .await
-        .unwrap();
-    let ids = child.namespace_ids().unwrap();
-    // The same numbers as the host's own reading of the init's /proc entries.
-    assert_eq!(ids, NamespaceIds::of_pid(child.id().unwrap()).unwrap());
-    child.kill().await.unwrap();
-    ids
+    common::while_running(&sandbox, |child| {
+        let ids = child.namespace_ids().unwrap();
+        // The same numbers as the host's own reading of the init's /proc entries.
+        assert_eq!(ids, NamespaceIds::of_pid(child.id().unwrap()).unwrap());
+        ids
+    })
+    .await
 }
 
 #[tokio::test]

@@ -3,19 +3,11 @@
 mod common;
 use sandbox_core::{Namespace, NamespaceIds, Network, Sandbox};
 
+/// Whether `script` succeeded in `sandbox`, its standard output and its standard error.
 async fn sh(sandbox: &Sandbox, script: &str) -> (bool, String, String) {
-    let out = sandbox
-        .command("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = common::shell_output(sandbox, script).await;
+    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    (out.status.success(), stdout, stderr)
 }
 
 /// `name flags` of every interface, read from /sys/class/net is not fresh inside (sysfs is
@@ -86,16 +78,9 @@ conn, _ = s.accept(); print(conn.recv(4).decode(), flush=True); c.wait()
 #[tokio::test]
 async fn host_network_is_shared() {
     common::require_root();
-    let mut child = Sandbox::new()
-        .network(Network::host())
-        .command("/bin/sleep")
-        .arg("10")
-        .spawn()
-        .await
-        .unwrap();
-    let ids = child.namespace_ids().unwrap();
+    let host = Sandbox::new().network(Network::host());
+    let ids = common::while_running(&host, |c| c.namespace_ids().unwrap()).await;
     assert_eq!(ids.net, NamespaceIds::of_self().unwrap().net);
-    child.kill().await.unwrap();
     let e = Sandbox::new()
         .share(Namespace::Net)
         .network(Network::loopback())

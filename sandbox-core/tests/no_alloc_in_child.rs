@@ -138,13 +138,7 @@ async fn no_allocation_between_clone_and_exec() {
                     .deny("acct"),
             ),
     ] {
-        let o = s
-            .command("/bin/sh")
-            .arg("-c")
-            .arg("true")
-            .status()
-            .await
-            .unwrap();
+        let o = common::shell_status(&s, "true").await;
         assert!(o.success(), "{s:?}");
     }
     // Descriptors passed on purpose, placed just before the exec.

@@ -4,7 +4,8 @@
 //! image.
 mod common;
 
-use common::rootfs::{run, SERIAL};
+use common::rootfs::SERIAL;
+use common::shell_output;
 use sandbox_core::{Error, Mount, Rootfs, Sandbox};
 use std::path::PathBuf;
 
@@ -17,7 +18,7 @@ async fn bad_mounts_are_refused_before_spawning_and_leave_nothing() {
     common::busybox_rootfs(&bb, &["sh"]);
     let missing = dir.path().join("no-such-source");
     // Warm up the library's threads and their fds.
-    let warm = run(&Sandbox::new().rootfs(Rootfs::overlay([&bb])), "true").await;
+    let warm = shell_output(&Sandbox::new().rootfs(Rootfs::overlay([&bb])), "true").await;
     assert!(warm.status.success(), "{warm:?}");
     let fds = common::open_fds();
     let kids = common::children();

@@ -4,7 +4,8 @@
 //! `/proc/sys` can be read but not written.
 mod common;
 
-use common::rootfs::{lines, run, text, SERIAL};
+use common::rootfs::{lines, SERIAL};
+use common::{shell_output, text};
 use sandbox_core::{Rootfs, Sandbox};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -50,7 +51,7 @@ cat /proc/sys/kernel/ns_last_pid >/dev/null && echo readable
         files = files.join(" "),
         dirs = dirs.join(" ")
     );
-    let out = run(&Sandbox::new().rootfs(Rootfs::host_readonly()), &script).await;
+    let out = shell_output(&Sandbox::new().rootfs(Rootfs::host_readonly()), &script).await;
     assert!(out.status.success(), "{out:?}");
     let t = text(&out.stdout);
     let parts: Vec<&str> = t.split("--\n").collect();
@@ -101,7 +102,7 @@ async fn device_nodes_of_a_tree_do_not_work_inside() {
         (host_root.clone(), Rootfs::dir(&tree)),
         (host_root, Rootfs::overlay([&tree])),
     ] {
-        let out = run(
+        let out = shell_output(
             &sandbox.rootfs(root.clone()),
             "head -c 4 /zero-node | wc -c; head -c 4 /dev/zero | wc -c",
         )

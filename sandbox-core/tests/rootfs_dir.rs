@@ -64,14 +64,8 @@ async fn writable_directory_root() {
     common::mini_rootfs(dir.path(), &["/bin/sh"]);
     // Root inside is an unprivileged host uid: give it the tree's /tmp.
     std::os::unix::fs::chown(dir.path().join("tmp"), Some(524288), Some(524288)).unwrap();
-    let o = Sandbox::new()
-        .rootfs(Rootfs::dir(dir.path()).writable())
-        .command("/bin/sh")
-        .arg("-c")
-        .arg("echo hi > /tmp/out")
-        .status()
-        .await
-        .unwrap();
+    let writable = Sandbox::new().rootfs(Rootfs::dir(dir.path()).writable());
+    let o = common::shell_status(&writable, "echo hi > /tmp/out").await;
     assert!(o.success());
     assert_eq!(
         std::fs::read_to_string(dir.path().join("tmp/out")).unwrap(),
@@ -91,14 +85,7 @@ async fn the_host_mount_table_is_unchanged_after_many_sandboxes() {
         } else {
             Rootfs::dir(dir.path())
         };
-        let o = Sandbox::new()
-            .rootfs(root)
-            .command("/bin/sh")
-            .arg("-c")
-            .arg("true")
-            .status()
-            .await
-            .unwrap();
+        let o = common::shell_status(&Sandbox::new().rootfs(root), "true").await;
         assert!(o.success());
     }
     assert_eq!(mountinfo(), before);

@@ -6,7 +6,8 @@
 //! is. Neither the host's files nor the tree change.
 mod common;
 
-use common::rootfs::{lines, run, text, SERIAL};
+use common::rootfs::{lines, SERIAL};
+use common::{shell_output, text};
 use sandbox_core::{Rootfs, Sandbox};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,7 +29,7 @@ async fn host_readonly_has_the_promised_layout() {
     }
     let host_hostname = std::fs::read("/etc/hostname").ok();
     let host_hosts = std::fs::read("/etc/hosts").ok();
-    let out = run(
+    let out = shell_output(
         &Sandbox::new()
             .hostname("layout-h")
             .rootfs(Rootfs::host_readonly()),
@@ -98,7 +99,7 @@ async fn busybox_rootfs_runs_ls_and_cat() {
     }
     assert!(Rootfs::dir(&bare).is_layered(true));
     let before = common::snapshot(&bare);
-    let out = run(
+    let out = shell_output(
         &Sandbox::new().hostname("bb").rootfs(Rootfs::dir(&bare)),
         "ls /; cat /etc/hostname; touch /x 2>&1; touch /etc/hostname 2>&1",
     )
@@ -121,7 +122,7 @@ async fn busybox_rootfs_runs_ls_and_cat() {
     }
     assert!(!Rootfs::dir(&tree).is_layered(true));
     let before = common::snapshot(&tree);
-    let out = run(
+    let out = shell_output(
         &Sandbox::new().hostname("bb").rootfs(Rootfs::dir(&tree)),
         "ls /; cat /etc/hostname; grep -c overlay /proc/self/mountinfo",
     )

@@ -5,7 +5,8 @@
 //! namespace); and the caller's `/proc` stays its own.
 mod common;
 
-use common::rootfs::{lines, text, SERIAL};
+use common::rootfs::{lines, SERIAL};
+use common::text;
 use sandbox_core::{Mount, Output, Rootfs, Sandbox};
 use std::path::Path;
 

@@ -5,7 +5,8 @@
 //! seccomp filter off): the kernel locks them.
 mod common;
 
-use common::rootfs::{run, text, SERIAL};
+use common::rootfs::SERIAL;
+use common::{shell_output, text};
 use sandbox_core::{Mount, Rootfs, Sandbox};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -28,7 +29,7 @@ async fn readonly_binds_refuse_writes_and_sized_tmpfs_fills_up() {
     .unwrap();
     std::os::unix::fs::chown(rw.path(), Some(SANDBOX_ROOT), Some(SANDBOX_ROOT)).unwrap();
     let ro_before = common::snapshot(ro.path());
-    let out = run(
+    let out = shell_output(
         &Sandbox::new()
             .rootfs(Rootfs::host_readonly())
             .mount(Mount::bind(ro.path(), "/data").readonly())
@@ -89,7 +90,7 @@ unshare -Urm sh -c 'mount -o remount,bind,rw /data 2>/dev/null; echo "nested-rem
 echo x > /data/f 2>/dev/null; echo "write=$?"
 wc -c < /proc/keys
 "#;
-    let out = run(
+    let out = shell_output(
         &Sandbox::new()
             .seccomp(sandbox_core::Seccomp::off())
             .capability(sandbox_core::Capability::Setfcap)

@@ -4,7 +4,8 @@
 //! later sandbox finds them.
 mod common;
 
-use common::rootfs::{run, text, SERIAL};
+use common::rootfs::SERIAL;
+use common::{shell_output, text};
 use sandbox_core::{Rootfs, Sandbox};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::time::Duration;
@@ -64,7 +65,7 @@ echo done"
     // A kept upper directory holds the writes on the host, and a later sandbox finds them.
     let keep = dir.path().join("keep");
     let kept = Sandbox::new().rootfs(Rootfs::overlay([&lower]).upper_dir(&keep));
-    let out = run(
+    let out = shell_output(
         &kept,
         "echo kept > /bin/new && rm /bin/ls && echo y >> /etc/data && echo ok",
     )
@@ -84,7 +85,7 @@ echo done"
         whiteout.file_type().is_char_device() && whiteout.rdev() == 0,
         "upper/bin/ls is not a whiteout: {whiteout:?}"
     );
-    let out = run(
+    let out = shell_output(
         &kept,
         "cat /bin/new /etc/data; test -e /bin/ls && echo LS-BACK; echo end",
     )

@@ -11,8 +11,7 @@ const NOBODY: &str = "65534";
 
 /// A copy of this test binary that uid 65534 can execute (the checkout may be private).
 fn runnable_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = common::open_tempdir();
     let exe = dir.path().join("rootless-test");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -148,8 +147,7 @@ async fn unprivileged_caller_maps_several_ranges_through_newuidmap() {
             "this test needs newuidmap and newgidmap: apt-get install uidmap"
         );
         // Grant 65534 a subordinate range, in a private mount namespace only.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = common::open_tempdir();
         let grant = dir.path().join("sub");
         std::fs::write(&grant, format!("{NOBODY}:300000:65536\n")).unwrap();
         std::fs::set_permissions(&grant, std::fs::Permissions::from_mode(0o644)).unwrap();

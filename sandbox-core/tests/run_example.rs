@@ -16,6 +16,21 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// Runs `/bin/sh -c script` under the example with `flags`.
+fn run_sh(flags: &[&str], script: &str) -> (Option<i32>, String, String) {
+    run(&[flags, &["--", "/bin/sh", "-c", script]].concat())
+}
+
+/// Runs the example with `args`, which it must refuse: exit status `code` (2: a flag clap
+/// refused; 125: the sandbox could not be made) and `says` in its standard error, which
+/// is returned.
+fn refused(args: &[&str], code: i32, says: &str) -> String {
+    let (got, _, err) = run(args);
+    assert_eq!(got, Some(code), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+    err
+}
+
 #[test]
 fn without_a_program_it_shows_the_isolation() {
     common::require_root();
@@ -32,13 +47,7 @@ fn without_a_program_it_shows_the_isolation() {
 #[test]
 fn it_passes_stdio_through_and_exits_with_the_programs_status() {
     common::require_root();
-    let (code, out, err) = run(&[
-        "--json",
-        "--",
-        "/bin/sh",
-        "-c",
-        "echo out; echo err >&2; exit 3",
-    ]);
+    let (code, out, err) = run_sh(&["--json"], "echo out; echo err >&2; exit 3");
     assert_eq!(code, Some(3));
     assert_eq!(out, "out\n");
     let mut lines = err.lines();
@@ -46,7 +55,7 @@ fn it_passes_stdio_through_and_exits_with_the_programs_status() {
     let json: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(json["ending"]["exited"], 3);
     assert!(json["wall_time_ms"].as_f64().unwrap() > 0.0);
-    let (code, _, err) = run(&["--json", "--", "/bin/sh", "-c", "kill -9 $$"]);
+    let (code, _, err) = run_sh(&["--json"], "kill -9 $$");
     assert_eq!(code, Some(128 + 9));
     assert!(err.contains(r#""signaled":9"#), "{err}");
 }
@@ -68,29 +77,32 @@ fn its_errors_are_actionable() {
             .is_some_and(|l| l.contains("inside the sandbox's root")),
         "{err}"
     );
-    let (code, _, err) = run(&["--net", "bridge:sbxnosuchbr0", "--", "/bin/true"]);
-    assert_eq!(code, Some(125));
-    assert!(err.contains("--net bridge:NAME:10.88.0.0/24"), "{err}");
-    let cache = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(&[
-        "--image",
-        "/etc/passwd",
-        "--image-cache",
-        cache.path().to_str().unwrap(),
-        "--",
-        "/bin/true",
-    ]);
-    assert_eq!(code, Some(125));
-    assert!(
-        err.contains("not a tar archive") && !err.contains("root:x:0"),
-        "{err}"
+    refused(
+        &["--net", "bridge:sbxnosuchbr0", "--", "/bin/true"],
+        125,
+        "--net bridge:NAME:10.88.0.0/24",
     );
-    let (code, _, err) = run(&["--rootfs", "/no/such/root", "--", "/bin/true"]);
-    assert_eq!(code, Some(125));
-    assert!(err.contains("rootfs /no/such/root"), "{err}");
-    let (code, _, err) = run(&["--net", "wifi"]);
-    assert_eq!(code, Some(2));
-    assert!(err.contains("unknown network \"wifi\""), "{err}");
+    let cache = tempfile::tempdir().unwrap();
+    let err = refused(
+        &[
+            "--image",
+            "/etc/passwd",
+            "--image-cache",
+            cache.path().to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ],
+        125,
+        "not a tar archive",
+    );
+    // (Nor does it show the file it could not read.)
+    assert!(!err.contains("root:x:0"), "{err}");
+    refused(
+        &["--rootfs", "/no/such/root", "--", "/bin/true"],
+        125,
+        "rootfs /no/such/root",
+    );
+    refused(&["--net", "wifi"], 2, "unknown network \"wifi\"");
 }
 
 #[test]
@@ -98,16 +110,10 @@ fn it_takes_a_directory_root_and_the_hosts_network() {
     common::require_root();
     let dir = tempfile::tempdir().unwrap();
     common::mini_rootfs(dir.path(), &["/bin/sh", "/bin/ls"]);
-    let (code, out, err) = run(&[
-        "--rootfs",
-        dir.path().to_str().unwrap(),
-        "--net",
-        "host",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &["--rootfs", dir.path().to_str().unwrap(), "--net", "host"],
         "ls /",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.lines().any(|l| l == "bin") && !out.lines().any(|l| l == "work"),
@@ -126,37 +132,31 @@ fn it_takes_mounts_and_overlays() {
     std::fs::write(data.join("in.txt"), "given\n").unwrap();
     let src = dir.path().join("main.c");
     std::fs::write(&src, "int main;\n").unwrap();
-    let (code, out, err) = run(&[
-        "--bind",
-        &format!("{}:/data:ro", data.display()),
-        "--tmpfs",
-        "/scratch:1M",
-        "--file",
-        &format!("/sub/main.c={}", src.display()),
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &[
+            "--bind",
+            &format!("{}:/data:ro", data.display()),
+            "--tmpfs",
+            "/scratch:1M",
+            "--file",
+            &format!("/sub/main.c={}", src.display()),
+        ],
         "cat /data/in.txt /sub/main.c; touch /data/x 2>&1; df -k /scratch | tail -1; touch /x 2>&1",
-    ]);
+    );
     assert_eq!(code, Some(1), "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0..2], ["given", "int main;"], "{out}");
     assert!(lines[2].contains("Read-only file system"), "{out}");
     assert!(lines[3].contains(" 1024 "), "{out}");
     assert!(lines[4].contains("Read-only file system"), "{out}");
-    let (code, out, err) = run(&[
-        "--overlay",
-        "/",
-        "--",
-        "/bin/sh",
-        "-c",
-        "echo w > /usr/new && cat /usr/new",
-    ]);
+    let (code, out, err) = run_sh(&["--overlay", "/"], "echo w > /usr/new && cat /usr/new");
     assert_eq!((code, out.as_str()), (Some(0), "w\n"), "{err}");
     assert!(!std::path::Path::new("/usr/new").exists());
-    let (code, _, err) = run(&["--bind", "/no/such:/x", "--", "/bin/true"]);
-    assert_eq!(code, Some(125));
-    assert!(err.contains("bind source /no/such"), "{err}");
+    refused(
+        &["--bind", "/no/such:/x", "--", "/bin/true"],
+        125,
+        "bind source /no/such",
+    );
 }
 
 /// `--image` runs a tarball's tree (imported into `--image-cache`), `--upper` keeps its
@@ -171,20 +171,19 @@ fn it_takes_images_kept_writes_and_writable_roots() {
     let tar = dir.path().join("tree.tar");
     std::fs::write(&tar, common::tar_of_tree(&tree)).unwrap();
     let (cache, upper) = (dir.path().join("cache"), dir.path().join("keep"));
-    let (code, out, err) = run(&[
-        "--image",
-        tar.to_str().unwrap(),
-        "--image-cache",
-        cache.to_str().unwrap(),
-        "--upper",
-        upper.to_str().unwrap(),
-        "--hostname",
-        "img",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &[
+            "--image",
+            tar.to_str().unwrap(),
+            "--image-cache",
+            cache.to_str().unwrap(),
+            "--upper",
+            upper.to_str().unwrap(),
+            "--hostname",
+            "img",
+        ],
         "echo kept > /new; cat /etc/hostname /new",
-    ]);
+    );
     assert_eq!((code, out.as_str()), (Some(0), "img\nkept\n"), "{err}");
     assert_eq!(
         std::fs::read_to_string(upper.join("upper/new")).unwrap(),
@@ -193,30 +192,27 @@ fn it_takes_images_kept_writes_and_writable_roots() {
     assert!(!tree.join("new").exists());
     // Writable: the sandbox's root (host uid 524288 under the default maps) owns the tree.
     std::os::unix::fs::chown(&tree, Some(524288), Some(524288)).unwrap();
-    let (code, _, err) = run(&[
-        "--rootfs",
-        tree.to_str().unwrap(),
-        "--rootfs-writable",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, _, err) = run_sh(
+        &["--rootfs", tree.to_str().unwrap(), "--rootfs-writable"],
         "echo w > /written",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         std::fs::read_to_string(tree.join("written")).unwrap(),
         "w\n"
     );
-    let (code, _, err) = run(&[
-        "--rootfs",
-        tree.to_str().unwrap(),
+    refused(
+        &[
+            "--rootfs",
+            tree.to_str().unwrap(),
+            "--upper",
+            upper.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ],
+        125,
         "--upper",
-        upper.to_str().unwrap(),
-        "--",
-        "/bin/true",
-    ]);
-    assert_eq!(code, Some(125), "{err}");
-    assert!(err.contains("--upper"), "{err}");
+    );
 }
 
 /// `--net bridge:NAME:CIDR` creates the bridge and puts the sandbox on it (run inside a
@@ -224,30 +220,24 @@ fn it_takes_images_kept_writes_and_writable_roots() {
 #[test]
 fn it_puts_a_sandbox_on_a_bridge() {
     common::require_root();
-    let out = Command::new("unshare")
-        .arg("-n")
-        .arg(common::example("run"))
-        .args([
-            "--net",
-            "bridge:sbtr0:10.91.0.0/24",
-            "--ip",
-            "10.91.0.7",
-            "--add-host",
-            "db:10.91.0.9",
-            "--hostname",
-            "web",
-            "--",
-            "/bin/sh",
-            "-c",
-            "ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default; grep -E 'web|db' /etc/hosts",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::stdout_of(
+        Command::new("unshare")
+            .arg("-n")
+            .arg(common::example("run"))
+            .args([
+                "--net",
+                "bridge:sbtr0:10.91.0.0/24",
+                "--ip",
+                "10.91.0.7",
+                "--add-host",
+                "db:10.91.0.9",
+                "--hostname",
+                "web",
+                "--",
+                "/bin/sh",
+                "-c",
+                "ip -4 -o addr show eth0 | awk '{print $4}'; ip route | grep default; grep -E 'web|db' /etc/hosts",
+            ]),
     );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "10.91.0.7/24", "{text}");
@@ -256,9 +246,11 @@ fn it_puts_a_sandbox_on_a_bridge() {
         "{text}"
     );
     assert_eq!(lines[2..], ["10.91.0.7\tweb", "10.91.0.9\tdb"], "{text}");
-    let (code, _, err) = run(&["--net", "bridge:averyveryverylongname", "--", "/bin/true"]);
-    assert_eq!(code, Some(2));
-    assert!(err.contains("longer than 15 bytes"), "{err}");
+    refused(
+        &["--net", "bridge:averyveryverylongname", "--", "/bin/true"],
+        2,
+        "longer than 15 bytes",
+    );
     // Bridge-only options without a bridge are mistakes, not ignored.
     for args in [
         &["--net", "loopback", "--ip", "10.91.0.7"][..],
@@ -267,9 +259,7 @@ fn it_puts_a_sandbox_on_a_bridge() {
     ] {
         let mut a = args.to_vec();
         a.extend(["--", "/bin/true"]);
-        let (code, _, err) = run(&a);
-        assert_eq!(code, Some(125), "{args:?}: {err}");
-        assert!(err.contains("needs --net bridge:NAME"), "{args:?}: {err}");
+        refused(&a, 125, "needs --net bridge:NAME");
     }
 }
 
@@ -323,41 +313,24 @@ fn it_turns_nat_on_and_checks_an_existing_bridges_subnet() {
 #[test]
 fn it_enforces_limits_and_reports_them() {
     common::require_root();
-    let (code, out, err) = run(&[
-        "--output-limit",
-        "20",
-        "--json",
-        "--",
-        "/bin/sh",
-        "-c",
-        "yes hello",
-    ]);
+    let (code, out, err) = run_sh(&["--output-limit", "20", "--json"], "yes hello");
     assert_eq!(code, Some(137), "{err}");
     assert_eq!(out, "hello\n".repeat(3) + "he");
     assert!(err.contains(r#""ending":"output_limit_exceeded""#), "{err}");
     assert!(err.contains(r#""output_truncated":true"#), "{err}");
-    let (code, _, err) = run(&[
-        "--time",
-        "200ms",
-        "--memory",
-        "64M",
-        "--pids",
-        "16",
-        "--json",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, _, err) = run_sh(
+        &[
+            "--time", "200ms", "--memory", "64M", "--pids", "16", "--json",
+        ],
         "while :; do :; done",
-    ]);
+    );
     assert_eq!(code, Some(137), "{err}");
     assert!(err.contains(r#""ending":"wall_time_exceeded""#), "{err}");
     assert!(
         err.contains(r#""peak_memory":"#) && err.contains(r#""cpu_user_ms":"#),
         "{err}"
     );
-    let (code, _, err) = run(&["--time", "0s", "--", "/bin/true"]);
-    assert_eq!(code, Some(125));
-    assert!(err.contains("wall time limit"), "{err}");
+    refused(&["--time", "0s", "--", "/bin/true"], 125, "wall time limit");
 }
 
 /// The hardening flags: every protection on with no flag, each flag opening exactly what
@@ -366,52 +339,40 @@ fn it_enforces_limits_and_reports_them() {
 fn it_hardens_by_default_and_takes_security_flags() {
     common::require_root();
     let status = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status";
-    let (code, out, err) = run(&["--", "/bin/sh", "-c", status]);
+    let (code, out, err) = run_sh(&[], status);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
     assert!(out.contains("CapBnd:\t0000000000000000"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
-    let (code, out, err) = run(&[
-        "--cap",
-        "net_raw",
-        "--seccomp",
-        "off",
-        "--",
-        "/bin/sh",
-        "-c",
-        status,
-    ]);
+    let (code, out, err) = run_sh(&["--cap", "net_raw", "--seccomp", "off"], status);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("CapEff:\t0000000000002000"), "{out}");
     assert!(out.contains("Seccomp:\t0"), "{out}");
     // A call allowed or denied by name.
-    let (code, _, err) = run(&["--", "/bin/sh", "-c", "unshare -U true"]);
+    let (code, _, err) = run_sh(&[], "unshare -U true");
     assert_ne!(code, Some(0), "{err}");
     let (code, _, err) = run(&["--deny-syscall", "uname", "--", "/bin/uname"]);
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
     // Landlock: only what is named opens.
-    let (code, out, err) = run(&[
-        "--landlock-ro",
-        "/usr",
-        "--landlock-ro",
-        "/bin",
-        "--landlock-ro",
-        "/lib",
-        "--landlock-ro",
-        "/lib64",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &[
+            "--landlock-ro",
+            "/usr",
+            "--landlock-ro",
+            "/bin",
+            "--landlock-ro",
+            "/lib",
+            "--landlock-ro",
+            "/lib64",
+        ],
         "cat /etc/hostname || echo refused",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("refused"), "{out}");
     // Bad names are errors that say what is wrong, before anything runs.
-    let (code, _, err) = run(&["--cap", "net_rwa", "--", "/bin/true"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("net_rwa"), "{err}");
+    refused(&["--cap", "net_rwa", "--", "/bin/true"], 2, "net_rwa");
     let (code, _, err) = run(&["--allow-syscall", "ptraec", "--", "/bin/true"]);
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("no system call named \"ptraec\""), "{err}");
@@ -420,18 +381,12 @@ fn it_hardens_by_default_and_takes_security_flags() {
 #[test]
 fn it_gives_a_terminal_with_pty() {
     common::require_root();
-    let (code, out, err) = run(&[
-        "--pty",
-        "--",
-        "/bin/sh",
-        "-c",
-        "tty -s && echo on-a-terminal; exit 4",
-    ]);
+    let (code, out, err) = run_sh(&["--pty"], "tty -s && echo on-a-terminal; exit 4");
     assert_eq!(code, Some(4), "{err}");
     assert!(out.contains("on-a-terminal"), "{out}");
     // Without it the program has none (its stdio here is not a terminal anyway, and it is
     // in a session of its own).
-    let (code, out, err) = run(&["--", "/bin/sh", "-c", "tty -s || echo no-terminal"]);
+    let (code, out, err) = run_sh(&[], "tty -s || echo no-terminal");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("no-terminal"), "{out}");
 }
@@ -452,14 +407,7 @@ fn it_loads_profiles_and_flags_apply_on_top() {
     let look = "hostname; ip -o link 2>/dev/null | wc -l; ls -d /work 2>&1; \
                 grep -c . /proc/self/cgroup >/dev/null; echo done";
     // The judge profile: its hostname, no network (lo only), no /work.
-    let (code, out, err) = run(&[
-        "--profile",
-        &profile("judge.toml"),
-        "--",
-        "/bin/sh",
-        "-c",
-        look,
-    ]);
+    let (code, out, err) = run_sh(&["--profile", &profile("judge.toml")], look);
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "judge", "{out}");
@@ -478,42 +426,33 @@ fn it_loads_profiles_and_flags_apply_on_top() {
     assert_ne!(code, Some(0));
     assert!(err.contains("wall_time_exceeded"), "{err}");
     // JSON, with a flag on top.
-    let (code, out, err) = run(&[
-        "--profile",
-        &profile("build.json"),
-        "--hostname",
-        "mine",
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &["--profile", &profile("build.json"), "--hostname", "mine"],
         look,
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "mine", "{out}");
     assert_eq!(lines[2], "/work", "{out}");
     // Landlock and an extra seccomp rule from a profile.
-    let (code, out, err) = run(&[
-        "--profile",
-        &profile("locked-down.toml"),
-        "--",
-        "/bin/sh",
-        "-c",
+    let (code, out, err) = run_sh(
+        &["--profile", &profile("locked-down.toml")],
         "cat /etc/hostname 2>/dev/null || echo refused; echo x > /tmp/f && echo wrote",
-    ]);
+    );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out, "refused\nwrote\n");
     // A typo is an error that points at it.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "hostname = \"x\"\nhostnme = \"typo\"\n").unwrap();
-    let (code, _, err) = run(&["--profile", bad.to_str().unwrap(), "--", "/bin/true"]);
-    assert_eq!(code, Some(125), "{err}");
+    let args = ["--profile", bad.to_str().unwrap(), "--", "/bin/true"];
+    let err = refused(&args, 125, "unknown field `hostnme`");
     assert!(err.contains("bad.toml") && err.contains("line 2"), "{err}");
-    assert!(err.contains("unknown field `hostnme`"), "{err}");
-    let (code, _, err) = run(&["--profile", "/no/such.json", "--", "/bin/true"]);
-    assert_eq!(code, Some(125), "{err}");
-    assert!(err.contains("/no/such.json"), "{err}");
+    refused(
+        &["--profile", "/no/such.json", "--", "/bin/true"],
+        125,
+        "/no/such.json",
+    );
 }
 
 /// `--help` reads like a manual: what it does, options by topic, exit statuses, examples.

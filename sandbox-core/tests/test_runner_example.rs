@@ -15,25 +15,20 @@ fn crate_dir() -> PathBuf {
 fn colliding_tests(target: &Path) -> PathBuf {
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/colliding-tests/Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "test",
-            "--no-run",
-            "--offline",
-            "--message-format",
-            "json",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let messages = common::stdout_of(
+        Command::new(env!("CARGO"))
+            .args([
+                "test",
+                "--no-run",
+                "--offline",
+                "--message-format",
+                "json",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", target),
     );
-    String::from_utf8_lossy(&out.stdout)
+    messages
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
@@ -94,17 +89,11 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         || leaked().is_empty()
     ));
     // Each in its own sandbox, five at a time: they all pass, and nothing is left.
-    let out = Command::new(common::example("test_runner"))
-        .arg(&bin)
-        .args(["--jobs", "7", "--bind"])
-        .arg(crate_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::stdout_of(
+        Command::new(common::example("test_runner"))
+            .arg(&bin)
+            .args(["--jobs", "7", "--bind"])
+            .arg(crate_dir()),
     );
     assert!(
         text.contains("running 7 tests, each in a sandbox of its own, 7 at a time"),

@@ -17,17 +17,12 @@ fn uptime() -> f64 {
 async fn boottime_and_monotonic_offsets_apply_inside_only() {
     common::require_root();
     let day = 86_400;
-    let out = Sandbox::new()
+    let shifted = Sandbox::new()
         .time_offset(Clock::Boottime, 10 * day)
-        .time_offset(Clock::Monotonic, day)
-        .command("/bin/sh")
-        .arg("-c")
-        .arg("cat /proc/uptime /proc/self/timens_offsets")
-        .output()
-        .await
-        .unwrap();
+        .time_offset(Clock::Monotonic, day);
+    let out = common::shell_output(&shifted, "cat /proc/uptime /proc/self/timens_offsets").await;
     assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::text(&out.stdout);
     let inside: f64 = text.split_whitespace().next().unwrap().parse().unwrap();
     let outside = uptime();
     let diff = inside - outside;
@@ -53,15 +48,8 @@ async fn boottime_and_monotonic_offsets_apply_inside_only() {
 #[tokio::test]
 async fn no_offsets_still_gives_a_time_namespace_of_its_own() {
     common::require_root();
-    let mut child = Sandbox::new()
-        .command("/bin/sleep")
-        .arg("10")
-        .spawn()
-        .await
-        .unwrap();
-    let ids = child.namespace_ids().unwrap();
+    let ids = common::while_running(&Sandbox::new(), |c| c.namespace_ids().unwrap()).await;
     assert_ne!(ids.time, NamespaceIds::of_self().unwrap().time);
-    child.kill().await.unwrap();
     let e = Sandbox::new()
         .share(Namespace::Time)
         .time_offset(Clock::Monotonic, 5)

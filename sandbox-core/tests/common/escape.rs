@@ -94,8 +94,7 @@ pub fn escapes_without_sandbox(wrap: &[&str], args: &[&str]) {
 /// A world-readable file on the host, outside the sandbox's root.
 pub fn canary() -> (tempfile::TempDir, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = common::open_tempdir();
     let f = dir.path().join("canary");
     std::fs::write(&f, "secret").unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -104,21 +103,16 @@ pub fn canary() -> (tempfile::TempDir, PathBuf) {
 
 /// `/proc/<pid>/status` of a sandbox's program, read from the host while it runs.
 pub async fn program_status_from_host(sandbox: &Sandbox) -> String {
-    let mut child = sandbox
-        .command("/bin/sleep")
-        .arg("100")
-        .spawn()
-        .await
-        .unwrap();
-    let init = child.id().unwrap();
-    assert!(common::eventually(
-        std::time::Duration::from_secs(5),
-        || !common::children_of(init).is_empty()
-    ));
-    let program = common::children_of(init)[0];
-    let status = std::fs::read_to_string(format!("/proc/{program}/status")).unwrap();
-    child.kill().await.unwrap();
-    status
+    common::while_running(sandbox, |child| {
+        let init = child.id().unwrap();
+        assert!(common::eventually(
+            std::time::Duration::from_secs(5),
+            || !common::children_of(init).is_empty()
+        ));
+        let program = common::children_of(init)[0];
+        std::fs::read_to_string(format!("/proc/{program}/status")).unwrap()
+    })
+    .await
 }
 
 /// The `Name:\tvalue` line of a status text.

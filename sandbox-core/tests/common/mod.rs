@@ -37,14 +37,34 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
+/// Runs a host command to its end, asserts that it succeeded (its output in the message
+/// otherwise), and returns its standard output.
+pub fn stdout_of(cmd: &mut StdCommand) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A new temporary directory that anyone may enter (0755; a tempdir is 0700), so that a
+/// sandbox whose root is nobody to the host's files can reach what it holds.
+pub fn open_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
 /// Builds the C program `tests/<src>` with the host's gcc, statically (so that it runs in
 /// any root), into a new temporary directory that anyone may enter (so that a sandbox whose
 /// root is the host's tree can run it by its path). Returns the directory, which takes the
 /// program with it when dropped, and the program's path.
 pub fn compile_c(src: &str) -> (tempfile::TempDir, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = open_tempdir();
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(src);
@@ -273,6 +293,52 @@ pub async fn shell(sandbox: &sandbox_core::Sandbox, script: &str) -> (sandbox_co
         .unwrap();
     let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     (child, lines)
+}
+
+/// Runs `/bin/sh -c script` in `sandbox` to its end and returns its output, whatever its
+/// status.
+pub async fn shell_output(sandbox: &sandbox_core::Sandbox, script: &str) -> sandbox_core::Output {
+    sandbox
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Runs `/bin/sh -c script` in `sandbox` to its end, on the test's own standard streams, and
+/// returns how it ended.
+pub async fn shell_status(sandbox: &sandbox_core::Sandbox, script: &str) -> sandbox_core::Outcome {
+    sandbox
+        .command("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .await
+        .unwrap()
+}
+
+/// Runs `sleep 10` in `sandbox`, gives the running child to `look`, kills it, and returns
+/// what `look` found.
+pub async fn while_running<T>(
+    sandbox: &sandbox_core::Sandbox,
+    look: impl FnOnce(&sandbox_core::Child) -> T,
+) -> T {
+    let mut child = sandbox
+        .command("/bin/sleep")
+        .arg("10")
+        .spawn()
+        .await
+        .unwrap();
+    let found = look(&child);
+    child.kill().await.unwrap();
+    found
+}
+
+/// Output bytes as text (invalid UTF-8 replaced).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The host's mount table, as this process sees it.

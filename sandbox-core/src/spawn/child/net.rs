@@ -1,31 +1,42 @@
 //! The network namespace's interfaces: loopback up, and a bridged network's `eth0`
 //! configured (address, netmask, up, default route) with ioctls.
 
-use super::syscall::{close, sys, Fd};
+use super::syscall::{sys, Fd};
 use crate::spawn::prepare::IfConfig;
 use libc::c_int;
 
 pub(super) fn loopback_up() -> Result<(), c_int> {
+    let s = ioctl_socket()?;
+    let mut ifr = ifreq(b"lo\0");
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    ifreq_ioctl(&s, libc::SIOCSIFFLAGS, &mut ifr)
+}
+
+/// A datagram socket to make interface requests on (closed when dropped).
+fn ioctl_socket() -> Result<Fd, c_int> {
     let s = sys!(
         libc::SYS_socket,
         libc::AF_INET,
         libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
         0
-    )? as c_int;
+    )?;
+    Ok(Fd(s as c_int))
+}
+
+/// An interface request for the interface `name` (NUL-terminated, at most 16 bytes: the
+/// rest is cut), everything else zero.
+fn ifreq(name: &[u8]) -> libc::ifreq {
     // SAFETY: ifreq is plain data; all-zero is valid.
     let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name) {
         *dst = *src as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    let r = sys!(
-        libc::SYS_ioctl,
-        s,
-        libc::SIOCSIFFLAGS,
-        &ifr as *const libc::ifreq
-    );
-    close(s);
-    r.map(drop)
+    ifr
+}
+
+/// `ioctl(s, request, ifr)`: one interface request (the kernel may fill `ifr` in).
+fn ifreq_ioctl(s: &Fd, request: libc::c_ulong, ifr: &mut libc::ifreq) -> Result<(), c_int> {
+    sys!(libc::SYS_ioctl, s.0, request, ifr as *mut libc::ifreq).map(drop)
 }
 
 fn sockaddr_in(addr: u32) -> libc::sockaddr {
@@ -43,46 +54,17 @@ fn sockaddr_in(addr: u32) -> libc::sockaddr {
 /// netmask, up, default route through the bridge. ioctls on a datagram socket, as
 /// `ifconfig` and `route` do.
 pub(super) fn configure_interface(c: &IfConfig) -> Result<(), c_int> {
-    let s = Fd(sys!(
-        libc::SYS_socket,
-        libc::AF_INET,
-        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-        0
-    )? as c_int);
-    // SAFETY: ifreq is plain data; all-zero is valid.
-    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(c.name.iter()) {
-        *dst = *src as libc::c_char;
-    }
+    let s = ioctl_socket()?;
+    let mut ifr = ifreq(&c.name);
     ifr.ifr_ifru.ifru_addr = sockaddr_in(c.addr);
-    sys!(
-        libc::SYS_ioctl,
-        s.0,
-        libc::SIOCSIFADDR,
-        &mut ifr as *mut libc::ifreq
-    )?;
+    ifreq_ioctl(&s, libc::SIOCSIFADDR, &mut ifr)?;
     ifr.ifr_ifru.ifru_netmask = sockaddr_in(c.mask);
-    sys!(
-        libc::SYS_ioctl,
-        s.0,
-        libc::SIOCSIFNETMASK,
-        &mut ifr as *mut libc::ifreq
-    )?;
-    sys!(
-        libc::SYS_ioctl,
-        s.0,
-        libc::SIOCGIFFLAGS,
-        &mut ifr as *mut libc::ifreq
-    )?;
+    ifreq_ioctl(&s, libc::SIOCSIFNETMASK, &mut ifr)?;
+    ifreq_ioctl(&s, libc::SIOCGIFFLAGS, &mut ifr)?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     let flags = unsafe { ifr.ifr_ifru.ifru_flags };
     ifr.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    sys!(
-        libc::SYS_ioctl,
-        s.0,
-        libc::SIOCSIFFLAGS,
-        &mut ifr as *mut libc::ifreq
-    )?;
+    ifreq_ioctl(&s, libc::SIOCSIFFLAGS, &mut ifr)?;
     // SAFETY: rtentry is plain data; all-zero is valid (destination and mask 0.0.0.0).
     let mut rt: libc::rtentry = unsafe { core::mem::zeroed() };
     rt.rt_dst = sockaddr_in(0);
