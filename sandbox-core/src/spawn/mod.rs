@@ -164,7 +164,7 @@ async fn launch(
     // Every process that used the plan has executed (or exited): the sync channel's last
     // holder closed it.
     if let Some(plan) = pending.plan.as_deref() {
-        timeline.take_child_marks(&plan.stacks, || {
+        timeline.take_child_marks(plan.stacks.marks(), || {
             plan.mounts.ops().iter().map(|op| op.to_string()).collect()
         });
     }

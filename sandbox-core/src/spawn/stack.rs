@@ -12,6 +12,9 @@ const PAGE: usize = 4096;
 const STACK: usize = 128 << 10;
 /// `[guard][stack][guard][stack]`
 const REGION: usize = 2 * (PAGE + STACK);
+/// Slots for the child's timeline marks in the shared page (the `timeline` feature).
+#[cfg(feature = "timeline")]
+const MARK_SLOTS: usize = 400;
 /// Regions kept for reuse.
 const POOL_MAX: usize = 32;
 
@@ -97,16 +100,22 @@ impl Stacks {
     #[cfg(feature = "timeline")]
     pub(crate) fn marks(&self) -> &[std::sync::atomic::AtomicU64] {
         const OFFSET: usize = 64;
-        const _: () = assert!(OFFSET + super::timeline::SLOTS * 8 <= PAGE);
+        const _: () = assert!(OFFSET + MARK_SLOTS * 8 <= PAGE);
         // SAFETY: the slots lie inside the shared page (checked above), which is mapped,
         // zero-initialised (or reset), 8-aligned at OFFSET, and lives as long as `self`;
         // AtomicU64 has the layout of u64.
         unsafe {
             std::slice::from_raw_parts(
                 (self.shared + OFFSET) as *const std::sync::atomic::AtomicU64,
-                super::timeline::SLOTS,
+                MARK_SLOTS,
             )
         }
+    }
+
+    /// The child's timeline marks: none without the `timeline` feature.
+    #[cfg(not(feature = "timeline"))]
+    pub(crate) fn marks(&self) -> &[std::sync::atomic::AtomicU64] {
+        &[]
     }
 
     /// The lowest address of the first child's stack (clone3 takes the lowest address).

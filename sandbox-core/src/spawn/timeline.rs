@@ -7,7 +7,6 @@
 //! (`Stacks::marks`, written by `spawn/child/timeline.rs`); the caller copies them in once
 //! the child has executed. Without the feature none of this is compiled.
 
-use super::stack::Stacks;
 #[cfg(feature = "timeline")]
 use std::sync::atomic::Ordering;
 #[cfg(feature = "timeline")]
@@ -35,7 +34,7 @@ impl Recorder {
     #[inline(always)]
     pub(crate) fn take_child_marks(
         &mut self,
-        _stacks: &Stacks,
+        _slots: &[std::sync::atomic::AtomicU64],
         _ops: impl FnOnce() -> Vec<String>,
     ) {
     }
@@ -72,10 +71,6 @@ pub(crate) mod slot {
         (SECCOMP, "child: seccomp loaded, execve"),
     ];
 }
-
-/// How many slots the shared page holds for the child's marks.
-#[cfg(feature = "timeline")]
-pub(crate) const SLOTS: usize = 400;
 
 /// The time now on `CLOCK_MONOTONIC`, in nanoseconds.
 #[cfg(feature = "timeline")]
@@ -115,8 +110,11 @@ impl Timeline {
 
     /// Copies the child's marks from the shared page (once the child has executed), naming
     /// each mount step after `ops` (what each step does, in order), and clears them.
-    pub(crate) fn take_child_marks(&mut self, stacks: &Stacks, ops: impl FnOnce() -> Vec<String>) {
-        let slots = stacks.marks();
+    pub(crate) fn take_child_marks(
+        &mut self,
+        slots: &[std::sync::atomic::AtomicU64],
+        ops: impl FnOnce() -> Vec<String>,
+    ) {
         let named = slot::NAMES.iter().map(|&(i, name)| (i, name.to_string()));
         let mounts = ops()
             .into_iter()

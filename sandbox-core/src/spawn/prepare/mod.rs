@@ -169,8 +169,7 @@ pub(crate) fn prepare_with(
         keep_len,
         // The parent writes id maps, connects a bridged network and moves the child into
         // its cgroup before GO.
-        wait_go: ((ns.creates(Namespace::User) || net.bridged || cgroup_needs_move) && !late)
-            || (cgroup_needs_move && late && !ns.late_userns),
+        wait_go: ns.waits_for_go(net.bridged, cgroup_needs_move),
         late_userns: ns.late_userns,
         unshare_flags: ns.unshare_flags,
         identity,

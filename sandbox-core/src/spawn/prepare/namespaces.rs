@@ -44,6 +44,18 @@ impl Namespaces {
         !self.joins.is_empty()
     }
 
+    /// Whether the child waits for the parent's GO before going on: for its id maps (a user
+    /// namespace made in the clone), a bridge to connect, or a cgroup to be moved into. On
+    /// the late path (joins first) only the cgroup can be pending, and a late user
+    /// namespace's maps come with a GO of their own.
+    pub fn waits_for_go(&self, bridged: bool, cgroup_move: bool) -> bool {
+        if self.late() {
+            cgroup_move && !self.late_userns
+        } else {
+            self.creates(Namespace::User) || bridged || cgroup_move
+        }
+    }
+
     /// Whether this is an exec into a running sandbox.
     pub fn is_exec(&self) -> bool {
         self.is_exec
