@@ -44,9 +44,7 @@ impl Pending {
             drop(self.plan.take().map(|p| KeepPlan(Some(p))));
         }
     }
-}
 
-impl Pending {
     /// The spawn succeeded: every process that used the plan has executed (or exited), so
     /// the plan may go. Returns the sandbox's first process: the cloned child (`first`), or,
     /// when the child relayed (entering a PID namespace after the clone), the sibling it
