@@ -1,6 +1,5 @@
 //! The error type of the crate, and the setup stages a child can fail in.
 
-use crate::sandbox::IdKind;
 use crate::Namespace;
 use std::fmt;
 use std::io;
@@ -8,6 +7,24 @@ use std::path::PathBuf;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which id a map is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    /// User ids (`uid_map`).
+    Uid,
+    /// Group ids (`gid_map`).
+    Gid,
+}
+
+impl fmt::Display for IdKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdKind::Uid => "uid",
+            IdKind::Gid => "gid",
+        })
+    }
+}
 
 /// Defines [`Stage`] from one list: each variant with its doc, its number (the first is 1,
 /// the rest follow) and the words an error message uses for it.

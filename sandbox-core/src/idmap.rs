@@ -1,6 +1,6 @@
 //! Uid and gid maps: choosing the defaults, checking them, and writing them for a child.
 
-use crate::sandbox::IdKind;
+use crate::error::IdKind;
 use crate::{Error, IdMap, Result, Sandbox};
 use std::path::{Path, PathBuf};
 

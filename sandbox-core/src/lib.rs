@@ -75,11 +75,11 @@ mod sys;
 
 pub use child::{Child, Ending, Outcome, Output};
 pub use command::{Command, Stdio, DEFAULT_PATH};
-pub use error::{Errno, Error, Result, Stage};
+pub use error::{Errno, Error, IdKind, Result, Stage};
 pub use limits::Limits;
 pub use ns::{KeptNamespace, Namespace, NamespaceIds};
 pub use pty::Pty;
-pub use sandbox::{Clock, IdKind, IdMap, Remap, Sandbox, DEFAULT_HOSTNAME};
+pub use sandbox::{Clock, IdMap, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{Mount, Rootfs};
 pub use sandbox_net::Network;
 pub use security::seccomp;

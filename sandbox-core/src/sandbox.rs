@@ -41,24 +41,6 @@ impl IdMap {
     }
 }
 
-/// Which id a map is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdKind {
-    /// User ids (`uid_map`).
-    Uid,
-    /// Group ids (`gid_map`).
-    Gid,
-}
-
-impl std::fmt::Display for IdKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            IdKind::Uid => "uid",
-            IdKind::Gid => "gid",
-        })
-    }
-}
-
 /// The host ids that root inside a sandbox becomes when the caller is root, as
 /// `dockerd --userns-remap` does: ids `0..count` inside are `start..start+count` on the host.
 ///
