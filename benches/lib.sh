@@ -13,12 +13,21 @@ drain() {
   done
 }
 
-# Builds benches/spawn_loop.rs (release, the bench profile) from the checkout at $1 into the
-# target directory $2 (default: the checkout's own) and prints the binary's path.
+# Builds benches/spawn_loop.rs (release, the bench profile, default features) from the
+# checkout at $1 into the target directory $2 (default: the checkout's own) and prints the
+# path of exactly that build (cargo names it; an older or other-featured build beside it is
+# never picked). Fails, loudly, when the build does.
 spawn_loop_bin() {
-  local top=$1 target=${2:-$1/target}
-  (cd "$top" && CARGO_TARGET_DIR=$target cargo bench --locked --bench spawn_loop --no-run -q 2>/dev/null)
-  ls -t "$target"/release/deps/spawn_loop-* | grep -v '\.d$' | head -1
+  local top=$1 target=${2:-$1/target} bin
+  bin=$(cd "$top" && CARGO_TARGET_DIR=$target cargo bench --locked -q --bench spawn_loop \
+          --no-run --message-format=json |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "spawn_loop" and m.get("executable"):
+        print(m["executable"])') || return 1
+  [ -n "$bin" ] || { echo "spawn_loop_bin: no spawn_loop built in $top" >&2; return 1; }
+  echo "$bin"
 }
 
 # A busybox root in $1 (made once): `busybox --install` into /bin, the mount points, and an
