@@ -28,5 +28,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo test --workspace --locked "$@"
-# The spawn timeline is a cargo feature: its test is built and run with it on.
-exec cargo test -p sandbox-core --locked --features timeline --test timeline "$@"
+# The spawn timeline is a cargo feature: its test, and the child's no-allocation test (the
+# feature adds marks to the child), run again with it on. Only in a whole run: arguments
+# (a filter, -p CRATE) select from the workspace run above.
+if [ $# -eq 0 ]; then
+  cargo test -p sandbox-core --locked --features timeline --test timeline --test no_alloc_in_child
+fi
