@@ -3,16 +3,17 @@
 use crate::{Error, Result, Sandbox};
 
 /// Imports the sandbox's root into its cache when it is an image (and the sandbox has a
-/// mount namespace to show it in). Bad mounts are refused first, before an image is
-/// imported (the plan checks them again for every other root; prepare refuses a root
-/// without a mount namespace).
-pub(super) async fn import_if_needed(sandbox: &Sandbox) -> Result<()> {
+/// mount namespace to show it in); says whether it is one. Bad mounts are refused first,
+/// before an image is imported (the plan checks them again for every other root; prepare
+/// refuses a root without a mount namespace).
+pub(super) async fn import_if_needed(sandbox: &Sandbox) -> Result<bool> {
     let image = matches!(sandbox.rootfs, sandbox_fs::Rootfs::Image { .. });
     if !image || !sandbox.creates(crate::Namespace::Mount) {
-        return Ok(());
+        return Ok(false);
     }
     sandbox_fs::check_mounts(&sandbox.mounts)?;
-    import_image(&sandbox.rootfs).await
+    import_image(&sandbox.rootfs).await?;
+    Ok(true)
 }
 
 /// Imports an image root into its cache on a blocking thread (extraction may take seconds,

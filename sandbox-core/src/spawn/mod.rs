@@ -105,15 +105,14 @@ async fn launch(
 ) -> Result<Spawned> {
     let mut timeline = Recorder::start();
     let is_exec = exec.is_some();
-    if !is_exec {
-        image::import_if_needed(sandbox).await?;
-        timeline.mark("caller: image imported (if any)");
+    if !is_exec && image::import_if_needed(sandbox).await? {
+        timeline.mark("caller: image imported (or found in its cache)");
     }
     let (net, lease) = match (&sandbox.network, is_exec) {
         (sandbox_net::Network::Bridge(b), false) => {
             let (net, lease) = network::bridge_lease(sandbox, b).await?;
             timeline.mark("caller: bridge address leased");
-            (net, Some((lease, b)))
+            (net, Some((lease, b, sandbox)))
         }
         _ => (prepare::NetPrep::default(), None),
     };
@@ -144,23 +143,24 @@ async fn launch(
         pidfd: Some(cloned.pidfd),
         plan: Some(plan),
     };
+    // The lease, then the link, stay here: on a failure they go only once the child is
+    // gone (its address is not free while it may still use it).
+    let mut bridging = Bridging { lease, link: None };
     let released = release(
         &pending,
         sync,
         &parent,
         cloned.pid,
         exec_cgroup.as_ref(),
-        lease.map(|(lease, b)| (lease, b, sandbox)),
+        &mut bridging,
         &mut timeline,
     )
     .await;
-    let network = match released {
-        Ok(network) => network,
-        Err(e) => {
-            pending.kill_and_reap().await;
-            return Err(e);
-        }
-    };
+    if let Err(e) = released {
+        pending.kill_and_reap().await;
+        drop(bridging);
+        return Err(e);
+    }
     // Every process that used the plan has executed (or exited): the sync channel's last
     // holder closed it.
     if let Some(plan) = pending.plan.as_deref() {
@@ -180,7 +180,7 @@ async fn launch(
         stderr: parent.stderr,
         pty: parent.pty,
         kill_on_drop: parent.kill_on_drop,
-        network,
+        network: bridging.link,
         own_netns: !is_exec && sandbox.creates(crate::Namespace::Net),
         limits: if is_exec {
             crate::Limits::default()
@@ -200,17 +200,27 @@ async fn launch(
     })
 }
 
+/// A bridged sandbox's address until it is connected, then its link to the bridge.
+struct Bridging<'a> {
+    lease: Option<(
+        sandbox_net::Lease,
+        &'a sandbox_net::BridgeNet,
+        &'a crate::Sandbox,
+    )>,
+    link: Option<sandbox_net::Attachment>,
+}
+
 /// The parent's part between the clone and the program's `execve`: the id maps, the cgroup,
-/// the bridge link, GO, and the child's report. Returns the sandbox's bridge link.
+/// the bridge link (into `bridging`), GO, and the child's report.
 async fn release(
     pending: &Pending,
     sync: OwnedFd,
     parent: &prepare::Parent,
     pid: i32,
     exec_cgroup: Option<&crate::limits::cgroup::Member>,
-    lease: Option<(sandbox_net::Lease, &sandbox_net::BridgeNet, &crate::Sandbox)>,
+    bridging: &mut Bridging<'_>,
     timeline: &mut Recorder,
-) -> Result<Option<sandbox_net::Attachment>> {
+) -> Result<()> {
     let plan = pending.plan.as_deref();
     let mut sync = handshake::channel(sync)?;
     if parent.late_userns {
@@ -223,28 +233,23 @@ async fn release(
     let born_in_cgroup = plan.is_some_and(|p| p.into_cgroup >= 0);
     if let (Some(cg), false) = (&parent.cgroup, born_in_cgroup) {
         cg.add(pid as u32)?;
+        timeline.mark("caller: child moved into its cgroup");
     }
     if let Some(m) = exec_cgroup {
         m.add(pid as u32)?;
-    }
-    if parent.cgroup.is_some() || exec_cgroup.is_some() {
-        timeline.mark("caller: cgroup joined");
+        timeline.mark("caller: child moved into its cgroup");
     }
     // The sandbox's network namespace exists (the clone made it) and its processes wait for
     // GO: connect it to the bridge now.
-    let network = match lease {
-        Some((lease, bridge, sandbox)) => {
-            let a = network::connect(pid, lease, bridge, sandbox).await?;
-            timeline.mark("caller: bridge connected");
-            Some(a)
-        }
-        None => None,
-    };
+    if let Some((lease, bridge, sandbox)) = bridging.lease.take() {
+        bridging.link = Some(network::connect(pid, lease, bridge, sandbox).await?);
+        timeline.mark("caller: bridge connected");
+    }
     if plan.is_some_and(|p| p.wait_go) || parent.late_userns {
         handshake::go(&sync)?;
         timeline.mark("caller: GO sent");
     }
     handshake::await_exec(&mut sync, plan).await?;
     timeline.mark("caller: executed (end of file on the sync channel)");
-    Ok(network)
+    Ok(())
 }

@@ -151,6 +151,7 @@ fn setup_first(plan: &ChildPlan) -> R {
             },
         );
         wait_go(plan.sync_fd)?;
+        mark(plan, slot::GO);
     }
     if let Some(id) = &plan.identity {
         become_ids(plan, id)?;
