@@ -77,7 +77,7 @@ pub use child::{Child, Ending, Outcome, Output};
 pub use command::{Command, Stdio, DEFAULT_PATH};
 pub use error::{Errno, Error, IdKind, Result, Stage};
 pub use limits::Limits;
-pub use ns::{KeptNamespace, Namespace, NamespaceIds};
+pub use ns::{KeptNamespace, Namespace, NamespaceIds, ParseNamespaceError};
 pub use pty::Pty;
 pub use sandbox::{Clock, IdMap, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{Mount, Rootfs};
@@ -97,7 +97,7 @@ pub mod fs {
 /// and their errors (from the `sandbox-net` crate).
 pub mod net {
     pub use sandbox_net::{
-        check_host_name, check_ifname, Bridge, BridgeNet, Error, HostEntry, Ipv4Cidr, Netns,
+        check_host_name, check_ifname, Bridge, BridgeNet, Error, HostEntry, Ipv4Cidr, Lease, Netns,
         LEASE_DIR, MAX_IFNAME, NETNS_DIR,
     };
 }

@@ -25,7 +25,8 @@
 //! 4. landlock: the ruleset is filled with the paths, resolved inside the new root, and
 //!    enforced;
 //! 5. (the descriptors passed on purpose and the rlimits;)
-//! 6. the seccomp filter, last: after it only `execve` runs.
+//! 6. the seccomp filter, last: after it only `execve` runs (and, with the `timeline`
+//!    feature, one `clock_gettime` marking the time the filter took).
 //!
 //! [`Sandbox::seccomp`]: crate::Sandbox::seccomp
 //! [`Sandbox::capability`]: crate::Sandbox::capability
@@ -39,8 +40,5 @@ pub(crate) use capabilities::{capability_mask, last_capability};
 pub use capabilities::{Capability, ParseCapabilityError};
 pub(crate) use landlock::landlock_access;
 pub use landlock::Landlock;
-// The spawn code's path to the plan's type (it gets the value from `Landlock::prepare`).
-#[allow(unused_imports)]
-pub(crate) use landlock::LandlockPlan;
 pub use seccomp::Seccomp;
 pub(crate) use seccomp::{Compiled, SockFprog};

@@ -16,7 +16,7 @@ use std::time::Duration;
 #[cfg(feature = "timeline")]
 pub(crate) type Recorder = Timeline;
 
-/// What a spawn records its stages in: a [`Timeline`] with the feature, nothing without.
+/// What a spawn records its stages in: a `Timeline` with the feature, nothing without.
 #[cfg(not(feature = "timeline"))]
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Recorder;
@@ -41,7 +41,7 @@ impl Recorder {
 }
 
 /// The child's named steps: their slots in the shared page, in the order the child passes
-/// them (the mount steps follow, one slot each, from [`FIRST_MOUNT`]).
+/// them (the mount steps follow, one slot each, from [`FIRST_MOUNT`](slot::FIRST_MOUNT)).
 pub(crate) mod slot {
     /// The child's first instruction.
     pub const STARTED: usize = 0;

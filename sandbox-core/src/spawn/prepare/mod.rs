@@ -92,7 +92,7 @@ pub(crate) struct NetPrep {
     pub resolv_conf: Option<Vec<u8>>,
 }
 
-/// [`prepare`], with the network's part decided.
+/// Checks `cmd` and computes everything for spawning it, with the network's part decided.
 /// `join_cgroup`: the child (an exec into a running sandbox) is moved into the sandbox's
 /// cgroup between the clone and GO.
 pub(crate) fn prepare_with(
