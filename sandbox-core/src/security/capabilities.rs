@@ -260,4 +260,39 @@ mod tests {
             1 | (1 << 13)
         );
     }
+
+    /// The bit of each capability is the kernel's: every `#define CAP_<NAME> <bit>` of the
+    /// kernel's own header names the capability of that bit here, and the other way round
+    /// (the child drops and keeps capabilities by these bits).
+    #[test]
+    fn names_and_bits_are_the_kernels() {
+        let header = "/usr/include/linux/capability.h";
+        let text = std::fs::read_to_string(header).unwrap_or_else(|e| {
+            panic!("{header}: {e} (the kernel's headers come with libc6-dev/linux-libc-dev)")
+        });
+        let mut kernel: Vec<(String, u8)> = Vec::new();
+        for line in text.lines() {
+            let mut w = line.split_whitespace();
+            if let (Some("#define"), Some(name), Some(bit)) = (w.next(), w.next(), w.next()) {
+                if let (true, Ok(bit)) = (name.starts_with("CAP_"), bit.parse::<u8>()) {
+                    kernel.push((name.to_string(), bit));
+                }
+            }
+        }
+        // CAP_LAST_CAP is an alias of the last one, not a capability of its own.
+        kernel.retain(|(name, _)| name != "CAP_LAST_CAP");
+        assert!(kernel.len() >= 41, "{header}: {kernel:?}");
+        for (name, bit) in &kernel {
+            let c: Capability = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.index(), *bit, "{name}");
+        }
+        for c in ALL {
+            assert!(
+                kernel
+                    .iter()
+                    .any(|(n, b)| *n == c.to_string() && *b == c.index()),
+                "{c} is not in {header}"
+            );
+        }
+    }
 }
