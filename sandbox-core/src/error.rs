@@ -1,5 +1,6 @@
 //! The error type of the crate, and the setup stages a child can fail in.
 
+use crate::ns::ParseNamespaceError;
 use crate::Namespace;
 use std::fmt;
 use std::io;
@@ -9,6 +10,8 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Which id a map is for.
+// It lives here, not beside `IdMap`, because the errors name it and this module must stay a
+// leaf (it imports only `Namespace`): every other module returns its errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdKind {
     /// User ids (`uid_map`).
@@ -281,6 +284,15 @@ impl Error {
             Error::Setup { errno, .. } => Some(errno.0),
             Error::Os { source, .. } => source.raw_os_error(),
             _ => None,
+        }
+    }
+}
+
+impl From<ParseNamespaceError> for Error {
+    fn from(e: ParseNamespaceError) -> Error {
+        Error::Invalid {
+            what: "namespace",
+            reason: e.to_string(),
         }
     }
 }

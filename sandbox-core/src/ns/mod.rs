@@ -1,10 +1,14 @@
-//! Namespace kinds, their identities, and namespaces kept alive by a bind mount.
+//! Namespace kinds; their identities (`ids.rs`) and namespaces kept alive by a bind mount
+//! (`kept.rs`). The kinds import nothing of the crate's: the errors name them.
 
-use crate::{Error, Result};
+mod ids;
+mod kept;
+
+pub use ids::NamespaceIds;
+pub use kept::KeptNamespace;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 
 /// A kind of Linux namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,136 +85,32 @@ impl fmt::Display for Namespace {
 }
 
 impl std::str::FromStr for Namespace {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Namespace> {
+    type Err = ParseNamespaceError;
+
+    /// `net`, `mnt`, … (the `/proc/<pid>/ns/` names) or `Net`, `mount`, … (the variants').
+    fn from_str(s: &str) -> Result<Namespace, ParseNamespaceError> {
         Namespace::ALL
             .into_iter()
             .find(|n| n.proc_name() == s || format!("{n:?}").eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::Invalid {
-                what: "namespace",
-                reason: format!("{s:?} is not one of user, mnt, pid, uts, ipc, net, cgroup, time"),
+            .ok_or_else(|| ParseNamespaceError {
+                input: s.to_owned(),
             })
     }
 }
 
-/// The identities (inode numbers of `/proc/<pid>/ns/*`) of a process's namespaces.
-///
-/// Two processes are in the same namespace of a kind exactly when these numbers are equal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NamespaceIds {
-    /// User namespace.
-    pub user: u64,
-    /// Mount namespace.
-    pub mnt: u64,
-    /// PID namespace.
-    pub pid: u64,
-    /// UTS namespace.
-    pub uts: u64,
-    /// IPC namespace.
-    pub ipc: u64,
-    /// Network namespace.
-    pub net: u64,
-    /// Cgroup namespace.
-    pub cgroup: u64,
-    /// Time namespace.
-    pub time: u64,
+/// A name that is no namespace, refused by [`Namespace`]'s `FromStr`. Into
+/// [`Error`](crate::Error) it becomes [`Error::Invalid`](crate::Error::Invalid) (`what` is
+/// `"namespace"`), so `?` works where a [`Result`](crate::Result) is returned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not one of user, mnt, pid, uts, ipc, net, cgroup, time")]
+pub struct ParseNamespaceError {
+    input: String,
 }
 
-impl NamespaceIds {
-    /// The namespaces of the calling process.
-    pub fn of_self() -> std::io::Result<NamespaceIds> {
-        Self::read(Path::new("/proc/self/ns"), false)
-    }
-
-    /// The namespaces of process `pid` (as seen in the caller's `/proc`).
-    pub fn of_pid(pid: u32) -> std::io::Result<NamespaceIds> {
-        Self::read(&PathBuf::from(format!("/proc/{pid}/ns")), false)
-    }
-
-    /// Reads the ids under `dir`; with `for_children`, the PID and time entries are taken
-    /// from `pid_for_children` and `time_for_children` (for a process that entered them
-    /// after its creation).
-    pub(crate) fn read(dir: &Path, for_children: bool) -> std::io::Result<NamespaceIds> {
-        let ino =
-            |name: &str| -> std::io::Result<u64> { Ok(std::fs::metadata(dir.join(name))?.ino()) };
-        let pid = if for_children {
-            "pid_for_children"
-        } else {
-            "pid"
-        };
-        let time = if for_children {
-            "time_for_children"
-        } else {
-            "time"
-        };
-        Ok(NamespaceIds {
-            user: ino("user")?,
-            mnt: ino("mnt")?,
-            pid: ino(pid)?,
-            uts: ino("uts")?,
-            ipc: ino("ipc")?,
-            net: ino("net")?,
-            cgroup: ino("cgroup")?,
-            time: ino(time)?,
-        })
-    }
-
-    /// The id of one kind.
-    pub fn get(&self, ns: Namespace) -> u64 {
-        match ns {
-            Namespace::User => self.user,
-            Namespace::Mount => self.mnt,
-            Namespace::Pid => self.pid,
-            Namespace::Uts => self.uts,
-            Namespace::Ipc => self.ipc,
-            Namespace::Net => self.net,
-            Namespace::Cgroup => self.cgroup,
-            Namespace::Time => self.time,
-        }
-    }
-}
-
-/// A namespace kept alive by a bind mount of its `/proc/<pid>/ns/<kind>` file, as
-/// `ip netns add` does. It outlives the sandbox's processes until [`KeptNamespace::remove`].
-///
-/// Dropping this value does *not* remove the namespace: keeping it is the point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeptNamespace {
-    namespace: Namespace,
-    path: PathBuf,
-}
-
-impl KeptNamespace {
-    pub(crate) fn new(namespace: Namespace, path: PathBuf) -> KeptNamespace {
-        KeptNamespace { namespace, path }
-    }
-
-    /// The kind of namespace kept.
-    pub fn namespace(&self) -> Namespace {
-        self.namespace
-    }
-
-    /// The file the namespace is bound on; give it to [`Sandbox::join`](crate::Sandbox::join).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The namespace's identity (the inode number of the bound file).
-    pub fn id(&self) -> std::io::Result<u64> {
-        Ok(std::fs::metadata(&self.path)?.ino())
-    }
-
-    /// Unmounts the namespace file and removes it. The namespace itself ends once nothing
-    /// else (a process, another bind mount, an open fd) holds it.
-    pub fn remove(self) -> Result<()> {
-        nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
-            Error::os(
-                format!("unmount {}", self.path.display()),
-                std::io::Error::from(e),
-            )
-        })?;
-        std::fs::remove_file(&self.path)
-            .map_err(|e| Error::os(format!("remove {}", self.path.display()), e))
+impl ParseNamespaceError {
+    /// The name as it was given.
+    pub fn input(&self) -> &str {
+        &self.input
     }
 }
 
