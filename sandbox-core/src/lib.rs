@@ -108,4 +108,14 @@ pub mod net {
 #[doc(hidden)]
 pub mod test_hooks {
     pub use crate::spawn::pending as reaper_pending;
+
+    /// Spawns that took a cgroup made ahead, and spawns that made their own.
+    pub fn cgroup_pool_counts() -> (u64, u64) {
+        crate::limits::cgroup::pool_counts()
+    }
+
+    /// The directories of the cgroups made ahead and not taken yet.
+    pub fn cgroup_spares() -> Vec<std::path::PathBuf> {
+        crate::limits::cgroup::pool_spares()
+    }
 }

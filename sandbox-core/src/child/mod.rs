@@ -195,7 +195,7 @@ impl Child {
 
     /// When each stage of this sandbox's spawn ended — in the caller, in the child (one mark
     /// per step of its mount plan) — and, once [`Child::wait`] has returned, of the wait: the
-    /// end seen, the outcome read, the cgroup removed. For finding where the time of a spawn
+    /// end seen, the outcome read, the cgroup handed over for removal. For finding where the time of a spawn
     /// goes; `benches/spawn_loop.rs --timeline` prints the medians over many spawns.
     #[cfg(feature = "timeline")]
     pub fn timeline(&self) -> &crate::Timeline {
@@ -266,7 +266,7 @@ impl Child {
             // The program itself was killed by the kernel for the sandbox's memory limit
             // (a helper killed while the program exited on its own is not the run's end).
             let verdict = self.verdict();
-            if u.oom_killed && killed && verdict.is_none() && self.limits.memory.is_some() {
+            if killed && verdict.is_none() && self.limits.memory.is_some() && cg.oom_killed() {
                 outcome.ending = Ending::OutOfMemory;
             }
         }
@@ -312,9 +312,15 @@ impl Child {
                     let outcome = self.finish(raw);
                     self.timeline.mark("wait: outcome read");
                     if let Some(cg) = self.cgroup.take() {
-                        // Kill what is left, remove it (it may wait for exiting processes).
-                        let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
-                        self.timeline.mark("wait: cgroup removed");
+                        // Kill what is left, remove it (it may wait for exiting processes):
+                        // in the background, or here off the runtime's threads.
+                        if cg.removes_in_background() {
+                            drop(cg);
+                            self.timeline.mark("wait: cgroup handed over for removal");
+                        } else {
+                            let _ = tokio::task::spawn_blocking(move || drop(cg)).await;
+                            self.timeline.mark("wait: cgroup removed");
+                        }
                     }
                     return Ok(outcome);
                 }
@@ -441,9 +447,13 @@ impl Drop for Child {
         if self.pidfd.is_none() {
             // Already reaped (try_wait): remove the cgroup off this (maybe runtime) thread.
             if let Some(cg) = self.cgroup.take() {
-                let _ = std::thread::Builder::new()
-                    .name("sandbox-cgroup".into())
-                    .spawn(move || drop(cg));
+                if cg.removes_in_background() {
+                    drop(cg);
+                } else {
+                    let _ = std::thread::Builder::new()
+                        .name("sandbox-cgroup".into())
+                        .spawn(move || drop(cg));
+                }
             }
         }
         if let Some(fd) = self.pidfd.take() {

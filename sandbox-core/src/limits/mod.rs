@@ -11,8 +11,12 @@ pub(crate) mod cgroup;
 ///
 /// How each is enforced:
 /// - memory (swap included), PIDs and CPU bandwidth: a cgroup of the sandbox's own (v2 when
-///   its controllers are usable, v1 otherwise), created before the sandbox runs and
-///   removed, with anything left in it killed, when it ends;
+///   its controllers are usable, v1 otherwise), ready before the sandbox runs and removed,
+///   with anything left in it killed, right after it ends. Both ends are off the spawn's
+///   path: a thread of the library makes cgroups ahead for the next sandboxes (up to two
+///   per kind of limits in use, gone after 2 s without a spawn and when the process exits
+///   normally; a later process removes those a killed one left) and removes the ended
+///   sandboxes', so [`Child::wait`](crate::Child::wait) returns without waiting for it;
 /// - CPU time: for the whole sandbox from the cgroup's accounting (the parent kills the
 ///   sandbox when all its processes together used it up), and per process with
 ///   `RLIMIT_CPU` as a backstop;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests. Each test file uses a subset.
 #![allow(dead_code)]
 
+pub mod cgroups;
 pub mod escape;
 pub mod net;
 pub mod rootfs;

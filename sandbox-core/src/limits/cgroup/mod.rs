@@ -4,7 +4,8 @@
 //!
 //! This file holds the life of the cgroup, the same in both versions (detect, create, join,
 //! kill, remove); what differs between them, file names above all, is in `v1.rs` and
-//! `v2.rs`.
+//! `v2.rs`. `pool.rs` keeps both ends off a spawn's path: cgroups are made ahead (spares,
+//! their limits written when one is taken) and removed in the background.
 
 use crate::{Error, Limits, Result};
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,16 +13,40 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod pool;
 mod v1;
 mod v2;
 
+#[cfg(feature = "test-hooks")]
+pub(crate) use pool::{counts as pool_counts, spares as pool_spares};
+
 /// The cgroup version in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Version {
     /// The unified hierarchy.
     V2,
     /// One hierarchy per controller.
     V1,
+}
+
+/// The limits a cgroup holds: what is written into it. A spare made ahead holds those of
+/// its site's last sandbox, so a run with the same limits (a judge's, run after run)
+/// writes none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Held {
+    memory: Option<u64>,
+    pids: Option<u64>,
+    cpus: Option<f64>,
+}
+
+impl Held {
+    fn of(l: &Limits) -> Held {
+        Held {
+            memory: l.memory,
+            pids: l.pids,
+            cpus: l.cpus,
+        }
+    }
 }
 
 /// What a sandbox used, read from its cgroup when it ended.
@@ -30,7 +55,6 @@ pub(crate) struct Usage {
     pub cpu_user: Duration,
     pub cpu_system: Duration,
     pub peak_memory: Option<u64>,
-    pub oom_killed: bool,
 }
 
 /// Where cgroup filesystems are mounted.
@@ -63,8 +87,98 @@ pub(crate) struct Cgroup {
     alias: Vec<(&'static str, usize)>,
     /// The parent is the library's own ([`DEFAULT_PARENT`]), not one the caller named.
     default_parent: bool,
-    /// Handed to the sweeper thread: dropping it tries nothing more.
+    /// Removed in the background when dropped (see [`Site::pooled`]).
+    pooled: bool,
+    /// The limits written into it, if any.
+    held: Option<Held>,
+    /// Removed, or handed over for removal: dropping it does nothing more.
     swept: bool,
+}
+
+/// Where a sandbox's cgroup is made: the version, each hierarchy's directory, the parent.
+/// Cgroups of one site are interchangeable until their limits are written, which is what
+/// lets them be made ahead (`pool.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Site {
+    version: Version,
+    /// `(controller, directory)` of each hierarchy (v2: one, controller `""`).
+    bases: Vec<(&'static str, PathBuf)>,
+    /// The parent, relative to each base.
+    parent: String,
+    /// The caller named the parent (`Limits::cgroup_parent`): it must exist already.
+    named_parent: bool,
+    /// The root is a mounted cgroup filesystem: its cgroups are made ahead and removed in
+    /// the background (a tree that only looks like one, in tests, is not).
+    pooled: bool,
+}
+
+impl Site {
+    /// The site of `limits`' cgroup: the mount it names (or `/sys/fs/cgroup`), the version
+    /// found there, the hierarchies the limits need. Found once per process for each kind
+    /// of limits (which controllers, which mount and parent): the mounts, and the caller's
+    /// own cgroup the default parent lives in, are not expected to change under it.
+    fn of(limits: &Limits) -> Result<Site> {
+        type Key = (Option<PathBuf>, Option<String>, [bool; 3]);
+        static FOUND: std::sync::Mutex<Vec<(Key, Site)>> = std::sync::Mutex::new(Vec::new());
+        let key: Key = (
+            limits.cgroup_mount.clone(),
+            limits.cgroup_parent.clone(),
+            [
+                limits.memory.is_some(),
+                limits.pids.is_some(),
+                limits.cpus.is_some(),
+            ],
+        );
+        let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, site)) = found.iter().find(|(k, _)| *k == key) {
+            return Ok(site.clone());
+        }
+        let site = Site::find(limits)?;
+        found.push((key, site.clone()));
+        Ok(site)
+    }
+
+    /// [`Site::of`], looked for now.
+    fn find(limits: &Limits) -> Result<Site> {
+        let root = limits.cgroup_mount.as_deref().unwrap_or(Path::new(ROOT));
+        let version = detect(root, limits).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "memory, pids, cpus and CPU-time limits need cgroups: {} has neither cgroup \
+                 v2 with the controllers these limits need ({}) nor the cgroup v1 memory, \
+                 pids, cpu and cpuacct hierarchies (Limits::rlimits_only runs without)",
+                root.display(),
+                v2::needed(limits).join(", ")
+            ))
+        })?;
+        Ok(Site::in_root(root, version, limits))
+    }
+
+    /// The site of `limits`' cgroup in the `version` hierarchy (or hierarchies) at `root`.
+    fn in_root(root: &Path, version: Version, limits: &Limits) -> Site {
+        let bases = match version {
+            Version::V2 => vec![("", root.to_path_buf())],
+            Version::V1 => v1::bases(root, limits),
+        };
+        Site {
+            version,
+            pooled: bases.iter().all(|(_, b)| is_cgroupfs(b)),
+            bases,
+            parent: limits
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PARENT.to_string()),
+            named_parent: limits.cgroup_parent.is_some(),
+        }
+    }
+}
+
+/// Whether `path` is on a cgroup filesystem (v1 or v2).
+fn is_cgroupfs(path: &Path) -> bool {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    statfs(path).is_ok_and(|s| {
+        let t = s.filesystem_type();
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
 }
 
 /// The number after `key` on its line of a flat-keyed cgroup file (`cpu.stat`, ...).
@@ -144,13 +258,13 @@ fn num(text: &str) -> u64 {
 
 /// Makes the sandbox's directory `name` in the parent `p`, and the parent first when it is
 /// the library's own and missing (retrying while another process removes it meanwhile).
-fn make_dir(p: &Path, name: &str, version: Version, limits: &Limits) -> Result<PathBuf> {
+fn make_dir(p: &Path, name: &str, version: Version, named_parent: bool) -> Result<PathBuf> {
     let mut tries = 0;
     loop {
         // Held while the parent is made and our cgroup put in it: the removal of
         // the parent (by this process's last sandbox in it) takes the same lock.
         let mut made = lock_made();
-        if !p.is_dir() && limits.cgroup_parent.is_some() {
+        if !p.is_dir() && named_parent {
             // A parent the caller named must exist (the default one is made).
             return Err(Error::Cgroup {
                 what: format!(
@@ -184,59 +298,70 @@ fn make_dir(p: &Path, name: &str, version: Version, limits: &Limits) -> Result<P
 }
 
 impl Cgroup {
-    /// Creates the sandbox's cgroup under `parent` (relative to each hierarchy's root) in
-    /// the version found under `root`, and writes the limits.
+    /// The sandbox's cgroup for `limits`, its limits written: a spare made ahead when the
+    /// site has one, made now otherwise (and a spare made for the next one, in the
+    /// background).
     pub(crate) fn create(limits: &Limits) -> Result<Cgroup> {
-        let root = limits.cgroup_mount.as_deref().unwrap_or(Path::new(ROOT));
-        let version = detect(root, limits).ok_or_else(|| {
-            Error::Unsupported(format!(
-                "memory, pids, cpus and CPU-time limits need cgroups: {} has neither cgroup \
-                 v2 with the controllers these limits need ({}) nor the cgroup v1 memory, \
-                 pids, cpu and cpuacct hierarchies (Limits::rlimits_only runs without)",
-                root.display(),
-                v2::needed(limits).join(", ")
-            ))
-        })?;
-        Cgroup::create_in(root, version, limits)
+        let site = Site::of(limits)?;
+        if site.pooled {
+            let held = Held::of(limits);
+            if let Some(mut cg) = pool::take(&site, held) {
+                // A spare holds nothing yet, or the limits of its site's last sandbox: other
+                // limits than these, it is not used (what it holds would stay).
+                if cg.held.is_none_or(|h| h == held) && cg.hold(held).is_ok() {
+                    return Ok(cg);
+                }
+                // Or its directories are gone (swept as another's leftover): make one now.
+            }
+        }
+        let mut cg = Cgroup::make(&site)?;
+        cg.write_limits(limits)?;
+        Ok(cg)
     }
 
+    /// The sandbox's cgroup under `root` in `version`, made now, its limits written.
+    #[cfg(test)]
     pub(crate) fn create_in(root: &Path, version: Version, limits: &Limits) -> Result<Cgroup> {
-        let parent = limits.cgroup_parent.as_deref().unwrap_or(DEFAULT_PARENT);
+        let mut cg = Cgroup::make(&Site::in_root(root, version, limits))?;
+        cg.write_limits(limits)?;
+        Ok(cg)
+    }
+
+    /// Makes a cgroup at `site`, with no limit written: a directory named after this process
+    /// in each hierarchy (and the library's parent when missing).
+    fn make(site: &Site) -> Result<Cgroup> {
         let name = format!(
             "sbx-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let bases: Vec<(&'static str, PathBuf)> = match version {
-            Version::V2 => vec![("", root.to_path_buf())],
-            Version::V1 => v1::bases(root, limits),
-        };
         let mut cg = Cgroup {
-            version,
+            version: site.version,
             dirs: Vec::new(),
             parents: Vec::new(),
             controllers: Vec::new(),
             alias: Vec::new(),
-            default_parent: limits.cgroup_parent.is_none(),
+            default_parent: !site.named_parent,
+            pooled: site.pooled,
+            held: None,
             swept: false,
         };
         let mut seen: Vec<(PathBuf, usize)> = Vec::new();
-        for (controller, base) in bases {
+        for (controller, base) in &site.bases {
             // `cpu` and `cpuacct` are often one hierarchy mounted twice (systemd's layout):
             // one directory serves both.
-            let real = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
+            let real = std::fs::canonicalize(base).unwrap_or_else(|_| base.clone());
             if let Some(&(_, i)) = seen.iter().find(|(r, _)| *r == real) {
-                cg.alias.push((controller, i));
+                cg.alias.push((*controller, i));
                 continue;
             }
             seen.push((real, cg.dirs.len()));
-            let p = base.join(parent);
-            let dir = make_dir(&p, &name, version, limits)?;
+            let p = base.join(&site.parent);
+            let dir = make_dir(&p, &name, site.version, site.named_parent)?;
             cg.parents.push(p);
             cg.dirs.push(dir);
-            cg.controllers.push(controller);
+            cg.controllers.push(*controller);
         }
-        cg.write_limits(limits)?;
         Ok(cg)
     }
 
@@ -258,11 +383,25 @@ impl Cgroup {
         found.map_or(Path::new("/nonexistent"), |d| d.as_path())
     }
 
-    fn write_limits(&self, l: &Limits) -> Result<()> {
-        match self.version {
-            Version::V1 => v1::write_limits(self, l),
-            Version::V2 => v2::write_limits(self.dir(""), l),
+    /// Writes `limits` into a cgroup that holds none yet.
+    fn write_limits(&mut self, limits: &Limits) -> Result<()> {
+        self.hold(Held::of(limits))
+    }
+
+    /// Makes a cgroup that holds no limits yet (or `held` already) hold `held`. (Limits it
+    /// held before are not undone: what `held` leaves unset would stay.)
+    fn hold(&mut self, held: Held) -> Result<()> {
+        if self.held == Some(held) {
+            return Ok(());
         }
+        // Unknown until written, should a write fail halfway.
+        self.held = None;
+        match self.version {
+            Version::V1 => v1::write_limits(self, &held)?,
+            Version::V2 => v2::write_limits(self.dir(""), &held)?,
+        }
+        self.held = Some(held);
+        Ok(())
     }
 
     /// v2: a descriptor of the cgroup's directory, for `clone3(CLONE_INTO_CGROUP)`: the
@@ -297,6 +436,15 @@ impl Cgroup {
     }
 
     /// What the sandbox used.
+    /// Whether the kernel killed a process of the sandbox for its memory limit (read apart
+    /// from [`Cgroup::usage`]: only a run killed by SIGKILL needs to know).
+    pub(crate) fn oom_killed(&self) -> bool {
+        match self.version {
+            Version::V1 => v1::oom_killed(self),
+            Version::V2 => v2::oom_killed(self.dir("")),
+        }
+    }
+
     pub(crate) fn usage(&self) -> Usage {
         match self.version {
             Version::V1 => v1::usage(self),
@@ -352,6 +500,8 @@ impl Cgroup {
             controllers: self.controllers.clone(),
             alias: self.alias.clone(),
             default_parent: self.default_parent,
+            pooled: self.pooled,
+            held: self.held,
             swept: true,
         };
         // (If no thread can be made, `rest` is dropped here, trying nothing more.)
@@ -397,9 +547,47 @@ impl Cgroup {
     }
 }
 
+impl Cgroup {
+    /// Whether dropping it only hands it over to be removed in the background (a pooled
+    /// site's), rather than removing it on the spot.
+    pub(crate) fn removes_in_background(&self) -> bool {
+        self.pooled
+    }
+
+    /// This cgroup, moved out of `self` (which is left removed-in-effect: dropping it does
+    /// nothing).
+    fn take_over(&mut self) -> Cgroup {
+        self.swept = true;
+        Cgroup {
+            version: self.version,
+            dirs: std::mem::take(&mut self.dirs),
+            parents: std::mem::take(&mut self.parents),
+            controllers: std::mem::take(&mut self.controllers),
+            alias: std::mem::take(&mut self.alias),
+            default_parent: self.default_parent,
+            pooled: self.pooled,
+            held: self.held,
+            swept: false,
+        }
+    }
+
+    /// Kills what is left and removes the cgroup, here and now, trying for up to a minute
+    /// (the background remover's way; a cgroup it gives up on is left).
+    fn remove_now(&mut self) {
+        self.try_remove(6000);
+        self.swept = true;
+    }
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        if !self.swept {
+        if self.swept {
+            return;
+        }
+        if self.pooled {
+            // Off the caller's path: the sandbox's `wait` returns without waiting for it.
+            pool::retire(self.take_over());
+        } else {
             self.remove();
         }
     }
@@ -476,7 +664,7 @@ mod tests {
         assert_eq!(u.cpu_user, Duration::from_millis(2));
         assert_eq!(u.cpu_system, Duration::from_millis(1));
         assert_eq!(u.peak_memory, Some(1234));
-        assert!(u.oom_killed);
+        assert!(cg.oom_killed());
         // Born in it: clone3(CLONE_INTO_CGROUP) gets a descriptor of the directory.
         assert!(cg.clone_into().unwrap().is_ok());
         // (A plain directory holding files cannot be rmdir'ed: clean it like the kernel.)

@@ -2,7 +2,7 @@
 //! a directory in each hierarchy its limits use. Which hierarchies, where in them, and the
 //! files its limits are written to and its usage read from.
 
-use super::{field, num, read, write, Cgroup, CpuMeter, Usage, ROOT};
+use super::{field, num, read, write, Cgroup, CpuMeter, Held, Usage, ROOT};
 use crate::{Limits, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,7 +59,7 @@ pub(super) fn bases(root: &Path, limits: &Limits) -> Vec<(&'static str, PathBuf)
 }
 
 /// Writes the limits, each to its controller's directory.
-pub(super) fn write_limits(cg: &Cgroup, l: &Limits) -> Result<()> {
+pub(super) fn write_limits(cg: &Cgroup, l: &Held) -> Result<()> {
     if let Some(m) = l.memory {
         let d = cg.dir("memory");
         write(d, "memory.limit_in_bytes", &m.to_string())?;
@@ -95,11 +95,14 @@ pub(super) fn cpu_meter(cg: &Cgroup) -> CpuMeter {
 pub(super) fn usage(cg: &Cgroup) -> Usage {
     let acct = cg.dir("cpuacct");
     let mem = cg.dir("memory");
-    let oom = read(mem, "memory.oom_control");
     Usage {
         cpu_user: Duration::from_nanos(num(&read(acct, "cpuacct.usage_user"))),
         cpu_system: Duration::from_nanos(num(&read(acct, "cpuacct.usage_sys"))),
         peak_memory: Some(num(&read(mem, "memory.max_usage_in_bytes"))),
-        oom_killed: field(&oom, "oom_kill ") > 0,
     }
+}
+
+/// Whether the kernel killed a process of the cgroup for its memory limit.
+pub(super) fn oom_killed(cg: &Cgroup) -> bool {
+    field(&read(cg.dir("memory"), "memory.oom_control"), "oom_kill ") > 0
 }

@@ -2,7 +2,7 @@
 //! controllers the limits need, letting them reach the sandboxes' cgroups, the files the
 //! limits are written to and the usage read from, and `cgroup.kill`.
 
-use super::{field, num, read, write, CpuMeter, Usage};
+use super::{field, num, read, write, CpuMeter, Held, Usage};
 use crate::{Limits, Result};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -47,7 +47,7 @@ pub(super) fn enable_controllers(p: &Path) {
 }
 
 /// Writes the limits into the cgroup's directory `d`.
-pub(super) fn write_limits(d: &Path, l: &Limits) -> Result<()> {
+pub(super) fn write_limits(d: &Path, l: &Held) -> Result<()> {
     if let Some(m) = l.memory {
         write(d, "memory.max", &m.to_string())?;
         // Swap included (where swap accounting exists, as in v1).
@@ -85,7 +85,6 @@ pub(super) fn cpu_meter(d: &Path) -> CpuMeter {
 /// What the sandbox used, from `cpu.stat` and the memory controller's files.
 pub(super) fn usage(d: &Path) -> Usage {
     let stat = read(d, "cpu.stat");
-    let events = read(d, "memory.events");
     Usage {
         cpu_user: Duration::from_micros(field(&stat, "user_usec ")),
         cpu_system: Duration::from_micros(field(&stat, "system_usec ")),
@@ -94,8 +93,12 @@ pub(super) fn usage(d: &Path) -> Usage {
         peak_memory: std::fs::read_to_string(d.join("memory.peak"))
             .ok()
             .map(|s| num(&s)),
-        oom_killed: field(&events, "oom_kill ") > 0,
     }
+}
+
+/// Whether the kernel killed a process of the cgroup `d` for its memory limit.
+pub(super) fn oom_killed(d: &Path) -> bool {
+    field(&read(d, "memory.events"), "oom_kill ") > 0
 }
 
 /// Kills everything in the cgroup `d` at once with `cgroup.kill` (Linux 5.14); whether it

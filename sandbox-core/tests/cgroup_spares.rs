@@ -1,0 +1,169 @@
+//! A sandbox with limits takes a cgroup made ahead of it (in the background, after the
+//! first such spawn) and its cgroup is removed in the background once it has ended; when
+//! the process stops spawning, the spares go too and no cgroup of ours is left, nor the
+//! library's parent directory. Checked from the host, in the cgroup v1 hierarchies and on
+//! a cgroup2 mount.
+mod common;
+use common::cgroups::{default_parent, our_cgroups, sandboxes_cgroups};
+use sandbox_core::test_hooks::{cgroup_pool_counts, cgroup_spares};
+use sandbox_core::{Limits, Sandbox};
+use std::time::Duration;
+
+/// The tests count this process's cgroups: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn limits() -> Limits {
+    Limits::new().memory(256 << 20).pids(64)
+}
+
+/// The memory cgroup of process `pid`, as the host sees it (its real path).
+fn memory_cgroup_of(pid: u32) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = text
+        .lines()
+        .find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })
+        .unwrap();
+    std::path::Path::new("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'))
+}
+
+#[tokio::test]
+async fn a_run_takes_a_cgroup_made_ahead() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    // The first run makes its own cgroup; spares are made for the next ones meanwhile.
+    let first = Sandbox::new()
+        .limits(limits())
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap();
+    assert!(first.success());
+    let real = |p: &std::path::Path| std::fs::canonicalize(p).unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || !cgroup_spares().is_empty()),
+        "no spare was made"
+    );
+    let spares: Vec<_> = cgroup_spares().iter().map(|p| real(p)).collect();
+    let (hits, _) = cgroup_pool_counts();
+    let mut child = Sandbox::new()
+        .limits(limits())
+        .command("/bin/sleep")
+        .arg("10")
+        .spawn()
+        .await
+        .unwrap();
+    // The host sees the sandbox in a cgroup that existed before it was spawned.
+    let cg = real(&memory_cgroup_of(child.id().unwrap()));
+    assert!(
+        spares.contains(&cg),
+        "{cg:?} is not one of the spares {spares:?}"
+    );
+    assert_eq!(cgroup_pool_counts().0, hits + 1);
+    assert!(!cgroup_spares().iter().any(|p| real(p) == cg));
+    child.kill().await.unwrap();
+    // Its cgroup goes once it has ended (in the background).
+    assert!(
+        common::eventually(Duration::from_secs(5), || !cg.exists()),
+        "{cg:?} is left"
+    );
+}
+
+/// The same on cgroup v2 (this machine's controller-less cgroup2 mount: CPU time needs no
+/// controller): the sandbox is cloned into a cgroup made before it was asked for.
+#[tokio::test]
+async fn a_run_takes_a_cgroup_made_ahead_on_cgroup_v2() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
+    assert!(
+        unified.join("cgroup.procs").exists(),
+        "this test needs the cgroup2 mount of a hybrid layout at {}",
+        unified.display()
+    );
+    let limits = Limits::new()
+        .cgroup_mount(unified)
+        .cpu_time(Duration::from_secs(10));
+    let first = Sandbox::new()
+        .limits(limits.clone())
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap();
+    assert!(first.success());
+    let in_unified = || -> Vec<std::path::PathBuf> {
+        cgroup_spares()
+            .into_iter()
+            .filter(|p| p.starts_with(unified))
+            .collect()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(5), || !in_unified().is_empty()),
+        "no spare was made"
+    );
+    let spares = in_unified();
+    let mut child = Sandbox::new()
+        .limits(limits)
+        .command("/bin/sleep")
+        .arg("10")
+        .spawn()
+        .await
+        .unwrap();
+    let line = std::fs::read_to_string(format!("/proc/{}/cgroup", child.id().unwrap()))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap()
+        .to_string();
+    let cg = unified.join(line.trim_start_matches("0::/"));
+    assert!(
+        spares.contains(&cg),
+        "{cg:?} is not one of the spares {spares:?}"
+    );
+    child.kill().await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || !cg.exists()),
+        "{cg:?} is left"
+    );
+}
+
+#[tokio::test]
+async fn spares_and_the_parent_go_when_the_process_idles() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    for _ in 0..5 {
+        let out = Sandbox::new()
+            .limits(limits())
+            .command("/bin/true")
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success());
+    }
+    assert!(
+        common::eventually(Duration::from_secs(5), || sandboxes_cgroups().is_empty()),
+        "sandboxes' cgroups left: {:?}",
+        sandboxes_cgroups()
+    );
+    // Spares last while spawns go on, and go within a few seconds of the last.
+    assert!(
+        common::eventually(Duration::from_secs(10), || our_cgroups().is_empty()),
+        "left: {:?}",
+        our_cgroups()
+    );
+    assert!(cgroup_spares().is_empty());
+    for c in ["memory", "pids", "cpuacct"] {
+        let p = default_parent(c);
+        assert!(
+            common::eventually(Duration::from_secs(5), || !p.exists()),
+            "{} is left",
+            p.display()
+        );
+    }
+}

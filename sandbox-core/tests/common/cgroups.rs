@@ -1,0 +1,55 @@
+//! This process's cgroups, as the host sees them (cgroup v1 hierarchies under
+//! `/sys/fs/cgroup`).
+#![allow(dead_code)]
+
+/// The library's default parent in a v1 hierarchy: `sandbox` under this process's own
+/// cgroup there.
+pub fn default_parent(controller: &str) -> std::path::PathBuf {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.trim_start_matches('/').to_string())
+        })
+        .unwrap_or_default();
+    std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(own)
+        .join("sandbox")
+}
+
+/// Our cgroup directories under every v1 controller, spares made ahead included.
+pub fn our_cgroups() -> Vec<String> {
+    let mut v = Vec::new();
+    for c in ["memory", "pids", "cpu", "cpuacct"] {
+        let d = default_parent(c);
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("sbx-{}-", std::process::id())) {
+                    v.push(format!("{}/{name}", d.display()));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The cgroups of sandboxes: ours, but for the spares the library made ahead (compared
+/// by their real paths: `cpu` and `cpuacct` may be one hierarchy under two names).
+pub fn sandboxes_cgroups() -> Vec<String> {
+    let real = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let spares: Vec<_> = sandbox_core::test_hooks::cgroup_spares()
+        .iter()
+        .filter_map(|p| real(p))
+        .collect();
+    our_cgroups()
+        .into_iter()
+        .filter(|c| real(std::path::Path::new(c)).is_some_and(|r| !spares.contains(&r)))
+        .collect()
+}
