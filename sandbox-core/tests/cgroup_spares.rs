@@ -1,7 +1,8 @@
 //! A sandbox with limits takes a cgroup made ahead of it (in the background, after the
 //! first such spawn) and its cgroup is removed in the background once it has ended; when
 //! the process stops spawning, the spares go too and no cgroup of ours is left, nor the
-//! library's parent directory. Checked from the host, in the cgroup v1 hierarchies and on
+//! library's parent directory; a tool that exits at once leaves nothing either. Checked from
+//! the host, in the cgroup v1 hierarchies and on
 //! a cgroup2 mount.
 mod common;
 use common::cgroups::{default_parent, our_cgroups, sandboxes_cgroups};
@@ -166,4 +167,38 @@ async fn spares_and_the_parent_go_when_the_process_idles() {
             p.display()
         );
     }
+}
+
+/// A command-line tool that exits right after its sandbox (the `run` example, with limits)
+/// leaves no cgroup behind: the removals still queued, and its spares, are done on its way
+/// out.
+#[test]
+fn a_tool_that_exits_at_once_leaves_no_cgroup() {
+    common::require_root();
+    for _ in 0..3 {
+        let out = std::process::Command::new(common::example("run"))
+            .args(["--memory", "64M", "--pids", "16", "--", "/bin/true"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Not waited for: what it left is there now, or never.
+    let left: Vec<String> = ["memory", "pids", "cpuacct"]
+        .iter()
+        .flat_map(|c| {
+            std::fs::read_dir(default_parent(c))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
+        .filter(|n| {
+            n.starts_with("sbx-") && !n.starts_with(&format!("sbx-{}-", std::process::id()))
+        })
+        .collect();
+    assert!(left.is_empty(), "left by the tool: {left:?}");
 }

@@ -14,7 +14,9 @@
 //!   cgroups it had not removed yet, for the next one to sweep. (A process of another PID
 //!   namespace sharing the parent could see one of its spares swept: it makes a new one.)
 //!
-//! A process that exits normally removes its spares on the way out (an `atexit` handler).
+//! A process that exits normally finishes on the way out (an `atexit` handler, waiting up to
+//! [`EXIT_WAIT`]): the cgroups of its ended sandboxes still queued for removal are removed,
+//! and its spares. A command-line tool that exits right after its sandbox leaves nothing.
 
 use super::{Cgroup, Held, Site};
 use std::collections::{HashMap, HashSet};
@@ -27,12 +29,19 @@ use std::time::{Duration, Instant};
 pub(super) const SPARES: usize = 2;
 /// How long a site keeps its spares without a take.
 pub(super) const IDLE: Duration = Duration::from_secs(2);
+/// How long a normal exit waits for the queued removals.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Set on the way out: no more spares are made.
+static EXITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 enum Job {
     /// Make the site's spares up to [`SPARES`] (a take happened).
     Refill(Site),
     /// Kill what is left in this cgroup and remove it.
     Remove(Box<Cgroup>),
+    /// Say when every job before this one is done.
+    Flush(mpsc::SyncSender<()>),
 }
 
 struct Spares {
@@ -117,11 +126,16 @@ pub(super) fn retire(cg: Cgroup) {
     }
 }
 
-/// On the process's normal exit: its spares are removed rather than left for the next
-/// process to sweep. (The pool's lock may be held by a thread the exit cut short: then
-/// nothing is done.)
+/// On the process's normal exit: the queued removals are finished (for up to
+/// [`EXIT_WAIT`]) and the spares removed, rather than left for the next process to sweep.
+/// (The pool's lock may be held by a thread the exit cut short: then the spares stay.)
 extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(|| {
+        EXITING.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (tx, rx) = mpsc::sync_channel(1);
+        if send(Job::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(EXIT_WAIT);
+        }
         let Ok(mut state) = STATE.try_lock() else {
             return;
         };
@@ -143,6 +157,9 @@ fn serve(rx: mpsc::Receiver<Job>) {
         match rx.recv_timeout(IDLE / 4) {
             Ok(Job::Remove(mut cg)) => cg.remove_now(),
             Ok(Job::Refill(site)) => refill(&site),
+            Ok(Job::Flush(done)) => {
+                let _ = done.send(());
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -163,6 +180,9 @@ fn refill(site: &Site) {
                 .map(|sp| sp.held)
         });
         let Some(held) = wanted else { return };
+        if EXITING.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let Ok(mut cg) = Cgroup::make(site) else {
             return;
         };
