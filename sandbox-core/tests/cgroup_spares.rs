@@ -202,3 +202,101 @@ fn a_tool_that_exits_at_once_leaves_no_cgroup() {
         .collect();
     assert!(left.is_empty(), "left by the tool: {left:?}");
 }
+
+/// The memory limit the host sees on process `pid`'s cgroup (`None`: unlimited).
+fn memory_limit_of(pid: u32) -> Option<u64> {
+    let text =
+        std::fs::read_to_string(memory_cgroup_of(pid).join("memory.limit_in_bytes")).unwrap();
+    let v: u64 = text.trim().parse().unwrap();
+    // v1 shows "no limit" as the largest page-aligned number.
+    (v < (1u64 << 60)).then_some(v)
+}
+
+async fn sleeper(limits: Limits) -> sandbox_core::Child {
+    Sandbox::new()
+        .limits(limits)
+        .command("/bin/sleep")
+        .arg("10")
+        .spawn()
+        .await
+        .unwrap()
+}
+
+/// Spares hold the limits of their site's last sandbox; a sandbox asking for others (more
+/// memory, or none at all, on the same hierarchies) never runs with those.
+#[tokio::test]
+async fn a_sandbox_never_gets_a_spares_other_limits() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    for want in [Some(64u64 << 20), Some(128 << 20), None, Some(64 << 20)] {
+        // Spares for the previous limits are ready by now.
+        assert!(common::eventually(
+            Duration::from_secs(5),
+            || !cgroup_spares().is_empty() || want == Some(64 << 20)
+        ));
+        let limits = match want {
+            Some(m) => Limits::new().memory(m).pids(16),
+            None => Limits::new().pids(16),
+        };
+        let mut child = sleeper(limits).await;
+        assert_eq!(memory_limit_of(child.id().unwrap()), want);
+        child.kill().await.unwrap();
+    }
+}
+
+/// A spare whose directories someone else removed is not used: another cgroup is made.
+#[tokio::test]
+async fn a_spare_removed_by_someone_else_is_not_used() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let mut first = sleeper(limits()).await;
+    first.kill().await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(5), || cgroup_spares().len() >= 2),
+        "{:?}",
+        cgroup_spares()
+    );
+    let removed = cgroup_spares();
+    for d in &removed {
+        std::fs::remove_dir(d).unwrap();
+    }
+    let mut child = sleeper(limits()).await;
+    let cg = memory_cgroup_of(child.id().unwrap());
+    assert!(cg.is_dir() && !removed.contains(&cg), "{cg:?}");
+    child.kill().await.unwrap();
+}
+
+/// A child the process forks, exiting normally, leaves the parent's spares and sandboxes
+/// alone (it inherits the exit handler, not the pool's thread).
+#[tokio::test]
+async fn a_forked_child_that_exits_touches_nothing_of_its_parent() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let mut child = sleeper(limits()).await;
+    assert!(common::eventually(Duration::from_secs(5), || {
+        !cgroup_spares().is_empty()
+    }));
+    let spares = cgroup_spares();
+    let t = std::time::Instant::now();
+    // SAFETY: the forked child only calls exit(3), which runs the atexit handlers under
+    // test; the parent waits for it.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: the child's last call: exit(3) and its atexit handlers, nothing else.
+            unsafe { libc::exit(0) }
+        }
+        pid => {
+            assert!(pid > 0);
+            let mut status = 0;
+            // SAFETY: waits for the child just forked.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(spares.iter().all(|d| d.is_dir()), "{spares:?}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sandbox was killed"
+    );
+    child.kill().await.unwrap();
+}

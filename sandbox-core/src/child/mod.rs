@@ -58,8 +58,9 @@ use watchdog::{reap_early, watchdog, Early, Verdict};
 /// pid.
 ///
 /// # Caveats
-/// Dropping a `Child` kills the whole sandbox (unless [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set to
-/// `false`) and reaps it in the background. The sandbox also dies, by `PR_SET_PDEATHSIG`,
+/// Dropping a `Child` kills the whole sandbox (unless
+/// [`Command::kill_on_drop`](crate::Command::kill_on_drop) was set to `false`) and reaps it
+/// in the background. The sandbox also dies, by `PR_SET_PDEATHSIG`,
 /// when the process that spawned it dies, even by SIGKILL.
 ///
 /// The application must not set SIGCHLD to `SIG_IGN` or reap every child with
@@ -195,8 +196,9 @@ impl Child {
 
     /// When each stage of this sandbox's spawn ended — in the caller, in the child (one mark
     /// per step of its mount plan) — and, once [`Child::wait`] has returned, of the wait: the
-    /// end seen, the outcome read, the cgroup handed over for removal. For finding where the time of a spawn
-    /// goes; `benches/spawn_loop.rs --timeline` prints the medians over many spawns.
+    /// end seen, the outcome read, the cgroup handed over for removal. For finding where the
+    /// time of a spawn goes; `benches/spawn_loop.rs --timeline` prints the medians over many
+    /// spawns.
     #[cfg(feature = "timeline")]
     pub fn timeline(&self) -> &crate::Timeline {
         &self.timeline

@@ -14,9 +14,10 @@ pub(crate) mod cgroup;
 ///   its controllers are usable, v1 otherwise), ready before the sandbox runs and removed,
 ///   with anything left in it killed, right after it ends. Both ends are off the spawn's
 ///   path: a thread of the library makes cgroups ahead for the next sandboxes (up to two
-///   per kind of limits in use, gone after 2 s without a spawn and when the process exits
-///   normally; a later process removes those a killed one left) and removes the ended
-///   sandboxes', so [`Child::wait`](crate::Child::wait) returns without waiting for it;
+///   per mount, parent and set of controllers in use, holding the last sandbox's limits;
+///   gone after 2 s without a spawn and when the process exits normally; a later process
+///   removes those a killed one left) and removes the ended sandboxes', so
+///   [`Child::wait`](crate::Child::wait) returns without waiting for it;
 /// - CPU time: for the whole sandbox from the cgroup's accounting (the parent kills the
 ///   sandbox when all its processes together used it up), and per process with
 ///   `RLIMIT_CPU` as a backstop;
@@ -137,7 +138,8 @@ impl Limits {
     }
 
     /// The cgroup directory the sandboxes' cgroups are made in, relative to the root of
-    /// each hierarchy (default `sandbox`, created when missing).
+    /// each hierarchy (default `sandbox`, created when missing). Cgroups made ahead for the
+    /// next sandboxes stay in it for ~2 s after the last one (see the limits' doc above).
     pub fn cgroup_parent(mut self, parent: impl Into<String>) -> Limits {
         self.cgroup_parent = Some(parent.into());
         self

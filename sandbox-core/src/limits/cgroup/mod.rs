@@ -229,9 +229,10 @@ const DEFAULT_PARENT: &str = "sandbox";
 
 /// Parent directories this process created: the last of its sandboxes to leave one
 /// removes it, so no trace is left on the machine.
+static MADE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+    std::sync::OnceLock::new();
+
 fn lock_made() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
-    static MADE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
-        std::sync::OnceLock::new();
     MADE.get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -305,13 +306,17 @@ impl Cgroup {
         let site = Site::of(limits)?;
         if site.pooled {
             let held = Held::of(limits);
-            if let Some(mut cg) = pool::take(&site, held) {
-                // A spare holds nothing yet, or the limits of its site's last sandbox: other
-                // limits than these, it is not used (what it holds would stay).
-                if cg.held.is_none_or(|h| h == held) && cg.hold(held).is_ok() {
+            if let Some(cg) = pool::take(&site, held) {
+                // A spare holds the limits of its site's last sandbox: other limits than
+                // these, it is not used (what it holds would stay); nor one whose directories
+                // are gone (removed by someone else): one is made now.
+                let usable = cg.held == Some(held) && cg.dirs.iter().all(|d| d.is_dir());
+                pool::count(usable);
+                if usable {
                     return Ok(cg);
                 }
-                // Or its directories are gone (swept as another's leftover): make one now.
+            } else {
+                pool::count(false);
             }
         }
         let mut cg = Cgroup::make(&site)?;
@@ -330,11 +335,27 @@ impl Cgroup {
     /// Makes a cgroup at `site`, with no limit written: a directory named after this process
     /// in each hierarchy (and the library's parent when missing).
     fn make(site: &Site) -> Result<Cgroup> {
-        let name = format!(
-            "sbx-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let mut attempt = 0;
+        loop {
+            let name = format!(
+                "sbx-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            match Cgroup::make_named(site, &name) {
+                // Left by an earlier process that had this pid (reused): another name.
+                Err(Error::Cgroup { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 =>
+                {
+                    attempt += 1;
+                }
+                made => return made,
+            }
+        }
+    }
+
+    /// [`Cgroup::make`] with the name `name` (what a failure made of it is removed).
+    fn make_named(site: &Site, name: &str) -> Result<Cgroup> {
         let mut cg = Cgroup {
             version: site.version,
             dirs: Vec::new(),
@@ -357,7 +378,7 @@ impl Cgroup {
             }
             seen.push((real, cg.dirs.len()));
             let p = base.join(&site.parent);
-            let dir = make_dir(&p, &name, site.version, site.named_parent)?;
+            let dir = make_dir(&p, name, site.version, site.named_parent)?;
             cg.parents.push(p);
             cg.dirs.push(dir);
             cg.controllers.push(*controller);
@@ -571,11 +592,30 @@ impl Cgroup {
         }
     }
 
-    /// Kills what is left and removes the cgroup, here and now, trying for up to a minute
-    /// (the background remover's way; a cgroup it gives up on is left).
+    /// Kills what is left and removes the cgroup, here, for up to ~2 s; what still resists
+    /// is handed to a thread of its own that keeps trying (the background remover's way, so
+    /// one stuck cgroup does not hold up the others).
     fn remove_now(&mut self) {
-        self.try_remove(6000);
+        self.remove();
         self.swept = true;
+    }
+
+    /// Removes a cgroup that never held a process (a spare), without killing anything and
+    /// without waiting for any lock: the way out of a process (`atexit`).
+    fn remove_unused(&mut self) {
+        self.swept = true;
+        self.dirs.retain(|d| std::fs::remove_dir(d).is_err());
+        if !self.dirs.is_empty() {
+            return;
+        }
+        let Some(made) = MADE.get().and_then(|m| m.try_lock().ok()) else {
+            return;
+        };
+        for p in &self.parents {
+            if made.contains(p) || (self.default_parent && p.ends_with(DEFAULT_PARENT)) {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
     }
 }
 

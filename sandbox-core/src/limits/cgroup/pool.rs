@@ -3,20 +3,27 @@
 //! ~300 µs, so one thread of the library ("sandbox-cgroups", started on first use) does
 //! both ahead and behind:
 //!
-//! - **spares**: each site in use ([`Site`]) keeps up to [`SPARES`] cgroups made ahead with
-//!   no limit written; a spawn takes one and writes its own limits. Every take asks for a
-//!   new one; a site unused for [`IDLE`] loses its spares, so an idle process holds none.
+//! - **spares**: each site in use ([`Site`]: version, hierarchies, parent) keeps up to
+//!   [`SPARES`] cgroups made ahead, holding the limits of the site's last take; a spawn with
+//!   the same limits takes one and writes nothing (a judge's runs), with other limits it
+//!   makes its own (limits alternating on one site gain nothing). Every take asks for a new
+//!   one; a site unused for [`IDLE`] loses its spares, so an idle process holds none (and a
+//!   parent directory the caller manages is free of ours ~2 s after its last sandbox).
 //! - **removal**: a sandbox's cgroup, once the sandbox has ended, is killed and removed by
 //!   the thread; `Child::wait` does not wait for the kernel.
 //! - **sweeping**: the first use of a parent directory removes what dead processes left in
 //!   it (cgroups named `sbx-<pid>-<n>` whose pid no longer runs here, and empty: the kernel
 //!   refuses to remove any other). A process killed by SIGKILL leaves its spares, and the
-//!   cgroups it had not removed yet, for the next one to sweep. (A process of another PID
-//!   namespace sharing the parent could see one of its spares swept: it makes a new one.)
+//!   cgroups it had not removed yet, for the next one to sweep — as does SIGTERM's or
+//!   SIGINT's default action, which ends a process without `atexit`. (A process of another
+//!   PID namespace sharing the parent could see one of its spares swept: a spare whose
+//!   directories are gone is not used, another is made.)
 //!
 //! A process that exits normally finishes on the way out (an `atexit` handler, waiting up to
 //! [`EXIT_WAIT`]): the cgroups of its ended sandboxes still queued for removal are removed,
 //! and its spares. A command-line tool that exits right after its sandbox leaves nothing.
+//! (A child the process forked and that exits does nothing of this: the spares and the
+//! thread are its parent's.)
 
 use super::{Cgroup, Held, Site};
 use std::collections::{HashMap, HashSet};
@@ -34,6 +41,9 @@ const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// Set on the way out: no more spares are made.
 static EXITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The process that started the thread and registered the exit handler (a forked child
+/// inherits the handler, not the thread).
+static OWNER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 enum Job {
     /// Make the site's spares up to [`SPARES`] (a take happened).
@@ -86,6 +96,7 @@ fn send(job: Job) -> Result<(), Job> {
             return Err(job);
         }
         *jobs = Some(tx);
+        OWNER.store(std::process::id(), std::sync::atomic::Ordering::SeqCst);
         // SAFETY: registers a plain function, once, that never unwinds (see `at_exit`).
         unsafe { libc::atexit(at_exit) };
     }
@@ -106,17 +117,22 @@ pub(super) fn take(site: &Site, held: Held) -> Option<Cgroup> {
         });
         spares.used = Instant::now();
         spares.held = held;
-        let spare = spares.ready.pop();
-        if spare.is_some() {
-            s.hits += 1;
-        } else {
-            s.misses += 1;
-        }
-        spare
+        spares.ready.pop()
     });
     // Without the thread there are no spares: every spawn makes its own.
     let _ = send(Job::Refill(site.clone()));
     spare
+}
+
+/// Counts a take that found a spare it could use (`hit`), or not.
+pub(super) fn count(hit: bool) {
+    with_state(|s| {
+        if hit {
+            s.hits += 1;
+        } else {
+            s.misses += 1;
+        }
+    });
 }
 
 /// Kills and removes a sandbox's cgroup in the background (here, when no thread can run).
@@ -131,6 +147,9 @@ pub(super) fn retire(cg: Cgroup) {
 /// (The pool's lock may be held by a thread the exit cut short: then the spares stay.)
 extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(|| {
+        if OWNER.load(std::sync::atomic::Ordering::SeqCst) != std::process::id() {
+            return;
+        }
         EXITING.store(true, std::sync::atomic::Ordering::SeqCst);
         let (tx, rx) = mpsc::sync_channel(1);
         if send(Job::Flush(tx)).is_ok() {
@@ -145,9 +164,7 @@ extern "C" fn at_exit() {
             .unwrap_or_default();
         drop(state);
         for mut cg in spares {
-            // Empty, never used: removed at once.
-            cg.try_remove(3);
-            cg.swept = true;
+            cg.remove_unused();
         }
     });
 }
@@ -186,8 +203,11 @@ fn refill(site: &Site) {
         let Ok(mut cg) = Cgroup::make(site) else {
             return;
         };
-        // (A spare whose limits could not be written gets them when taken.)
-        let _ = cg.hold(held);
+        if cg.hold(held).is_err() {
+            // Half written, maybe: never a spare.
+            cg.remove_now();
+            return;
+        }
         let unwanted = with_state(|s| match s.sites.get_mut(site) {
             Some(sp) => {
                 sp.ready.push(cg);
