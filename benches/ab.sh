@@ -5,6 +5,7 @@
 #
 #   sudo benches/ab.sh REV                    # 5 rounds × 1000 spawns of each configuration
 #   ROUNDS=3 N=500 benches/ab.sh main~3 user all-init
+#   ARGS=--cgroup benches/ab.sh main~3 user-init   # extra spawn_loop options, both sides
 #
 # Configurations are spawn_loop's (`base`, `user`, `user-init`, `net`, `all-init`, …), plus
 # `rootfs` (every namespace, a busybox root entered with pivot_root, as compare.sh's
@@ -40,9 +41,10 @@ NEW=$(spawn_loop_bin "$TOP")
 
 med() { sed -E 's/.*median_us=([0-9.]+).*/\1/'; }
 one() {  # BIN CONFIG
+  # shellcheck disable=SC2086 # ARGS: options, split on purpose
   case "$2" in
-    rootfs) "$1" -n "$N" --rootfs "$R" all | med ;;
-    *) "$1" -n "$N" "$2" | med ;;
+    rootfs) "$1" -n "$N" ${ARGS:-} --rootfs "$R" all | med ;;
+    *) "$1" -n "$N" ${ARGS:-} "$2" | med ;;
   esac
 }
 
