@@ -5,7 +5,7 @@
 //! the host, in the cgroup v1 hierarchies and on
 //! a cgroup2 mount.
 mod common;
-use common::cgroups::{default_parent, our_cgroups, sandboxes_cgroups};
+use common::cgroups::{default_parent, our_cgroups, sandboxes_cgroups, unified, v1_cgroup_of};
 use sandbox_core::test_hooks::{cgroup_pool_counts, cgroup_spares};
 use sandbox_core::{Limits, Sandbox};
 use std::time::Duration;
@@ -17,21 +17,9 @@ fn limits() -> Limits {
     Limits::new().memory(256 << 20).pids(64)
 }
 
-/// The memory cgroup of process `pid`, as the host sees it (its real path).
+/// The memory cgroup of process `pid`, as the host sees it.
 fn memory_cgroup_of(pid: u32) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let rel = text
-        .lines()
-        .find_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            ctrls
-                .split(',')
-                .any(|c| c == "memory")
-                .then(|| path.to_string())
-        })
-        .unwrap();
-    std::path::Path::new("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'))
+    v1_cgroup_of(&pid.to_string(), "memory")
 }
 
 #[tokio::test]
@@ -82,12 +70,7 @@ async fn a_run_takes_a_cgroup_made_ahead() {
 async fn a_run_takes_a_cgroup_made_ahead_on_cgroup_v2() {
     common::require_root();
     let _serial = SERIAL.lock().await;
-    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
-    assert!(
-        unified.join("cgroup.procs").exists(),
-        "this test needs the cgroup2 mount of a hybrid layout at {}",
-        unified.display()
-    );
+    let unified = unified();
     let limits = Limits::new()
         .cgroup_mount(unified)
         .cpu_time(Duration::from_secs(10));

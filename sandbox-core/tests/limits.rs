@@ -402,12 +402,7 @@ async fn time_limits_hold_without_a_waiter() {
 async fn cgroup_v2_runs_live_on_the_unified_mount() {
     common::require_root();
     let _serial = SERIAL.lock().await;
-    let unified = std::path::Path::new("/sys/fs/cgroup/unified");
-    assert!(
-        unified.join("cgroup.procs").exists(),
-        "this test needs the cgroup2 mount of a hybrid layout at {}",
-        unified.display()
-    );
+    let unified = common::cgroups::unified();
     let limits = Limits::new()
         .cgroup_mount(unified)
         .cpu_time(Duration::from_millis(300));

@@ -2,10 +2,12 @@
 //! `/sys/fs/cgroup`).
 #![allow(dead_code)]
 
-/// The library's default parent in a v1 hierarchy: `sandbox` under this process's own
-/// cgroup there.
-pub fn default_parent(controller: &str) -> std::path::PathBuf {
-    let own = std::fs::read_to_string("/proc/self/cgroup")
+use std::path::{Path, PathBuf};
+
+/// The cgroup of process `pid` (`"self"` for this one) in the v1 hierarchy of
+/// `controller`, as the host sees it: `/sys/fs/cgroup/<controller>/<path>`.
+pub fn v1_cgroup_of(pid: &str, controller: &str) -> PathBuf {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap()
         .lines()
         .find_map(|l| {
@@ -17,10 +19,25 @@ pub fn default_parent(controller: &str) -> std::path::PathBuf {
                 .then(|| path.trim_start_matches('/').to_string())
         })
         .unwrap_or_default();
-    std::path::Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(own)
-        .join("sandbox")
+    Path::new("/sys/fs/cgroup").join(controller).join(own)
+}
+
+/// The library's default parent in a v1 hierarchy: `sandbox` under this process's own
+/// cgroup there.
+pub fn default_parent(controller: &str) -> PathBuf {
+    v1_cgroup_of("self", controller).join("sandbox")
+}
+
+/// This machine's cgroup2 mount beside its v1 hierarchies (a hybrid layout), which has no
+/// controller but accounts CPU time.
+pub fn unified() -> &'static Path {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    assert!(
+        unified.join("cgroup.procs").exists(),
+        "this test needs the cgroup2 mount of a hybrid layout at {}",
+        unified.display()
+    );
+    unified
 }
 
 /// Our cgroup directories under every v1 controller, spares made ahead included.
