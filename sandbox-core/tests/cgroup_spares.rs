@@ -5,7 +5,9 @@
 //! the host, in the cgroup v1 hierarchies and on
 //! a cgroup2 mount.
 mod common;
-use common::cgroups::{default_parent, our_cgroups, sandboxes_cgroups, unified, v1_cgroup_of};
+use common::cgroups::{
+    default_parent, our_cgroups, run_true, sandboxes_cgroups, unified, v1_cgroup_of,
+};
 use sandbox_core::test_hooks::{cgroup_pool_counts, cgroup_spares};
 use sandbox_core::{Limits, Sandbox};
 use std::time::Duration;
@@ -27,13 +29,7 @@ async fn a_run_takes_a_cgroup_made_ahead() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     // The first run makes its own cgroup; spares are made for the next ones meanwhile.
-    let first = Sandbox::new()
-        .limits(limits())
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap();
-    assert!(first.success());
+    run_true(limits()).await;
     let real = |p: &std::path::Path| std::fs::canonicalize(p).unwrap();
     assert!(
         common::eventually(Duration::from_secs(5), || !cgroup_spares().is_empty()),
@@ -74,13 +70,7 @@ async fn a_run_takes_a_cgroup_made_ahead_on_cgroup_v2() {
     let limits = Limits::new()
         .cgroup_mount(unified)
         .cpu_time(Duration::from_secs(10));
-    let first = Sandbox::new()
-        .limits(limits.clone())
-        .command("/bin/true")
-        .status()
-        .await
-        .unwrap();
-    assert!(first.success());
+    run_true(limits.clone()).await;
     let in_unified = || -> Vec<std::path::PathBuf> {
         cgroup_spares()
             .into_iter()
@@ -122,13 +112,7 @@ async fn spares_and_the_parent_go_when_the_process_idles() {
     common::require_root();
     let _serial = SERIAL.lock().await;
     for _ in 0..5 {
-        let out = Sandbox::new()
-            .limits(limits())
-            .command("/bin/true")
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success());
+        run_true(limits()).await;
     }
     assert!(
         common::eventually(Duration::from_secs(5), || sandboxes_cgroups().is_empty()),

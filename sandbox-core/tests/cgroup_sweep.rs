@@ -4,8 +4,8 @@
 //! touched. Checked from the host, in the cgroup v1 hierarchies. (One test in its own
 //! binary: the parent is swept once per process, on its first use.)
 mod common;
-use common::cgroups::default_parent;
-use sandbox_core::{Limits, Sandbox};
+use common::cgroups::{default_parent, run_true};
+use sandbox_core::Limits;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,13 +66,7 @@ async fn a_dead_processs_leftovers_are_swept_a_live_ones_kept() {
             dirs.push(d);
         }
     }
-    let out = Sandbox::new()
-        .limits(Limits::new().memory(256 << 20).pids(64))
-        .command("/bin/true")
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success());
+    run_true(Limits::new().memory(256 << 20).pids(64)).await;
     assert!(
         common::eventually(Duration::from_secs(5), || dead_dirs
             .iter()

@@ -70,3 +70,14 @@ pub fn sandboxes_cgroups() -> Vec<String> {
         .filter(|c| real(std::path::Path::new(c)).is_some_and(|r| !spares.contains(&r)))
         .collect()
 }
+
+/// Runs `/bin/true` in a sandbox under `limits` to its end, and checks it succeeded.
+pub async fn run_true(limits: sandbox_core::Limits) {
+    let status = sandbox_core::Sandbox::new()
+        .limits(limits)
+        .command("/bin/true")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

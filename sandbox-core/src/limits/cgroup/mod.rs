@@ -4,8 +4,8 @@
 //!
 //! This file holds the life of the cgroup, the same in both versions (detect, create, join,
 //! kill, remove); what differs between them, file names above all, is in `v1.rs` and
-//! `v2.rs`. `pool.rs` keeps both ends off a spawn's path: cgroups are made ahead (spares,
-//! their limits written when one is taken) and removed in the background.
+//! `v2.rs`. `pool.rs` keeps both ends off a spawn's path: cgroups are made ahead (spares
+//! holding the limits of their site's last sandbox) and removed in the background.
 
 use crate::{Error, Limits, Result};
 use std::os::fd::{AsFd, OwnedFd};
@@ -409,12 +409,9 @@ impl Cgroup {
         self.hold(Held::of(limits))
     }
 
-    /// Makes a cgroup that holds no limits yet (or `held` already) hold `held`. (Limits it
-    /// held before are not undone: what `held` leaves unset would stay.)
+    /// Writes `held` into a cgroup that holds no limits yet (what it held before would not
+    /// be undone: spares holding other limits are never reused, see [`Cgroup::create`]).
     fn hold(&mut self, held: Held) -> Result<()> {
-        if self.held == Some(held) {
-            return Ok(());
-        }
         // Unknown until written, should a write fail halfway.
         self.held = None;
         match self.version {
