@@ -8,12 +8,22 @@
  * nothing of the embedding application, and starting it costs one small exec.
  *
  * usage: sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM [ARGS...]
+ *        sandbox-init STATUS_FD SYNC_FD FLAGS|4 EXEC_STAGE CTL_FD
  *   STATUS_FD  pipe to the parent: gets {"SBXS", wait status} when the program ends
  *   SYNC_FD    the sync channel: gets {"SBXE", EXEC_STAGE, errno, 0} if PROGRAM cannot be
  *              executed; closed by the execve of PROGRAM otherwise (the parent sees EOF)
  *   FLAGS      bit 0: be a child subreaper (not PID 1 of a namespace);
- *              bit 1: the program dies with the init (PR_SET_PDEATHSIG)
+ *              bit 1: the program dies with the init (PR_SET_PDEATHSIG);
+ *              bit 2: serve (a pooled sandbox): close SYNC_FD at once (the parent sees the
+ *              sandbox ready), then wait on the socket CTL_FD for the program to run
  * The environment is passed to PROGRAM unchanged. Every signal arrives blocked.
+ *
+ * A request (serve) is one message on CTL_FD: a byte, and five descriptors (SCM_RIGHTS):
+ * a memfd holding the program's strings, the request's own sync channel (as SYNC_FD
+ * above), and the program's stdin, stdout and stderr. The memfd reads, in native order:
+ *   u32 "SBXQ", u32 EXEC_STAGE, u32 CHDIR_STAGE, u32 argc, u32 envc, u32 offset of cwd,
+ *   u64 offsets of argv[0..argc], 0, of envp[0..envc], 0, then the NUL-ended strings.
+ * The end of file on CTL_FD before a request ends the init (the pool let the sandbox go).
  *
  * It forks PROGRAM, forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to it,
  * reaps every process that ends, and when PROGRAM ends sends its wait status to the parent
@@ -43,9 +53,37 @@ typedef unsigned int u32;
 #define F_SETFD 2
 #define FD_CLOEXEC 1
 #define EINTR 4
+#define FLAG_SERVE 4
+#define SEEK_END 2
+#define PROT_RW 3
+#define MAP_PRIVATE 2
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define MSG_CMSG_CLOEXEC 0x40000000
+#define MSG_CTRUNC 8
 
 #define FRAME_ERROR 0x53425845u  /* "SBXE" */
 #define FRAME_EXIT 0x53425853u   /* "SBXS" */
+#define REQUEST 0x53425851u      /* "SBXQ" */
+
+struct iovec {
+  void *base;
+  size_t len;
+};
+struct msghdr {
+  void *name;
+  int namelen;
+  struct iovec *iov;
+  size_t iovlen;
+  void *control;
+  size_t controllen;
+  int flags;
+};
+struct cmsghdr {
+  size_t len;
+  int level;
+  int type;
+};
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
 #if defined(__x86_64__)
@@ -111,6 +149,96 @@ static void send(int fd, u32 kind, u32 a, int b, u32 c, int words) {
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
+/* What the forked program gets, and how its start is reported. */
+struct run {
+  char **prog;
+  char **envp;
+  const char *cwd; /* 0: stay */
+  int sync_fd;
+  int stdio[3]; /* -1: keep */
+  u32 exec_stage;
+  u32 chdir_stage;
+};
+
+/* Forks the program (reporting a failed fork or exec on the sync channel) and returns its
+ * pid, or leaves. */
+static long start(const struct run *r, int flags, long me) {
+  long pid = sys6(__NR_clone, SIGCHLD, 0, 0, 0, 0, 0);
+  if (pid < 0) {
+    send(r->sync_fd, FRAME_ERROR, r->exec_stage, (int)-pid, 1, 4);
+    leave(127);
+  }
+  if (pid == 0) {
+    unsigned long none = 0;
+    for (int i = 0; i < 3; i++) {
+      /* The received descriptors are close-on-exec and above 2 (0-2 were open). */
+      if (r->stdio[i] >= 0 && sys3(__NR_dup3, r->stdio[i], i, 0) < 0) leave(127);
+    }
+    if (r->cwd) {
+      long e = sys1(__NR_chdir, r->cwd);
+      if (e < 0) {
+        send(r->sync_fd, FRAME_ERROR, r->chdir_stage, (int)-e, 0, 4);
+        leave(127);
+      }
+    }
+    if (flags & 2) {
+      sys2(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL);
+      /* The init may have died before the signal was armed. */
+      if (sys0(__NR_getppid) != me) leave(127);
+    }
+    sys4(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &none, 0, 8);
+    long e = sys3(__NR_execve, r->prog[0], r->prog, r->envp);
+    send(r->sync_fd, FRAME_ERROR, r->exec_stage, (int)-e, 0, 4);
+    leave(127);
+  }
+  return pid;
+}
+
+/* Serve: wait for the one request of a pooled sandbox and read it into `r` (leaves on
+ * end of file or a malformed request). The descriptors stay open until the fork. */
+static void receive(int ctl, struct run *r, int fds[5]) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  long cbuf[8];
+  struct msghdr m = {0, 0, &iov, 1, cbuf, sizeof cbuf, 0};
+  long n;
+  do n = sys3(__NR_recvmsg, ctl, &m, MSG_CMSG_CLOEXEC);
+  while (n == -EINTR);
+  if (n <= 0) leave(0);
+  sys1(__NR_close, ctl);
+  struct cmsghdr *c = (struct cmsghdr *)cbuf;
+  size_t want = sizeof *c + 5 * sizeof(int);
+  if ((m.flags & MSG_CTRUNC) || m.controllen < want || c->len != want || c->level != SOL_SOCKET ||
+      c->type != SCM_RIGHTS)
+    leave(125);
+  const int *got = (const int *)(c + 1);
+  for (int i = 0; i < 5; i++) fds[i] = got[i];
+  long size = sys3(__NR_lseek, fds[0], 0, SEEK_END);
+  if (size < 24) leave(125);
+  char *base = (char *)sys6(__NR_mmap, 0, size, PROT_RW, MAP_PRIVATE, fds[0], 0);
+  if ((unsigned long)base > -4096ul || base[size - 1] != 0) leave(125);
+  const u32 *h = (const u32 *)base;
+  unsigned long argc = h[3], envc = h[4], slots = argc + envc + 2;
+  if (h[0] != REQUEST || argc == 0 || h[5] >= (unsigned long)size ||
+      24 + slots * 8 > (unsigned long)size)
+    leave(125);
+  unsigned long *slot = (unsigned long *)(base + 24);
+  for (unsigned long i = 0; i < slots; i++) {
+    int last = i == argc || i == slots - 1;
+    if (last != (slot[i] == 0) || slot[i] >= (unsigned long)size) leave(125);
+    if (slot[i]) slot[i] += (unsigned long)base;
+  }
+  r->prog = (char **)slot;
+  r->envp = r->prog + argc + 1;
+  r->cwd = base + h[5];
+  r->sync_fd = fds[1];
+  r->stdio[0] = fds[2];
+  r->stdio[1] = fds[3];
+  r->stdio[2] = fds[4];
+  r->exec_stage = h[1];
+  r->chdir_stage = h[2];
+}
+
 void cstart(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
@@ -119,8 +247,7 @@ void cstart(long *sp) {
   int status_fd = num(argv[1]);
   int sync_fd = num(argv[2]);
   int flags = num(argv[3]);
-  u32 exec_stage = (u32)num(argv[4]);
-  char **prog = argv + 5;
+  struct run r = {argv + 5, envp, 0, sync_fd, {-1, -1, -1}, (u32)num(argv[4]), 0};
 
   /* Signals wait until we take them (they normally arrive blocked already). */
   unsigned long all = ~0ul;
@@ -133,26 +260,21 @@ void cstart(long *sp) {
   sys2(__NR_prctl, PR_SET_DUMPABLE, 0);
   if (flags & 1) sys2(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
 
+  int fds[5] = {-1, -1, -1, -1, -1};
+  if (flags & FLAG_SERVE) {
+    int ctl = num(argv[5]);
+    sys3(__NR_fcntl, ctl, F_SETFD, FD_CLOEXEC);
+    /* Ready: the parent sees end of file on the sandbox's own sync channel. */
+    sys1(__NR_close, sync_fd);
+    receive(ctl, &r, fds);
+  }
+
   long me = sys0(__NR_getpid);
-  long pid = sys6(__NR_clone, SIGCHLD, 0, 0, 0, 0, 0);
-  if (pid < 0) {
-    send(sync_fd, FRAME_ERROR, exec_stage, (int)-pid, 1, 4);
-    leave(127);
-  }
-  if (pid == 0) {
-    unsigned long none = 0;
-    if (flags & 2) {
-      sys2(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL);
-      /* The init may have died before the signal was armed. */
-      if (sys0(__NR_getppid) != me) leave(127);
-    }
-    sys4(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, &none, 0, 8);
-    long e = sys3(__NR_execve, prog[0], prog, envp);
-    send(sync_fd, FRAME_ERROR, exec_stage, (int)-e, 0, 4);
-    leave(127);
-  }
+  long pid = start(&r, flags, me);
   /* The parent sees end-of-file once the program executes; hold none of its stdio. */
-  sys1(__NR_close, sync_fd);
+  sys1(__NR_close, r.sync_fd);
+  for (int i = 0; i < 5; i++)
+    if (fds[i] >= 0) sys1(__NR_close, fds[i]);
   sys1(__NR_close, 0);
   sys1(__NR_close, 1);
   sys1(__NR_close, 2);
@@ -164,9 +286,9 @@ void cstart(long *sp) {
     if (sig == SIGCHLD) {
       for (;;) {
         int st = 0;
-        long r = sys4(__NR_wait4, -1, &st, WNOHANG | WALL, 0);
-        if (r <= 0) break;
-        if (r == pid) {
+        long w = sys4(__NR_wait4, -1, &st, WNOHANG | WALL, 0);
+        if (w <= 0) break;
+        if (w == pid) {
           send(status_fd, FRAME_EXIT, (u32)st, 0, 0, 2);
           if ((st & 0x7f) == 0) leave((st >> 8) & 0xff);
           leave(128 + (st & 0x7f));

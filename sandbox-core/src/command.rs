@@ -127,6 +127,9 @@ pub struct Command {
     pub(crate) kill_on_drop: Option<bool>,
     /// Descriptors passed on purpose: `(number inside, descriptor)`.
     pub(crate) pass: Vec<(std::os::fd::RawFd, OwnedFd)>,
+    /// A pooled sandbox's first command: its init runs no program but waits for one on
+    /// the descriptor passed first (`spawn/serve.rs`).
+    pub(crate) serve: bool,
 }
 
 /// The `PATH` a sandboxed program gets by default.
@@ -159,6 +162,7 @@ impl Command {
             stderr: None,
             kill_on_drop: None,
             pass: Vec::new(),
+            serve: false,
         }
     }
 

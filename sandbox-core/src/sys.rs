@@ -128,6 +128,45 @@ pub(crate) fn dup_above_stdio(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     dup_at_least(fd, 3)
 }
 
+/// A close-on-exec copy (numbered at least 3) of the caller's own standard stream `n`
+/// (0, 1 or 2), or an error if it is not open.
+pub(crate) fn dup_own_stdio(n: RawFd) -> io::Result<OwnedFd> {
+    if !(0..=2).contains(&n) {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on any number returns a new fd or -1 (EBADF when closed).
+    let new = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// A new memfd (close-on-exec, numbered at least 3) named `name`.
+pub(crate) fn memfd(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    // SAFETY: a valid NUL-ended name and flags; returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor owned by no one else.
+    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A connected pair of `SOCK_SEQPACKET` sockets, close-on-exec, numbered at least 3: one
+/// message per send, descriptors passed with it.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((above_stdio(a)?, above_stdio(b)?))
+}
+
 /// `fd` itself when numbered at least `floor`, else a close-on-exec copy that is (and `fd`
 /// is closed).
 pub(crate) fn at_least(fd: OwnedFd, floor: RawFd) -> io::Result<OwnedFd> {

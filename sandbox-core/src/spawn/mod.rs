@@ -25,6 +25,7 @@ mod network;
 pub(crate) mod prepare;
 pub(crate) mod reaper;
 pub(crate) mod report;
+pub(crate) mod serve;
 pub(crate) mod spawner;
 mod stack;
 pub(crate) mod timeline;

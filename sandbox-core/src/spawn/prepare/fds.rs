@@ -108,6 +108,32 @@ pub(super) fn descriptors(
     })
 }
 
+/// A pooled sandbox's program's stdio (`spawn/serve.rs`): the descriptors its init places
+/// on 0, 1 and 2 (copies of the caller's own for inherited streams), and the parent's pipe
+/// ends (a pseudo-terminal is refused before: `check_request`).
+pub(super) fn request_stdio(cmd: &Command) -> Result<([OwnedFd; 3], [Option<OwnedFd>; 3])> {
+    let streams = [&cmd.stdin, &cmd.stdout, &cmd.stderr];
+    let mut child_fds = Vec::with_capacity(3);
+    let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
+    for (i, s) in streams.into_iter().enumerate() {
+        let (raw, p) = stdio(s.as_ref(), i == 0, &mut child_fds, -1)?;
+        parent[i] = p;
+        if raw < 0 {
+            // Inherited: a copy of the caller's own stream, or /dev/null if it has none.
+            match sys::dup_own_stdio(i as RawFd) {
+                Ok(fd) => child_fds.push(fd),
+                Err(_) => {
+                    stdio(Some(&Stdio::null()), false, &mut child_fds, -1)?;
+                }
+            }
+        }
+    }
+    let [a, b, c]: [OwnedFd; 3] = child_fds
+        .try_into()
+        .map_err(|_| Error::os("set up stdio", std::io::Error::other("not three streams")))?;
+    Ok(([a, b, c], parent))
+}
+
 /// The descriptors the child keeps besides 0-2 — `others` (joined namespaces, overlay
 /// layers), its own, the landlock ruleset and the passed ones — sorted, as a fixed array
 /// and its length.

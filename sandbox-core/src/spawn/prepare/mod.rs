@@ -125,7 +125,7 @@ pub(crate) fn prepare_with(
         .creates(Namespace::Uts)
         .then(|| sandbox.hostname.as_deref().unwrap_or(DEFAULT_HOSTNAME));
     let hostname_c = hostname.map(check_hostname).transpose()?;
-    let envp = environment(cmd, hostname)?;
+    let envp = CStrArray::new(environment(cmd, hostname)?);
     let mut mounts = mount_plan(sandbox, &ns, ids.as_ref(), hostname, net)?;
     let mount_fds = mounts.take_fds();
     timeline.mark("caller: mount plan made");
@@ -136,6 +136,17 @@ pub(crate) fn prepare_with(
     };
 
     let init = !is_exec && sandbox.init;
+    // A pooled sandbox's init waits for its program on the first passed descriptor.
+    let serve = match (cmd.serve, init, cmd.pass.first()) {
+        (false, _, _) => None,
+        (true, true, Some((target, _))) => Some(*target),
+        (true, ..) => {
+            return Err(Error::Conflict(
+                "a pool needs the built-in init (Sandbox::init(true)), which runs its programs"
+                    .into(),
+            ))
+        }
+    };
     let fds = fds::descriptors(cmd, init, &mut child_fds)?;
     let landlock = landlock(sandbox, &mut child_fds)?;
     let joined = ns.joins.iter().map(|(fd, _)| *fd);
@@ -145,7 +156,7 @@ pub(crate) fn prepare_with(
     timeline.mark("caller: descriptors made");
 
     let pid1 = ns.creates(Namespace::Pid);
-    let init_argv = init_arguments(init, pid1, fds.status_fd, fds.sync_fd, &argv);
+    let init_argv = init_arguments(init, pid1, (fds.status_fd, fds.sync_fd), serve, &argv);
     // Last of the checks: a cgroup made now is removed again on any error (its Drop).
     let (cgroup, into_cgroup) = cgroup(sandbox, is_exec, &mut child_fds)?;
     let cgroup_needs_move = (cgroup.is_some() && into_cgroup < 0) || join_cgroup;
@@ -218,6 +229,58 @@ pub(crate) fn prepare_with(
             cgroup,
         },
     })
+}
+
+/// What a pooled sandbox's init needs to start a program (`spawn/serve.rs`): its `argv`,
+/// environment and working directory, checked as a spawn checks them, and its stdio.
+pub(crate) struct Request {
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub cwd: CString,
+    /// What the init places on 0, 1 and 2.
+    pub stdio: [OwnedFd; 3],
+    /// The parent's ends of piped streams.
+    pub parent: [Option<OwnedFd>; 3],
+}
+
+/// Checks `cmd` for a run in an existing sandbox of `sandbox`'s description (a pooled
+/// one): only its process side counts — program, arguments, environment, working
+/// directory, stdio. A pseudo-terminal and passed descriptors are not offered there.
+pub(crate) fn request(cmd: &Command, sandbox: &crate::Sandbox) -> Result<Request> {
+    let program = check_program(&cmd.program)?;
+    let argv = arguments(&program, cmd)?;
+    let cwd = working_directory(cmd)?;
+    let hostname = sandbox
+        .creates(Namespace::Uts)
+        .then(|| sandbox.hostname.as_deref().unwrap_or(DEFAULT_HOSTNAME));
+    let envp = environment(cmd, hostname)?;
+    check_request(cmd)?;
+    let (stdio, parent) = fds::request_stdio(cmd)?;
+    Ok(Request {
+        argv,
+        envp,
+        cwd,
+        stdio,
+        parent,
+    })
+}
+
+/// Refuses what a pooled sandbox's init does not offer: a pseudo-terminal (it would have
+/// to make it the controlling terminal of a new session) and passed descriptors.
+pub(crate) fn check_request(cmd: &Command) -> Result<()> {
+    if !cmd.pass.is_empty() {
+        return Err(Error::Unsupported(
+            "passing descriptors (Command::pass_fd) to a pooled sandbox's program".into(),
+        ));
+    }
+    let pty =
+        |s: &Option<crate::Stdio>| matches!(s, Some(crate::Stdio(crate::command::StdioKind::Pty)));
+    if pty(&cmd.stdin) || pty(&cmd.stdout) || pty(&cmd.stderr) {
+        return Err(Error::Unsupported(
+            "a pseudo-terminal (Stdio::pty) for a pooled sandbox's program".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The sandbox's rlimits, checked, as the child sets them: `(RLIMIT_*, soft, hard)`.

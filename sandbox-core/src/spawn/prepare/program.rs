@@ -1,7 +1,6 @@
 //! The program's strings, checked and made C strings: its path, arguments, environment,
 //! working directory, the hostname and the clock offsets.
 
-use super::CStrArray;
 use crate::command::DEFAULT_PATH;
 use crate::{Command, Error, Namespace, Result, Sandbox};
 use std::collections::BTreeMap;
@@ -46,7 +45,7 @@ pub(super) fn check_hostname(h: &str) -> Result<CString> {
     CString::new(h).map_err(|_| bad("contains a NUL byte"))
 }
 
-pub(super) fn environment(cmd: &Command, hostname: Option<&str>) -> Result<CStrArray> {
+pub(super) fn environment(cmd: &Command, hostname: Option<&str>) -> Result<Vec<CString>> {
     let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
     if !cmd.env_clear {
         env.insert("PATH".into(), DEFAULT_PATH.into());
@@ -77,7 +76,7 @@ pub(super) fn environment(cmd: &Command, hostname: Option<&str>) -> Result<CStrA
         kv.extend_from_slice(v.as_bytes());
         out.push(cstring("environment variable", OsStr::from_bytes(&kv))?);
     }
-    Ok(CStrArray::new(out))
+    Ok(out)
 }
 
 pub(super) fn time_offsets(sandbox: &Sandbox) -> Result<Option<CString>> {
@@ -136,20 +135,23 @@ pub(super) fn working_directory(cmd: &Command) -> Result<CString> {
 }
 
 /// The built-in init's command line (none without the init):
-/// `sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...`. FLAGS: 1 = be a
-/// subreaper, 2 = the program dies with the init (both when the init is not PID 1 of a
-/// namespace, `pid1`).
+/// `sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...`, or with `serve` (the
+/// init of a pooled sandbox, waiting for its program on that descriptor)
+/// `sandbox-init STATUS_FD SYNC_FD FLAGS|4 EXEC_STAGE CTL_FD`. FLAGS: 1 = be a subreaper,
+/// 2 = the program dies with the init (both when the init is not PID 1 of a namespace,
+/// `pid1`).
 pub(super) fn init_arguments(
     init: bool,
     pid1: bool,
-    status_fd: std::os::fd::RawFd,
-    sync_fd: std::os::fd::RawFd,
+    fds: (std::os::fd::RawFd, std::os::fd::RawFd),
+    serve: Option<std::os::fd::RawFd>,
     argv: &[CString],
 ) -> Vec<CString> {
     if !init {
         return Vec::new();
     }
-    let flags = if pid1 { 0 } else { 3 };
+    let (status_fd, sync_fd) = fds;
+    let flags = if pid1 { 0 } else { 3 } | if serve.is_some() { 4 } else { 0 };
     let mut v: Vec<CString> = [
         "sandbox-init".to_string(),
         status_fd.to_string(),
@@ -160,6 +162,9 @@ pub(super) fn init_arguments(
     .into_iter()
     .map(|a| CString::new(a).unwrap_or_default())
     .collect();
-    v.extend(argv.iter().cloned());
+    match serve {
+        Some(ctl) => v.push(CString::new(ctl.to_string()).unwrap_or_default()),
+        None => v.extend(argv.iter().cloned()),
+    }
     v
 }

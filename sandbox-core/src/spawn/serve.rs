@@ -1,0 +1,222 @@
+//! Sandboxes made ahead (a [`Pool`](crate::Pool)'s): every namespace, the root, the
+//! cgroup, the hardening in place, and the built-in init waiting for the one program it is
+//! to run (`init/init.c`, serve mode). Starting that program is a request on a socket and
+//! a `fork` + `execve` in the init: no clone of the caller, no mount, no cgroup.
+//!
+//! The request is one `SOCK_SEQPACKET` message: a byte, and five descriptors — a memfd
+//! with the program's strings (the layout is in `init.c`'s header), the request's own sync
+//! channel (end of file once the program is executed, or a `(stage, errno)` frame, as for
+//! a spawn), and the program's stdin, stdout and stderr.
+
+use super::prepare::{self, Request};
+use super::timeline::Recorder;
+use super::{handshake, launch, reaper, Spawned};
+use crate::command::Stdio;
+use crate::error::Stage;
+use crate::{sys, Command, Error, Result, Sandbox};
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+/// The number the init finds its control socket at.
+const CTL_FD: RawFd = 3;
+
+/// "SBXQ": the first word of a request (`init.c`'s `REQUEST`).
+const REQUEST: u32 = u32::from_be_bytes(*b"SBXQ");
+
+/// A sandbox made ahead, its init waiting for a program. Dropped unused, it is killed and
+/// handed to the reaper with what it holds (cgroup, bridge link).
+pub(crate) struct Held {
+    spawned: Option<Spawned>,
+    ctl: OwnedFd,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("pid", &self.spawned.as_ref().map(|s| s.pid))
+            .finish()
+    }
+}
+
+/// Makes a sandbox of `sandbox`'s description whose init waits for its program.
+pub(crate) async fn hold(sandbox: &Sandbox) -> Result<Held> {
+    let (ctl, theirs) =
+        sys::seqpacket_pair().map_err(|e| Error::os("make a pooled sandbox's socket", e))?;
+    // The program is the one the request names; "/" only passes the checks of a spawn.
+    let mut cmd = Command::with_sandbox(sandbox.clone(), "/");
+    cmd.serve = true;
+    cmd.pass_fd(CTL_FD, theirs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let spawned = launch(&cmd, sandbox, None, None).await?;
+    Ok(Held {
+        spawned: Some(spawned),
+        ctl,
+    })
+}
+
+/// Refuses what a pooled sandbox's init does not offer: a pseudo-terminal, passed
+/// descriptors.
+pub(crate) fn check(cmd: &Command) -> Result<()> {
+    prepare::check_request(cmd)
+}
+
+/// Spawns `cmd` as a new sandbox of `sandbox`'s description (a pool's miss).
+pub(crate) async fn spawn_in(cmd: &Command, sandbox: &Sandbox) -> Result<Spawned> {
+    launch(cmd, sandbox, None, None).await
+}
+
+impl Held {
+    /// Whether its init still waits (it has not died, been killed, or been reaped).
+    pub(crate) fn alive(&self) -> bool {
+        self.spawned
+            .as_ref()
+            .is_some_and(|s| !sys::pidfd_exited(s.pidfd.as_fd()))
+    }
+
+    /// Starts `cmd`'s program (its process side: `sandbox` is the description this one was
+    /// made from) and hands the sandbox over, started, as a spawn would.
+    pub(crate) async fn run(mut self, cmd: &Command, sandbox: &Sandbox) -> Result<Spawned> {
+        // A pooled spawn's timeline begins at the take.
+        let mut timeline = Recorder::start();
+        let request = prepare::request(cmd, sandbox)?;
+        let strings = strings_memfd(&request)?;
+        let (sync, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
+        let Request {
+            stdio,
+            parent: [stdin, stdout, stderr],
+            ..
+        } = request;
+        let fds = [
+            strings.as_raw_fd(),
+            sync_child.as_raw_fd(),
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ];
+        timeline.mark("pool: request made");
+        send_request(&self.ctl, &fds)?;
+        timeline.mark("pool: request sent");
+        // The init holds its own copies now.
+        drop((strings, sync_child, stdio));
+        let mut sync = handshake::channel(sync)?;
+        let started = Instant::now();
+        if let Err(e) = handshake::await_exec(&mut sync, None).await {
+            return Err(describe(e, cmd));
+        }
+        let Some(mut spawned) = self.spawned.take() else {
+            return Err(Error::Reaped);
+        };
+        timeline.mark("pool: executed (end of file on the sync channel)");
+        spawned.timeline = timeline;
+        spawned.stdin = stdin;
+        spawned.stdout = stdout;
+        spawned.stderr = stderr;
+        spawned.kill_on_drop = cmd.get_kill_on_drop();
+        spawned.started = started;
+        Ok(spawned)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(s) = self.spawned.take() {
+            let _ = sys::pidfd_send_signal(s.pidfd.as_fd(), libc::SIGKILL);
+            let keep: Option<Box<dyn std::any::Any + Send>> =
+                if s.network.is_some() || s.cgroup.is_some() {
+                    Some(Box::new((s.network, s.cgroup)))
+                } else {
+                    None
+                };
+            reaper::adopt_with(s.pidfd, keep);
+        }
+    }
+}
+
+/// Names what a failed start was about: the program, or the working directory.
+fn describe(e: Error, cmd: &Command) -> Error {
+    match e {
+        Error::Setup {
+            stage,
+            what: None,
+            errno,
+        } => {
+            let what = match stage {
+                Stage::Exec => Some(cmd.program.display().to_string()),
+                Stage::Chdir => cmd.cwd.as_ref().map(|d| d.display().to_string()),
+                _ => None,
+            };
+            Error::Setup { stage, what, errno }
+        }
+        e => e,
+    }
+}
+
+/// The request's strings in a memfd, laid out as `init.c` reads them: a header, the
+/// offsets of `argv` and `envp` (each list ended by 0), then the strings.
+fn strings_memfd(r: &Request) -> Result<OwnedFd> {
+    let bytes = layout(&r.argv, &r.envp, &r.cwd);
+    let fail = |e| Error::os("write a pooled sandbox's request", e);
+    let fd = sys::memfd(c"sandbox-request").map_err(fail)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&bytes).map_err(fail)?;
+    Ok(OwnedFd::from(f))
+}
+
+fn layout(argv: &[CString], envp: &[CString], cwd: &CString) -> Vec<u8> {
+    const HEADER: usize = 24;
+    let slots = argv.len() + envp.len() + 2;
+    let mut strings: Vec<u8> = Vec::new();
+    let mut offsets: Vec<u64> = Vec::with_capacity(slots);
+    let base = HEADER + slots * 8;
+    let put = |s: &CString, strings: &mut Vec<u8>| {
+        let at = (base + strings.len()) as u64;
+        strings.extend_from_slice(s.as_bytes_with_nul());
+        at
+    };
+    for a in argv {
+        offsets.push(put(a, &mut strings));
+    }
+    offsets.push(0);
+    for e in envp {
+        offsets.push(put(e, &mut strings));
+    }
+    offsets.push(0);
+    let cwd_at = put(cwd, &mut strings) as u32;
+    let mut out = Vec::with_capacity(base + strings.len());
+    for word in [
+        REQUEST,
+        Stage::Exec as u32,
+        Stage::Chdir as u32,
+        argv.len() as u32,
+        envp.len() as u32,
+        cwd_at,
+    ] {
+        out.extend_from_slice(&word.to_ne_bytes());
+    }
+    for o in offsets {
+        out.extend_from_slice(&o.to_ne_bytes());
+    }
+    out.extend_from_slice(&strings);
+    out
+}
+
+/// Sends the request: one byte and the five descriptors. A full socket cannot happen (one
+/// request per sandbox); a dead init makes this fail with `EPIPE`/`ECONNRESET`.
+fn send_request(ctl: &OwnedFd, fds: &[RawFd; 5]) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(b"R")];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    sendmsg::<()>(
+        ctl.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map(drop)
+    .map_err(|e| Error::os("send the program to a pooled sandbox's init", e.into()))
+}
