@@ -1,0 +1,301 @@
+//! [`Pool`]: sandboxes made ahead of time, so that a run costs a request and an `execve`.
+
+use crate::spawn::serve::{self, Held};
+use crate::{Child, Command, Error, Output, Result, Sandbox};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How long a pool keeps its sandboxes ready without a take, unless told otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many sandboxes a pool makes at once in the background.
+const MAKERS: usize = 2;
+
+/// Sandboxes of one description made ahead of time — namespaces, root filesystem, cgroup
+/// and hardening in place, the built-in init waiting — so that running a program costs a
+/// request to that init and its `fork` + `execve`, as go-judge keeps pre-forked
+/// environments.
+///
+/// Each pooled sandbox is used **once** (*fresh*): the program gets a sandbox no other
+/// program ever ran in, exactly as [`Command::spawn`] would have made it, and the sandbox
+/// is torn down when the program ends. What the pool saves is latency: the sandboxes are
+/// made in the background (by tasks on the runtime the pool was made on), refilled after
+/// each take, and a take finding none ready (a *miss*) spawns cold instead.
+///
+/// The pool shrinks to nothing after [`Pool::idle_timeout`] without a take and refills on
+/// the next one. Dropping the last handle kills every waiting sandbox and removes what
+/// each held (cgroup, bridge link), in the background.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> sandbox_core::Result<()> {
+/// use sandbox_core::{Command, Pool, Sandbox, Stdio};
+/// let pool = Pool::new(Sandbox::new().hostname("pooled"), 2).await?;
+/// let mut cmd = Command::new("/bin/hostname");
+/// cmd.stdout(Stdio::piped());
+/// let out = pool.output(&mut cmd).await?;
+/// assert_eq!(out.stdout, b"pooled\n");
+/// assert!(pool.stats().hits + pool.stats().misses == 1);
+/// # Ok(()) }
+/// ```
+///
+/// A pooled program's process side is the command's (program, arguments, environment,
+/// working directory, stdio, kill-on-drop); the sandbox is the pool's, whatever the
+/// command's own description says. [`Stdio::pty`](crate::Stdio::pty) and
+/// [`Command::pass_fd`] are not offered (a typed error).
+#[derive(Clone, Debug)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+/// What a pool did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Takes served by a sandbox made ahead.
+    pub hits: u64,
+    /// Takes that found none ready and spawned cold.
+    pub misses: u64,
+    /// Sandboxes made ahead (including those discarded since).
+    pub made: u64,
+    /// Sandboxes made ahead and never used: shrunk away when idle, or found dead.
+    pub discarded: u64,
+    /// Background makes that failed (a take then spawns cold, and gets the error itself).
+    pub failed: u64,
+    /// Sandboxes ready now.
+    pub ready: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sandbox: Sandbox,
+    size: usize,
+    state: Mutex<State>,
+    /// Wakes the makers: a take, a change of settings, the end of the pool.
+    wake: Arc<Notify>,
+}
+
+#[derive(Debug)]
+struct State {
+    ready: VecDeque<Held>,
+    /// How long it keeps its sandboxes without a take.
+    idle: Duration,
+    making: usize,
+    last_take: Instant,
+    /// Shrunk after an idle spell: make nothing until the next take.
+    asleep: bool,
+    stats: PoolStats,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The makers hold only a weak reference: woken, they find the pool gone and end.
+        self.wake.notify_waiters();
+    }
+}
+
+impl Pool {
+    /// A pool keeping `size` sandboxes of `sandbox`'s description ready. The first is made
+    /// before this returns, so a description that cannot be spawned is refused here, with
+    /// the error a spawn would give; the others are made in the background.
+    ///
+    /// Must be called within a tokio runtime (its makers are tasks).
+    pub async fn new(sandbox: Sandbox, size: usize) -> Result<Pool> {
+        if size == 0 {
+            return Err(Error::Invalid {
+                what: "pool size",
+                reason: "0: a pool keeps at least one sandbox ready".into(),
+            });
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Unsupported(
+                "a Pool outside a tokio runtime (its sandboxes are made by tasks)".into(),
+            ));
+        }
+        let first = serve::hold(&sandbox).await?;
+        let inner = Arc::new(Inner {
+            sandbox,
+            size,
+            state: Mutex::new(State {
+                ready: VecDeque::from([first]),
+                idle: DEFAULT_IDLE_TIMEOUT,
+                making: 0,
+                last_take: Instant::now(),
+                asleep: false,
+                stats: PoolStats {
+                    made: 1,
+                    ..PoolStats::default()
+                },
+            }),
+            wake: Arc::new(Notify::new()),
+        });
+        let pool = Pool { inner };
+        pool.start_makers();
+        Ok(pool)
+    }
+
+    /// Sets how long the pool keeps its sandboxes without a take before it lets them all
+    /// go (default [`DEFAULT_IDLE_TIMEOUT`]); the next take refills it.
+    pub fn idle_timeout(self, idle: Duration) -> Pool {
+        lock(&self.inner.state).idle = idle;
+        self.inner.wake.notify_waiters();
+        self
+    }
+
+    /// The description every sandbox of the pool is made from.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.inner.sandbox
+    }
+
+    /// How many sandboxes the pool keeps ready.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// Hits, misses and the rest, as of now.
+    pub fn stats(&self) -> PoolStats {
+        let st = lock(&self.inner.state);
+        PoolStats {
+            ready: st.ready.len(),
+            ..st.stats
+        }
+    }
+
+    /// Runs `cmd`'s program in a sandbox of the pool (one made ahead when one is ready,
+    /// else a cold spawn) and returns its handle, as [`Command::spawn`] does.
+    pub async fn spawn(&self, cmd: &Command) -> Result<Child> {
+        // Refused alike whether a sandbox is ready or the take spawns cold.
+        serve::check(cmd)?;
+        let held = self.take();
+        let spawned = match held {
+            Some(h) => h.run(cmd, &self.inner.sandbox).await?,
+            None => serve::spawn_in(cmd, &self.inner.sandbox).await?,
+        };
+        Child::from_spawned(spawned)
+    }
+
+    /// Runs `cmd`'s program in a sandbox of the pool and waits for it, as
+    /// [`Command::status`] does.
+    pub async fn status(&self, cmd: &Command) -> Result<crate::Outcome> {
+        let mut child = self.spawn(cmd).await?;
+        drop(child.stdin.take());
+        child.wait().await
+    }
+
+    /// Runs `cmd`'s program in a sandbox of the pool and collects its output, as
+    /// [`Command::output`] does (stdout and stderr piped unless set).
+    pub async fn output(&self, cmd: &mut Command) -> Result<Output> {
+        if cmd.stdin.is_none() {
+            cmd.stdin = Some(crate::Stdio::null());
+        }
+        if cmd.stdout.is_none() {
+            cmd.stdout = Some(crate::Stdio::piped());
+        }
+        if cmd.stderr.is_none() {
+            cmd.stderr = Some(crate::Stdio::piped());
+        }
+        self.spawn(cmd).await?.wait_with_output().await
+    }
+
+    /// A ready sandbox (counted as a hit), or none (a miss); wakes the makers either way.
+    fn take(&self) -> Option<Held> {
+        let mut dead = Vec::new();
+        let held = {
+            let mut st = lock(&self.inner.state);
+            st.last_take = Instant::now();
+            st.asleep = false;
+            let mut found = None;
+            while let Some(h) = st.ready.pop_front() {
+                if h.alive() {
+                    found = Some(h);
+                    break;
+                }
+                st.stats.discarded += 1;
+                dead.push(h);
+            }
+            match found {
+                Some(_) => st.stats.hits += 1,
+                None => st.stats.misses += 1,
+            }
+            found
+        };
+        drop(dead);
+        self.inner.wake.notify_waiters();
+        held
+    }
+
+    fn start_makers(&self) {
+        for _ in 0..MAKERS.min(self.inner.size) {
+            tokio::spawn(maker(Arc::downgrade(&self.inner), self.inner.wake.clone()));
+        }
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a maker does next.
+enum Next {
+    Make(Box<Sandbox>),
+    Wait(Option<Duration>),
+}
+
+/// One of the pool's background makers: keeps `size` sandboxes ready, lets them all go
+/// after an idle spell, and ends with the pool.
+async fn maker(pool: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        // Registered before the state is read, so no wake-up in between is lost.
+        notified.as_mut().enable();
+        let Some(inner) = pool.upgrade() else { return };
+        let (next, shrunk) = plan(&inner);
+        drop(inner);
+        drop(shrunk);
+        match next {
+            Next::Make(sandbox) => {
+                let made = serve::hold(&sandbox).await;
+                let Some(inner) = pool.upgrade() else { return };
+                let mut st = lock(&inner.state);
+                st.making -= 1;
+                match made {
+                    Ok(h) => {
+                        st.stats.made += 1;
+                        st.ready.push_back(h);
+                    }
+                    Err(_) => {
+                        st.stats.failed += 1;
+                        // Do not spin on a failing description: wait for a take.
+                        st.asleep = true;
+                    }
+                }
+            }
+            Next::Wait(None) => notified.await,
+            Next::Wait(Some(d)) => {
+                let _ = tokio::time::timeout(d, notified).await;
+            }
+        }
+    }
+}
+
+/// Decides a maker's next step under the lock, and takes out what an idle spell lets go
+/// (dropped, i.e. killed, outside the lock).
+fn plan(inner: &Inner) -> (Next, Vec<Held>) {
+    let mut st = lock(&inner.state);
+    let idle_for = st.last_take.elapsed();
+    if idle_for >= st.idle && !st.ready.is_empty() {
+        let gone: Vec<Held> = st.ready.drain(..).collect();
+        st.stats.discarded += gone.len() as u64;
+        st.asleep = true;
+        return (Next::Wait(None), gone);
+    }
+    if !st.asleep && st.ready.len() + st.making < inner.size {
+        st.making += 1;
+        return (Next::Make(Box::new(inner.sandbox.clone())), Vec::new());
+    }
+    let until_idle = (!st.ready.is_empty()).then(|| st.idle - idle_for);
+    (Next::Wait(until_idle), Vec::new())
+}

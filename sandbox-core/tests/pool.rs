@@ -1,0 +1,413 @@
+//! The warm pool: sandboxes made ahead (namespaces, root, cgroup, hardening, the init
+//! waiting), each used once. Checked from the host where it can be: the inits the pool
+//! holds are this process's children, their namespaces and cgroups are visible here.
+//! The tests take one lock: they count this process's children and cgroups.
+
+mod common;
+
+use common::{children, eventually, status_field};
+use sandbox_core::test_hooks::reaper_pending;
+use sandbox_core::{
+    Command, Ending, Error, Limits, Namespace, Pool, Rootfs, Sandbox, Stage, Stdio,
+};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sandbox() -> Sandbox {
+    Sandbox::new()
+        .hostname("pooled")
+        .rootfs(Rootfs::host_readonly())
+}
+
+/// This process's children that are a sandbox's init (the pool's waiting sandboxes, and
+/// any sandbox still running).
+fn inits() -> Vec<u32> {
+    children()
+        .into_iter()
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "sandbox-init")
+        })
+        .collect()
+}
+
+/// The inits left once every sandbox dropped before has been reaped (an earlier test's).
+fn settle() -> Vec<u32> {
+    assert!(eventually(Duration::from_secs(10), || reaper_pending() == 0));
+    inits()
+}
+
+async fn sh(pool: &Pool, script: &str) -> (Ending, String) {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script);
+    let out = pool.output(&mut cmd).await.unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.ending, text)
+}
+
+async fn wait_ready(pool: &Pool, n: usize) {
+    for _ in 0..500 {
+        if pool.stats().ready == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the pool never had {n} ready: {:?}", pool.stats());
+}
+
+#[tokio::test]
+async fn a_pooled_program_runs_in_a_sandbox_of_the_pools_description() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pool = Pool::new(sandbox(), 2).await.unwrap();
+    // The command's own description (a default sandbox, hostname "sandbox") is ignored.
+    let (ending, text) = sh(
+        &pool,
+        "hostname; echo $$; id -u; grep NSpid /proc/self/status",
+    )
+    .await;
+    assert_eq!(ending, Ending::Exited(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "pooled", "{text}");
+    // PID 1 is the init, the program its first child.
+    assert_eq!(lines[1], "2", "{text}");
+    assert_eq!(lines[2], "0", "{text}");
+    // Seen from the host: a waiting sandbox's init lives in namespaces of its own.
+    wait_ready(&pool, 2).await;
+    let own = sandbox_core::NamespaceIds::of_self().unwrap();
+    for pid in inits() {
+        let theirs = sandbox_core::NamespaceIds::of_pid(pid).unwrap();
+        for ns in [
+            Namespace::Pid,
+            Namespace::Mount,
+            Namespace::User,
+            Namespace::Net,
+        ] {
+            assert_ne!(own.get(ns), theirs.get(ns), "{ns} of init {pid}");
+        }
+        assert_eq!(
+            status_field(pid, "NSpid")
+                .unwrap()
+                .last()
+                .map(String::as_str),
+            Some("1")
+        );
+    }
+    assert_eq!(pool.stats().hits, 1);
+}
+
+#[tokio::test]
+async fn each_take_gets_a_sandbox_of_its_own() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pool = Pool::new(sandbox(), 2).await.unwrap();
+    wait_ready(&pool, 2).await;
+    // Two programs at once: different sandboxes (PID, mount, IPC, network namespaces).
+    let mut a = pool
+        .spawn(Command::new("/bin/sleep").arg("10"))
+        .await
+        .unwrap();
+    let mut b = pool
+        .spawn(Command::new("/bin/sleep").arg("10"))
+        .await
+        .unwrap();
+    let (ia, ib) = (a.namespace_ids().unwrap(), b.namespace_ids().unwrap());
+    for ns in [
+        Namespace::Pid,
+        Namespace::Mount,
+        Namespace::Ipc,
+        Namespace::Net,
+    ] {
+        assert_ne!(ia.get(ns), ib.get(ns), "{ns}");
+    }
+    a.kill().await.unwrap();
+    b.kill().await.unwrap();
+    // What one run leaves in its writable places, the next does not see.
+    let (e, t) = sh(
+        &pool,
+        "echo x > /tmp/left; echo y > /dev/shm/left; ipcmk -M 4096 >/dev/null; ipcs -m | grep -c 0x",
+    )
+    .await;
+    assert_eq!((e, t.trim()), (Ending::Exited(0), "1"), "{t}");
+    let (e, t) = sh(
+        &pool,
+        "ls /tmp/left /dev/shm/left 2>&1 | grep -c 'No such'; ipcs -m | grep -c 0x",
+    )
+    .await;
+    assert_eq!(e, Ending::Exited(1), "{t}");
+    assert_eq!(t.split_whitespace().collect::<Vec<_>>(), ["2", "0"], "{t}");
+    assert_eq!(pool.stats().hits + pool.stats().misses, 4);
+}
+
+#[tokio::test]
+async fn stdio_environment_working_directory_and_endings() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pool = Pool::new(sandbox(), 1).await.unwrap();
+    let mut cmd = Command::new("/bin/cat");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = pool.spawn(&cmd).await.unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"through the pool").await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.stdout, b"through the pool");
+    assert!(out.status.success());
+
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("echo $A,$HOSTNAME,$HOME; pwd; echo err >&2; exit 3")
+        .env("A", "1")
+        .current_dir("/tmp");
+    let out = pool.output(&mut cmd).await.unwrap();
+    assert_eq!(out.stdout, b"1,pooled,/root\n/tmp\n");
+    assert_eq!(out.stderr, b"err\n");
+    assert_eq!(out.status.ending, Ending::Exited(3));
+
+    let mut cmd = Command::new("/usr/bin/env");
+    cmd.env_clear().env("ONLY", "me");
+    let out = pool.output(&mut cmd).await.unwrap();
+    assert_eq!(out.stdout, b"ONLY=me\n");
+
+    let mut child = pool
+        .spawn(Command::new("/bin/sleep").arg("30"))
+        .await
+        .unwrap();
+    child.kill().await.unwrap();
+    assert_eq!(
+        child.wait().await.unwrap().ending,
+        Ending::Signaled(libc::SIGKILL)
+    );
+    let mut child = pool
+        .spawn(Command::new("/bin/sleep").arg("30"))
+        .await
+        .unwrap();
+    child.signal(libc::SIGTERM).unwrap();
+    assert_eq!(
+        child.wait().await.unwrap().ending,
+        Ending::Signaled(libc::SIGTERM)
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_typed_errors_and_the_pool_goes_on() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let before = settle();
+    let pool = Pool::new(sandbox(), 2).await.unwrap();
+    match pool.spawn(&Command::new("/no/such/program")).await {
+        Err(Error::Setup {
+            stage: Stage::Exec,
+            what: Some(w),
+            errno,
+        }) => {
+            assert_eq!(w, "/no/such/program");
+            assert_eq!(errno.0, libc::ENOENT);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut cmd = Command::new("/bin/true");
+    cmd.current_dir("/no/such/dir");
+    match pool.spawn(&cmd).await {
+        Err(Error::Setup {
+            stage: Stage::Chdir,
+            what: Some(w),
+            ..
+        }) => assert_eq!(w, "/no/such/dir"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        pool.spawn(&Command::new("bin/true")).await,
+        Err(Error::InvalidProgram { .. })
+    ));
+    let mut cmd = Command::new("/bin/true");
+    cmd.stdout(Stdio::pty());
+    let e = pool.spawn(&cmd).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("pseudo-terminal")),
+        "{e}"
+    );
+    let mut cmd = Command::new("/bin/true");
+    cmd.pass_fd(5, std::fs::File::open("/dev/null").unwrap());
+    let e = pool.spawn(&cmd).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("pass_fd")),
+        "{e}"
+    );
+    let mut cmd = Command::new("/bin/echo");
+    cmd.arg("a\0b");
+    assert!(matches!(pool.spawn(&cmd).await, Err(Error::Nul { .. })));
+    // Refused the same way whether a sandbox was ready or not (a miss spawns cold).
+    drop(pool.spawn(&Command::new("/bin/true")).await.unwrap());
+    drop(pool.spawn(&Command::new("/bin/true")).await.unwrap());
+    let mut cmd = Command::new("/bin/true");
+    cmd.stdin(Stdio::pty());
+    assert!(matches!(pool.spawn(&cmd).await, Err(Error::Unsupported(_))));
+    // The pool still serves, and the sandboxes the failed starts took are gone.
+    let (e, t) = sh(&pool, "echo fine").await;
+    assert_eq!((e, t.as_str()), (Ending::Exited(0), "fine\n"));
+    wait_ready(&pool, 2).await;
+    assert!(
+        eventually(Duration::from_secs(5), || inits().len() == before.len() + 2),
+        "{:?}",
+        inits()
+    );
+}
+
+#[tokio::test]
+async fn descriptions_that_cannot_be_pooled_are_refused_up_front() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let before = settle();
+    assert!(matches!(
+        Pool::new(sandbox(), 0).await,
+        Err(Error::Invalid {
+            what: "pool size",
+            ..
+        })
+    ));
+    let e = Pool::new(sandbox().init(false), 1).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Conflict(m) if m.contains("built-in init")),
+        "{e}"
+    );
+    let e = Pool::new(Sandbox::new().rootfs(Rootfs::dir("/no/such/root")), 1)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("/no/such/root"), "{e}");
+    assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
+    assert_eq!(inits(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_take_at_once() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pool = Pool::new(sandbox(), 3).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c").arg(format!("echo {i} $$"));
+            let out = pool.output(&mut cmd).await.unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), format!("{i} 2\n"));
+    }
+    let s = pool.stats();
+    assert_eq!(s.hits + s.misses, 12, "{s:?}");
+    assert!(s.hits >= 1, "{s:?}");
+    wait_ready(&pool, 3).await;
+}
+
+#[tokio::test]
+async fn it_refills_shrinks_when_idle_and_wakes_again() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let before = settle().len();
+    let pool = Pool::new(sandbox(), 2)
+        .await
+        .unwrap()
+        .idle_timeout(Duration::from_millis(700));
+    wait_ready(&pool, 2).await;
+    assert_eq!(inits().len(), before + 2);
+    assert!(sh(&pool, "true").await.0 == Ending::Exited(0));
+    wait_ready(&pool, 2).await;
+    let s = pool.stats();
+    assert!(s.made >= 3 && s.hits == 1, "{s:?}");
+    // Idle: every waiting sandbox is let go (killed and reaped).
+    wait_ready(&pool, 0).await;
+    assert!(pool.stats().discarded >= 2, "{:?}", pool.stats());
+    assert!(
+        eventually(Duration::from_secs(5), || inits().len() == before),
+        "{:?}",
+        inits()
+    );
+    // The next take spawns cold (a miss) and the pool fills again.
+    assert!(sh(&pool, "true").await.0 == Ending::Exited(0));
+    assert_eq!(pool.stats().misses, 1);
+    wait_ready(&pool, 2).await;
+}
+
+#[tokio::test]
+async fn limits_hold_and_wall_time_counts_from_the_take() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let limits = Limits::new()
+        .memory(64 << 20)
+        .pids(16)
+        .wall_time(Duration::from_millis(600));
+    let pool = Pool::new(sandbox().limits(limits), 1).await.unwrap();
+    wait_ready(&pool, 1).await;
+    // Waiting in the pool does not count against the run's wall time.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut cmd = Command::new("/bin/sleep");
+    cmd.arg("0.2");
+    let out = pool.output(&mut cmd).await.unwrap();
+    assert_eq!(out.status.ending, Ending::Exited(0));
+    assert!(out.status.peak_memory.is_some(), "{:?}", out.status);
+    let mut cmd = Command::new("/bin/sleep");
+    cmd.arg("5");
+    let out = pool.output(&mut cmd).await.unwrap();
+    assert_eq!(out.status.ending, Ending::WallTimeExceeded);
+    // The PIDs limit holds: 30 sleepers cannot all start (16 processes at most).
+    let (e, t) = sh(
+        &pool,
+        "i=0; while [ $i -lt 30 ]; do sleep 2 & i=$((i+1)); done; echo started $i",
+    )
+    .await;
+    assert_ne!(e, Ending::Exited(0), "{t}");
+    assert!(t.to_lowercase().contains("fork"), "{e:?} {t}");
+    assert!(!t.contains("started 30"), "{t}");
+}
+
+#[tokio::test]
+async fn dropping_the_pool_leaves_nothing_behind() {
+    common::require_root();
+    let _one = ONE_AT_A_TIME.lock().await;
+    let before = settle();
+    let pool = Pool::new(sandbox().limits(Limits::new().memory(64 << 20).pids(32)), 3)
+        .await
+        .unwrap();
+    wait_ready(&pool, 3).await;
+    let held: Vec<u32> = inits()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(held.len(), 3, "{held:?}");
+    // Each waiting sandbox sits in a cgroup of its own.
+    for pid in &held {
+        let cg = common::cgroups::v1_cgroup_of(&pid.to_string(), "memory");
+        assert!(cg.to_string_lossy().contains("sbx-"), "{}", cg.display());
+    }
+    let fds_before = common::open_fds().len();
+    drop(pool);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            reaper_pending() == 0 && held.iter().all(|p| common::state(*p).is_none())
+        }),
+        "still there: {:?}",
+        held.iter()
+            .filter(|p| common::state(**p).is_some())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(inits(), before);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            common::cgroups::sandboxes_cgroups().is_empty()
+        }),
+        "{:?}",
+        common::cgroups::sandboxes_cgroups()
+    );
+    assert!(
+        common::open_fds().len() < fds_before,
+        "the pool's sockets are closed"
+    );
+}
