@@ -33,4 +33,8 @@ cargo test --workspace --locked "$@"
 # (a filter, -p CRATE) select from the workspace run above.
 if [ $# -eq 0 ]; then
   cargo test -p sandbox-core --locked --features timeline --test timeline --test no_alloc_in_child
+  # The escape suites again, every attack in a sandbox of a warm pool (made ahead, the
+  # program started by a request to its waiting init): a pooled sandbox must hold as a
+  # spawned one does.
+  SANDBOX_TEST_POOL=1 cargo test -p sandbox-core --locked --test 'escape_*'
 fi

@@ -28,14 +28,21 @@ pub fn sandbox() -> Sandbox {
         .mount(Mount::bind(attacks(), "/attacks").readonly())
 }
 
-/// Runs `attacks ARGS...` in `sandbox`; returns its exit code and its output.
+/// Runs `attacks ARGS...` in `sandbox`; returns its exit code and its output. With
+/// `SANDBOX_TEST_POOL=1` in the environment (`scripts/test.sh` runs the escape suites a
+/// second time so), the attack runs in a sandbox of a [`Pool`](sandbox_core::Pool): made
+/// ahead, its init waiting, the program started by a request.
 pub async fn run_in(sandbox: &Sandbox, args: &[&str]) -> (i32, String) {
-    let out = sandbox
-        .command("/attacks")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
+    let mut cmd = sandbox.command("/attacks");
+    cmd.args(args);
+    let out = if std::env::var_os("SANDBOX_TEST_POOL").is_some_and(|v| v == "1") {
+        let pool = sandbox_core::Pool::new(sandbox.clone(), 1).await.unwrap();
+        let out = pool.output(&mut cmd).await.unwrap();
+        assert_eq!(pool.stats().hits, 1, "ran in a sandbox made ahead");
+        out
+    } else {
+        cmd.output().await.unwrap()
+    };
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let code = match out.status.ending {
