@@ -15,7 +15,7 @@
 //! (compilation error). Tests run concurrently, up to the number of cores.
 
 use clap::Parser;
-use sandbox_core::{Ending, Limits, Mount, Network, Outcome, Rootfs, Sandbox, Stdio};
+use sandbox_core::{Ending, Limits, Mount, Network, Outcome, Pool, Rootfs, Sandbox, Stdio};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,6 +42,19 @@ struct Args {
     /// One JSON object per test, and a summary object, instead of a table.
     #[arg(long)]
     json: bool,
+    /// Keep N sandboxes made ahead (a warm pool: each test takes one, its program started
+    /// by the sandbox's waiting init); 0 spawns a sandbox per test.
+    #[arg(long, default_value_t = 0)]
+    pool: usize,
+}
+
+/// Where the tests run: one sandbox description (the program, the limits), and with
+/// `--pool N` sandboxes of it made ahead.
+struct Runner {
+    sandbox: Sandbox,
+    pool: Option<Pool>,
+    program: &'static str,
+    argv: Vec<&'static str>,
 }
 
 /// How the submission runs inside a test's sandbox.
@@ -142,14 +155,8 @@ fn same_output(got: &[u8], want: &[u8]) -> bool {
     norm(got) == norm(want)
 }
 
-async fn run_test(
-    program: Arc<Program>,
-    name: String,
-    input: PathBuf,
-    expected: Vec<u8>,
-    args: Arc<(Duration, u64)>,
-) -> Result1 {
-    let (time, memory) = *args;
+/// The sandbox every test of `program` runs in, under the per-test limits.
+fn test_sandbox(program: &Program, time: Duration, memory: u64) -> Runner {
     // CPU time is the limit; wall time (which also counts the sandbox's setup and other
     // tests running beside it) only stops a program that sleeps or waits.
     let limits = Limits::new()
@@ -160,7 +167,7 @@ async fn run_test(
         .output(64 << 20)
         .file_size(16 << 20);
     let sandbox = base(16 << 20).limits(limits);
-    let (sandbox, program_path, argv): (Sandbox, &str, Vec<&str>) = match &*program {
+    let (sandbox, program, argv) = match program {
         Program::Binary(b) => (
             sandbox.mount(Mount::file("/work/prog", b.clone()).mode(0o755).readonly()),
             "/work/prog",
@@ -172,6 +179,15 @@ async fn run_test(
             vec!["/work/main.py"],
         ),
     };
+    Runner {
+        sandbox,
+        pool: None,
+        program,
+        argv,
+    }
+}
+
+async fn run_test(runner: Arc<Runner>, name: String, input: PathBuf, expected: Vec<u8>) -> Result1 {
     let stdin = match std::fs::File::open(&input) {
         Ok(f) => f,
         Err(_) => {
@@ -182,13 +198,14 @@ async fn run_test(
             }
         }
     };
-    let out = sandbox
-        .command(program_path)
-        .args(argv)
+    let mut cmd = runner.sandbox.command(runner.program);
+    cmd.args(&runner.argv)
         .current_dir("/tmp")
-        .stdin(Stdio::from(stdin))
-        .output()
-        .await;
+        .stdin(Stdio::from(stdin));
+    let out = match &runner.pool {
+        Some(pool) => pool.output(&mut cmd).await,
+        None => cmd.output().await,
+    };
     let out = match out {
         Ok(out) => out,
         Err(e) => {
@@ -253,16 +270,26 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let limits = Arc::new((args.time, args.memory));
+    let mut runner = test_sandbox(&program, args.time, args.memory);
+    if args.pool > 0 {
+        match Pool::new(runner.sandbox.clone(), args.pool).await {
+            Ok(pool) => runner.pool = Some(pool),
+            Err(e) => {
+                eprintln!("judge: could not make the pool of sandboxes: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runner = Arc::new(runner);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gate = Arc::new(tokio::sync::Semaphore::new(cores));
     let mut tasks = Vec::new();
     for (name, input, output) in tests {
         let expected = std::fs::read(&output).unwrap_or_default();
-        let (program, limits, gate) = (program.clone(), limits.clone(), gate.clone());
+        let (runner, gate) = (runner.clone(), gate.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
-            run_test(program, name, input, expected, limits).await
+            run_test(runner, name, input, expected).await
         }));
     }
     let mut results = Vec::new();

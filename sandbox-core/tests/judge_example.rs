@@ -10,10 +10,19 @@ fn examples() -> PathBuf {
 
 /// The verdicts of one submission, from the JSON lines.
 fn judge(submission: &str, memory: &str) -> (Vec<(String, String)>, String, Option<i32>) {
+    judge_with(submission, memory, &[])
+}
+
+fn judge_with(
+    submission: &str,
+    memory: &str,
+    more: &[&str],
+) -> (Vec<(String, String)>, String, Option<i32>) {
     let out = Command::new(common::example("judge"))
         .arg(examples().join("submissions").join(submission))
         .arg(examples().join("sum"))
         .args(["--json", "--time", "1s", "--memory", memory])
+        .args(more)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -59,6 +68,27 @@ fn every_shipped_submission_gets_its_verdict() {
         }
         assert_eq!(summary, want, "{file}");
         assert_eq!(code, Some(if want == "AC" { 0 } else { 1 }), "{file}");
+    }
+}
+
+#[test]
+fn with_a_warm_pool_the_verdicts_are_the_same() {
+    common::require_root();
+    for (file, want) in [
+        ("ok.c", "AC"),
+        ("wrong.c", "WA"),
+        ("slow.c", "TLE"),
+        ("hog.c", "MLE"),
+        ("crash.c", "RE"),
+        ("noisy.c", "OLE"),
+    ] {
+        let (tests, summary, code) = judge_with(file, "64M", &["--pool", "2"]);
+        assert_eq!(tests.len(), 3, "{file}: {tests:?}");
+        assert!(tests.iter().all(|(_, v)| v == want), "{file}: {tests:?}");
+        assert_eq!(
+            (summary.as_str(), code),
+            (want, Some(if want == "AC" { 0 } else { 1 }))
+        );
     }
 }
 
