@@ -19,12 +19,15 @@
 //! loads no seccomp filter (the default profile otherwise).
 //! `--duration S` spawns sequentially for S seconds and prints the rate of each 5 s window
 //! (does throughput hold while the kernel tears namespaces down?).
+//! `--pool N` runs every program through a [`Pool`] of N sandboxes made ahead (fresh: each
+//! used once), so a spawn is a take, a request to the waiting init and its `execve`.
+//! `--pace MS` sleeps MS between sequential spawns, untimed (a pool refills meanwhile).
 //! `--timeline` (built with `--features timeline`) spawns sequentially and prints, for every
 //! stage of a spawn and its wait (the caller's, the child's, each step of the mount plan), the
 //! median time since the spawn began at which it ended and the median step from the stage
 //! before: where the time of a spawn goes.
 
-use sandbox_core::{Namespace, Network, Rootfs, Sandbox};
+use sandbox_core::{Command, Namespace, Network, Pool, Rootfs, Sandbox};
 use std::time::Instant;
 
 fn sandbox(config: &str, rootfs: &Option<Rootfs>) -> Option<Sandbox> {
@@ -56,13 +59,17 @@ fn sandbox(config: &str, rootfs: &Option<Rootfs>) -> Option<Sandbox> {
     })
 }
 
-async fn once(config: &str, sb: &Option<Sandbox>, program: &str) {
-    match sb {
-        Some(s) => {
+async fn once(config: &str, sb: &Option<Sandbox>, pool: &Option<Pool>, program: &str) {
+    match (sb, pool) {
+        (_, Some(p)) => {
+            let o = p.status(&Command::new(program)).await.expect("spawn");
+            assert!(o.success(), "{config}: {o:?}");
+        }
+        (Some(s), None) => {
             let o = s.command(program).status().await.expect("spawn");
             assert!(o.success(), "{config}: {o:?}");
         }
-        None => {
+        (None, None) => {
             let o = tokio::process::Command::new(program)
                 .status()
                 .await
@@ -112,6 +119,11 @@ struct Options {
     duration: u64,
     /// Print each stage's time instead (`--timeline`).
     timeline: bool,
+    /// Run through a pool of this many sandboxes made ahead (`--pool N`); 0 for none.
+    pool: usize,
+    /// Milliseconds between sequential spawns (`--pace MS`), untimed: a pool refills
+    /// meanwhile, as it would between a service's requests.
+    pace: u64,
     configs: Vec<String>,
 }
 
@@ -127,6 +139,8 @@ fn parse_args(args: Vec<String>) -> Options {
     let mut seccomp_off = false;
     let mut duration: u64 = 0;
     let mut timeline = false;
+    let mut pool = 0usize;
+    let mut pace = 0u64;
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -154,6 +168,8 @@ fn parse_args(args: Vec<String>) -> Options {
             "--image-cache" => cache = args.next(),
             "--heap-mb" => heap_mb = args.next().and_then(|v| v.parse().ok()).expect("MB"),
             "--timeline" => timeline = true,
+            "--pace" => pace = args.next().and_then(|v| v.parse().ok()).expect("--pace MS"),
+            "--pool" => pool = args.next().and_then(|v| v.parse().ok()).expect("--pool N"),
             "--bench" => {}
             c => configs.push(c.to_string()),
         }
@@ -172,6 +188,8 @@ fn parse_args(args: Vec<String>) -> Options {
         seccomp_off,
         duration,
         timeline,
+        pool,
+        pace,
         configs,
     }
 }
@@ -216,6 +234,10 @@ struct Subject {
     tag: String,
     /// `None` for plain `tokio::process`.
     sb: Option<Sandbox>,
+    /// Sandboxes made ahead (`--pool N`).
+    pool: Option<Pool>,
+    /// Milliseconds between sequential spawns, untimed (`--pace`).
+    pace: u64,
     program: String,
 }
 
@@ -271,10 +293,17 @@ impl Subject {
         } else {
             tag
         };
+        let tag = if o.pool > 0 {
+            format!("{tag}+pool{}", o.pool)
+        } else {
+            tag
+        };
         Subject {
             config: config.clone(),
             tag,
             sb,
+            pool: None,
+            pace: o.pace,
             program: o.program.clone(),
         }
     }
@@ -286,7 +315,7 @@ impl Subject {
         let start = Instant::now();
         let (mut window, mut count, mut total) = (Instant::now(), 0u64, 0u64);
         while start.elapsed().as_secs() < duration {
-            once(&self.config, &self.sb, &self.program).await;
+            once(&self.config, &self.sb, &self.pool, &self.program).await;
             count += 1;
             total += 1;
             if window.elapsed().as_secs_f64() >= 5.0 {
@@ -309,8 +338,11 @@ impl Subject {
         let tag = &self.tag;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
+            if self.pace > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(self.pace)).await;
+            }
             let t = Instant::now();
-            once(&self.config, &self.sb, &self.program).await;
+            once(&self.config, &self.sb, &self.pool, &self.program).await;
             v.push(t.elapsed().as_secs_f64() * 1e6);
         }
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -339,8 +371,15 @@ impl Subject {
         let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
         let mut totals = Vec::with_capacity(n);
         for _ in 0..n {
+            if self.pace > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(self.pace)).await;
+            }
             let t = Instant::now();
-            let mut child = sb.command(&self.program).spawn().await.expect("spawn");
+            let mut child = match &self.pool {
+                Some(p) => p.spawn(&Command::new(&self.program)).await,
+                None => sb.command(&self.program).spawn().await,
+            }
+            .expect("spawn");
             let o = child.wait().await.expect("wait");
             assert!(o.success(), "{}: {o:?}", self.config);
             totals.push(t.elapsed().as_secs_f64() * 1e6);
@@ -397,15 +436,16 @@ impl Subject {
         let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut workers = Vec::new();
         for _ in 0..jobs {
-            let (sb, next, config, program) = (
+            let (sb, pool, next, config, program) = (
                 self.sb.clone(),
+                self.pool.clone(),
                 next.clone(),
                 self.config.clone(),
                 self.program.clone(),
             );
             workers.push(tokio::spawn(async move {
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                    once(&config, &sb, &program).await;
+                    once(&config, &sb, &pool, &program).await;
                 }
             }));
         }
@@ -436,10 +476,20 @@ async fn measure(args: Vec<String>) {
     };
     let network = network(o.net.as_deref());
     for config in &o.configs {
-        let subject = Subject::new(config, &o, &kind, &root, &network);
+        let mut subject = Subject::new(config, &o, &kind, &root, &network);
+        if let (Some(sb), true) = (&subject.sb, o.pool > 0) {
+            let pool = Pool::new(sb.clone(), o.pool).await.expect("make the pool");
+            subject.pool = Some(pool);
+        }
         // Warm-up.
         for _ in 0..20 {
-            once(&subject.config, &subject.sb, &subject.program).await;
+            once(
+                &subject.config,
+                &subject.sb,
+                &subject.pool,
+                &subject.program,
+            )
+            .await;
         }
         if o.timeline {
             subject.timeline(o.n).await;
