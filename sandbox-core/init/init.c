@@ -8,7 +8,7 @@
  * nothing of the embedding application, and starting it costs one small exec.
  *
  * usage: sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM [ARGS...]
- *        sandbox-init STATUS_FD SYNC_FD FLAGS|4 EXEC_STAGE CTL_FD
+ *        sandbox-init STATUS_FD SYNC_FD FLAGS|4 EXEC_STAGE CTL_FD FDS_STAGE
  *   STATUS_FD  pipe to the parent: gets {"SBXS", wait status} when the program ends
  *   SYNC_FD    the sync channel: gets {"SBXE", EXEC_STAGE, errno, 0} if PROGRAM cannot be
  *              executed; closed by the execve of PROGRAM otherwise (the parent sees EOF)
@@ -24,6 +24,9 @@
  *   u32 "SBXQ", u32 EXEC_STAGE, u32 CHDIR_STAGE, u32 argc, u32 envc, u32 offset of cwd,
  *   u64 offsets of argv[0..argc], 0, of envp[0..envc], 0, then the NUL-ended strings.
  * The end of file on CTL_FD before a request ends the init (the pool let the sandbox go).
+ * A request that cannot be taken (its descriptors truncated by RLIMIT_NOFILE, a malformed
+ * memfd) or stdio that cannot be placed is reported as {"SBXE", FDS_STAGE, errno, 2} on
+ * the request's sync channel when it arrived.
  *
  * It forks PROGRAM, forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to it,
  * reaps every process that ends, and when PROGRAM ends sends its wait status to the parent
@@ -158,6 +161,7 @@ struct run {
   int stdio[3]; /* -1: keep */
   u32 exec_stage;
   u32 chdir_stage;
+  u32 fds_stage;
 };
 
 /* Forks the program (reporting a failed fork or exec on the sync channel) and returns its
@@ -172,7 +176,11 @@ static long start(const struct run *r, int flags, long me) {
     unsigned long none = 0;
     for (int i = 0; i < 3; i++) {
       /* The received descriptors are close-on-exec and above 2 (0-2 were open). */
-      if (r->stdio[i] >= 0 && sys3(__NR_dup3, r->stdio[i], i, 0) < 0) leave(127);
+      long e = r->stdio[i] >= 0 ? sys3(__NR_dup3, r->stdio[i], i, 0) : 0;
+      if (e < 0) {
+        send(r->sync_fd, FRAME_ERROR, r->fds_stage, (int)-e, 2, 4);
+        leave(127);
+      }
     }
     if (r->cwd) {
       long e = sys1(__NR_chdir, r->cwd);
@@ -194,8 +202,15 @@ static long start(const struct run *r, int flags, long me) {
   return pid;
 }
 
+/* A request that cannot be taken: say why on its sync channel (when it came), and end. */
+static __attribute__((noreturn)) void refuse(int sync, u32 stage, int err) {
+  if (sync >= 0) send(sync, FRAME_ERROR, stage, err, 2, 4);
+  leave(125);
+}
+
 /* Serve: wait for the one request of a pooled sandbox and read it into `r` (leaves on
- * end of file or a malformed request). The descriptors stay open until the fork. */
+ * end of file or a request that cannot be taken). The descriptors stay open until the
+ * fork. */
 static void receive(int ctl, struct run *r, int fds[5]) {
   char byte;
   struct iovec iov = {&byte, 1};
@@ -204,28 +219,31 @@ static void receive(int ctl, struct run *r, int fds[5]) {
   long n;
   do n = sys3(__NR_recvmsg, ctl, &m, MSG_CMSG_CLOEXEC);
   while (n == -EINTR);
-  if (n <= 0) leave(0);
+  if (n <= 0) leave(n == 0 ? 0 : 125);
   sys1(__NR_close, ctl);
   struct cmsghdr *c = (struct cmsghdr *)cbuf;
-  size_t want = sizeof *c + 5 * sizeof(int);
-  if ((m.flags & MSG_CTRUNC) || m.controllen < want || c->len != want || c->level != SOL_SOCKET ||
-      c->type != SCM_RIGHTS)
-    leave(125);
-  const int *got = (const int *)(c + 1);
-  for (int i = 0; i < 5; i++) fds[i] = got[i];
+  int got = 0;
+  if (m.controllen >= sizeof *c && c->level == SOL_SOCKET && c->type == SCM_RIGHTS &&
+      c->len >= sizeof *c && c->len <= sizeof *c + 5 * sizeof(int))
+    got = (int)((c->len - sizeof *c) / sizeof(int));
+  const int *in = (const int *)(c + 1);
+  for (int i = 0; i < 5; i++) fds[i] = i < got ? in[i] : -1;
+  /* Fewer than five: the open-files limit truncated them (MSG_CTRUNC). */
+  if (got != 5 || (m.flags & MSG_CTRUNC)) refuse(fds[1], r->fds_stage, 24 /* EMFILE */);
   long size = sys3(__NR_lseek, fds[0], 0, SEEK_END);
-  if (size < 24) leave(125);
+  if (size < 24) refuse(fds[1], r->fds_stage, size < 0 ? (int)-size : 22 /* EINVAL */);
   char *base = (char *)sys6(__NR_mmap, 0, size, PROT_RW, MAP_PRIVATE, fds[0], 0);
-  if ((unsigned long)base > -4096ul || base[size - 1] != 0) leave(125);
+  if ((unsigned long)base > -4096ul) refuse(fds[1], r->fds_stage, (int)-(long)base);
   const u32 *h = (const u32 *)base;
   unsigned long argc = h[3], envc = h[4], slots = argc + envc + 2;
-  if (h[0] != REQUEST || argc == 0 || h[5] >= (unsigned long)size ||
+  if (base[size - 1] != 0 || h[0] != REQUEST || argc == 0 || h[5] >= (unsigned long)size ||
       24 + slots * 8 > (unsigned long)size)
-    leave(125);
+    refuse(fds[1], r->fds_stage, 22 /* EINVAL */);
   unsigned long *slot = (unsigned long *)(base + 24);
   for (unsigned long i = 0; i < slots; i++) {
     int last = i == argc || i == slots - 1;
-    if (last != (slot[i] == 0) || slot[i] >= (unsigned long)size) leave(125);
+    if (last != (slot[i] == 0) || slot[i] >= (unsigned long)size)
+      refuse(fds[1], r->fds_stage, 22 /* EINVAL */);
     if (slot[i]) slot[i] += (unsigned long)base;
   }
   r->prog = (char **)slot;
@@ -247,7 +265,7 @@ void cstart(long *sp) {
   int status_fd = num(argv[1]);
   int sync_fd = num(argv[2]);
   int flags = num(argv[3]);
-  struct run r = {argv + 5, envp, 0, sync_fd, {-1, -1, -1}, (u32)num(argv[4]), 0};
+  struct run r = {argv + 5, envp, 0, sync_fd, {-1, -1, -1}, (u32)num(argv[4]), 0, 0};
 
   /* Signals wait until we take them (they normally arrive blocked already). */
   unsigned long all = ~0ul;
@@ -262,7 +280,9 @@ void cstart(long *sp) {
 
   int fds[5] = {-1, -1, -1, -1, -1};
   if (flags & FLAG_SERVE) {
+    if (argc < 7) leave(125);
     int ctl = num(argv[5]);
+    r.fds_stage = (u32)num(argv[6]);
     sys3(__NR_fcntl, ctl, F_SETFD, FD_CLOEXEC);
     /* Ready: the parent sees end of file on the sandbox's own sync channel. */
     sys1(__NR_close, sync_fd);
@@ -274,7 +294,7 @@ void cstart(long *sp) {
   /* The parent sees end-of-file once the program executes; hold none of its stdio. */
   sys1(__NR_close, r.sync_fd);
   for (int i = 0; i < 5; i++)
-    if (fds[i] >= 0) sys1(__NR_close, fds[i]);
+    if (fds[i] >= 0 && fds[i] != r.sync_fd) sys1(__NR_close, fds[i]);
   sys1(__NR_close, 0);
   sys1(__NR_close, 1);
   sys1(__NR_close, 2);

@@ -1,6 +1,6 @@
 //! [`Pool`]: sandboxes made ahead of time, so that a run costs a request and an `execve`.
 
-use crate::spawn::serve::{self, Held};
+use crate::spawn::serve::{self, Held, Start};
 use crate::{Child, Command, Error, Output, Result, Sandbox};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
@@ -9,6 +9,9 @@ use tokio::sync::Notify;
 
 /// How long a pool keeps its sandboxes ready without a take, unless told otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The lowest open-files limit a pooled sandbox may have.
+const MIN_OPEN_FILES: u64 = 16;
 
 /// How many sandboxes a pool makes at once in the background.
 const MAKERS: usize = 2;
@@ -19,8 +22,12 @@ const MAKERS: usize = 2;
 /// environments.
 ///
 /// Each pooled sandbox is used **once** (*fresh*): the program gets a sandbox no other
-/// program ever ran in, exactly as [`Command::spawn`] would have made it, and the sandbox
-/// is torn down when the program ends. What the pool saves is latency: the sandboxes are
+/// program ever ran in, made as [`Command::spawn`] makes one, and the sandbox is torn
+/// down when the program ends. Two differences: the program's working directory and stdio
+/// are set by the sandbox's init, so under the sandbox's hardening (a spawn sets them just
+/// before dropping its capabilities); and that init receives the program over a socket, so
+/// a custom seccomp filter must leave it `recvmsg`, `lseek`, `mmap`, `clone`, `dup3`,
+/// `chdir` and `execve`, and an open-files limit must be 16 or more. What the pool saves is latency: the sandboxes are
 /// made in the background (by tasks on the runtime the pool was made on), refilled after
 /// each take, and a take finding none ready (a *miss*) spawns cold instead.
 ///
@@ -101,7 +108,8 @@ impl Pool {
     /// before this returns, so a description that cannot be spawned is refused here, with
     /// the error a spawn would give; the others are made in the background.
     ///
-    /// Must be called within a tokio runtime (its makers are tasks).
+    /// Must be called within a tokio runtime with timers enabled (its makers are tasks,
+    /// which sleep until the idle timeout).
     pub async fn new(sandbox: Sandbox, size: usize) -> Result<Pool> {
         if size == 0 {
             return Err(Error::Invalid {
@@ -113,6 +121,21 @@ impl Pool {
             return Err(Error::Unsupported(
                 "a Pool outside a tokio runtime (its sandboxes are made by tasks)".into(),
             ));
+        }
+        // The init takes the program's five descriptors above its own: an open-files limit
+        // must leave it room (a spawn's program would need that much anyway).
+        if sandbox
+            .limits
+            .open_files
+            .is_some_and(|n| n < MIN_OPEN_FILES)
+        {
+            return Err(Error::Invalid {
+                what: "open-files limit of a pooled sandbox",
+                reason: format!(
+                    "below {MIN_OPEN_FILES}: its init receives the program's stdio and \
+                     request as descriptors"
+                ),
+            });
         }
         let first = serve::hold(&sandbox).await?;
         let inner = Arc::new(Inner {
@@ -166,14 +189,16 @@ impl Pool {
     /// Runs `cmd`'s program in a sandbox of the pool (one made ahead when one is ready,
     /// else a cold spawn) and returns its handle, as [`Command::spawn`] does.
     pub async fn spawn(&self, cmd: &Command) -> Result<Child> {
-        // Refused alike whether a sandbox is ready or the take spawns cold.
-        serve::check(cmd)?;
-        let held = self.take();
-        let spawned = match held {
-            Some(h) => h.run(cmd, &self.inner.sandbox).await?,
-            None => serve::spawn_in(cmd, &self.inner.sandbox).await?,
-        };
-        Child::from_spawned(spawned)
+        // Checked before the take (refused alike whether a sandbox is ready or not, and a
+        // bad command wastes no sandbox).
+        let request = serve::request(cmd, &self.inner.sandbox)?;
+        if let Some(held) = self.take() {
+            match held.run(request, cmd).await? {
+                Start::Started(spawned) => return Child::from_spawned(*spawned),
+                Start::Gone => lock(&self.inner.state).stats.discarded += 1,
+            }
+        }
+        Child::from_spawned(serve::spawn_in(cmd, &self.inner.sandbox).await?)
     }
 
     /// Runs `cmd`'s program in a sandbox of the pool and waits for it, as
@@ -257,10 +282,15 @@ async fn maker(pool: Weak<Inner>, wake: Arc<Notify>) {
         drop(shrunk);
         match next {
             Next::Make(sandbox) => {
+                // Uncounted however the make ends (a panic, the task dropped).
+                let making = Making(pool.clone());
+                if pool.strong_count() == 0 {
+                    return;
+                }
                 let made = serve::hold(&sandbox).await;
+                drop(making);
                 let Some(inner) = pool.upgrade() else { return };
                 let mut st = lock(&inner.state);
-                st.making -= 1;
                 match made {
                     Ok(h) => {
                         st.stats.made += 1;
@@ -277,6 +307,18 @@ async fn maker(pool: Weak<Inner>, wake: Arc<Notify>) {
             Next::Wait(Some(d)) => {
                 let _ = tokio::time::timeout(d, notified).await;
             }
+        }
+    }
+}
+
+/// A make in progress, counted in [`State::making`] until dropped.
+struct Making(Weak<Inner>);
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            let mut st = lock(&inner.state);
+            st.making = st.making.saturating_sub(1);
         }
     }
 }

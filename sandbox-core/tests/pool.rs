@@ -219,10 +219,13 @@ async fn bad_requests_are_typed_errors_and_the_pool_goes_on() {
         }) => assert_eq!(w, "/no/such/dir"),
         other => panic!("{other:?}"),
     }
+    // A command refused before the take wastes no sandbox.
+    let taken = pool.stats().hits + pool.stats().misses;
     assert!(matches!(
         pool.spawn(&Command::new("bin/true")).await,
         Err(Error::InvalidProgram { .. })
     ));
+    assert_eq!(pool.stats().hits + pool.stats().misses, taken);
     let mut cmd = Command::new("/bin/true");
     cmd.stdout(Stdio::pty());
     let e = pool.spawn(&cmd).await.unwrap_err();
@@ -278,8 +281,19 @@ async fn descriptions_that_cannot_be_pooled_are_refused_up_front() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("/no/such/root"), "{e}");
+    let e = Pool::new(sandbox().limits(Limits::new().open_files(8)), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e}");
     assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
     assert_eq!(inits(), before);
+    // At the lowest limit allowed, the init still takes the program's descriptors.
+    let pool = Pool::new(sandbox().limits(Limits::new().open_files(16)), 1)
+        .await
+        .unwrap();
+    let (e, t) = sh(&pool, "echo fits").await;
+    assert_eq!((e, t.as_str()), (Ending::Exited(0), "fits\n"));
+    assert_eq!(pool.stats().hits, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,10 +58,20 @@ pub(crate) async fn hold(sandbox: &Sandbox) -> Result<Held> {
     })
 }
 
-/// Refuses what a pooled sandbox's init does not offer: a pseudo-terminal, passed
-/// descriptors.
-pub(crate) fn check(cmd: &Command) -> Result<()> {
-    prepare::check_request(cmd)
+/// Checks `cmd` for a run in a pooled sandbox of `sandbox`'s description and prepares what
+/// its init needs (strings, stdio). Refuses what that init does not offer: a
+/// pseudo-terminal, passed descriptors.
+pub(crate) fn request(cmd: &Command, sandbox: &Sandbox) -> Result<Request> {
+    prepare::request(cmd, sandbox)
+}
+
+/// How a request to a held sandbox went.
+pub(crate) enum Start {
+    /// The program was executed: the sandbox, handed over as a spawn would.
+    Started(Box<Spawned>),
+    /// The sandbox's init was gone before it could take the request (killed from
+    /// outside): nothing was started, the sandbox is dropped.
+    Gone,
 }
 
 /// Spawns `cmd` as a new sandbox of `sandbox`'s description (a pool's miss).
@@ -77,12 +87,11 @@ impl Held {
             .is_some_and(|s| !sys::pidfd_exited(s.pidfd.as_fd()))
     }
 
-    /// Starts `cmd`'s program (its process side: `sandbox` is the description this one was
-    /// made from) and hands the sandbox over, started, as a spawn would.
-    pub(crate) async fn run(mut self, cmd: &Command, sandbox: &Sandbox) -> Result<Spawned> {
+    /// Starts `cmd`'s program, prepared in `request` (by [`request`], before the take), and
+    /// hands the sandbox over, started, as a spawn would.
+    pub(crate) async fn run(mut self, request: Request, cmd: &Command) -> Result<Start> {
         // A pooled spawn's timeline begins at the take.
         let mut timeline = Recorder::start();
-        let request = prepare::request(cmd, sandbox)?;
         let strings = strings_memfd(&request)?;
         let (sync, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
         let Request {
@@ -98,7 +107,10 @@ impl Held {
             stdio[2].as_raw_fd(),
         ];
         timeline.mark("pool: request made");
-        send_request(&self.ctl, &fds)?;
+        if send_request(&self.ctl, &fds).is_err() {
+            // Its init died (EPIPE, ECONNRESET): this sandbox is dropped (and reaped).
+            return Ok(Start::Gone);
+        }
         timeline.mark("pool: request sent");
         // The init holds its own copies now.
         drop((strings, sync_child, stdio));
@@ -117,7 +129,7 @@ impl Held {
         spawned.stderr = stderr;
         spawned.kill_on_drop = cmd.get_kill_on_drop();
         spawned.started = started;
-        Ok(spawned)
+        Ok(Start::Started(Box::new(spawned)))
     }
 }
 
@@ -147,6 +159,11 @@ fn describe(e: Error, cmd: &Command) -> Error {
             let what = match stage {
                 Stage::Exec => Some(cmd.program.display().to_string()),
                 Stage::Chdir => cmd.cwd.as_ref().map(|d| d.display().to_string()),
+                Stage::FileDescriptors => Some(
+                    "the program's descriptors, in the pooled sandbox's init \
+                     (Limits::open_files must leave it room for them)"
+                        .into(),
+                ),
                 _ => None,
             };
             Error::Setup { stage, what, errno }
@@ -206,7 +223,7 @@ fn layout(argv: &[CString], envp: &[CString], cwd: &CString) -> Vec<u8> {
 
 /// Sends the request: one byte and the five descriptors. A full socket cannot happen (one
 /// request per sandbox); a dead init makes this fail with `EPIPE`/`ECONNRESET`.
-fn send_request(ctl: &OwnedFd, fds: &[RawFd; 5]) -> Result<()> {
+fn send_request(ctl: &OwnedFd, fds: &[RawFd; 5]) -> nix::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let iov = [std::io::IoSlice::new(b"R")];
     let cmsg = [ControlMessage::ScmRights(fds)];
@@ -218,5 +235,4 @@ fn send_request(ctl: &OwnedFd, fds: &[RawFd; 5]) -> Result<()> {
         None,
     )
     .map(drop)
-    .map_err(|e| Error::os("send the program to a pooled sandbox's init", e.into()))
 }

@@ -137,7 +137,7 @@ pub(super) fn working_directory(cmd: &Command) -> Result<CString> {
 /// The built-in init's command line (none without the init):
 /// `sandbox-init STATUS_FD SYNC_FD FLAGS EXEC_STAGE PROGRAM ARGS...`, or with `serve` (the
 /// init of a pooled sandbox, waiting for its program on that descriptor)
-/// `sandbox-init STATUS_FD SYNC_FD FLAGS|4 EXEC_STAGE CTL_FD`. FLAGS: 1 = be a subreaper,
+/// `sandbox-init STATUS_FD SYNC_FD FLAGS|4 EXEC_STAGE CTL_FD FDS_STAGE`. FLAGS: 1 = be a subreaper,
 /// 2 = the program dies with the init (both when the init is not PID 1 of a namespace,
 /// `pid1`).
 pub(super) fn init_arguments(
@@ -163,7 +163,11 @@ pub(super) fn init_arguments(
     .map(|a| CString::new(a).unwrap_or_default())
     .collect();
     match serve {
-        Some(ctl) => v.push(CString::new(ctl.to_string()).unwrap_or_default()),
+        Some(ctl) => {
+            for n in [ctl as u32, crate::error::Stage::FileDescriptors as u32] {
+                v.push(CString::new(n.to_string()).unwrap_or_default());
+            }
+        }
         None => v.extend(argv.iter().cloned()),
     }
     v
