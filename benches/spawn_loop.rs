@@ -21,6 +21,8 @@
 //! (does throughput hold while the kernel tears namespaces down?).
 //! `--pool N` runs every program through a [`Pool`] of N sandboxes made ahead (fresh: each
 //! used once), so a spawn is a take, a request to the waiting init and its `execve`.
+//! `--reuse` (with `--pool N`) makes it a reused pool: each sandbox runs program after
+//! program, reset by its init in between (needs a read-only root: `--root host-ro`).
 //! `--pace MS` sleeps MS between sequential spawns, untimed (a pool refills meanwhile).
 //! `--timeline` (built with `--features timeline`) spawns sequentially and prints, for every
 //! stage of a spawn and its wait (the caller's, the child's, each step of the mount plan), the
@@ -121,6 +123,8 @@ struct Options {
     timeline: bool,
     /// Run through a pool of this many sandboxes made ahead (`--pool N`); 0 for none.
     pool: usize,
+    /// The pool reuses its sandboxes (`--reuse`, with `--pool N`).
+    reuse: bool,
     /// Milliseconds between sequential spawns (`--pace MS`), untimed: a pool refills
     /// meanwhile, as it would between a service's requests.
     pace: u64,
@@ -140,6 +144,7 @@ fn parse_args(args: Vec<String>) -> Options {
     let mut duration: u64 = 0;
     let mut timeline = false;
     let mut pool = 0usize;
+    let mut reuse = false;
     let mut pace = 0u64;
     let mut configs = Vec::new();
     while let Some(a) = args.next() {
@@ -169,6 +174,7 @@ fn parse_args(args: Vec<String>) -> Options {
             "--heap-mb" => heap_mb = args.next().and_then(|v| v.parse().ok()).expect("MB"),
             "--timeline" => timeline = true,
             "--pace" => pace = args.next().and_then(|v| v.parse().ok()).expect("--pace MS"),
+            "--reuse" => reuse = true,
             "--pool" => pool = args.next().and_then(|v| v.parse().ok()).expect("--pool N"),
             "--bench" => {}
             c => configs.push(c.to_string()),
@@ -189,6 +195,7 @@ fn parse_args(args: Vec<String>) -> Options {
         duration,
         timeline,
         pool,
+        reuse,
         pace,
         configs,
     }
@@ -294,7 +301,8 @@ impl Subject {
             tag
         };
         let tag = if o.pool > 0 {
-            format!("{tag}+pool{}", o.pool)
+            let kind = if o.reuse { "reused" } else { "pool" };
+            format!("{tag}+{kind}{}", o.pool)
         } else {
             tag
         };
@@ -478,8 +486,12 @@ async fn measure(args: Vec<String>) {
     for config in &o.configs {
         let mut subject = Subject::new(config, &o, &kind, &root, &network);
         if let (Some(sb), true) = (&subject.sb, o.pool > 0) {
-            let pool = Pool::new(sb.clone(), o.pool).await.expect("make the pool");
-            subject.pool = Some(pool);
+            let pool = if o.reuse {
+                Pool::reused(sb.clone(), o.pool).await
+            } else {
+                Pool::new(sb.clone(), o.pool).await
+            };
+            subject.pool = Some(pool.expect("make the pool"));
         }
         // Warm-up.
         for _ in 0..20 {

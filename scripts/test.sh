@@ -34,7 +34,8 @@ cargo test --workspace --locked "$@"
 if [ $# -eq 0 ]; then
   cargo test -p sandbox-core --locked --features timeline --test timeline --test no_alloc_in_child
   # The escape suites again, every attack in a sandbox of a warm pool (made ahead, the
-  # program started by a request to its waiting init): a pooled sandbox must hold as a
-  # spawned one does.
-  SANDBOX_TEST_POOL=1 cargo test -p sandbox-core --locked --test 'escape_*'
+  # program started by a request to its waiting init), then twice in one sandbox of a
+  # reused pool: a pooled sandbox must hold as a spawned one does, also once used.
+  SANDBOX_TEST_POOL=fresh cargo test -p sandbox-core --locked --test 'escape_*'
+  SANDBOX_TEST_POOL=reused cargo test -p sandbox-core --locked --test 'escape_*'
 fi

@@ -3,6 +3,7 @@
 use crate::spawn::serve::{self, Held, Start};
 use crate::{Child, Command, Error, Output, Result, Sandbox};
 use std::collections::VecDeque;
+use std::ffi::CString;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -79,6 +80,8 @@ pub struct PoolStats {
 struct Inner {
     sandbox: Sandbox,
     size: usize,
+    /// A reused pool's: the directories each run's reset empties.
+    reuse: Option<Vec<CString>>,
     state: Mutex<State>,
     /// Wakes the makers: a take, a change of settings, the end of the pool.
     wake: Arc<Notify>,
@@ -87,6 +90,8 @@ struct Inner {
 #[derive(Debug)]
 struct State {
     ready: VecDeque<Held>,
+    /// A reused pool's sandboxes running a program now (they come back).
+    lent: usize,
     /// How long it keeps its sandboxes without a take.
     idle: Duration,
     making: usize,
@@ -111,6 +116,57 @@ impl Pool {
     /// Must be called within a tokio runtime with timers enabled (its makers are tasks,
     /// which sleep until the idle timeout).
     pub async fn new(sandbox: Sandbox, size: usize) -> Result<Pool> {
+        Pool::make(sandbox, size, false).await
+    }
+
+    /// A *reused* pool: `size` sandboxes of `sandbox`'s description, each running one
+    /// program after another, as go-judge's environments do. What the first run of a
+    /// sandbox finds, every later one finds again: between runs its init
+    ///
+    /// - kills every process of the sandbox's PID namespace and reaps them,
+    /// - removes every System V IPC object (shared memory, semaphores, message queues),
+    /// - empties every writable directory of the sandbox's own (its tmpfs places: `/tmp`,
+    ///   `/dev/shm` — POSIX shared memory and named semaphores —, `/run`, `/home`, `/root`,
+    ///   `/dev`, [`Mount::tmpfs`](crate::Mount::tmpfs) targets) back to what it held before
+    ///   the first run, and puts the directories' modes back,
+    /// - drops signals sent meanwhile,
+    ///
+    /// and the next run gets its own program, arguments, environment, working directory and
+    /// stdio; its CPU time is counted from its take (and its memory peak, with cgroup v1).
+    /// POSIX message queues are refused (`mq_open` fails with `EPERM`: they cannot be
+    /// listed, so not reset). A run that the reset cannot clean (a process that will not
+    /// die within 0.5 s, a directory it cannot empty), that was killed ([`Child::kill`],
+    /// a wall or CPU time limit, a dropped handle) or that failed to start takes its
+    /// sandbox with it; the pool makes another.
+    ///
+    /// What can survive from one run to the next: what a writable bind mount of a host
+    /// directory holds (it is the caller's by design); the reset directories' timestamps
+    /// and extended attributes; the kernel's caches. Other state — the hostname, the
+    /// network's configuration, mounts — needs capabilities a sandbox does not have by
+    /// default; granted them ([`Sandbox::capability`](crate::Sandbox)), it could keep
+    /// changes there, so a reused pool is for programs run with the default capabilities.
+    ///
+    /// Needs a sandbox with its own PID namespace and a read-only root (as
+    /// [`Rootfs::host_readonly`](crate::Rootfs::host_readonly), a read-only
+    /// [`Rootfs::dir`](crate::Rootfs::dir) or an image give), else a typed error.
+    pub async fn reused(sandbox: Sandbox, size: usize) -> Result<Pool> {
+        if !sandbox.creates(crate::Namespace::Pid) {
+            return Err(Error::Conflict(
+                "a reused pool needs a PID namespace of the sandbox's own: its init ends \
+                 every process of a run"
+                    .into(),
+            ));
+        }
+        let sandbox = if sandbox.seccomp.is_enabled() {
+            let seccomp = sandbox.seccomp.clone().deny("mq_open");
+            sandbox.seccomp(seccomp)
+        } else {
+            sandbox
+        };
+        Pool::make(sandbox, size, true).await
+    }
+
+    async fn make(sandbox: Sandbox, size: usize, reuse: bool) -> Result<Pool> {
         if size == 0 {
             return Err(Error::Invalid {
                 what: "pool size",
@@ -138,11 +194,18 @@ impl Pool {
             });
         }
         let first = serve::hold(&sandbox).await?;
+        let reuse = if reuse {
+            Some(writable_places(&first)?)
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             sandbox,
             size,
+            reuse,
             state: Mutex::new(State {
                 ready: VecDeque::from([first]),
+                lent: 0,
                 idle: DEFAULT_IDLE_TIMEOUT,
                 making: 0,
                 last_take: Instant::now(),
@@ -191,11 +254,31 @@ impl Pool {
     pub async fn spawn(&self, cmd: &Command) -> Result<Child> {
         // Checked before the take (refused alike whether a sandbox is ready or not, and a
         // bad command wastes no sandbox).
-        let request = serve::request(cmd, &self.inner.sandbox)?;
+        let mut request = serve::request(cmd, &self.inner.sandbox)?;
         if let Some(held) = self.take() {
-            match held.run(request, cmd).await? {
-                Start::Started(spawned) => return Child::from_spawned(*spawned),
-                Start::Gone => lock(&self.inner.state).stats.discarded += 1,
+            match &self.inner.reuse {
+                None => match held.run(request, cmd).await? {
+                    Start::Started(spawned) => return Child::from_spawned(*spawned),
+                    Start::Gone => lock(&self.inner.state).stats.discarded += 1,
+                },
+                Some(reset) => {
+                    request.reuse = true;
+                    request.reset = reset.clone();
+                    let lent = Lent::new(held, Arc::downgrade(&self.inner));
+                    let sent = match lent.held.as_ref() {
+                        Some(h) => h.lend(request, cmd).await,
+                        None => Ok(None),
+                    };
+                    // A start that failed takes its sandbox with it (the init reports that
+                    // run's end on its socket, which nobody reads).
+                    match sent? {
+                        Some(mut spawned) => {
+                            spawned.lease = Some(Box::new(lent));
+                            return Child::from_spawned(spawned);
+                        }
+                        None => drop(lent),
+                    }
+                }
             }
         }
         Child::from_spawned(serve::spawn_in(cmd, &self.inner.sandbox).await?)
@@ -241,7 +324,12 @@ impl Pool {
                 dead.push(h);
             }
             match found {
-                Some(_) => st.stats.hits += 1,
+                Some(_) => {
+                    st.stats.hits += 1;
+                    if self.inner.reuse.is_some() {
+                        st.lent += 1;
+                    }
+                }
                 None => st.stats.misses += 1,
             }
             found
@@ -334,10 +422,165 @@ fn plan(inner: &Inner) -> (Next, Vec<Held>) {
         st.asleep = true;
         return (Next::Wait(None), gone);
     }
-    if !st.asleep && st.ready.len() + st.making < inner.size {
+    if !st.asleep && st.ready.len() + st.making + st.lent < inner.size {
         st.making += 1;
         return (Next::Make(Box::new(inner.sandbox.clone())), Vec::new());
     }
     let until_idle = (!st.ready.is_empty()).then(|| st.idle - idle_for);
     (Next::Wait(until_idle), Vec::new())
+}
+
+/// A reused pool's sandbox while it runs a program: its handle's [`Lease`]. The sandbox
+/// goes back to the pool when the run ends clean, else it is dropped (killed, reaped).
+#[derive(Debug)]
+struct Lent {
+    held: Option<Held>,
+    pool: Weak<Inner>,
+    /// The cgroup's counters at the take: the run's usage is counted from there.
+    base: Option<(crate::limits::cgroup::Usage, u64)>,
+    meter: Option<crate::limits::cgroup::CpuMeter>,
+    /// The memory peak was started afresh at the take (cgroup v1).
+    peak: bool,
+}
+
+impl Lent {
+    fn new(held: Held, pool: Weak<Inner>) -> Lent {
+        let (base, meter, peak) = match held.cgroup() {
+            Some(cg) => {
+                let peak = cg.reset_peak();
+                (
+                    Some((cg.usage(), cg.oom_kills())),
+                    Some(cg.cpu_meter().counting_from_now()),
+                    peak,
+                )
+            }
+            None => (None, None, false),
+        };
+        Lent {
+            held: Some(held),
+            pool,
+            base,
+            meter,
+            peak,
+        }
+    }
+
+    /// Gives the sandbox back (`reusable`) or lets it go; uncounts it either way.
+    fn finish(&mut self, reusable: bool) {
+        let Some(held) = self.held.take() else { return };
+        let Some(inner) = self.pool.upgrade() else {
+            return;
+        };
+        let mut st = lock(&inner.state);
+        st.lent = st.lent.saturating_sub(1);
+        if reusable && held.alive() {
+            st.ready.push_back(held);
+        } else {
+            st.stats.discarded += 1;
+            drop(st);
+            drop(held);
+            inner.wake.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+impl serve::Lease for Lent {
+    fn control(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.held.as_ref().map(Held::control)
+    }
+
+    fn usage(&self) -> Option<(crate::limits::cgroup::Usage, u64)> {
+        let cg = self.held.as_ref()?.cgroup()?;
+        let (base, ooms) = self.base?;
+        let u = cg.usage();
+        Some((
+            crate::limits::cgroup::Usage {
+                cpu_user: u.cpu_user.saturating_sub(base.cpu_user),
+                cpu_system: u.cpu_system.saturating_sub(base.cpu_system),
+                peak_memory: if self.peak { u.peak_memory } else { None },
+            },
+            cg.oom_kills().saturating_sub(ooms),
+        ))
+    }
+
+    fn cpu_meter(&self) -> Option<crate::limits::cgroup::CpuMeter> {
+        self.meter.clone()
+    }
+
+    fn end(mut self: Box<Self>, reusable: bool) {
+        self.finish(reusable);
+    }
+}
+
+/// The most directories a reused sandbox's reset empties (`init.c`'s `MAX_RESET`).
+const MAX_RESET: usize = 16;
+
+/// The writable places of a sandbox of the pool's description: the mount points of its
+/// writable tmpfs mounts, read from its init's `mountinfo` (paths as the sandbox sees
+/// them). Refuses a sandbox whose root itself is writable: a reset could not empty it.
+fn writable_places(held: &Held) -> Result<Vec<CString>> {
+    let pid = held.pid().ok_or(Error::Reaped)?;
+    let path = format!("/proc/{pid}/mountinfo");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::os(format!("read {path}"), e))?;
+    let mut places = Vec::new();
+    for line in text.lines() {
+        let (before, after) = line.split_once(" - ").unwrap_or((line, ""));
+        let fields: Vec<&str> = before.split(' ').collect();
+        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else {
+            continue;
+        };
+        let writable = options.split(',').next() == Some("rw");
+        let point = unescape(point);
+        if point == "/" {
+            if writable {
+                return Err(Error::Unsupported(
+                    "a reused pool with a writable root: between runs only the sandbox's \
+                     own tmpfs places can be emptied (use a read-only root, as \
+                     Rootfs::host_readonly or Rootfs::dir give)"
+                        .into(),
+                ));
+            }
+            continue;
+        }
+        let tmpfs = after.split(' ').next() == Some("tmpfs");
+        let inside = format!("/proc/{pid}/root{point}");
+        let is_dir = std::fs::symlink_metadata(&inside).is_ok_and(|m| m.is_dir());
+        if writable && tmpfs && is_dir {
+            places.push(CString::new(point).map_err(|_| Error::Invalid {
+                what: "mount point",
+                reason: "contains a NUL byte".into(),
+            })?);
+        }
+    }
+    if places.len() > MAX_RESET {
+        return Err(Error::Unsupported(format!(
+            "a reused pool whose sandbox has {} writable tmpfs places (at most {MAX_RESET})",
+            places.len()
+        )));
+    }
+    Ok(places)
+}
+
+/// A `mountinfo` path with its octal escapes (`\040` for a space) decoded.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = |c: u8| (b'0'..=b'7').contains(&c);
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|&c| octal(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

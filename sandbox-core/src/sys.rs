@@ -280,6 +280,14 @@ pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> bool {
     n == 1 && p.revents & libc::POLLIN != 0
 }
 
+/// A descriptor the caller owns (a socket) registered with the runtime, for readability;
+/// on failure it comes back with the error.
+pub(crate) fn async_readable(
+    fd: OwnedFd,
+) -> std::result::Result<tokio::io::unix::AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
+    async_pidfd(fd)
+}
+
 /// A pidfd registered with the runtime (readable once its process has ended); on failure
 /// the pidfd comes back with the error.
 pub(crate) fn async_pidfd(

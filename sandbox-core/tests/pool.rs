@@ -425,3 +425,237 @@ async fn dropping_the_pool_leaves_nothing_behind() {
         "the pool's sockets are closed"
     );
 }
+
+mod reused {
+    use super::*;
+
+    /// A reused pool's sandbox is the same one run after run: its init's pid.
+    async fn init_of(pool: &Pool, cmd: &mut Command) -> (u32, sandbox_core::Output) {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = pool.spawn(cmd).await.unwrap();
+        let pid = child.id().unwrap();
+        (pid, child.wait_with_output().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn one_sandbox_runs_program_after_program_and_nothing_carries_over() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let pool = Pool::reused(sandbox().limits(Limits::new().memory(64 << 20)), 1)
+            .await
+            .unwrap();
+        // The first run leaves everything it can behind: files in every writable place,
+        // a changed mode, SysV IPC of each kind, processes (one in a session of its own),
+        // a listening socket.
+        let mut first = Command::new("/bin/sh");
+        first.arg("-c").arg(
+            "echo x > /tmp/f; mkdir -p /tmp/d/e; echo y > /tmp/d/e/g; chmod 000 /tmp/d; \
+             echo z > /dev/shm/sem.left; echo w > /run/r; echo v > /root/.hist; \
+             touch /dev/planted; chmod 700 /tmp; \
+             ipcmk -M 4096 >/dev/null; ipcmk -S 2 >/dev/null; ipcmk -Q >/dev/null; \
+             (setsid sleep 1000 &); sleep 1000 & \
+             python3 -c 'import socket,os; s=socket.socket(socket.AF_UNIX); s.bind(\"\\0left\"); s.listen(); os.fork() or __import__(\"time\").sleep(1000)' & \
+             sleep 0.3; ipcs | grep -c 0x; export LEFT=1; echo done",
+        );
+        let (pid1, out) = init_of(&pool, &mut first).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{:?} {text} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text, "3\ndone\n");
+        // The next run: the same sandbox (the same init), and none of it.
+        let mut second = Command::new("/bin/sh");
+        second.arg("-c").arg(
+            "ls -A /tmp /dev/shm /run /root | tr '\\n' ' '; echo; stat -c %a /tmp; \
+             ls /dev/planted 2>&1 | grep -c 'No such'; ipcs | grep -c 0x; \
+             ps -e -o comm= | grep -c -E 'sleep|python'; \
+             grep -c left /proc/net/unix; echo ${LEFT:-unset}",
+        );
+        let (pid2, out) = init_of(&pool, &mut second).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(pid1, pid2, "the same sandbox");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0]
+                .split_whitespace()
+                .filter(|w| !w.ends_with(':'))
+                .count(),
+            0,
+            "{text}"
+        );
+        assert_eq!(lines[1], "1777", "{text}");
+        assert_eq!(lines[2], "1", "{text}");
+        assert_eq!(lines[3], "0", "{text}");
+        // None of the first run's processes.
+        assert_eq!(lines[4], "0", "{text}");
+        assert_eq!(lines[5], "0", "{text}");
+        assert_eq!(lines[6], "unset", "{text}");
+        let s = pool.stats();
+        assert_eq!((s.hits, s.misses, s.made), (2, 0, 1), "{s:?}");
+        // The sandbox's own /dev entries are still there.
+        let (_, out) = sh(
+            &pool,
+            "ls /dev/null /dev/zero /dev/fd >/dev/null && echo ok",
+        )
+        .await;
+        assert_eq!(out, "ok\n");
+        // POSIX message queues cannot be made (they could not be reset).
+        let (e, out) = sh(
+            &pool,
+            "python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); \
+             print(l.mq_open(b\"/q\", 0o100|2, 0o600, None), ctypes.get_errno())'",
+        )
+        .await;
+        assert_eq!((e, out.as_str()), (Ending::Exited(0), "-1 1\n"));
+    }
+
+    #[tokio::test]
+    async fn usage_and_limits_are_per_run() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let limits = Limits::new()
+            .memory(64 << 20)
+            .cpu_time(Duration::from_millis(500))
+            .wall_time(Duration::from_secs(3));
+        let pool = Pool::reused(sandbox().limits(limits), 1).await.unwrap();
+        // A CPU-bound run, then an idle one: the second's CPU time is its own.
+        let (e, _) = sh(&pool, "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done").await;
+        assert_eq!(e, Ending::Exited(0));
+        let out = pool.output(&mut Command::new("/bin/true")).await.unwrap();
+        let cpu = out.status.cpu_user.unwrap() + out.status.cpu_system.unwrap();
+        assert!(cpu < Duration::from_millis(50), "{:?}", out.status);
+        assert!(
+            out.status.peak_memory.is_some_and(|p| p < 16 << 20),
+            "{:?}",
+            out.status
+        );
+        // Over the CPU time: killed, and the sandbox goes with it.
+        let made = pool.stats().made;
+        let (e, _) = sh(&pool, "while :; do :; done").await;
+        assert_eq!(e, Ending::CpuTimeExceeded);
+        wait_ready(&pool, 1).await;
+        assert_eq!(pool.stats().made, made + 1, "{:?}", pool.stats());
+        // A run within the limits in the new one.
+        let (e, t) = sh(&pool, "echo fine").await;
+        assert_eq!((e, t.as_str()), (Ending::Exited(0), "fine\n"));
+    }
+
+    #[tokio::test]
+    async fn killed_dropped_or_failed_runs_take_their_sandbox_with_them() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let before = settle();
+        let pool = Pool::reused(sandbox(), 1).await.unwrap();
+        let mut child = pool
+            .spawn(Command::new("/bin/sleep").arg("30"))
+            .await
+            .unwrap();
+        let first = child.id().unwrap();
+        child.kill().await.unwrap();
+        assert_eq!(
+            child.wait().await.unwrap().ending,
+            Ending::Signaled(libc::SIGKILL)
+        );
+        wait_ready(&pool, 1).await;
+        let child = pool
+            .spawn(Command::new("/bin/sleep").arg("30"))
+            .await
+            .unwrap();
+        let second = child.id().unwrap();
+        assert_ne!(first, second);
+        drop(child);
+        assert!(pool
+            .spawn(&Command::new("/no/such"))
+            .await
+            .is_err_and(|e| matches!(
+                e,
+                Error::Setup {
+                    stage: Stage::Exec,
+                    ..
+                }
+            )));
+        wait_ready(&pool, 1).await;
+        assert!(eventually(Duration::from_secs(5), || {
+            common::state(first).is_none() && common::state(second).is_none()
+        }));
+        // A signal the program gets is its own; one sent between runs is not the next's.
+        let mut child = pool
+            .spawn(Command::new("/bin/sleep").arg("30"))
+            .await
+            .unwrap();
+        child.signal(libc::SIGTERM).unwrap();
+        assert_eq!(
+            child.wait().await.unwrap().ending,
+            Ending::Signaled(libc::SIGTERM)
+        );
+        let (e, t) = sh(&pool, "sleep 0.2; echo survived").await;
+        assert_eq!((e, t.as_str()), (Ending::Exited(0), "survived\n"));
+        assert!(child.signal(libc::SIGTERM).is_err());
+        // Exec into it, or keeping its namespaces, would reach later runs: refused.
+        let child = pool
+            .spawn(Command::new("/bin/sleep").arg("30"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            child.exec(&Command::new("/bin/true")).await,
+            Err(Error::Unsupported(_))
+        ));
+        drop(child);
+        drop(pool);
+        assert!(eventually(Duration::from_secs(10), || reaper_pending()
+            == 0
+            && inits() == before));
+    }
+
+    #[tokio::test]
+    async fn descriptions_a_reset_cannot_clean_are_refused() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let before = settle();
+        let e = Pool::reused(Sandbox::new(), 1).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("writable root")),
+            "{e}"
+        );
+        let e = Pool::reused(sandbox().share(Namespace::Pid), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Conflict(m) if m.contains("PID namespace")),
+            "{e}"
+        );
+        assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
+        assert_eq!(inits(), before);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_tasks_share_a_reused_pool() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let pool = Pool::reused(sandbox(), 2).await.unwrap();
+        wait_ready(&pool, 2).await;
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let pool = pool.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut cmd = Command::new("/bin/sh");
+                cmd.arg("-c").arg(format!(
+                    "test ! -e /tmp/mark && echo {i} > /tmp/mark && cat /tmp/mark"
+                ));
+                let out = pool.output(&mut cmd).await.unwrap();
+                assert!(out.status.success(), "{out:?}");
+                String::from_utf8(out.stdout).unwrap()
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), format!("{i}\n"));
+        }
+        let s = pool.stats();
+        assert_eq!(s.hits + s.misses, 20, "{s:?}");
+        assert!(s.made < 20, "sandboxes were reused: {s:?}");
+        wait_ready(&pool, 2).await;
+    }
+}

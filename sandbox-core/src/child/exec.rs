@@ -13,6 +13,11 @@ impl Child {
     /// gets the sandbox's own seccomp filter, capabilities, landlock rules and rlimits, and
     /// joins its cgroup.
     pub async fn exec(&self, cmd: &Command) -> Result<Child> {
+        if self.lease.is_some() {
+            return Err(Error::Unsupported(
+                "exec into a reused pool's sandbox (its run would outlive the reset)".into(),
+            ));
+        }
         let joins = {
             let (pid, _held) = self.live_pid()?;
             let own = NamespaceIds::of_self().map_err(|e| Error::os("read /proc/self/ns", e))?;

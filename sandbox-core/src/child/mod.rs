@@ -96,6 +96,51 @@ pub struct Child {
     hardening: Hardening,
     /// When each stage of the spawn, and of the wait, ended (the `timeline` feature).
     timeline: Recorder,
+    /// A run in a reused pool's sandbox: its end comes on `control`, and the sandbox goes
+    /// back to the pool (the `pidfd` is a copy of its init's, never reaped here).
+    lease: Option<Box<dyn crate::spawn::serve::Lease>>,
+    control: Option<AsyncFd<OwnedFd>>,
+}
+
+/// A reused sandbox's report on its control socket: the program's wait status, and
+/// whether the init reset the sandbox.
+#[derive(Clone, Copy, Debug)]
+struct LeasedEnd {
+    status: i32,
+    clean: bool,
+}
+
+/// Registers a copy of a reused sandbox's control socket with the runtime.
+fn lease_control(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<AsyncFd<OwnedFd>> {
+    let dup = fd.try_clone_to_owned()?;
+    let flags = nix::fcntl::fcntl(&dup, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&dup, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    sys::async_readable(dup).map_err(|(_, e)| e)
+}
+
+/// Reads the report of a reused sandbox's init: `{"SBXS", status, clean, 0}`, one message.
+/// `Ok(None)` at end of file (the init is gone).
+fn read_status(fd: &OwnedFd) -> std::io::Result<Option<LeasedEnd>> {
+    let mut buf = [0u8; 16];
+    let n = nix::sys::socket::recv(
+        std::os::fd::AsRawFd::as_raw_fd(fd),
+        &mut buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    )?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let w = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    if n != 16 || w(0) != STATUS_EXIT {
+        return Err(std::io::Error::other(
+            "a malformed report from a pooled sandbox",
+        ));
+    }
+    Ok(Some(LeasedEnd {
+        status: w(4) as i32,
+        clean: w(8) == 1,
+    }))
 }
 
 fn pipe_end<T>(
@@ -137,9 +182,21 @@ impl Child {
         // Wall time and the whole sandbox's CPU time: a watchdog of its own, so they hold
         // whether anyone waits or not (try_wait, a dropped Child without kill-on-drop).
         let verdict = Verdict::default();
-        let cpu = match (p.limits.cpu_time, &p.cgroup) {
-            (Some(limit), Some(cg)) => Some((limit, cg.cpu_meter())),
+        let cpu = match (p.limits.cpu_time, &p.cgroup, &p.lease) {
+            (Some(limit), Some(cg), _) => Some((limit, cg.cpu_meter())),
+            (Some(limit), None, Some(lease)) => lease.cpu_meter().map(|m| (limit, m)),
             _ => None,
+        };
+        let control = match &p.lease {
+            Some(lease) => match lease
+                .control()
+                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))
+                .and_then(lease_control)
+            {
+                Ok(fd) => Some(fd),
+                Err(e) => return Err(give_up(Error::os("watch the pooled sandbox", e), p.pidfd)),
+            },
+            None => None,
         };
         if p.limits.wall_time.is_some() || cpu.is_some() {
             let watched = p
@@ -191,6 +248,8 @@ impl Child {
             early,
             hardening: p.hardening,
             timeline: p.timeline,
+            lease: p.lease,
+            control,
         })
     }
 
@@ -205,7 +264,7 @@ impl Child {
     }
 
     fn verdict(&self) -> Option<Ending> {
-        *self.verdict.lock().unwrap_or_else(|e| e.into_inner())
+        self.verdict.ending()
     }
 
     /// Reaps the process if it has ended (its raw wait status), or learns the status the
@@ -256,23 +315,45 @@ impl Child {
                 status = f.value;
             }
         }
+        let outcome = self.judge(status, self.verdict());
+        // Its addresses are free again; its veth pairs go with its network namespace.
+        drop(self.network.take());
+        self.attached.clear();
+        self.pidfd = None;
+        self.outcome = Some(outcome);
+        outcome
+    }
+
+    /// How the run ended, from the program's wait status, what its cgroup counted, and the
+    /// watchdog's verdict.
+    fn judge(&self, status: i32, verdict: Option<Ending>) -> Outcome {
         let mut outcome = Outcome::from_wait_status(status, self.started.elapsed());
         let killed = outcome.ending == Ending::Signaled(libc::SIGKILL);
         let mut cpu_used = None;
-        if let Some(cg) = &self.cgroup {
-            let u = cg.usage();
+        let usage = match (&self.cgroup, &self.lease) {
+            (Some(cg), _) => Some((cg.usage(), None)),
+            (None, Some(lease)) => lease.usage().map(|(u, ooms)| (u, Some(ooms))),
+            _ => None,
+        };
+        if let Some((u, ooms)) = usage {
             outcome.cpu_user = Some(u.cpu_user);
             outcome.cpu_system = Some(u.cpu_system);
             outcome.peak_memory = u.peak_memory;
             cpu_used = Some(u.cpu_user + u.cpu_system);
             // The program itself was killed by the kernel for the sandbox's memory limit
             // (a helper killed while the program exited on its own is not the run's end).
-            let verdict = self.verdict();
-            if killed && verdict.is_none() && self.limits.memory.is_some() && cg.oom_killed() {
-                outcome.ending = Ending::OutOfMemory;
+            if killed && verdict.is_none() && self.limits.memory.is_some() {
+                let oom = match (ooms, &self.cgroup) {
+                    (Some(n), _) => n > 0,
+                    (None, Some(cg)) => cg.oom_killed(),
+                    (None, None) => false,
+                };
+                if oom {
+                    outcome.ending = Ending::OutOfMemory;
+                }
             }
         }
-        if let (Some(v), true) = (self.verdict(), killed) {
+        if let (Some(v), true) = (verdict, killed) {
             // (A program that exited on its own just as the limit came is not blamed.)
             outcome.ending = v;
         } else if let Some(limit) = self.limits.cpu_time {
@@ -284,10 +365,58 @@ impl Child {
                 outcome.ending = Ending::CpuTimeExceeded;
             }
         }
-        // Its addresses are free again; its veth pairs go with its network namespace.
-        drop(self.network.take());
-        self.attached.clear();
+        outcome
+    }
+
+    /// Waits for a reused pool's run: its init's report on the control socket, or the
+    /// init's end (killed: by [`Child::kill`], the watchdog, or from outside).
+    async fn wait_leased(&mut self) -> Result<Outcome> {
+        loop {
+            if let Some(o) = self.outcome {
+                return Ok(o);
+            }
+            let (Some(ctl), Some(fd)) = (self.control.as_ref(), self.pidfd.as_ref()) else {
+                return Err(Error::Reaped);
+            };
+            let frame = tokio::select! {
+                ready = ctl.readable() => {
+                    let mut guard = ready.map_err(|e| Error::os("wait for the sandbox", e))?;
+                    match read_status(ctl.get_ref()) {
+                        Ok(f) => Some(f),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            guard.clear_ready();
+                            None
+                        }
+                        Err(e) => return Err(Error::os("read the pooled sandbox's report", e)),
+                    }
+                }
+                ready = fd.readable() => {
+                    drop(ready);
+                    // Its report may have come just before it ended.
+                    Some(read_status(ctl.get_ref()).ok().flatten())
+                }
+            };
+            if let Some(f) = frame {
+                self.timeline.mark("wait: the pooled sandbox's report read");
+                return Ok(self.finish_leased(f));
+            }
+        }
+    }
+
+    /// Ends a reused pool's run: `frame` is its init's report (`None`: the init ended
+    /// without one, killed). The sandbox goes back to its pool only when the init reset it
+    /// and the watchdog did not kill it.
+    fn finish_leased(&mut self, frame: Option<LeasedEnd>) -> Outcome {
+        // From here the watchdog cannot kill: the sandbox may serve another run soon.
+        let verdict = self.verdict.close();
+        let status = frame.map_or(libc::SIGKILL, |f| f.status);
+        let outcome = self.judge(status, verdict);
+        let reusable = frame.is_some_and(|f| f.clean) && verdict.is_none();
         self.pidfd = None;
+        self.control = None;
+        if let Some(lease) = self.lease.take() {
+            lease.end(reusable);
+        }
         self.outcome = Some(outcome);
         outcome
     }
@@ -297,6 +426,9 @@ impl Child {
     /// returns the same outcome.
     pub async fn wait(&mut self) -> Result<Outcome> {
         drop(self.stdin.take());
+        if self.control.is_some() {
+            return self.wait_leased().await;
+        }
         loop {
             if let Some(o) = self.outcome {
                 return Ok(o);
@@ -336,6 +468,21 @@ impl Child {
     pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
         if let Some(o) = self.outcome {
             return Ok(Some(o));
+        }
+        if let (Some(ctl), Some(fd)) = (self.control.as_ref(), self.pidfd.as_ref()) {
+            let frame = read_status(ctl.get_ref());
+            return match frame {
+                Ok(Some(f)) => Ok(Some(self.finish_leased(Some(f)))),
+                Ok(None) => Ok(Some(self.finish_leased(None))),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if sys::pidfd_exited(fd.get_ref().as_fd()) {
+                        Ok(Some(self.finish_leased(None)))
+                    } else {
+                        Ok(None)
+                    }
+                }
+                Err(e) => Err(Error::os("read the pooled sandbox's report", e)),
+            };
         }
         let Some(fd) = self.pidfd.as_ref() else {
             return Err(Error::Reaped);
@@ -412,6 +559,11 @@ impl Child {
         path: impl AsRef<Path>,
     ) -> Result<KeptNamespace> {
         let path = path.as_ref();
+        if self.lease.is_some() {
+            return Err(Error::Unsupported(
+                "keeping a namespace of a reused pool's sandbox (later runs share it)".into(),
+            ));
+        }
         let (pid, _held) = self.live_pid()?;
         if namespace == Namespace::Net && (self.network.is_some() || !self.attached.is_empty()) {
             return Err(Error::Conflict(
@@ -446,6 +598,14 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            // A reused pool's run not waited for: the sandbox is let go (killed and reaped
+            // by its pool's side; the pidfd here is only a copy).
+            self.verdict.close();
+            self.pidfd = None;
+            lease.end(false);
+            return;
+        }
         if self.pidfd.is_none() {
             // Already reaped (try_wait): remove the cgroup off this (maybe runtime) thread.
             if let Some(cg) = self.cgroup.take() {

@@ -8,11 +8,55 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 
 /// Why the parent killed the sandbox, if it did: set by its watchdog.
-pub(super) type Verdict = std::sync::Arc<std::sync::Mutex<Option<Ending>>>;
+pub(super) type Verdict = std::sync::Arc<Watch>;
 
-/// Enforces a sandbox's wall time and whole-sandbox CPU time until it ends: at the limit it
-/// records the verdict, then kills the sandbox's first process (the init, PID 1 of the
-/// sandbox's namespace, takes every process with it). The CPU time is read when it could
+/// What the watchdog and the handle share.
+#[derive(Debug, Default)]
+pub(super) struct Watch {
+    state: std::sync::Mutex<WatchState>,
+    /// Wakes the watchdog when the run is over.
+    over: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// Why the watchdog killed the sandbox.
+    ending: Option<Ending>,
+    /// The run is over (a reused sandbox's program ended and the sandbox may already serve
+    /// another): the watchdog must not kill any more.
+    over: bool,
+}
+
+impl Watch {
+    /// Why the watchdog killed the sandbox, if it did.
+    pub(super) fn ending(&self) -> Option<Ending> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).ending
+    }
+
+    /// Ends the watch (a reused sandbox's run is over) and says whether the watchdog killed
+    /// the sandbox before: under one lock, so it cannot kill after.
+    pub(super) fn close(&self) -> Option<Ending> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.over = true;
+        self.over.notify_waiters();
+        st.ending
+    }
+
+    /// Records `why` and kills through `fd`, unless the run is over.
+    fn kill(&self, fd: std::os::fd::BorrowedFd<'_>, why: Ending) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.over || sys::pidfd_exited(fd) {
+            return;
+        }
+        st.ending.get_or_insert(why);
+        let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+    }
+}
+
+/// Enforces a sandbox's wall time and whole-sandbox CPU time until it ends (or, for a
+/// reused sandbox's run, until the run is over: [`Watch::close`]): at the limit it records
+/// the verdict, then kills the sandbox's first process (the init, PID 1 of the sandbox's
+/// namespace, takes every process with it). The CPU time is read when it could
 /// next have run out (the time left, spread over every core), at least every 100 ms.
 pub(super) async fn watchdog(
     fd: AsyncFd<OwnedFd>,
@@ -22,16 +66,7 @@ pub(super) async fn watchdog(
     verdict: Verdict,
 ) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let kill = |why: Ending| {
-        if sys::pidfd_exited(fd.get_ref().as_fd()) {
-            return;
-        }
-        verdict
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(why);
-        let _ = sys::pidfd_send_signal(fd.get_ref().as_fd(), libc::SIGKILL);
-    };
+    let kill = |why: Ending| verdict.kill(fd.get_ref().as_fd(), why);
     loop {
         let mut next = wall.map(|w| started + w);
         if let Some((limit, meter)) = &cpu {
@@ -46,8 +81,15 @@ pub(super) async fn watchdog(
             next = Some(next.map_or(at, |n| n.min(at)));
         }
         let Some(at) = next else { return };
+        let over = verdict.over.notified();
+        tokio::pin!(over);
+        over.as_mut().enable();
+        if verdict.state.lock().unwrap_or_else(|e| e.into_inner()).over {
+            return;
+        }
         tokio::select! {
             _ = fd.readable() => return,
+            _ = over => return,
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
         }
         if wall.is_some_and(|w| started.elapsed() >= w) {

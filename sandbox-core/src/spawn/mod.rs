@@ -68,6 +68,9 @@ pub(crate) struct Spawned {
     pub hardening: Hardening,
     /// When each stage of the spawn ended (with the `timeline` feature).
     pub timeline: Recorder,
+    /// A run in a reused pool's sandbox: how its end is learnt, and how the sandbox goes
+    /// back.
+    pub lease: Option<Box<dyn serve::Lease>>,
 }
 
 /// Spawns `cmd` in a new sandbox.
@@ -198,6 +201,7 @@ async fn launch(
                 .any(|j| j.namespace == crate::Namespace::Pid),
         started,
         timeline,
+        lease: None,
     })
 }
 

@@ -88,17 +88,80 @@ impl Held {
     }
 
     /// Starts `cmd`'s program, prepared in `request` (by [`request`], before the take), and
-    /// hands the sandbox over, started, as a spawn would.
+    /// hands the sandbox over, started, as a spawn would (a fresh pool's take).
     pub(crate) async fn run(mut self, request: Request, cmd: &Command) -> Result<Start> {
+        let Some(mut sent) = self.send(request, cmd).await? else {
+            return Ok(Start::Gone);
+        };
+        let Some(mut spawned) = self.spawned.take() else {
+            return Err(Error::Reaped);
+        };
+        spawned.timeline = sent.timeline;
+        spawned.stdin = sent.stdio[0].take();
+        spawned.stdout = sent.stdio[1].take();
+        spawned.stderr = sent.stdio[2].take();
+        spawned.kill_on_drop = cmd.get_kill_on_drop();
+        spawned.started = sent.started;
+        Ok(Start::Started(Box::new(spawned)))
+    }
+
+    /// Starts `cmd`'s program in this sandbox, which stays where it is (a reused pool's
+    /// take): the handed-over value watches the run (the caller gives it the lease that
+    /// brings the sandbox back). `None` when the init was gone.
+    pub(crate) async fn lend(&self, request: Request, cmd: &Command) -> Result<Option<Spawned>> {
+        let Some(mut sent) = self.send(request, cmd).await? else {
+            return Ok(None);
+        };
+        let Some(s) = self.spawned.as_ref() else {
+            return Err(Error::Reaped);
+        };
+        let pidfd = s
+            .pidfd
+            .try_clone()
+            .map_err(|e| Error::os("copy a pooled sandbox's pidfd", e))?;
+        Ok(Some(Spawned {
+            pid: s.pid,
+            pidfd,
+            status: None,
+            stdin: sent.stdio[0].take(),
+            stdout: sent.stdio[1].take(),
+            stderr: sent.stdio[2].take(),
+            pty: None,
+            kill_on_drop: true,
+            started: sent.started,
+            network: None,
+            own_netns: false,
+            limits: s.limits.clone(),
+            cgroup: None,
+            reap_early: false,
+            hardening: s.hardening.clone(),
+            timeline: sent.timeline,
+            lease: None,
+        }))
+    }
+
+    /// The cgroup the sandbox was made with, if its limits needed one.
+    pub(crate) fn cgroup(&self) -> Option<&crate::limits::cgroup::Cgroup> {
+        self.spawned.as_ref().and_then(|s| s.cgroup.as_ref())
+    }
+
+    /// The host pid of its init.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.spawned.as_ref().map(|s| s.pid)
+    }
+
+    /// Its control socket, where a reused sandbox's init reports each program's end.
+    pub(crate) fn control(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ctl.as_fd()
+    }
+
+    /// Sends the request and waits until the program is executed (or its start failed).
+    async fn send(&self, request: Request, cmd: &Command) -> Result<Option<Sent>> {
         // A pooled spawn's timeline begins at the take.
         let mut timeline = Recorder::start();
         let strings = strings_memfd(&request)?;
         let (sync, sync_child) = sys::socketpair().map_err(|e| Error::os("socketpair", e))?;
-        let Request {
-            stdio,
-            parent: [stdin, stdout, stderr],
-            ..
-        } = request;
+        let Request { stdio, parent, .. } = request;
         let fds = [
             strings.as_raw_fd(),
             sync_child.as_raw_fd(),
@@ -109,7 +172,7 @@ impl Held {
         timeline.mark("pool: request made");
         if send_request(&self.ctl, &fds).is_err() {
             // Its init died (EPIPE, ECONNRESET): this sandbox is dropped (and reaped).
-            return Ok(Start::Gone);
+            return Ok(None);
         }
         timeline.mark("pool: request sent");
         // The init holds its own copies now.
@@ -119,18 +182,38 @@ impl Held {
         if let Err(e) = handshake::await_exec(&mut sync, None).await {
             return Err(describe(e, cmd));
         }
-        let Some(mut spawned) = self.spawned.take() else {
-            return Err(Error::Reaped);
-        };
         timeline.mark("pool: executed (end of file on the sync channel)");
-        spawned.timeline = timeline;
-        spawned.stdin = stdin;
-        spawned.stdout = stdout;
-        spawned.stderr = stderr;
-        spawned.kill_on_drop = cmd.get_kill_on_drop();
-        spawned.started = started;
-        Ok(Start::Started(Box::new(spawned)))
+        Ok(Some(Sent {
+            stdio: parent,
+            started,
+            timeline,
+        }))
     }
+}
+
+/// A request the init took: the parent's ends of piped streams, when the program was
+/// executed, the take's timeline.
+struct Sent {
+    stdio: [Option<OwnedFd>; 3],
+    started: Instant,
+    timeline: Recorder,
+}
+
+/// A run in a reused sandbox (a pool's), as its handle sees it: the program's end arrives
+/// on the sandbox's control socket, its usage is counted from the take, and the sandbox
+/// goes back to its pool — or is let go — when the run is over.
+pub(crate) trait Lease: Send + Sync + std::fmt::Debug {
+    /// The control socket the init reports the program's end on (`None` once ended).
+    fn control(&self) -> Option<std::os::fd::BorrowedFd<'_>>;
+    /// What the run used (CPU time since the take; the memory peak since, where the
+    /// cgroup can reset it), and how many processes the kernel killed for the memory limit
+    /// since the take. `None` without a cgroup.
+    fn usage(&self) -> Option<(crate::limits::cgroup::Usage, u64)>;
+    /// The run's CPU time, for its watchdog.
+    fn cpu_meter(&self) -> Option<crate::limits::cgroup::CpuMeter>;
+    /// The run is over: give the sandbox back when `reusable` (its init reset it), else
+    /// let it go (killed, reaped).
+    fn end(self: Box<Self>, reusable: bool);
 }
 
 impl Drop for Held {
@@ -173,9 +256,10 @@ fn describe(e: Error, cmd: &Command) -> Error {
 }
 
 /// The request's strings in a memfd, laid out as `init.c` reads them: a header, the
-/// offsets of `argv` and `envp` (each list ended by 0), then the strings.
+/// offsets of `argv`, `envp` and the directories to reset (each list ended by 0), then the
+/// strings.
 fn strings_memfd(r: &Request) -> Result<OwnedFd> {
-    let bytes = layout(&r.argv, &r.envp, &r.cwd);
+    let bytes = layout(r);
     let fail = |e| Error::os("write a pooled sandbox's request", e);
     let fd = sys::memfd(c"sandbox-request").map_err(fail)?;
     let mut f = std::fs::File::from(fd);
@@ -183,34 +267,37 @@ fn strings_memfd(r: &Request) -> Result<OwnedFd> {
     Ok(OwnedFd::from(f))
 }
 
-fn layout(argv: &[CString], envp: &[CString], cwd: &CString) -> Vec<u8> {
-    const HEADER: usize = 24;
-    let slots = argv.len() + envp.len() + 2;
-    let mut strings: Vec<u8> = Vec::new();
-    let mut offsets: Vec<u64> = Vec::with_capacity(slots);
+/// The header's length: eight `u32`s (`init.c`'s `HEADER`).
+const HEADER: usize = 32;
+
+fn layout(r: &Request) -> Vec<u8> {
+    let lists: [&[CString]; 3] = [&r.argv, &r.envp, &r.reset];
+    let slots: usize = lists.iter().map(|l| l.len() + 1).sum();
     let base = HEADER + slots * 8;
+    let mut strings: Vec<u8> = Vec::new();
     let put = |s: &CString, strings: &mut Vec<u8>| {
         let at = (base + strings.len()) as u64;
         strings.extend_from_slice(s.as_bytes_with_nul());
         at
     };
-    for a in argv {
-        offsets.push(put(a, &mut strings));
+    let mut offsets: Vec<u64> = Vec::with_capacity(slots);
+    for list in lists {
+        for item in list {
+            offsets.push(put(item, &mut strings));
+        }
+        offsets.push(0);
     }
-    offsets.push(0);
-    for e in envp {
-        offsets.push(put(e, &mut strings));
-    }
-    offsets.push(0);
-    let cwd_at = put(cwd, &mut strings) as u32;
+    let cwd_at = put(&r.cwd, &mut strings) as u32;
     let mut out = Vec::with_capacity(base + strings.len());
     for word in [
         REQUEST,
         Stage::Exec as u32,
         Stage::Chdir as u32,
-        argv.len() as u32,
-        envp.len() as u32,
+        r.argv.len() as u32,
+        r.envp.len() as u32,
         cwd_at,
+        r.reset.len() as u32,
+        u32::from(r.reuse),
     ] {
         out.extend_from_slice(&word.to_ne_bytes());
     }

@@ -29,19 +29,37 @@ pub fn sandbox() -> Sandbox {
 }
 
 /// Runs `attacks ARGS...` in `sandbox`; returns its exit code and its output. With
-/// `SANDBOX_TEST_POOL=1` in the environment (`scripts/test.sh` runs the escape suites a
-/// second time so), the attack runs in a sandbox of a [`Pool`](sandbox_core::Pool): made
-/// ahead, its init waiting, the program started by a request.
+/// `SANDBOX_TEST_POOL=fresh` in the environment (`scripts/test.sh` runs the escape suites
+/// again so), the attack runs in a sandbox of a [`Pool`](sandbox_core::Pool): made ahead,
+/// its init waiting, the program started by a request. With `SANDBOX_TEST_POOL=reused`, it
+/// runs twice in one sandbox of a reused pool (when the description allows one), and the
+/// second run — in a sandbox the first one used — is the one reported.
 pub async fn run_in(sandbox: &Sandbox, args: &[&str]) -> (i32, String) {
     let mut cmd = sandbox.command("/attacks");
     cmd.args(args);
-    let out = if std::env::var_os("SANDBOX_TEST_POOL").is_some_and(|v| v == "1") {
-        let pool = sandbox_core::Pool::new(sandbox.clone(), 1).await.unwrap();
-        let out = pool.output(&mut cmd).await.unwrap();
-        assert_eq!(pool.stats().hits, 1, "ran in a sandbox made ahead");
-        out
-    } else {
-        cmd.output().await.unwrap()
+    let out = match std::env::var("SANDBOX_TEST_POOL").as_deref() {
+        Ok("fresh") => {
+            let pool = sandbox_core::Pool::new(sandbox.clone(), 1).await.unwrap();
+            let out = pool.output(&mut cmd).await.unwrap();
+            assert_eq!(pool.stats().hits, 1, "ran in a sandbox made ahead");
+            out
+        }
+        Ok("reused") => match sandbox_core::Pool::reused(sandbox.clone(), 1).await {
+            Ok(pool) => {
+                let first = pool.output(&mut cmd).await.unwrap();
+                let second = pool.output(&mut cmd).await.unwrap();
+                let s = pool.stats();
+                if first.status.success() {
+                    assert_eq!((s.hits, s.made), (2, 1), "ran twice in one sandbox: {s:?}");
+                }
+                second
+            }
+            Err(sandbox_core::Error::Unsupported(_) | sandbox_core::Error::Conflict(_)) => {
+                cmd.output().await.unwrap()
+            }
+            Err(e) => panic!("{e}"),
+        },
+        _ => cmd.output().await.unwrap(),
     };
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);

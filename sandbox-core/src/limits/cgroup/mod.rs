@@ -194,16 +194,26 @@ fn field(text: &str, key: &str) -> u64 {
 pub(crate) struct CpuMeter {
     file: PathBuf,
     v2: bool,
+    /// What was used before (a reused sandbox's earlier runs): not counted.
+    base: Duration,
 }
 
 impl CpuMeter {
     pub(crate) fn read(&self) -> Duration {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
-        if self.v2 {
+        let total = if self.v2 {
             Duration::from_micros(field(&text, "usage_usec "))
         } else {
             Duration::from_nanos(num(&text))
-        }
+        };
+        total.saturating_sub(self.base)
+    }
+
+    /// A meter counting from now on.
+    pub(crate) fn counting_from_now(mut self) -> CpuMeter {
+        self.base = Duration::ZERO;
+        self.base = self.read();
+        self
     }
 }
 
@@ -467,6 +477,23 @@ impl Cgroup {
         match self.version {
             Version::V1 => v1::usage(self),
             Version::V2 => v2::usage(self.dir("")),
+        }
+    }
+
+    /// How many times the kernel killed a process of the sandbox for its memory limit.
+    pub(crate) fn oom_kills(&self) -> u64 {
+        match self.version {
+            Version::V1 => v1::oom_kills(self),
+            Version::V2 => v2::oom_kills(self.dir("")),
+        }
+    }
+
+    /// Starts the memory peak afresh, for a reused sandbox's next run; whether it could
+    /// (v1 can; v2's `memory.peak` is reset per open file only, from Linux 6.12).
+    pub(crate) fn reset_peak(&self) -> bool {
+        match self.version {
+            Version::V1 => v1::reset_peak(self),
+            Version::V2 => false,
         }
     }
 

@@ -88,6 +88,7 @@ pub(super) fn cpu_meter(cg: &Cgroup) -> CpuMeter {
     CpuMeter {
         file: cg.dir("cpuacct").join("cpuacct.usage"),
         v2: false,
+        base: Duration::ZERO,
     }
 }
 
@@ -104,5 +105,15 @@ pub(super) fn usage(cg: &Cgroup) -> Usage {
 
 /// Whether the kernel killed a process of the cgroup for its memory limit.
 pub(super) fn oom_killed(cg: &Cgroup) -> bool {
-    field(&read(cg.dir("memory"), "memory.oom_control"), "oom_kill ") > 0
+    oom_kills(cg) > 0
+}
+
+/// How many times the kernel killed a process of the cgroup for its memory limit.
+pub(super) fn oom_kills(cg: &Cgroup) -> u64 {
+    field(&read(cg.dir("memory"), "memory.oom_control"), "oom_kill ")
+}
+
+/// Starts the memory peak afresh (writing 0 to `memory.max_usage_in_bytes`).
+pub(super) fn reset_peak(cg: &Cgroup) -> bool {
+    std::fs::write(cg.dir("memory").join("memory.max_usage_in_bytes"), "0").is_ok()
 }

@@ -79,6 +79,7 @@ pub(super) fn cpu_meter(d: &Path) -> CpuMeter {
     CpuMeter {
         file: d.join("cpu.stat"),
         v2: true,
+        base: Duration::ZERO,
     }
 }
 
@@ -98,7 +99,12 @@ pub(super) fn usage(d: &Path) -> Usage {
 
 /// Whether the kernel killed a process of the cgroup `d` for its memory limit.
 pub(super) fn oom_killed(d: &Path) -> bool {
-    field(&read(d, "memory.events"), "oom_kill ") > 0
+    oom_kills(d) > 0
+}
+
+/// How many times the kernel killed a process of the cgroup for its memory limit.
+pub(super) fn oom_kills(d: &Path) -> u64 {
+    field(&read(d, "memory.events"), "oom_kill ")
 }
 
 /// Kills everything in the cgroup `d` at once with `cgroup.kill` (Linux 5.14); whether it

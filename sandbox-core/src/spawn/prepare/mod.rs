@@ -241,6 +241,10 @@ pub(crate) struct Request {
     pub stdio: [OwnedFd; 3],
     /// The parent's ends of piped streams.
     pub parent: [Option<OwnedFd>; 3],
+    /// A reused pool's: the sandbox is reset after the program and serves again.
+    pub reuse: bool,
+    /// The directories the reset empties (a reused pool's writable places).
+    pub reset: Vec<CString>,
 }
 
 /// Checks `cmd` for a run in an existing sandbox of `sandbox`'s description (a pooled
@@ -262,6 +266,8 @@ pub(crate) fn request(cmd: &Command, sandbox: &crate::Sandbox) -> Result<Request
         cwd,
         stdio,
         parent,
+        reuse: false,
+        reset: Vec::new(),
     })
 }
 
