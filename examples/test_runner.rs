@@ -6,15 +6,17 @@
 //! ```text
 //! cargo test --no-run --manifest-path examples/colliding-tests/Cargo.toml  # prints the binary
 //! cargo run --release --example test_runner -- TEST_BINARY [--jobs N] [--filter TEXT]
-//!     [--bind SRC[:DST]]...
+//!     [--bind SRC[:DST]]... [--pool]
 //! ```
 //!
 //! The tests are listed with the binary's own `--list`; each runs as
 //! `TEST_BINARY --exact NAME --test-threads 1` in a sandbox whose root is the host's
 //! system directories read-only (the binary bound in, read-only, at `/test/bin`), with a
-//! fresh `/tmp`, a loopback network, a 10-minute wall time and its own hostname.
+//! fresh `/tmp`, a loopback network, a 10-minute wall time and its own hostname. With
+//! `--pool` the sandboxes are taken from a warm pool of N made ahead (each still used by one
+//! test only, all named `test`).
 use clap::Parser;
-use sandbox_core::{Limits, Mount, Network, Rootfs, Sandbox, Stdio};
+use sandbox_core::{Command, Limits, Mount, Network, Pool, Rootfs, Sandbox, Stdio};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +38,17 @@ struct Args {
     /// tests that read files of their crate; may be repeated.
     #[arg(long, value_name = "SRC[:DST]")]
     bind: Vec<String>,
+    /// Take the sandboxes from a warm pool of JOBS made ahead (each still used by one test
+    /// only); every sandbox then has the hostname `test`.
+    #[arg(long)]
+    pool: bool,
+}
+
+/// Where the tests run: one description (the binary, the binds), and with `--pool`
+/// sandboxes of it made ahead.
+struct Runner {
+    sandbox: Sandbox,
+    pool: Option<Pool>,
 }
 
 /// The tests of `binary`, from its `--list`.
@@ -79,26 +92,39 @@ struct Result1 {
     output: String,
 }
 
-async fn run_one(binary: Arc<PathBuf>, binds: Arc<Vec<Mount>>, i: usize, name: String) -> Result1 {
-    let started = Instant::now();
+/// The sandbox every test runs in (but for its hostname).
+fn test_sandbox(binary: &std::path::Path, binds: &[Mount]) -> Sandbox {
     let mut sandbox = Sandbox::new()
-        .hostname(hostname(i, &name))
+        .hostname("test")
         .rootfs(Rootfs::host_readonly())
-        .mount(Mount::bind(&*binary, "/test/bin").readonly())
+        .mount(Mount::bind(binary, "/test/bin").readonly())
         .mount(Mount::tmpfs("/tmp").size(256 << 20))
         .network(Network::loopback())
         .limits(Limits::new().wall_time(Duration::from_secs(600)));
-    for m in binds.iter() {
+    for m in binds {
         sandbox = sandbox.mount(m.clone());
     }
-    let out = sandbox
-        .command("/test/bin")
-        .args(["--exact", &name, "--test-threads", "1", "--nocapture"])
+    sandbox
+}
+
+async fn run_one(runner: Arc<Runner>, i: usize, name: String) -> Result1 {
+    let started = Instant::now();
+    let mut cmd = match &runner.pool {
+        Some(_) => Command::new("/test/bin"),
+        None => runner
+            .sandbox
+            .clone()
+            .hostname(hostname(i, &name))
+            .command("/test/bin"),
+    };
+    cmd.args(["--exact", &name, "--test-threads", "1", "--nocapture"])
         .env("RUST_BACKTRACE", "1")
         .current_dir("/tmp")
-        .stdin(Stdio::null())
-        .output()
-        .await;
+        .stdin(Stdio::null());
+    let out = match &runner.pool {
+        Some(pool) => pool.output(&mut cmd).await,
+        None => cmd.output().await,
+    };
     let (passed, output) = match out {
         Ok(o) => (
             o.status.success(),
@@ -145,7 +171,6 @@ async fn main() -> ExitCode {
     let total = tests.len();
     println!("\nrunning {total} tests, each in a sandbox of its own, {jobs} at a time");
     let started = Instant::now();
-    let binary = Arc::new(binary);
     let binds: Vec<Mount> = args
         .bind
         .iter()
@@ -154,14 +179,26 @@ async fn main() -> ExitCode {
             Mount::bind(src, dst).readonly()
         })
         .collect();
-    let binds = Arc::new(binds);
+    let sandbox = test_sandbox(&binary, &binds);
+    let pool = if args.pool {
+        match Pool::new(sandbox.clone(), jobs).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("test_runner: could not make the pool of sandboxes: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let runner = Arc::new(Runner { sandbox, pool });
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for (i, name) in tests.into_iter().enumerate() {
-        let (binary, binds, slots, tx) = (binary.clone(), binds.clone(), slots.clone(), tx.clone());
+        let (runner, slots, tx) = (runner.clone(), slots.clone(), tx.clone());
         tokio::spawn(async move {
             let _slot = slots.acquire().await.expect("never closed");
-            let _ = tx.send(run_one(binary, binds, i, name).await);
+            let _ = tx.send(run_one(runner, i, name).await);
         });
     }
     drop(tx);

@@ -120,6 +120,18 @@ fn colliding_tests_pass_each_in_its_own_sandbox() {
         text.contains("test result: ok. 7 passed; 0 failed"),
         "{text}"
     );
+    // The same from a warm pool of sandboxes made ahead: each test still in one of its own.
+    let text = common::stdout_of(
+        Command::new(common::example("test_runner"))
+            .arg(&bin)
+            .args(["--jobs", "3", "--pool", "--bind"])
+            .arg(crate_dir()),
+    );
+    assert!(
+        text.contains("test result: ok. 7 passed; 0 failed"),
+        "{text}"
+    );
+    assert!(leaked().is_empty(), "{:?}", leaked());
     // Without --bind the crate is not there: a failure, reported like cargo test's.
     let out = Command::new(common::example("test_runner"))
         .arg(&bin)
