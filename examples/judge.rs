@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example judge -- SOURCE TESTS_DIR [--time 1s] [--memory 256M] [--json]
+//!     [--pool N [--reuse]]
 //! cargo run --release --example judge -- examples/judge/submissions/ok.c examples/judge/sum
 //! ```
 //!
@@ -12,7 +13,9 @@
 //! program's input on stdin, limits on wall time, CPU time (the same), memory, processes
 //! and output. Output is compared ignoring trailing whitespace. Verdicts: AC (accepted), WA
 //! (wrong answer), TLE (time), MLE (memory), OLE (output), RE (runtime error), CE
-//! (compilation error). Tests run concurrently, up to the number of cores.
+//! (compilation error). Tests run concurrently, up to the number of cores. With `--pool N`
+//! the tests take sandboxes made ahead (one each); with `--reuse` too, each sandbox runs test
+//! after test, reset in between.
 
 use clap::Parser;
 use sandbox_core::{Ending, Limits, Mount, Network, Outcome, Pool, Rootfs, Sandbox, Stdio};
@@ -46,6 +49,10 @@ struct Args {
     /// by the sandbox's waiting init); 0 spawns a sandbox per test.
     #[arg(long, default_value_t = 0)]
     pool: usize,
+    /// With --pool: each sandbox of the pool runs test after test, reset by its init in
+    /// between (a reused pool), instead of one test each.
+    #[arg(long, requires = "pool")]
+    reuse: bool,
 }
 
 /// Where the tests run: one sandbox description (the program, the limits), and with
@@ -272,7 +279,12 @@ async fn main() -> ExitCode {
     };
     let mut runner = test_sandbox(&program, args.time, args.memory);
     if args.pool > 0 {
-        match Pool::new(runner.sandbox.clone(), args.pool).await {
+        let pool = if args.reuse {
+            Pool::reused(runner.sandbox.clone(), args.pool).await
+        } else {
+            Pool::new(runner.sandbox.clone(), args.pool).await
+        };
+        match pool {
             Ok(pool) => runner.pool = Some(pool),
             Err(e) => {
                 eprintln!("judge: could not make the pool of sandboxes: {e}");
