@@ -4,8 +4,11 @@
 #   (benches/peers/floor.c: the kernel's floor), hakoniwa 1.x (benches/peers/hako) and
 #   bubblewrap (whole command, with our `run` example beside it).
 #
-#   sudo benches/compare.sh                 # 3 rounds, ~4 minutes, prints a markdown table
+#   sudo benches/compare.sh                 # 3 rounds, ~10 minutes, prints markdown tables
 #   ROUNDS=5 N=2000 benches/compare.sh
+#
+# The last table is the one to read first: tokio::process, the C floor, ours cold, cold with
+# limits, a fresh pool and a reused pool, hakoniwa and bwrap — per spawn and sandboxes/s.
 #
 # Every configuration runs once per round, each of ours right after the C floor doing the
 # same work. The table gives the median of the rounds' medians, and ratios as the median of
@@ -87,6 +90,15 @@ for r in $(seq "$ROUNDS"); do
   rec "thr:ours:all+rootfs -j$PAR" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" --rootfs "$R" all | rate)"
   rec "thr:ours:all-init -j$PAR" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" all-init | rate)"
   rec "thr:ours:all-init seq" "$r" "$("$OURS" -n "$NTHR" -j 1 all-init | rate)"
+  drain
+  # One table: every way of running /bin/true in a sandbox (every namespace, the busybox
+  # root), sequential latency and PAR in flight, beside tokio::process and the C floor.
+  for kind in "cold|" "cold+limits|--cgroup" "pool fresh|--pool $PAR" "pool reused|--pool $PAR --reuse"; do
+    name=${kind%%|*}; read -r -a opts <<<"${kind#*|}"
+    rec "one:$name" "$r" "$("$OURS" -n "$N" "${opts[@]}" --rootfs "$R" all-init | med)"
+    rec "onethr:$name" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" "${opts[@]}" --rootfs "$R" all-init | rate)"
+  done
+  rec "onethr:tokio::process" "$r" "$("$OURS" -n "$NTHR" -j "$PAR" tokio | rate)"
 done
 
 # ---- report ------------------------------------------------------------------------
@@ -116,7 +128,7 @@ hako_pairs = {"ours:user-init": "hako:default", "ours:user": "hako:default", "ou
 print("| configuration | median per spawn (µs) | vs the C floor (same round) | vs hakoniwa (same isolation) |")
 print("|---|---|---|---|")
 for k, v in m.items():
-    if k.startswith("thr:") or k.startswith("cmd:"): continue
+    if k.startswith(("thr:", "cmd:", "one")): continue
     fl = pairs.get(k)
     r1 = ratio(k, fl) if fl else None
     h = hako_pairs.get(k)
@@ -134,4 +146,27 @@ print("| throughput | sandboxes/s |")
 print("|---|---|")
 for k, v in m.items():
     if k.startswith("thr:"): print(f"| {k[4:]} | {v:.0f} |")
+print()
+# The one table: per spawn (sequential) and sandboxes/s (PAR in flight), with ratios
+# against the C floor doing the same namespaces and root in the same round.
+floor_lat, floor_thr = "floor:all+rootfs", "thr:floor:all+rootfs -j4"
+floor_thr = next((k for k in rows if k.startswith("thr:floor:all+rootfs")), floor_thr)
+one = [
+  ("tokio::process (no sandbox)", "ours:tokio::process", "onethr:tokio::process"),
+  ("C clone loop (floor)", floor_lat, floor_thr),
+  ("ours, cold", "one:cold", "onethr:cold"),
+  ("ours, cold + limits (memory, pids: a cgroup)", "one:cold+limits", "onethr:cold+limits"),
+  ("ours, pool fresh (made ahead, used once)", "one:pool fresh", "onethr:pool fresh"),
+  ("ours, pool reused (reset between runs)", "one:pool reused", "onethr:pool reused"),
+  ("hakoniwa (every namespace, its defaults)", "hako:all", None),
+  ("bwrap --unshare-all (whole command)", "cmd:bwrap", None),
+]
+print("| /bin/true, every namespace, busybox root | per spawn (µs) | vs C floor | sandboxes/s, 4 in flight | vs C floor |")
+print("|---|---:|---:|---:|---:|")
+for label, lat, thr in one:
+    l = f"{m[lat]:.0f}" if lat in m else ""
+    lr = ratio(lat, floor_lat) if lat in m and lat != floor_lat else None
+    t = f"{m[thr]:.0f}" if thr and thr in m else ""
+    tr = ratio(thr, floor_thr) if thr and thr in m and thr != floor_thr else None
+    print(f"| {label} | {l} | {f'{lr:.2f}×' if lr else ''} | {t} | {f'{tr:.2f}×' if tr else ''} |")
 PY

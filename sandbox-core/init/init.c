@@ -366,11 +366,13 @@ static void receive(int ctl, struct run *r, int fds[5]) {
 #define AT_EMPTY_PATH 0x1000
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
+#define S_IFREG 0100000
 #define MAX_REMOVED 100000
 
 /* What statx says of an entry (offsets of struct statx). */
 struct meta {
   u32 uid, gid, mode, dev_major, dev_minor;
+  int mount_root; /* STATX_ATTR_MOUNT_ROOT: the root of a mount (a bind may share the dev) */
 };
 
 static int meta_of(int dfd, const char *name, int flags, struct meta *m) {
@@ -382,6 +384,8 @@ static int meta_of(int dfd, const char *name, int flags, struct meta *m) {
   m->mode = *(unsigned short *)(b + 28);
   m->dev_major = *(u32 *)(b + 136);
   m->dev_minor = *(u32 *)(b + 140);
+  unsigned long attrs = *(unsigned long *)(b + 8), known = *(unsigned long *)(b + 56);
+  m->mount_root = (known & attrs & 0x2000) != 0;
   return 0;
 }
 
@@ -421,10 +425,18 @@ static void snapshot(char **dirs) {
         struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
         off += d->reclen;
         if (is_dot(d->name)) continue;
-        if (nkept == MAX_KEPT) {
+        struct meta m;
+        if (nkept == MAX_KEPT || meta_of(fd, d->name, 0, &m) < 0) {
           snap_ok = 0;
           break;
         }
+        /* A file or directory there before the first run could carry a run's writes to
+         * the next (only its name is kept): such a sandbox is not reused. Links, devices
+         * and mount points (emptied on their own, or not at all) cannot. */
+        int mount = m.mount_root || m.dev_major != dir_meta[k].dev_major ||
+                    m.dev_minor != dir_meta[k].dev_minor;
+        unsigned type = m.mode & S_IFMT;
+        if (!mount && (type == S_IFDIR || type == S_IFREG)) snap_ok = 0;
         kept_dir[nkept] = k;
         kept_ino[nkept++] = d->ino;
       }
@@ -452,7 +464,7 @@ static long empty(int dfd, const struct meta *dev, int depth, int k, long *budge
           left++;
           continue;
         }
-        if (m.dev_major != dev->dev_major || m.dev_minor != dev->dev_minor) {
+        if (m.mount_root || m.dev_major != dev->dev_major || m.dev_minor != dev->dev_minor) {
           left++; /* a mount point: not ours to empty */
           continue;
         }

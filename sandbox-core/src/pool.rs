@@ -141,10 +141,15 @@ impl Pool {
     ///
     /// What can survive from one run to the next: what a writable bind mount of a host
     /// directory holds (it is the caller's by design); the reset directories' timestamps
-    /// and extended attributes; the kernel's caches. Other state — the hostname, the
-    /// network's configuration, mounts — needs capabilities a sandbox does not have by
-    /// default; granted them ([`Sandbox::capability`](crate::Sandbox)), it could keep
-    /// changes there, so a reused pool is for programs run with the default capabilities.
+    /// and extended attributes; TCP ports a run's connections left in `TIME_WAIT` (for up
+    /// to a minute: bind with `SO_REUSEADDR`); the kernel's caches. Other state — the
+    /// hostname, the network's configuration, mounts, the kernel keyring (refused by the
+    /// default seccomp filter) — needs capabilities or calls a sandbox does not have by
+    /// default; granted them, a run could keep changes there, so a reused pool is for
+    /// programs run with the default capabilities and filter. A description whose
+    /// writable places hold files or directories before any run (a
+    /// [`Mount::dir`](crate::Mount::dir) inside `/tmp`, say: a run could change them) is
+    /// refused.
     ///
     /// Needs a sandbox with its own PID namespace and a read-only root (as
     /// [`Rootfs::host_readonly`](crate::Rootfs::host_readonly), a read-only
@@ -525,6 +530,29 @@ const MAX_RESET: usize = 16;
 /// writable tmpfs mounts, read from its init's `mountinfo` (paths as the sandbox sees
 /// them). Refuses a sandbox whose root itself is writable: a reset could not empty it.
 fn writable_places(held: &Held) -> Result<Vec<CString>> {
+    let places = mounts(held)?;
+    let points: Vec<&str> = places.iter().map(|(p, _)| p.as_str()).collect();
+    let mut out = Vec::new();
+    for (point, inside) in places.iter().filter(|(_, inside)| inside.is_some()) {
+        let inside = inside.as_deref().unwrap_or_default();
+        check_resettable(inside, point, &points)?;
+        out.push(CString::new(point.as_str()).map_err(|_| Error::Invalid {
+            what: "mount point",
+            reason: "contains a NUL byte".into(),
+        })?);
+    }
+    if out.len() > MAX_RESET {
+        return Err(Error::Unsupported(format!(
+            "a reused pool whose sandbox has {} writable tmpfs places (at most {MAX_RESET})",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Every mount point of the sandbox (as it sees them), with the host's path to it for the
+/// writable tmpfs directories among them.
+fn mounts(held: &Held) -> Result<Vec<(String, Option<String>)>> {
     let pid = held.pid().ok_or(Error::Reaped)?;
     let path = format!("/proc/{pid}/mountinfo");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::os(format!("read {path}"), e))?;
@@ -551,20 +579,33 @@ fn writable_places(held: &Held) -> Result<Vec<CString>> {
         let tmpfs = after.split(' ').next() == Some("tmpfs");
         let inside = format!("/proc/{pid}/root{point}");
         let is_dir = std::fs::symlink_metadata(&inside).is_ok_and(|m| m.is_dir());
-        if writable && tmpfs && is_dir {
-            places.push(CString::new(point).map_err(|_| Error::Invalid {
-                what: "mount point",
-                reason: "contains a NUL byte".into(),
-            })?);
-        }
-    }
-    if places.len() > MAX_RESET {
-        return Err(Error::Unsupported(format!(
-            "a reused pool whose sandbox has {} writable tmpfs places (at most {MAX_RESET})",
-            places.len()
-        )));
+        places.push((point, (writable && tmpfs && is_dir).then_some(inside)));
     }
     Ok(places)
+}
+
+/// Refuses a writable place that holds a file or directory before any run (other than a
+/// mount point, a link or a device): a run could change it, and the reset keeps it.
+fn check_resettable(inside: &str, point: &str, mount_points: &[&str]) -> Result<()> {
+    let entries = std::fs::read_dir(inside).map_err(|e| Error::os(format!("read {inside}"), e))?;
+    for e in entries.flatten() {
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let path = format!(
+            "{}/{}",
+            point.trim_end_matches('/'),
+            e.file_name().to_string_lossy()
+        );
+        if !mount_points.contains(&path.as_str()) && (m.is_dir() || m.is_file()) {
+            return Err(Error::Unsupported(format!(
+                "a reused pool whose writable place {point} holds {:?} before any run (a \
+                 run could change it, and the reset keeps what was there)",
+                e.file_name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A `mountinfo` path with its octal escapes (`\040` for a space) decoded.

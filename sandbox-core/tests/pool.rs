@@ -627,6 +627,13 @@ mod reused {
             matches!(&e, Error::Conflict(m) if m.contains("PID namespace")),
             "{e}"
         );
+        let e = Pool::reused(sandbox().mount(sandbox_core::Mount::dir("/tmp/given")), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("/tmp")),
+            "{e}"
+        );
         assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
         assert_eq!(inits(), before);
     }
