@@ -95,8 +95,7 @@ struct timespec {
   long sec;
   long nsec;
 };
-/* The start of struct stat (x86_64 and aarch64 differ after st_ino; only these are read
- * through the per-architecture offsets below). */
+/* A directory entry as getdents64 gives it. */
 struct linux_dirent64 {
   unsigned long ino;
   long off;
@@ -391,7 +390,7 @@ static int meta_of(int dfd, const char *name, int flags, struct meta *m) {
 
 /* The entries of the directories to reset before the first run (inode numbers, per
  * directory), and each directory's owner and mode. */
-static unsigned long kept_ino[MAX_KEPT];
+static unsigned long kept_ino[MAX_KEPT], kept_name[MAX_KEPT];
 static int kept_dir[MAX_KEPT];
 static int nkept, snapped, snap_ok;
 static struct meta dir_meta[MAX_RESET];
@@ -402,9 +401,17 @@ static int open_dir(int dfd, const char *name) {
 
 static int is_dot(const char *n) { return n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])); }
 
-static int kept(int k, unsigned long ino) {
+/* FNV-1a of a name: an entry is kept only under the name and inode it had. */
+static unsigned long name_hash(const char *n) {
+  unsigned long h = 14695981039346656037ul;
+  while (*n) h = (h ^ (unsigned char)*n++) * 1099511628211ul;
+  return h;
+}
+
+static int kept(int k, unsigned long ino, const char *name) {
+  unsigned long h = name_hash(name);
   for (int i = 0; i < nkept; i++)
-    if (kept_dir[i] == k && kept_ino[i] == ino) return 1;
+    if (kept_dir[i] == k && kept_ino[i] == ino && kept_name[i] == h) return 1;
   return 0;
 }
 
@@ -438,6 +445,7 @@ static void snapshot(char **dirs) {
         unsigned type = m.mode & S_IFMT;
         if (!mount && (type == S_IFDIR || type == S_IFREG)) snap_ok = 0;
         kept_dir[nkept] = k;
+        kept_name[nkept] = name_hash(d->name);
         kept_ino[nkept++] = d->ino;
       }
     }
@@ -460,7 +468,7 @@ static long empty(int dfd, const struct meta *dev, int depth, int k, long *budge
         off += d->reclen;
         if (is_dot(d->name)) continue;
         struct meta m;
-        if ((k >= 0 && kept(k, d->ino)) || meta_of(dfd, d->name, 0, &m) < 0) {
+        if ((k >= 0 && kept(k, d->ino, d->name)) || meta_of(dfd, d->name, 0, &m) < 0) {
           left++;
           continue;
         }
@@ -509,41 +517,89 @@ static int reset_dirs(char **dirs) {
     sys1(__NR_close, fd);
     long want = 0;
     for (int i = 0; i < nkept; i++) want += kept_dir[i] == k;
-    /* Fewer than before: a kept entry was removed or replaced (and its stand-in removed). */
-    if (left < 0 || left < want) return 0;
+    /* Not exactly the entries of before: one was removed, renamed or replaced (and its
+     * stand-in removed), or a mount point appeared. */
+    if (left != want) return 0;
   }
   return 1;
 }
 
-/* Removes every System V IPC object of the namespace (the creator may always). */
+/* Removes every System V IPC object of the namespace (the creator may always), and checks
+ * the kernel counts none left: shm_info.used_ids, msginfo.msgpool (MSG_INFO: queues),
+ * seminfo.semusz (SEM_INFO: sets). Fails closed. */
 static int ipc_clean(void) {
-  static const long calls[3][3] = {
-      {__NR_shmctl, SHM_INFO, SHM_STAT_ANY},
-      {__NR_msgctl, MSG_INFO, MSG_STAT_ANY},
-      {__NR_semctl, SEM_INFO, SEM_STAT_ANY},
+  static const long calls[3][4] = {
+      {__NR_shmctl, SHM_INFO, SHM_STAT_ANY, 0},
+      {__NR_msgctl, MSG_INFO, MSG_STAT_ANY, 0},
+      {__NR_semctl, SEM_INFO, SEM_STAT_ANY, 7},
   };
-  long buf[64];
+  int buf[64];
   for (int c = 0; c < 3; c++) {
     long nr = calls[c][0];
     int sem = nr == __NR_semctl;
     for (int pass = 0;; pass++) {
       long max = sem ? sys4(nr, 0, 0, calls[c][1], buf) : sys3(nr, 0, calls[c][1], buf);
-      if (max < 0) break;
-      int found = 0;
+      if (max < 0) return 0;
+      if (buf[calls[c][3]] == 0) break;
+      if (pass == 3) return 0;
       for (long idx = 0; idx <= max; idx++) {
         long id = sem ? sys4(nr, idx, 0, calls[c][2], buf) : sys3(nr, idx, calls[c][2], buf);
         if (id < 0) continue;
-        found++;
         if (sem)
           sys4(nr, id, 0, IPC_RMID, 0);
         else
           sys3(nr, id, IPC_RMID, 0);
       }
-      if (!found) break;
-      if (pass == 2) return 0;
     }
   }
   return 1;
+}
+
+/* What a run could change of the init itself (it shares the program's credentials):
+ * its rlimits, nice value, scheduling policy and parameters, CPU affinity, I/O priority.
+ * Read before the first run; a reused sandbox whose init changed is not clean. */
+struct settings {
+  unsigned long rlim[16][2];
+  long nice, policy, param, ioprio;
+  unsigned long affinity[16];
+};
+static struct settings first_settings;
+
+static void read_settings(struct settings *t) {
+  for (int i = 0; i < 16; i++) {
+    t->rlim[i][0] = t->rlim[i][1] = 0;
+    sys4(__NR_prlimit64, 0, i, 0, t->rlim[i]);
+  }
+  t->nice = sys2(__NR_getpriority, 0 /* PRIO_PROCESS */, 0);
+  t->policy = sys1(__NR_sched_getscheduler, 0);
+  int param = 0;
+  sys2(__NR_sched_getparam, 0, &param);
+  t->param = param;
+  t->ioprio = sys2(__NR_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
+  for (int i = 0; i < 16; i++) t->affinity[i] = 0;
+  sys3(__NR_sched_getaffinity, 0, sizeof t->affinity, t->affinity);
+}
+
+static int same_settings(void) {
+  struct settings now;
+  read_settings(&now);
+  const unsigned char *a = (const unsigned char *)&now, *b = (const unsigned char *)&first_settings;
+  for (unsigned long i = 0; i < sizeof now; i++)
+    if (a[i] != b[i]) return 0;
+  /* The init's own CPU time counts against the sandbox's RLIMIT_CPU: retire it at half. */
+  long ru[18];
+  sys2(__NR_getrusage, 0 /* RUSAGE_SELF */, ru);
+  unsigned long used = (unsigned long)(ru[0] + ru[2]) + 1; /* utime + stime, seconds */
+  unsigned long cpu = now.rlim[0][0];                      /* RLIMIT_CPU soft */
+  return cpu == ~0ul || used * 2 < cpu;
+}
+
+/* Consumes every pending signal (real-time ones a run queued on PID 1 included). */
+static void drain_signals(void) {
+  unsigned long every = ~0ul;
+  struct timespec now = {0, 0};
+  while (sys4(__NR_rt_sigtimedwait, &every, 0, &now, 8) > 0) {
+  }
 }
 
 /* Kills every other process of the PID namespace and reaps them all (within ~0.5 s). */
@@ -603,7 +659,12 @@ void cstart(long *sp) {
       receive(ctl, &r, fds);
       /* Only a reused sandbox's init (PID 1 of its namespace) may kill(-1). */
       if (r.reuse && (flags & 1)) refuse(fds[1], r.fds_stage, 22 /* EINVAL */);
-      if (r.reuse && !snapped) snapshot(r.reset);
+      if (r.reuse && !snapped) {
+        snapshot(r.reset);
+        read_settings(&first_settings);
+      }
+      /* Nothing sent to PID 1 before this run is this program's. */
+      if (r.reuse) drain_signals();
     }
     long pid = start(&r, flags, me);
     /* The parent sees end-of-file once the program executes; hold none of its stdio. */
@@ -639,9 +700,8 @@ void cstart(long *sp) {
     int clean = reap_all();
     clean = ipc_clean() && clean;
     clean = reset_dirs(r.reset) && clean;
-    struct timespec now = {0, 0};
-    while (sys4(__NR_rt_sigtimedwait, &set, 0, &now, 8) > 0) {
-    }
+    clean = same_settings() && clean;
+    drain_signals();
     sys2(__NR_munmap, r.base, r.size);
     send(ctl, FRAME_EXIT, (u32)st, clean, 0, 4);
     if (!clean) leave(125);

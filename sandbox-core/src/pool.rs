@@ -120,22 +120,24 @@ impl Pool {
     }
 
     /// A *reused* pool: `size` sandboxes of `sandbox`'s description, each running one
-    /// program after another, as go-judge's environments do. What the first run of a
-    /// sandbox finds, every later one finds again: between runs its init
+    /// program after another, as go-judge's environments do. Between runs its init
     ///
     /// - kills every process of the sandbox's PID namespace and reaps them,
     /// - removes every System V IPC object (shared memory, semaphores, message queues),
     /// - empties every writable directory of the sandbox's own (its tmpfs places: `/tmp`,
     ///   `/dev/shm` — POSIX shared memory and named semaphores —, `/run`, `/home`, `/root`,
-    ///   `/dev`, [`Mount::tmpfs`](crate::Mount::tmpfs) targets) back to what it held before
-    ///   the first run, and puts the directories' modes back,
-    /// - drops signals sent meanwhile,
+    ///   `/dev`, [`Mount::tmpfs`](crate::Mount::tmpfs) targets; never the caller's binds)
+    ///   back to exactly the entries it held before the first run (same names, same
+    ///   inodes), and puts the directories' modes back,
+    /// - drops every signal sent to it meanwhile, and checks that no run changed the init
+    ///   itself (its rlimits, nice value, scheduling, CPU affinity, I/O priority),
     ///
     /// and the next run gets its own program, arguments, environment, working directory and
     /// stdio; its CPU time is counted from its take (and its memory peak, with cgroup v1).
     /// POSIX message queues are refused (`mq_open` fails with `EPERM`: they cannot be
     /// listed, so not reset). A run that the reset cannot clean (a process that will not
-    /// die within 0.5 s, a directory it cannot empty), that was killed ([`Child::kill`],
+    /// die within 0.5 s, a directory it cannot empty, an init whose settings changed or
+    /// that used half its own CPU-time limit), that was killed ([`Child::kill`],
     /// a wall or CPU time limit, a dropped handle) or that failed to start takes its
     /// sandbox with it; the pool makes another.
     ///
@@ -151,23 +153,49 @@ impl Pool {
     /// [`Mount::dir`](crate::Mount::dir) inside `/tmp`, say: a run could change them) is
     /// refused.
     ///
-    /// Needs a sandbox with its own PID namespace and a read-only root (as
+    /// A run that sent a signal through its handle ([`Child::signal`]) also takes its
+    /// sandbox with it (the signal could land on the init after the program's end).
+    ///
+    /// Needs a sandbox with its own PID, IPC and mount namespaces, the seccomp filter on,
+    /// no writable [`Mount::file`](crate::Mount::file), and a read-only root (as
     /// [`Rootfs::host_readonly`](crate::Rootfs::host_readonly), a read-only
     /// [`Rootfs::dir`](crate::Rootfs::dir) or an image give), else a typed error.
     pub async fn reused(sandbox: Sandbox, size: usize) -> Result<Pool> {
-        if !sandbox.creates(crate::Namespace::Pid) {
-            return Err(Error::Conflict(
-                "a reused pool needs a PID namespace of the sandbox's own: its init ends \
-                 every process of a run"
+        use crate::Namespace::{Ipc, Mount, Pid};
+        for (ns, why) in [
+            (Pid, "its init ends every process of a run"),
+            (Ipc, "its init removes every System V IPC object"),
+            (Mount, "its init empties its writable places"),
+        ] {
+            if !sandbox.creates(ns) {
+                return Err(Error::Conflict(format!(
+                    "a reused pool needs a {ns} namespace of the sandbox's own: {why}"
+                )));
+            }
+        }
+        if !sandbox.seccomp.is_enabled() {
+            return Err(Error::Unsupported(
+                "a reused pool without a seccomp filter: the filter refuses POSIX message \
+                 queues (which a reset cannot list) and the kernel keyring"
                     .into(),
             ));
         }
-        let sandbox = if sandbox.seccomp.is_enabled() {
-            let seccomp = sandbox.seccomp.clone().deny("mq_open");
-            sandbox.seccomp(seccomp)
-        } else {
-            sandbox
-        };
+        for m in &sandbox.mounts {
+            if let sandbox_fs::Mount::File {
+                target,
+                readonly: false,
+                ..
+            } = m
+            {
+                return Err(Error::Unsupported(format!(
+                    "a reused pool with the writable file {} (a run's writes would reach the \
+                     next): make it read-only",
+                    target.display()
+                )));
+            }
+        }
+        let seccomp = sandbox.seccomp.clone().deny("mq_open");
+        let sandbox = sandbox.seccomp(seccomp);
         Pool::make(sandbox, size, true).await
     }
 
@@ -200,7 +228,7 @@ impl Pool {
         }
         let first = serve::hold(&sandbox).await?;
         let reuse = if reuse {
-            Some(writable_places(&first)?)
+            Some(writable_places(&first, &sandbox)?)
         } else {
             None
         };
@@ -480,6 +508,9 @@ impl Lent {
         st.lent = st.lent.saturating_sub(1);
         if reusable && held.alive() {
             st.ready.push_back(held);
+            drop(st);
+            // A maker times the idle spell from here (it may sleep with none ready).
+            inner.wake.notify_waiters();
         } else {
             st.stats.discarded += 1;
             drop(st);
@@ -529,8 +560,27 @@ const MAX_RESET: usize = 16;
 /// The writable places of a sandbox of the pool's description: the mount points of its
 /// writable tmpfs mounts, read from its init's `mountinfo` (paths as the sandbox sees
 /// them). Refuses a sandbox whose root itself is writable: a reset could not empty it.
-fn writable_places(held: &Held) -> Result<Vec<CString>> {
-    let places = mounts(held)?;
+fn writable_places(held: &Held, sandbox: &Sandbox) -> Result<Vec<CString>> {
+    // The caller's binds are the caller's: never emptied, even over a host tmpfs.
+    let binds: Vec<String> = sandbox
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            sandbox_fs::Mount::Bind { target, .. } => Some(target.display().to_string()),
+            _ => None,
+        })
+        .map(|t| match t.trim_end_matches('/') {
+            "" => "/".to_string(),
+            t => t.to_string(),
+        })
+        .collect();
+    let places: Vec<(String, Option<String>)> = mounts(held)?
+        .into_iter()
+        .map(|(p, inside)| {
+            let inside = if binds.contains(&p) { None } else { inside };
+            (p, inside)
+        })
+        .collect();
     let points: Vec<&str> = places.iter().map(|(p, _)| p.as_str()).collect();
     let mut out = Vec::new();
     for (point, inside) in places.iter().filter(|(_, inside)| inside.is_some()) {

@@ -125,5 +125,7 @@ async fn the_init_holds_nothing_of_the_caller() {
         maps.iter().any(|m| m.contains("memfd:sandbox-init")),
         "{maps:#?}"
     );
-    assert!(maps.len() <= 8, "{maps:#?}");
+    // Its code, its static data (the stack it starts programs on, a reused sandbox's
+    // snapshot), the vDSO's three, its stack, vsyscall.
+    assert!(maps.len() <= 10, "{maps:#?}");
 }

@@ -624,7 +624,7 @@ mod reused {
             .await
             .unwrap_err();
         assert!(
-            matches!(&e, Error::Conflict(m) if m.contains("PID namespace")),
+            matches!(&e, Error::Conflict(m) if m.contains("pid namespace")),
             "{e}"
         );
         let e = Pool::reused(sandbox().mount(sandbox_core::Mount::dir("/tmp/given")), 1)
@@ -634,8 +634,108 @@ mod reused {
             matches!(&e, Error::Unsupported(m) if m.contains("/tmp")),
             "{e}"
         );
+        let e = Pool::reused(sandbox().share(Namespace::Ipc), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Conflict(m) if m.contains("ipc namespace")),
+            "{e}"
+        );
+        let e = Pool::reused(sandbox().seccomp(sandbox_core::Seccomp::off()), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("seccomp")),
+            "{e}"
+        );
+        let e = Pool::reused(sandbox().mount(sandbox_core::Mount::file("/etc/x", "y")), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("/etc/x")),
+            "{e}"
+        );
         assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
         assert_eq!(inits(), before);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_tampers_with_what_stays_takes_its_sandbox_with_it() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let pool = Pool::reused(sandbox(), 1).await.unwrap();
+        // Each run takes a ready sandbox (the one before, or the one made after it was let go).
+        let pid_of_run = |script: &'static str| {
+            let pool = pool.clone();
+            async move {
+                wait_ready(&pool, 1).await;
+                let mut cmd = Command::new("/bin/sh");
+                cmd.arg("-c").arg(script);
+                let (pid, out) = init_of(&pool, &mut cmd).await;
+                (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+        };
+        // Harmless runs keep their sandbox.
+        let (a, _) = pid_of_run("true").await;
+        let (b, _) = pid_of_run("kill -s RTMIN+3 1; kill -s RTMIN+4 1; true").await;
+        assert_eq!(a, b);
+        // Signals queued on PID 1 by a run are gone for the next.
+        let (c, out) = pid_of_run("grep -E '^(SigPnd|ShdPnd)' /proc/1/status").await;
+        assert_eq!(b, c);
+        assert!(
+            out.lines().all(|l| l.ends_with("0000000000000000")),
+            "{out}"
+        );
+        // Entries of /dev swapped or renamed: the sandbox is let go, the next is whole.
+        let (d, _) =
+            pid_of_run("mv /dev/stdout /dev/kept; ln -s /proc/self/fd/1 /dev/stdout").await;
+        assert_eq!(c, d);
+        let (e, out) =
+            pid_of_run("readlink /dev/stdout; ls /dev/kept 2>&1 | grep -c 'No such'").await;
+        assert_ne!(d, e, "a sandbox whose /dev a run changed is not reused");
+        assert_eq!(out, "/proc/self/fd/1\n1\n");
+        // The init's own limits lowered by a run: let go too.
+        let (f, _) = pid_of_run("prlimit --pid 1 --nofile=64:64").await;
+        assert_eq!(e, f);
+        let (g, out) = pid_of_run("prlimit --pid 1 --nofile --noheadings --output SOFT").await;
+        assert_ne!(f, g);
+        assert_ne!(out.trim(), "64", "{out}");
+        // A run signalled through its handle: let go as well.
+        let mut child = pool
+            .spawn(Command::new("/bin/sleep").arg("30"))
+            .await
+            .unwrap();
+        let h = child.id().unwrap();
+        child.signal(libc::SIGTERM).unwrap();
+        child.wait().await.unwrap();
+        let (i, _) = pid_of_run("true").await;
+        assert_ne!(h, i);
+        assert_eq!(pool.stats().misses, 0, "{:?}", pool.stats());
+    }
+
+    #[tokio::test]
+    async fn the_callers_binds_are_never_emptied() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        // On a host tmpfs, so it looks like the sandbox's own places from inside.
+        let out = tempfile::tempdir_in("/dev/shm").unwrap();
+        // Writable by the sandbox's root, which is nobody to the host.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let pool = Pool::reused(
+            sandbox().mount(sandbox_core::Mount::bind(out.path(), "/out")),
+            1,
+        )
+        .await
+        .unwrap();
+        let (e, _) = sh(&pool, "echo kept > /out/result").await;
+        assert_eq!(e, Ending::Exited(0));
+        let (e, t) = sh(&pool, "cat /out/result").await;
+        assert_eq!((e, t.as_str()), (Ending::Exited(0), "kept\n"));
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("result")).unwrap(),
+            "kept\n"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,6 +100,9 @@ pub struct Child {
     /// back to the pool (the `pidfd` is a copy of its init's, never reaped here).
     lease: Option<Box<dyn crate::spawn::serve::Lease>>,
     control: Option<AsyncFd<OwnedFd>>,
+    /// A signal was sent to a reused pool's run: its sandbox is not reused (the signal
+    /// could land after the program's end, on the init).
+    signalled: std::sync::atomic::AtomicBool,
 }
 
 /// A reused sandbox's report on its control socket: the program's wait status, and
@@ -156,9 +159,14 @@ impl Child {
     /// Takes over a started sandbox. On failure it kills the sandbox and hands it to the
     /// reaper itself, so nothing is left behind.
     pub(crate) fn from_spawned(p: Spawned) -> Result<Child> {
+        // A reused pool's run holds only a copy of its init's pidfd: its lease (dropped with
+        // `p`) lets the sandbox go, and the pool's side reaps it.
+        let leased = p.lease.is_some();
         let give_up = |e: Error, pidfd: OwnedFd| {
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            reaper::adopt(pidfd);
+            if !leased {
+                reaper::adopt(pidfd);
+            }
             e
         };
         let stdio = (|| {
@@ -250,6 +258,7 @@ impl Child {
             timeline: p.timeline,
             lease: p.lease,
             control,
+            signalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -411,7 +420,8 @@ impl Child {
         let verdict = self.verdict.close();
         let status = frame.map_or(libc::SIGKILL, |f| f.status);
         let outcome = self.judge(status, verdict);
-        let reusable = frame.is_some_and(|f| f.clean) && verdict.is_none();
+        let signalled = self.signalled.load(std::sync::atomic::Ordering::Relaxed);
+        let reusable = frame.is_some_and(|f| f.clean) && verdict.is_none() && !signalled;
         self.pidfd = None;
         self.control = None;
         if let Some(lease) = self.lease.take() {
@@ -504,6 +514,10 @@ impl Child {
         let Some(fd) = self.pidfd.as_ref() else {
             return Err(Error::Reaped);
         };
+        if self.lease.is_some() {
+            self.signalled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         sys::pidfd_send_signal(fd.get_ref().as_fd(), signal)
             .map_err(|e| Error::os(format!("signal {signal} to {}", self.pid), e))
     }
