@@ -589,9 +589,9 @@ static int same_settings(void) {
   /* The init's own CPU time counts against the sandbox's RLIMIT_CPU: retire it at half. */
   long ru[18];
   sys2(__NR_getrusage, 0 /* RUSAGE_SELF */, ru);
-  unsigned long used = (unsigned long)(ru[0] + ru[2]) + 1; /* utime + stime, seconds */
-  unsigned long cpu = now.rlim[0][0];                      /* RLIMIT_CPU soft */
-  return cpu == ~0ul || used * 2 < cpu;
+  unsigned long used = (unsigned long)(ru[0] + ru[2]) * 1000000ul + (unsigned long)(ru[1] + ru[3]);
+  unsigned long cpu = now.rlim[0][0]; /* RLIMIT_CPU soft, seconds */
+  return cpu > 1000000000000ul || used * 2 < cpu * 1000000ul;
 }
 
 /* Consumes every pending signal (real-time ones a run queued on PID 1 included). */

@@ -524,7 +524,16 @@ mod reused {
         // A CPU-bound run, then an idle one: the second's CPU time is its own.
         let (e, _) = sh(&pool, "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done").await;
         assert_eq!(e, Ending::Exited(0));
+        let before = pool.stats();
         let out = pool.output(&mut Command::new("/bin/true")).await.unwrap();
+        // The same sandbox again: a CPU-time limit (RLIMIT_CPU, which the init has too)
+        // does not retire it.
+        let after = pool.stats();
+        assert_eq!(
+            (after.made, after.hits),
+            (before.made, before.hits + 1),
+            "{after:?}"
+        );
         let cpu = out.status.cpu_user.unwrap() + out.status.cpu_system.unwrap();
         assert!(cpu < Duration::from_millis(50), "{:?}", out.status);
         assert!(
