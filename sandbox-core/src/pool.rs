@@ -537,9 +537,8 @@ impl serve::Lease for Lent {
         let u = cg.usage();
         Some((
             crate::limits::cgroup::Usage {
-                cpu_user: u.cpu_user.saturating_sub(base.cpu_user),
-                cpu_system: u.cpu_system.saturating_sub(base.cpu_system),
                 peak_memory: if self.peak { u.peak_memory } else { None },
+                ..u.since(&base)
             },
             cg.oom_kills().saturating_sub(ooms),
         ))

@@ -57,6 +57,21 @@ pub(crate) struct Usage {
     pub peak_memory: Option<u64>,
 }
 
+impl Usage {
+    /// The CPU time used since `base` was read (a reused sandbox's run): the exact totals'
+    /// difference, the user part as the user times' difference at most.
+    pub(crate) fn since(&self, base: &Usage) -> Usage {
+        let total =
+            (self.cpu_user + self.cpu_system).saturating_sub(base.cpu_user + base.cpu_system);
+        let cpu_user = self.cpu_user.saturating_sub(base.cpu_user).min(total);
+        Usage {
+            cpu_user,
+            cpu_system: total - cpu_user,
+            peak_memory: self.peak_memory,
+        }
+    }
+}
+
 /// Where cgroup filesystems are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -660,6 +675,19 @@ impl Drop for Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_usage_adds_up_to_the_totals_difference() {
+        let ms = Duration::from_millis;
+        let at = |u, s| Usage {
+            cpu_user: ms(u),
+            cpu_system: ms(s),
+            peak_memory: None,
+        };
+        assert_eq!(at(700, 300).since(&at(400, 100)), at(300, 200));
+        // The split shifted towards system time: the user part cannot pass the total.
+        assert_eq!(at(390, 620).since(&at(400, 100)), at(0, 510));
+    }
 
     fn fake(version: Version) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();

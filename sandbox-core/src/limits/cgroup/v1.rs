@@ -96,10 +96,54 @@ pub(super) fn cpu_meter(cg: &Cgroup) -> CpuMeter {
 pub(super) fn usage(cg: &Cgroup) -> Usage {
     let acct = cg.dir("cpuacct");
     let mem = cg.dir("memory");
+    let (cpu_user, cpu_system) = split_cpu(
+        num(&read(acct, "cpuacct.usage")),
+        num(&read(acct, "cpuacct.usage_user")),
+        num(&read(acct, "cpuacct.usage_sys")),
+    );
     Usage {
-        cpu_user: Duration::from_nanos(num(&read(acct, "cpuacct.usage_user"))),
-        cpu_system: Duration::from_nanos(num(&read(acct, "cpuacct.usage_sys"))),
+        cpu_user,
+        cpu_system,
         peak_memory: Some(num(&read(mem, "memory.max_usage_in_bytes"))),
+    }
+}
+
+/// User and system time that add up to `total` (`cpuacct.usage`, the scheduler's exact
+/// count, which the watchdog reads), split as the kernel's `usage_user`/`usage_sys` are.
+/// Those two are sampled at timer ticks (since Linux 5.x), so their sum can be short of the
+/// total by a few ms: a run killed for its CPU time would report less than its limit. v2's
+/// `cpu.stat` scales its user/system times the same way. No tick sampled: all is user time.
+fn split_cpu(total: u64, user: u64, sys: u64) -> (Duration, Duration) {
+    let sampled = u128::from(user) + u128::from(sys);
+    let user = if sampled == 0 {
+        total
+    } else {
+        (u128::from(total) * u128::from(user) / sampled) as u64
+    };
+    (
+        Duration::from_nanos(user),
+        Duration::from_nanos(total - user),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_system_add_up_to_the_exact_total() {
+        // Ticks short of the total: scaled up, in their proportion.
+        let (u, s) = split_cpu(1_000_000_000, 744_000_000, 252_000_000);
+        assert_eq!(u + s, Duration::from_secs(1));
+        assert_eq!(u.as_nanos(), 746_987_951);
+        // No tick sampled (a short run).
+        assert_eq!(
+            split_cpu(3_000_000, 0, 0),
+            (Duration::from_millis(3), Duration::ZERO)
+        );
+        // Ticks over the total (sampling error the other way): scaled down.
+        let (u, s) = split_cpu(10, 8, 8);
+        assert_eq!((u.as_nanos(), s.as_nanos()), (5, 5));
     }
 }
 
