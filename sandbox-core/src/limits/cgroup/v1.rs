@@ -115,15 +115,28 @@ pub(super) fn usage(cg: &Cgroup) -> Usage {
 /// `cpu.stat` scales its user/system times the same way. No tick sampled: all is user time.
 fn split_cpu(total: u64, user: u64, sys: u64) -> (Duration, Duration) {
     let sampled = u128::from(user) + u128::from(sys);
-    let user = if sampled == 0 {
-        total
-    } else {
-        (u128::from(total) * u128::from(user) / sampled) as u64
-    };
+    let user = (u128::from(total) * u128::from(user))
+        .checked_div(sampled)
+        .map_or(total, |u| u as u64);
     (
         Duration::from_nanos(user),
         Duration::from_nanos(total - user),
     )
+}
+
+/// Whether the kernel killed a process of the cgroup for its memory limit.
+pub(super) fn oom_killed(cg: &Cgroup) -> bool {
+    oom_kills(cg) > 0
+}
+
+/// How many times the kernel killed a process of the cgroup for its memory limit.
+pub(super) fn oom_kills(cg: &Cgroup) -> u64 {
+    field(&read(cg.dir("memory"), "memory.oom_control"), "oom_kill ")
+}
+
+/// Starts the memory peak afresh (writing 0 to `memory.max_usage_in_bytes`).
+pub(super) fn reset_peak(cg: &Cgroup) -> bool {
+    std::fs::write(cg.dir("memory").join("memory.max_usage_in_bytes"), "0").is_ok()
 }
 
 #[cfg(test)]
@@ -145,19 +158,4 @@ mod tests {
         let (u, s) = split_cpu(10, 8, 8);
         assert_eq!((u.as_nanos(), s.as_nanos()), (5, 5));
     }
-}
-
-/// Whether the kernel killed a process of the cgroup for its memory limit.
-pub(super) fn oom_killed(cg: &Cgroup) -> bool {
-    oom_kills(cg) > 0
-}
-
-/// How many times the kernel killed a process of the cgroup for its memory limit.
-pub(super) fn oom_kills(cg: &Cgroup) -> u64 {
-    field(&read(cg.dir("memory"), "memory.oom_control"), "oom_kill ")
-}
-
-/// Starts the memory peak afresh (writing 0 to `memory.max_usage_in_bytes`).
-pub(super) fn reset_peak(cg: &Cgroup) -> bool {
-    std::fs::write(cg.dir("memory").join("memory.max_usage_in_bytes"), "0").is_ok()
 }
