@@ -126,7 +126,8 @@ impl Pool {
     /// - removes every System V IPC object (shared memory, semaphores, message queues),
     /// - empties every writable directory of the sandbox's own (its tmpfs places: `/tmp`,
     ///   `/dev/shm` — POSIX shared memory and named semaphores —, `/run`, `/home`, `/root`,
-    ///   `/dev`, [`Mount::tmpfs`](crate::Mount::tmpfs) targets; never the caller's binds)
+    ///   `/dev`, [`Mount::tmpfs`](crate::Mount::tmpfs) targets; never the caller's binds nor a
+    ///   host filesystem they reach)
     ///   back to exactly the entries it held before the first run (same names, same
     ///   inodes), and puts the directories' modes back,
     /// - drops every signal sent to it meanwhile, and checks that no run changed the init
@@ -228,7 +229,7 @@ impl Pool {
         }
         let first = serve::hold(&sandbox).await?;
         let reuse = if reuse {
-            Some(writable_places(&first, &sandbox)?)
+            Some(writable_places(&first)?)
         } else {
             None
         };
@@ -559,24 +560,15 @@ const MAX_RESET: usize = 16;
 /// The writable places of a sandbox of the pool's description: the mount points of its
 /// writable tmpfs mounts, read from its init's `mountinfo` (paths as the sandbox sees
 /// them). Refuses a sandbox whose root itself is writable: a reset could not empty it.
-fn writable_places(held: &Held, sandbox: &Sandbox) -> Result<Vec<CString>> {
-    // The caller's binds are the caller's: never emptied, even over a host tmpfs.
-    let binds: Vec<String> = sandbox
-        .mounts
-        .iter()
-        .filter_map(|m| match m {
-            sandbox_fs::Mount::Bind { target, .. } => Some(target.display().to_string()),
-            _ => None,
-        })
-        .map(|t| match t.trim_end_matches('/') {
-            "" => "/".to_string(),
-            t => t.to_string(),
-        })
-        .collect();
+fn writable_places(held: &Held) -> Result<Vec<CString>> {
+    // What the caller's binds reach (a host tmpfs, or one mounted below a bound directory)
+    // is the caller's: never emptied. The sandbox's own tmpfs instances are filesystems of
+    // their own, which the caller's mount table does not hold.
+    let host = host_filesystems()?;
     let places: Vec<(String, Option<String>)> = mounts(held)?
         .into_iter()
-        .map(|(p, inside)| {
-            let inside = if binds.contains(&p) { None } else { inside };
+        .map(|(p, dev, inside)| {
+            let inside = if host.contains(&dev) { None } else { inside };
             (p, inside)
         })
         .collect();
@@ -599,9 +591,20 @@ fn writable_places(held: &Held, sandbox: &Sandbox) -> Result<Vec<CString>> {
     Ok(out)
 }
 
-/// Every mount point of the sandbox (as it sees them), with the host's path to it for the
-/// writable tmpfs directories among them.
-fn mounts(held: &Held) -> Result<Vec<(String, Option<String>)>> {
+/// The filesystems (`major:minor`) of this process's mount table.
+fn host_filesystems() -> Result<std::collections::HashSet<String>> {
+    let path = "/proc/self/mountinfo";
+    let text = std::fs::read_to_string(path).map_err(|e| Error::os(format!("read {path}"), e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(2))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Every mount point of the sandbox (as it sees them) and its filesystem (`major:minor`),
+/// with the host's path to it for the writable tmpfs directories among them.
+fn mounts(held: &Held) -> Result<Vec<(String, String, Option<String>)>> {
     let pid = held.pid().ok_or(Error::Reaped)?;
     let path = format!("/proc/{pid}/mountinfo");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::os(format!("read {path}"), e))?;
@@ -609,7 +612,8 @@ fn mounts(held: &Held) -> Result<Vec<(String, Option<String>)>> {
     for line in text.lines() {
         let (before, after) = line.split_once(" - ").unwrap_or((line, ""));
         let fields: Vec<&str> = before.split(' ').collect();
-        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else {
+        let (Some(dev), Some(point), Some(options)) = (fields.get(2), fields.get(4), fields.get(5))
+        else {
             continue;
         };
         let writable = options.split(',').next() == Some("rw");
@@ -628,7 +632,8 @@ fn mounts(held: &Held) -> Result<Vec<(String, Option<String>)>> {
         let tmpfs = after.split(' ').next() == Some("tmpfs");
         let inside = format!("/proc/{pid}/root{point}");
         let is_dir = std::fs::symlink_metadata(&inside).is_ok_and(|m| m.is_dir());
-        places.push((point, (writable && tmpfs && is_dir).then_some(inside)));
+        let inside = (writable && tmpfs && is_dir).then_some(inside);
+        places.push((point, dev.to_string(), inside));
     }
     Ok(places)
 }

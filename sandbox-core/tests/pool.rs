@@ -731,16 +731,31 @@ mod reused {
         // Writable by the sandbox's root, which is nobody to the host.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        // The host's /dev as well: its /dev/shm, a host tmpfs (which holds `out`), is a
+        // writable tmpfs place below the bind's target, the caller's all the same.
+        let name = out
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let pool = Pool::reused(
-            sandbox().mount(sandbox_core::Mount::bind(out.path(), "/out")),
+            sandbox()
+                .mount(sandbox_core::Mount::bind(out.path(), "/out"))
+                .mount(sandbox_core::Mount::bind("/dev", "/host-dev")),
             1,
         )
         .await
         .unwrap();
         let (e, _) = sh(&pool, "echo kept > /out/result").await;
         assert_eq!(e, Ending::Exited(0));
-        let (e, t) = sh(&pool, "cat /out/result").await;
-        assert_eq!((e, t.as_str()), (Ending::Exited(0), "kept\n"));
+        let (e, t) = sh(
+            &pool,
+            &format!("cat /out/result /host-dev/shm/{name}/result"),
+        )
+        .await;
+        assert_eq!((e, t.as_str()), (Ending::Exited(0), "kept\nkept\n"));
         assert_eq!(
             std::fs::read_to_string(out.path().join("result")).unwrap(),
             "kept\n"
