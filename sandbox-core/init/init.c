@@ -372,6 +372,7 @@ static void receive(int ctl, struct run *r, int fds[5]) {
 struct meta {
   u32 uid, gid, mode, dev_major, dev_minor;
   int mount_root; /* STATX_ATTR_MOUNT_ROOT: the root of a mount (a bind may share the dev) */
+  struct timespec times[2]; /* atime, mtime: as utimensat takes them */
 };
 
 static int meta_of(int dfd, const char *name, int flags, struct meta *m) {
@@ -385,13 +386,65 @@ static int meta_of(int dfd, const char *name, int flags, struct meta *m) {
   m->dev_minor = *(u32 *)(b + 140);
   unsigned long attrs = *(unsigned long *)(b + 8), known = *(unsigned long *)(b + 56);
   m->mount_root = (known & attrs & 0x2000) != 0;
+  for (int i = 0; i < 2; i++) {
+    const unsigned char *t = b + (i ? 112 : 64); /* stx_mtime, stx_atime */
+    m->times[i].sec = *(const long *)t;
+    m->times[i].nsec = *(const u32 *)(t + 8);
+  }
   return 0;
+}
+
+/* Owner, type and mode alike. */
+static int same_owner_mode(const struct meta *a, const struct meta *b) {
+  return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode;
+}
+
+/* The timestamps of an entry (of the directory `dfd`, or of `dfd` itself when `name` is 0)
+ * back as `m` had them: the program owns the reset places and their kept entries, and
+ * could otherwise leave data in their atime and mtime. */
+static int set_times(int dfd, const char *name, const struct meta *m) {
+  return sys4(__NR_utimensat, dfd, (long)name, (long)m->times, name ? AT_SYMLINK_NOFOLLOW : 0) < 0
+             ? -1
+             : 0;
+}
+
+/* The extended attributes of a reset directory (the program owns it and may set `user.`
+ * ones, or a default ACL that the next run's files would inherit): those it may set are
+ * removed, and what is left must be what the directory had before the first run. */
+#define XATTRS 512
+static char dir_xattrs[MAX_RESET][XATTRS];
+static long dir_xattrs_len[MAX_RESET];
+
+static int starts_with(const char *s, const char *prefix) {
+  while (*prefix)
+    if (*s++ != *prefix++) return 0;
+  return 1;
+}
+
+static int clean_xattrs(int fd, int k) {
+  char list[XATTRS];
+  long n = sys3(__NR_flistxattr, fd, list, sizeof list);
+  if (n < 0) return n == -95 /* EOPNOTSUPP */ && dir_xattrs_len[k] == 0;
+  for (long i = 0; i < n;) {
+    const char *name = list + i;
+    long len = 0;
+    while (i + len < n && name[len]) len++;
+    if (starts_with(name, "user.") || starts_with(name, "system.posix_acl_"))
+      if (sys2(__NR_fremovexattr, fd, name) < 0) return 0;
+    i += len + 1;
+  }
+  n = sys3(__NR_flistxattr, fd, list, sizeof list);
+  if (n != dir_xattrs_len[k]) return 0;
+  for (long i = 0; i < n; i++)
+    if (list[i] != dir_xattrs[k][i]) return 0;
+  return 1;
 }
 
 /* The entries of the directories to reset before the first run (inode numbers, per
  * directory), and each directory's owner and mode. */
 static unsigned long kept_ino[MAX_KEPT], kept_name[MAX_KEPT];
 static int kept_dir[MAX_KEPT];
+static struct meta kept_meta[MAX_KEPT];
 static int nkept, snapped, snap_ok;
 static struct meta dir_meta[MAX_RESET];
 
@@ -408,11 +461,12 @@ static unsigned long name_hash(const char *n) {
   return h;
 }
 
+/* The index of a kept entry of reset directory `k` with this inode and name, or -1. */
 static int kept(int k, unsigned long ino, const char *name) {
   unsigned long h = name_hash(name);
   for (int i = 0; i < nkept; i++)
-    if (kept_dir[i] == k && kept_ino[i] == ino && kept_name[i] == h) return 1;
-  return 0;
+    if (kept_dir[i] == k && kept_ino[i] == ino && kept_name[i] == h) return i;
+  return -1;
 }
 
 static void snapshot(char **dirs) {
@@ -425,6 +479,9 @@ static void snapshot(char **dirs) {
       if (fd >= 0) sys1(__NR_close, fd);
       continue;
     }
+    dir_xattrs_len[k] = sys3(__NR_flistxattr, fd, dir_xattrs[k], XATTRS);
+    if (dir_xattrs_len[k] == -95 /* EOPNOTSUPP */) dir_xattrs_len[k] = 0;
+    if (dir_xattrs_len[k] < 0) snap_ok = 0;
     char buf[1024];
     long n;
     while ((n = sys3(__NR_getdents64, fd, buf, sizeof buf)) > 0) {
@@ -445,6 +502,7 @@ static void snapshot(char **dirs) {
         unsigned type = m.mode & S_IFMT;
         if (!mount && (type == S_IFDIR || type == S_IFREG)) snap_ok = 0;
         kept_dir[nkept] = k;
+        kept_meta[nkept] = m;
         kept_name[nkept] = name_hash(d->name);
         kept_ino[nkept++] = d->ino;
       }
@@ -455,8 +513,10 @@ static void snapshot(char **dirs) {
 }
 
 /* Removes every entry of the directory `dfd` (on the device `dev`) but the kept ones (of
- * reset directory `k`; none below the top) and mount points, counting against `budget`.
- * Returns the entries left (kept or mount points), or -1. */
+ * reset directory `k`; none below the top), counting against `budget`. Returns the kept
+ * entries found, each with its owner and mode of before and its timestamps put back; -1
+ * for anything else that cannot be removed (a mount point not kept, a kept entry changed,
+ * an entry that cannot be read). */
 static long empty(int dfd, const struct meta *dev, int depth, int k, long *budget) {
   for (int pass = 0; pass < 8; pass++) {
     long removed = 0, left = 0, n;
@@ -468,14 +528,18 @@ static long empty(int dfd, const struct meta *dev, int depth, int k, long *budge
         off += d->reclen;
         if (is_dot(d->name)) continue;
         struct meta m;
-        if ((k >= 0 && kept(k, d->ino, d->name)) || meta_of(dfd, d->name, 0, &m) < 0) {
+        if (meta_of(dfd, d->name, 0, &m) < 0) return -1;
+        int mount =
+            m.mount_root || m.dev_major != dev->dev_major || m.dev_minor != dev->dev_minor;
+        int i = k >= 0 ? kept(k, d->ino, d->name) : -1;
+        if (i >= 0) {
+          if (!same_owner_mode(&m, &kept_meta[i])) return -1;
+          /* (A mount point's times are its own filesystem's: not ours to set.) */
+          if (!mount && set_times(dfd, d->name, &kept_meta[i]) < 0) return -1;
           left++;
           continue;
         }
-        if (m.mount_root || m.dev_major != dev->dev_major || m.dev_minor != dev->dev_minor) {
-          left++; /* a mount point: not ours to empty */
-          continue;
-        }
+        if (mount) return -1; /* not ours to empty, and not there before */
         if (--*budget < 0) return -1;
         if ((m.mode & S_IFMT) == S_IFDIR) {
           if (depth >= MAX_DEPTH) return -1;
@@ -513,12 +577,14 @@ static int reset_dirs(char **dirs) {
     if (ok && m.mode != dir_meta[k].mode) ok = sys2(__NR_fchmod, fd, dir_meta[k].mode & 07777) == 0;
     if (ok) sys2(__NR_fchmod, fd, (dir_meta[k].mode & 07777) | 0700);
     long left = ok ? empty(fd, &dir_meta[k], 0, k, &budget) : -1;
-    sys2(__NR_fchmod, fd, dir_meta[k].mode & 07777);
+    if (left >= 0 && !clean_xattrs(fd, k)) left = -1;
+    if (sys2(__NR_fchmod, fd, dir_meta[k].mode & 07777) < 0) left = -1;
+    if (left >= 0 && set_times(fd, 0, &dir_meta[k]) < 0) left = -1;
     sys1(__NR_close, fd);
     long want = 0;
     for (int i = 0; i < nkept; i++) want += kept_dir[i] == k;
     /* Not exactly the entries of before: one was removed, renamed or replaced (and its
-     * stand-in removed), or a mount point appeared. */
+     * stand-in removed), or changed. */
     if (left != want) return 0;
   }
   return 1;
@@ -555,35 +621,46 @@ static int ipc_clean(void) {
   return 1;
 }
 
-/* What a run could change of the init itself (it shares the program's credentials):
- * its rlimits, nice value, scheduling policy and parameters, CPU affinity, I/O priority.
- * Read before the first run; a reused sandbox whose init changed is not clean. */
+/* What a run could change of the init itself (it shares the program's credentials), and
+ * the next program would inherit: its rlimits, nice value, scheduling attributes
+ * (sched_getattr: policy, priority, utilization clamps), CPU affinity, I/O priority, and
+ * what its /proc files set (oom_score_adj, coredump_filter, its autogroup's nice). Read
+ * before the first run; a reused sandbox whose init changed is not clean, nor one whose
+ * settings could not be read. */
 struct settings {
   unsigned long rlim[16][2];
-  long nice, policy, param, ioprio;
+  long nice, ioprio, failed;
   unsigned long affinity[16];
+  unsigned long sched_attr[16];
+  char proc[3][64];
 };
 static struct settings first_settings;
 
 static void read_settings(struct settings *t) {
-  for (int i = 0; i < 16; i++) {
-    t->rlim[i][0] = t->rlim[i][1] = 0;
-    sys4(__NR_prlimit64, 0, i, 0, t->rlim[i]);
-  }
+  unsigned char *all = (unsigned char *)t;
+  for (unsigned long i = 0; i < sizeof *t; i++) all[i] = 0;
+  for (int i = 0; i < 16; i++)
+    if (sys4(__NR_prlimit64, 0, i, 0, t->rlim[i]) < 0) t->failed = 1;
   t->nice = sys2(__NR_getpriority, 0 /* PRIO_PROCESS */, 0);
-  t->policy = sys1(__NR_sched_getscheduler, 0);
-  int param = 0;
-  sys2(__NR_sched_getparam, 0, &param);
-  t->param = param;
   t->ioprio = sys2(__NR_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
-  for (int i = 0; i < 16; i++) t->affinity[i] = 0;
-  sys3(__NR_sched_getaffinity, 0, sizeof t->affinity, t->affinity);
+  if (sys3(__NR_sched_getaffinity, 0, sizeof t->affinity, t->affinity) < 0) t->failed = 1;
+  if (sys4(__NR_sched_getattr, 0, t->sched_attr, sizeof t->sched_attr, 0) < 0) t->failed = 1;
+  static const char *const files[3] = {"/proc/self/oom_score_adj", "/proc/self/coredump_filter",
+                                       "/proc/self/autogroup"};
+  for (int i = 0; i < 3; i++) {
+    int fd = (int)sys4(__NR_openat, -100 /* AT_FDCWD */, files[i], O_RDONLY | O_CLOEXEC, 0);
+    /* (A kernel without autogroups has no such file: nothing to change there either.) */
+    if (fd < 0) continue;
+    if (sys3(__NR_read, fd, t->proc[i], sizeof t->proc[i] - 1) < 0) t->failed = 1;
+    sys1(__NR_close, fd);
+  }
 }
 
 static int same_settings(void) {
   struct settings now;
   read_settings(&now);
   const unsigned char *a = (const unsigned char *)&now, *b = (const unsigned char *)&first_settings;
+  if (now.failed) return 0;
   for (unsigned long i = 0; i < sizeof now; i++)
     if (a[i] != b[i]) return 0;
   /* The init's own CPU time counts against the sandbox's RLIMIT_CPU: retire it at half. */

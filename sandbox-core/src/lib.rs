@@ -79,7 +79,7 @@ pub use command::{Command, Stdio, DEFAULT_PATH};
 pub use error::{Errno, Error, IdKind, Result, Stage};
 pub use limits::Limits;
 pub use ns::{KeptNamespace, Namespace, NamespaceIds, ParseNamespaceError};
-pub use pool::{Pool, PoolStats, DEFAULT_IDLE_TIMEOUT};
+pub use pool::{Pool, PoolStats, DEFAULT_IDLE_TIMEOUT, REUSABLE_CAPABILITIES};
 pub use pty::Pty;
 pub use sandbox::{Clock, IdMap, Remap, Sandbox, DEFAULT_HOSTNAME};
 pub use sandbox_fs::{Mount, Rootfs};

@@ -129,9 +129,11 @@ impl Pool {
     ///   `/dev`, [`Mount::tmpfs`](crate::Mount::tmpfs) targets; never the caller's binds nor a
     ///   host filesystem they reach)
     ///   back to exactly the entries it held before the first run (same names, same
-    ///   inodes), and puts the directories' modes back,
+    ///   inodes, owners and modes), puts the directories' modes, timestamps and extended
+    ///   attributes (default ACLs too) back, and the kept entries' timestamps,
     /// - drops every signal sent to it meanwhile, and checks that no run changed the init
-    ///   itself (its rlimits, nice value, scheduling, CPU affinity, I/O priority),
+    ///   itself (its rlimits, nice value, scheduling attributes, CPU affinity, I/O
+    ///   priority, `oom_score_adj`, `coredump_filter`, autogroup),
     ///
     /// and the next run gets its own program, arguments, environment, working directory and
     /// stdio; its CPU time is counted from its take (and its memory peak, with cgroup v1).
@@ -143,13 +145,16 @@ impl Pool {
     /// sandbox with it; the pool makes another.
     ///
     /// What can survive from one run to the next: what a writable bind mount of a host
-    /// directory holds (it is the caller's by design); the reset directories' timestamps
-    /// and extended attributes; TCP ports a run's connections left in `TIME_WAIT` (for up
-    /// to a minute: bind with `SO_REUSEADDR`); the kernel's caches. Other state — the
-    /// hostname, the network's configuration, mounts, the kernel keyring (refused by the
-    /// default seccomp filter) — needs capabilities or calls a sandbox does not have by
-    /// default; granted them, a run could keep changes there, so a reused pool is for
-    /// programs run with the default capabilities and filter. A description whose
+    /// directory holds (it is the caller's by design, as is a host filesystem mounted
+    /// below it); the change times (`ctime`) of the reset directories and kept entries,
+    /// and the timestamps of `/dev/pts`; counters the kernel does not reset (the next
+    /// process ids, System V IPC ids, inode numbers, pty numbers); TCP ports a run's
+    /// connections left in `TIME_WAIT` (for up to a minute: bind with `SO_REUSEADDR`); the
+    /// kernel's caches. Other state — the hostname, the network's configuration, mounts,
+    /// the kernel keyring — needs capabilities or calls a reused sandbox does not have: its
+    /// filter always refuses the keyring calls (`keyctl`, `add_key`, `request_key`, as the
+    /// default profile does) and `mq_open`, and capabilities beyond those that act only on
+    /// a run's own processes and files are refused (below). A description whose
     /// writable places hold files or directories before any run (a
     /// [`Mount::dir`](crate::Mount::dir) inside `/tmp`, say: a run could change them) is
     /// refused.
@@ -158,7 +163,8 @@ impl Pool {
     /// sandbox with it (the signal could land on the init after the program's end).
     ///
     /// Needs a sandbox with its own PID, IPC and mount namespaces, the seccomp filter on,
-    /// no writable [`Mount::file`](crate::Mount::file), and a read-only root (as
+    /// no capability but those [`REUSABLE_CAPABILITIES`](crate::REUSABLE_CAPABILITIES) names, no writable
+    /// [`Mount::file`](crate::Mount::file), and a read-only root (as
     /// [`Rootfs::host_readonly`](crate::Rootfs::host_readonly), a read-only
     /// [`Rootfs::dir`](crate::Rootfs::dir) or an image give), else a typed error.
     pub async fn reused(sandbox: Sandbox, size: usize) -> Result<Pool> {
@@ -195,7 +201,20 @@ impl Pool {
                 )));
             }
         }
-        let seccomp = sandbox.seccomp.clone().deny("mq_open");
+        if let Some(c) = sandbox
+            .capabilities
+            .iter()
+            .find(|c| !REUSABLE_CAPABILITIES.contains(c))
+        {
+            return Err(Error::Unsupported(format!(
+                "a reused pool whose sandbox keeps {c}: with it a run could change what \
+                 outlives it (the network's configuration, the init, the mounts)"
+            )));
+        }
+        let mut seccomp = sandbox.seccomp.clone();
+        for call in ["mq_open", "keyctl", "add_key", "request_key"] {
+            seccomp = seccomp.deny(call);
+        }
         let sandbox = sandbox.seccomp(seccomp);
         Pool::make(sandbox, size, true).await
     }
@@ -553,6 +572,29 @@ impl serve::Lease for Lent {
         self.finish(reusable);
     }
 }
+
+/// The capabilities a reused pool's sandbox may keep: each acts only on the run's own
+/// processes and files (which the reset ends and removes), so no run can use it to leave
+/// something for the next.
+pub const REUSABLE_CAPABILITIES: &[crate::Capability] = {
+    use crate::Capability::*;
+    &[
+        AuditWrite,
+        Chown,
+        DacOverride,
+        DacReadSearch,
+        Fowner,
+        Fsetid,
+        Kill,
+        NetBindService,
+        NetRaw,
+        Setfcap,
+        Setgid,
+        Setpcap,
+        Setuid,
+        SysChroot,
+    ]
+};
 
 /// The most directories a reused sandbox's reset empties (`init.c`'s `MAX_RESET`).
 const MAX_RESET: usize = 16;

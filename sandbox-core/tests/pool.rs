@@ -445,13 +445,18 @@ mod reused {
             .await
             .unwrap();
         // The first run leaves everything it can behind: files in every writable place,
-        // a changed mode, SysV IPC of each kind, processes (one in a session of its own),
-        // a listening socket.
+        // a changed mode, timestamps set on the places and a kept link, extended
+        // attributes and a default ACL, SysV IPC of each kind, processes (one in a session
+        // of its own), a listening socket.
         let mut first = Command::new("/bin/sh");
         first.arg("-c").arg(
             "echo x > /tmp/f; mkdir -p /tmp/d/e; echo y > /tmp/d/e/g; chmod 000 /tmp/d; \
              echo z > /dev/shm/sem.left; echo w > /run/r; echo v > /root/.hist; \
              touch /dev/planted; chmod 700 /tmp; \
+             touch -d @12345 /tmp /dev/shm && touch -h -d @12345 /dev/stdout && \
+             python3 -c 'import os,struct; os.setxattr(\"/tmp\", \"user.left\", b\"data\"); \
+               os.setxattr(\"/tmp\", \"system.posix_acl_default\", struct.pack(\"<I\", 2) + \
+               b\"\".join(struct.pack(\"<HHI\", t, p, 0xffffffff) for t, p in ((1, 7), (4, 0), (0x20, 0))))' && \
              ipcmk -M 4096 >/dev/null; ipcmk -S 2 >/dev/null; ipcmk -Q >/dev/null; \
              (setsid sleep 1000 &); sleep 1000 & \
              python3 -c 'import socket,os; s=socket.socket(socket.AF_UNIX); s.bind(\"\\0left\"); s.listen(); os.fork() or __import__(\"time\").sleep(1000)' & \
@@ -472,7 +477,9 @@ mod reused {
             "ls -A /tmp /dev/shm /run /root | tr '\\n' ' '; echo; stat -c %a /tmp; \
              ls /dev/planted 2>&1 | grep -c 'No such'; ipcs | grep -c 0x; \
              ps -e -o comm= | grep -c -E 'sleep|python'; \
-             grep -c left /proc/net/unix; echo ${LEFT:-unset}",
+             grep -c left /proc/net/unix; echo ${LEFT:-unset}; \
+             stat -c %Y /tmp /dev/shm /dev/stdout | grep -c 12345; \
+             python3 -c 'import os; print(os.listxattr(\"/tmp\"))'",
         );
         let (pid2, out) = init_of(&pool, &mut second).await;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -493,6 +500,8 @@ mod reused {
         assert_eq!(lines[4], "0", "{text}");
         assert_eq!(lines[5], "0", "{text}");
         assert_eq!(lines[6], "unset", "{text}");
+        assert_eq!(lines[7], "0", "timestamps: {text}");
+        assert_eq!(lines[8], "[]", "extended attributes: {text}");
         let s = pool.stats();
         assert_eq!((s.hits, s.misses, s.made), (2, 0, 1), "{s:?}");
         // The sandbox's own /dev entries are still there.
@@ -664,6 +673,12 @@ mod reused {
             matches!(&e, Error::Unsupported(m) if m.contains("/etc/x")),
             "{e}"
         );
+        let admin = sandbox().capability(sandbox_core::Capability::NetAdmin);
+        let e = Pool::reused(admin, 1).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("CAP_NET_ADMIN")),
+            "{e}"
+        );
         assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
         assert_eq!(inits(), before);
     }
@@ -703,9 +718,21 @@ mod reused {
             pid_of_run("readlink /dev/stdout; ls /dev/kept 2>&1 | grep -c 'No such'").await;
         assert_ne!(d, e, "a sandbox whose /dev a run changed is not reused");
         assert_eq!(out, "/proc/self/fd/1\n1\n");
+        // The init's oom_score_adj raised (the next program would inherit it): let go.
+        let (o, _) = pid_of_run("echo 500 > /proc/1/oom_score_adj").await;
+        assert_eq!(e, o);
+        let (p, out) = pid_of_run("cat /proc/1/oom_score_adj").await;
+        assert_ne!(o, p);
+        assert_eq!(out, "0\n");
+        // A kept entry's owner or mode changed: let go (here the mode of /dev/pts's root).
+        let (q, _) = pid_of_run("chmod 700 /dev/pts").await;
+        assert_eq!(p, q);
+        let (r, out) = pid_of_run("stat -c %a /dev/pts").await;
+        assert_ne!(q, r);
+        assert_eq!(out, "755\n");
         // The init's own limits lowered by a run: let go too.
         let (f, _) = pid_of_run("prlimit --pid 1 --nofile=64:64").await;
-        assert_eq!(e, f);
+        assert_eq!(r, f);
         let (g, out) = pid_of_run("prlimit --pid 1 --nofile --noheadings --output SOFT").await;
         assert_ne!(f, g);
         assert_ne!(out.trim(), "64", "{out}");
@@ -720,6 +747,29 @@ mod reused {
         let (i, _) = pid_of_run("true").await;
         assert_ne!(h, i);
         assert_eq!(pool.stats().misses, 0, "{:?}", pool.stats());
+    }
+
+    #[tokio::test]
+    async fn the_keyring_is_refused_even_with_an_empty_filter() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let pool = Pool::reused(
+            sandbox()
+                .seccomp(sandbox_core::Seccomp::empty())
+                .capability(sandbox_core::Capability::NetBindService),
+            1,
+        )
+        .await
+        .unwrap();
+        // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, create): the per-user
+        // keyring outlives the run; the call fails with EPERM.
+        let script = format!(
+            "python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); \
+             print(l.syscall({}, 0, -4, 1), ctypes.get_errno())'",
+            libc::SYS_keyctl
+        );
+        let (e, out) = sh(&pool, &script).await;
+        assert_eq!((e, out.as_str()), (Ending::Exited(0), "-1 1\n"));
     }
 
     #[tokio::test]

@@ -300,6 +300,10 @@ impl Child {
     }
 
     /// The pidfd of the sandbox's first process, while it is not reaped.
+    ///
+    /// A run of a reused [`Pool`](crate::Pool) shares its init with the runs after it:
+    /// signal it through [`Child::signal`] or [`Child::kill`] (which take the sandbox out
+    /// of the pool), not through this descriptor or [`Child::id`].
     pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pidfd.as_ref().map(|f| f.get_ref().as_fd())
     }
