@@ -29,10 +29,12 @@
  *
  * REUSE (a reused pool's sandbox): when the program ends, the init does not exit. It kills
  * every other process of its PID namespace and reaps them, removes every System V IPC
- * object, empties the directories to reset of what was not there before the first run
- * (mount points below them are left; their own modes are put back), drains pending
- * signals, and sends {"SBXS", wait status, clean, 0} on CTL_FD — clean = 1 when all of it
- * succeeded in time — then waits for the next request (or ends, when not clean).
+ * object, and sends {"SBXS", wait status, clean, 0} on CTL_FD (the run is over); then it
+ * empties the directories to reset of what was not there before the first run (mount
+ * points below them are left; their modes, times and extended attributes are put back),
+ * checks its own settings, drains pending signals, and sends {"SBXR", clean, 0, 0} —
+ * clean = 1 when all of it succeeded in time — then waits for the next request (or ends,
+ * when either report was not clean).
  * A request that cannot be taken (its descriptors truncated by RLIMIT_NOFILE, a malformed
  * memfd) or stdio that cannot be placed is reported as {"SBXE", FDS_STAGE, errno, 2} on
  * the request's sync channel when it arrived.
@@ -89,6 +91,7 @@ typedef unsigned int u32;
 
 #define FRAME_ERROR 0x53425845u  /* "SBXE" */
 #define FRAME_EXIT 0x53425853u   /* "SBXS" */
+#define FRAME_READY 0x53425852u  /* "SBXR" */
 #define REQUEST 0x53425851u      /* "SBXQ" */
 
 struct timespec {
@@ -773,14 +776,20 @@ void cstart(long *sp) {
       if ((st & 0x7f) == 0) leave((st >> 8) & 0xff);
       leave(128 + (st & 0x7f));
     }
-    /* Reused: nothing of this run may reach the next. */
+    /* Reused: nothing of this run may reach the next. The run is over once none of its
+     * processes and IPC objects is left: reported then, so its caller need not wait for
+     * the reset, which is reported next ({SBXR, clean}); only then is the sandbox lent
+     * again. */
     int clean = reap_all();
     clean = ipc_clean() && clean;
-    clean = reset_dirs(r.reset) && clean;
+    send(ctl, FRAME_EXIT, (u32)st, clean, 0, 4);
+    if (!clean) leave(125);
+    clean = reset_dirs(r.reset);
+    /* (The request's strings, r.reset among them, live in its mapping.) */
+    sys2(__NR_munmap, r.base, r.size);
     clean = same_settings() && clean;
     drain_signals();
-    sys2(__NR_munmap, r.base, r.size);
-    send(ctl, FRAME_EXIT, (u32)st, clean, 0, 4);
+    send(ctl, FRAME_READY, (u32)clean, 0, 0, 4);
     if (!clean) leave(125);
   }
 }

@@ -92,6 +92,8 @@ struct State {
     ready: VecDeque<Held>,
     /// A reused pool's sandboxes running a program now (they come back).
     lent: usize,
+    /// A reused pool's sandboxes whose run is over, being reset by their init.
+    resetting: usize,
     /// How long it keeps its sandboxes without a take.
     idle: Duration,
     making: usize,
@@ -136,7 +138,11 @@ impl Pool {
     ///   priority, `oom_score_adj`, `coredump_filter`, autogroup),
     ///
     /// and the next run gets its own program, arguments, environment, working directory and
-    /// stdio; its CPU time is counted from its take (and its memory peak, with cgroup v1).
+    /// stdio. A run's end is reported (its [`Child::wait`] returns) once its processes and
+    /// IPC objects are gone; the rest of the reset follows, and the sandbox is lent again
+    /// only when the init reports that clean too (a take finding none ready waits up to
+    /// 20 ms for one being reset before it spawns cold). A run's CPU time is counted from
+    /// its take (and its memory peak, with cgroup v1).
     /// POSIX message queues are refused (`mq_open` fails with `EPERM`: they cannot be
     /// listed, so not reset). A run that the reset cannot clean (a process that will not
     /// die within 0.5 s, a directory it cannot empty, an init whose settings changed or
@@ -259,6 +265,7 @@ impl Pool {
             state: Mutex::new(State {
                 ready: VecDeque::from([first]),
                 lent: 0,
+                resetting: 0,
                 idle: DEFAULT_IDLE_TIMEOUT,
                 making: 0,
                 last_take: Instant::now(),
@@ -308,7 +315,7 @@ impl Pool {
         // Checked before the take (refused alike whether a sandbox is ready or not, and a
         // bad command wastes no sandbox).
         let mut request = serve::request(cmd, &self.inner.sandbox)?;
-        if let Some(held) = self.take() {
+        if let Some(held) = self.take().await {
             match &self.inner.reuse {
                 None => match held.run(request, cmd).await? {
                     Start::Started(spawned) => return Child::from_spawned(*spawned),
@@ -361,35 +368,50 @@ impl Pool {
     }
 
     /// A ready sandbox (counted as a hit), or none (a miss); wakes the makers either way.
-    fn take(&self) -> Option<Held> {
-        let mut dead = Vec::new();
-        let held = {
-            let mut st = lock(&self.inner.state);
-            st.last_take = Instant::now();
-            st.asleep = false;
-            let mut found = None;
-            while let Some(h) = st.ready.pop_front() {
-                if h.alive() {
-                    found = Some(h);
-                    break;
-                }
-                st.stats.discarded += 1;
-                dead.push(h);
-            }
-            match found {
-                Some(_) => {
-                    st.stats.hits += 1;
-                    if self.inner.reuse.is_some() {
-                        st.lent += 1;
+    /// With none ready but some of a reused pool's being reset (a reset takes well under a
+    /// millisecond; a cold spawn a few), it waits up to [`RESET_WAIT`] for one.
+    async fn take(&self) -> Option<Held> {
+        let deadline = tokio::time::Instant::now() + RESET_WAIT;
+        loop {
+            let notified = self.inner.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a sandbox coming back is not missed.
+            notified.as_mut().enable();
+            let mut dead = Vec::new();
+            let (held, wait) = {
+                let mut st = lock(&self.inner.state);
+                st.last_take = Instant::now();
+                st.asleep = false;
+                let mut found = None;
+                while let Some(h) = st.ready.pop_front() {
+                    if h.alive() {
+                        found = Some(h);
+                        break;
                     }
+                    st.stats.discarded += 1;
+                    dead.push(h);
                 }
-                None => st.stats.misses += 1,
+                let wait =
+                    found.is_none() && st.resetting > 0 && tokio::time::Instant::now() < deadline;
+                match found {
+                    Some(_) => {
+                        st.stats.hits += 1;
+                        if self.inner.reuse.is_some() {
+                            st.lent += 1;
+                        }
+                    }
+                    None if !wait => st.stats.misses += 1,
+                    None => {}
+                }
+                (found, wait)
+            };
+            drop(dead);
+            if !wait {
+                self.inner.wake.notify_waiters();
+                return held;
             }
-            found
-        };
-        drop(dead);
-        self.inner.wake.notify_waiters();
-        held
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
     }
 
     fn start_makers(&self) {
@@ -436,6 +458,8 @@ async fn maker(pool: Weak<Inner>, wake: Arc<Notify>) {
                     Ok(h) => {
                         st.stats.made += 1;
                         st.ready.push_back(h);
+                        // A take may be waiting for one.
+                        inner.wake.notify_waiters();
                     }
                     Err(_) => {
                         st.stats.failed += 1;
@@ -475,7 +499,7 @@ fn plan(inner: &Inner) -> (Next, Vec<Held>) {
         st.asleep = true;
         return (Next::Wait(None), gone);
     }
-    if !st.asleep && st.ready.len() + st.making + st.lent < inner.size {
+    if !st.asleep && st.ready.len() + st.making + st.lent + st.resetting < inner.size {
         st.making += 1;
         return (Next::Make(Box::new(inner.sandbox.clone())), Vec::new());
     }
@@ -518,7 +542,8 @@ impl Lent {
         }
     }
 
-    /// Gives the sandbox back (`reusable`) or lets it go; uncounts it either way.
+    /// Gives the sandbox back once its init reports it reset (`reusable`: the run ended
+    /// clean), or lets it go; uncounts it as lent either way.
     fn finish(&mut self, reusable: bool) {
         let Some(held) = self.held.take() else { return };
         let Some(inner) = self.pool.upgrade() else {
@@ -526,11 +551,11 @@ impl Lent {
         };
         let mut st = lock(&inner.state);
         st.lent = st.lent.saturating_sub(1);
-        if reusable && held.alive() {
-            st.ready.push_back(held);
+        let runtime = tokio::runtime::Handle::try_current();
+        if let (true, true, Ok(runtime)) = (reusable, held.alive(), runtime) {
+            st.resetting += 1;
             drop(st);
-            // A maker times the idle spell from here (it may sleep with none ready).
-            inner.wake.notify_waiters();
+            runtime.spawn(settle(held, self.pool.clone()));
         } else {
             st.stats.discarded += 1;
             drop(st);
@@ -543,6 +568,63 @@ impl Lent {
 impl Drop for Lent {
     fn drop(&mut self) {
         self.finish(false);
+    }
+}
+
+/// How long a take waits for a reused pool's sandbox being reset before it spawns cold.
+const RESET_WAIT: Duration = Duration::from_millis(20);
+
+/// How long an init may take to report its reset before its sandbox is let go (the reset
+/// itself is bounded: 0.5 s to end the run's processes, 100,000 entries to remove).
+const RESET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for a reused sandbox's reset to be reported, then puts it back among the ready
+/// (clean) or lets it go (killed and reaped with its [`Held`]).
+async fn settle(held: Held, pool: Weak<Inner>) {
+    let clean = tokio::time::timeout(RESET_TIMEOUT, reset_report(&held))
+        .await
+        .unwrap_or(false);
+    let Some(inner) = pool.upgrade() else { return };
+    let mut st = lock(&inner.state);
+    st.resetting = st.resetting.saturating_sub(1);
+    if clean && held.alive() {
+        st.ready.push_back(held);
+    } else {
+        st.stats.discarded += 1;
+        drop(st);
+        drop(held);
+    }
+    // A take may wait for it; a maker times the idle spell from here, or makes another.
+    inner.wake.notify_waiters();
+}
+
+/// Whether the init reported its reset clean (`false`: unclean, malformed, or the init
+/// ended: end of file).
+async fn reset_report(held: &Held) -> bool {
+    let Ok(fd) = held.control().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(fd) = crate::sys::async_readable(fd) else {
+        return false;
+    };
+    loop {
+        let Ok(mut ready) = fd.readable().await else {
+            return false;
+        };
+        let mut buf = [0u8; 16];
+        match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(fd.get_ref()),
+            &mut buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(16) => {
+                let w = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+                return w(0) == crate::spawn::report::STATUS_READY && w(4) == 1;
+            }
+            Err(nix::Error::EAGAIN) => ready.clear_ready(),
+            Err(nix::Error::EINTR) => {}
+            Ok(_) | Err(_) => return false,
+        }
     }
 }
 

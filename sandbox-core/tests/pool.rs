@@ -522,6 +522,27 @@ mod reused {
     }
 
     #[tokio::test]
+    async fn a_runs_end_is_reported_before_the_reset_and_the_next_take_waits_for_it() {
+        common::require_root();
+        let _one = ONE_AT_A_TIME.lock().await;
+        let pool = Pool::reused(sandbox(), 1).await.unwrap();
+        // Thousands of files: emptying /tmp takes the init some milliseconds after the run.
+        let (e, _) = sh(
+            &pool,
+            "mkdir /tmp/many && cd /tmp/many && seq 3000 | xargs touch",
+        )
+        .await;
+        assert_eq!(e, Ending::Exited(0));
+        let s = pool.stats();
+        assert_eq!(s.ready, 0, "still being reset: {s:?}");
+        // The next take waits for that sandbox rather than spawning one cold; it is empty.
+        let (e, out) = sh(&pool, "ls -A /tmp | wc -l").await;
+        assert_eq!((e, out.as_str()), (Ending::Exited(0), "0\n"));
+        let s = pool.stats();
+        assert_eq!((s.hits, s.misses, s.made), (2, 0, 1), "{s:?}");
+    }
+
+    #[tokio::test]
     async fn usage_and_limits_are_per_run() {
         common::require_root();
         let _one = ONE_AT_A_TIME.lock().await;

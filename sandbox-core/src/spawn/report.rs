@@ -20,6 +20,9 @@ pub(crate) const KIND_ERROR: u32 = u32::from_be_bytes(*b"SBXE");
 pub(crate) const KIND_USERNS: u32 = u32::from_be_bytes(*b"SBXU");
 /// Status pipe: the raw wait status of the program.
 pub(crate) const STATUS_EXIT: u32 = u32::from_be_bytes(*b"SBXS");
+/// A reused sandbox's control socket, after the run's [`STATUS_EXIT`]: its reset is done
+/// (`{"SBXR", clean, 0, 0}`).
+pub(crate) const STATUS_READY: u32 = u32::from_be_bytes(*b"SBXR");
 
 /// A child → parent message on the sync channel.
 #[repr(C)]
