@@ -30,8 +30,10 @@
  * REUSE (a reused pool's sandbox): when the program ends, the init does not exit. It kills
  * every other process of its PID namespace and reaps them, removes every System V IPC
  * object, and sends {"SBXS", wait status, clean, 0} on CTL_FD (the run is over); then it
- * empties the directories to reset of what was not there before the first run (mount
- * points below them are left; their modes, times and extended attributes are put back),
+ * empties the directories to reset of what was not there before the first run (the mount
+ * points there before it are left, any other makes the reset unclean; the directories'
+ * modes, times and extended attributes are put back: `user.` and ACL ones removed, the
+ * names of the rest compared, not their values),
  * checks its own settings, drains pending signals, and sends {"SBXR", clean, 0, 0} —
  * clean = 1 when all of it succeeded in time — then waits for the next request (or ends,
  * when either report was not clean).

@@ -28,7 +28,11 @@ const MAKERS: usize = 2;
 /// are set by the sandbox's init, so under the sandbox's hardening (a spawn sets them just
 /// before dropping its capabilities); and that init receives the program over a socket, so
 /// a custom seccomp filter must leave it `recvmsg`, `lseek`, `mmap`, `clone`, `dup3`,
-/// `chdir` and `execve`, and an open-files limit must be 16 or more. What the pool saves is latency: the sandboxes are
+/// `chdir` and `execve` (a reused pool's also what its reset calls: `kill`, `wait4`,
+/// `openat`, `read`, `getdents64`, `statx`, `unlinkat`, `fchmod`, `utimensat`,
+/// `flistxattr`, `fremovexattr`, the `*ctl` calls of System V IPC, `prlimit64`,
+/// `sched_getattr`, `sched_getaffinity`; refused, every run's sandbox is let go), and an
+/// open-files limit must be 16 or more. What the pool saves is latency: the sandboxes are
 /// made in the background (by tasks on the runtime the pool was made on), refilled after
 /// each take, and a take finding none ready (a *miss*) spawns cold instead.
 ///
@@ -68,7 +72,8 @@ pub struct PoolStats {
     pub misses: u64,
     /// Sandboxes made ahead (including those discarded since).
     pub made: u64,
-    /// Sandboxes made ahead and never used: shrunk away when idle, or found dead.
+    /// Sandboxes let go: made ahead and never used (shrunk away when idle, or found
+    /// dead), or, in a reused pool, let go after a run (not clean, killed, signalled).
     pub discarded: u64,
     /// Background makes that failed (a take then spawns cold, and gets the error itself).
     pub failed: u64,
@@ -85,6 +90,8 @@ struct Inner {
     state: Mutex<State>,
     /// Wakes the makers: a take, a change of settings, the end of the pool.
     wake: Arc<Notify>,
+    /// The runtime the pool was made on: its background tasks run there.
+    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Debug)]
@@ -92,8 +99,12 @@ struct State {
     ready: VecDeque<Held>,
     /// A reused pool's sandboxes running a program now (they come back).
     lent: usize,
-    /// A reused pool's sandboxes whose run is over, being reset by their init.
-    resetting: usize,
+    /// A reused pool's sandboxes whose run is over, being reset by their init (each with
+    /// the number its `settle` task knows it by). Held here, so that dropping the pool
+    /// kills them at once, as it does the ready ones.
+    resetting: Vec<(u64, Held)>,
+    /// The number of the next sandbox to be reset.
+    next_reset: u64,
     /// How long it keeps its sandboxes without a take.
     idle: Duration,
     making: usize,
@@ -232,11 +243,11 @@ impl Pool {
                 reason: "0: a pool keeps at least one sandbox ready".into(),
             });
         }
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(Error::Unsupported(
                 "a Pool outside a tokio runtime (its sandboxes are made by tasks)".into(),
             ));
-        }
+        };
         // The init takes the program's five descriptors above its own: an open-files limit
         // must leave it room (a spawn's program would need that much anyway).
         if sandbox
@@ -265,7 +276,8 @@ impl Pool {
             state: Mutex::new(State {
                 ready: VecDeque::from([first]),
                 lent: 0,
-                resetting: 0,
+                resetting: Vec::new(),
+                next_reset: 0,
                 idle: DEFAULT_IDLE_TIMEOUT,
                 making: 0,
                 last_take: Instant::now(),
@@ -276,6 +288,7 @@ impl Pool {
                 },
             }),
             wake: Arc::new(Notify::new()),
+            runtime,
         });
         let pool = Pool { inner };
         pool.start_makers();
@@ -391,8 +404,9 @@ impl Pool {
                     st.stats.discarded += 1;
                     dead.push(h);
                 }
-                let wait =
-                    found.is_none() && st.resetting > 0 && tokio::time::Instant::now() < deadline;
+                let wait = found.is_none()
+                    && !st.resetting.is_empty()
+                    && tokio::time::Instant::now() < deadline;
                 match found {
                     Some(_) => {
                         st.stats.hits += 1;
@@ -499,7 +513,7 @@ fn plan(inner: &Inner) -> (Next, Vec<Held>) {
         st.asleep = true;
         return (Next::Wait(None), gone);
     }
-    if !st.asleep && st.ready.len() + st.making + st.lent + st.resetting < inner.size {
+    if !st.asleep && st.ready.len() + st.making + st.lent + st.resetting.len() < inner.size {
         st.making += 1;
         return (Next::Make(Box::new(inner.sandbox.clone())), Vec::new());
     }
@@ -551,11 +565,19 @@ impl Lent {
         };
         let mut st = lock(&inner.state);
         st.lent = st.lent.saturating_sub(1);
-        let runtime = tokio::runtime::Handle::try_current();
-        if let (true, true, Ok(runtime)) = (reusable, held.alive(), runtime) {
-            st.resetting += 1;
+        let control = held.control().try_clone_to_owned();
+        if let (true, true, Ok(control)) = (reusable, held.alive(), control) {
+            let id = st.next_reset;
+            st.next_reset += 1;
+            st.resetting.push((id, held));
             drop(st);
-            runtime.spawn(settle(held, self.pool.clone()));
+            let resetting = Resetting {
+                pool: self.pool.clone(),
+                id,
+            };
+            inner
+                .runtime
+                .spawn(settle(resetting, control, inner.wake.clone()));
         } else {
             st.stats.discarded += 1;
             drop(st);
@@ -578,33 +600,70 @@ const RESET_WAIT: Duration = Duration::from_millis(20);
 /// itself is bounded: 0.5 s to end the run's processes, 100,000 entries to remove).
 const RESET_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Waits for a reused sandbox's reset to be reported, then puts it back among the ready
-/// (clean) or lets it go (killed and reaped with its [`Held`]).
-async fn settle(held: Held, pool: Weak<Inner>) {
-    let clean = tokio::time::timeout(RESET_TIMEOUT, reset_report(&held))
-        .await
-        .unwrap_or(false);
-    let Some(inner) = pool.upgrade() else { return };
-    let mut st = lock(&inner.state);
-    st.resetting = st.resetting.saturating_sub(1);
-    if clean && held.alive() {
-        st.ready.push_back(held);
-    } else {
-        st.stats.discarded += 1;
-        drop(st);
-        drop(held);
+/// A reused pool's sandbox being reset (its number in [`State::resetting`]) until its
+/// `settle` task puts it back among the ready or lets it go — also when the task is
+/// dropped unfinished (the runtime shut down): no slot of the pool is ever lost.
+struct Resetting {
+    pool: Weak<Inner>,
+    id: u64,
+}
+
+impl Resetting {
+    /// Back among the ready (`clean`), or let go (killed and reaped with its [`Held`]).
+    /// Nothing to do when the pool is gone (it let the sandbox go with it).
+    fn end(&mut self, clean: bool) {
+        let Some(inner) = self.pool.upgrade() else {
+            return;
+        };
+        let mut st = lock(&inner.state);
+        let Some(at) = st.resetting.iter().position(|(id, _)| *id == self.id) else {
+            return;
+        };
+        let (_, held) = st.resetting.swap_remove(at);
+        if clean && held.alive() {
+            st.ready.push_back(held);
+            drop(st);
+        } else {
+            st.stats.discarded += 1;
+            drop(st);
+            drop(held);
+        }
+        // A take may wait for it; a maker times the idle spell from here, or makes another.
+        inner.wake.notify_waiters();
     }
-    // A take may wait for it; a maker times the idle spell from here, or makes another.
-    inner.wake.notify_waiters();
+}
+
+impl Drop for Resetting {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
+
+/// Waits for a reused sandbox's reset to be reported on its `control` socket, then puts it
+/// back among the ready or lets it go; ends at once when the pool is dropped meanwhile
+/// (woken by `wake`).
+async fn settle(mut resetting: Resetting, control: std::os::fd::OwnedFd, wake: Arc<Notify>) {
+    let report = tokio::time::timeout(RESET_TIMEOUT, reset_report(control));
+    tokio::pin!(report);
+    let clean = loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if resetting.pool.strong_count() == 0 {
+            return;
+        }
+        tokio::select! {
+            clean = &mut report => break clean.unwrap_or(false),
+            _ = notified => {}
+        }
+    };
+    resetting.end(clean);
 }
 
 /// Whether the init reported its reset clean (`false`: unclean, malformed, or the init
 /// ended: end of file).
-async fn reset_report(held: &Held) -> bool {
-    let Ok(fd) = held.control().try_clone_to_owned() else {
-        return false;
-    };
-    let Ok(fd) = crate::sys::async_readable(fd) else {
+async fn reset_report(control: std::os::fd::OwnedFd) -> bool {
+    let Ok(fd) = crate::sys::async_readable(control) else {
         return false;
     };
     loop {
@@ -706,6 +765,9 @@ fn writable_places(held: &Held) -> Result<Vec<CString>> {
             reason: "contains a NUL byte".into(),
         })?);
     }
+    // Deepest first: a place that is a kept mount point of another (`/dev/shm` in `/dev`)
+    // has its mode put back before the other's reset checks it.
+    out.sort_by_key(|p| std::cmp::Reverse(p.as_bytes().iter().filter(|b| **b == b'/').count()));
     if out.len() > MAX_RESET {
         return Err(Error::Unsupported(format!(
             "a reused pool whose sandbox has {} writable tmpfs places (at most {MAX_RESET})",

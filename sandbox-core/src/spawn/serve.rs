@@ -211,8 +211,9 @@ pub(crate) trait Lease: Send + Sync + std::fmt::Debug {
     fn usage(&self) -> Option<(crate::limits::cgroup::Usage, u64)>;
     /// The run's CPU time, for its watchdog.
     fn cpu_meter(&self) -> Option<crate::limits::cgroup::CpuMeter>;
-    /// The run is over: give the sandbox back when `reusable` (its init reset it), else
-    /// let it go (killed, reaped).
+    /// The run is over: give the sandbox back once its init reports the rest of the reset
+    /// clean when `reusable` (the run's processes and IPC objects are gone), else let it go
+    /// (killed, reaped).
     fn end(self: Box<Self>, reusable: bool);
 }
 
