@@ -1,0 +1,219 @@
+//! `mounts`, `linux.maskedPaths` and `linux.readonlyPaths`.
+//!
+//! A sandbox's new root always gets a fresh `/proc` (masked as runc masks it), a private
+//! `/dev` (with its own `devpts` and `/dev/shm`) and a read-only `/sys`: the spec's mounts of
+//! those kinds at those places are what the sandbox does already. Binds, tmpfs, `proc` and
+//! `sysfs` elsewhere become the sandbox's [`Mount`]s; anything else is refused.
+
+use crate::convert::Warning;
+use crate::error::OciError;
+use oci_spec::runtime::{Linux, Spec};
+use sandbox_core::{Mount, Sandbox};
+use std::path::{Component, Path};
+
+/// The device nodes of a sandbox's `/dev`.
+pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// What a sandbox masks (as runc's default spec does, and a little more).
+const MASKED: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// What a sandbox makes read-only.
+const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The places the sandbox builds itself, with the mount type it builds there.
+const BUILT: [(&str, &str); 5] = [
+    ("/proc", "proc"),
+    ("/dev", "tmpfs"),
+    ("/dev/pts", "devpts"),
+    ("/dev/shm", "tmpfs"),
+    ("/sys", "sysfs"),
+];
+
+/// Options that say nothing a sandbox's mounts do not already do: propagation (its mounts
+/// are private), access-time updates, and what every such mount has (`nosuid`, `nodev`).
+const ACCEPTED: [&str; 12] = [
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "noatime",
+    "nosuid",
+    "nodev",
+    "rw",
+    "newinstance",
+];
+
+/// Applies the spec's mounts and path lists to `sandbox`.
+pub(crate) fn apply(
+    mut sandbox: Sandbox,
+    spec: &Spec,
+    linux: &Linux,
+    warnings: &mut Vec<Warning>,
+) -> Result<Sandbox, OciError> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let field = format!("mounts[{i}]");
+        let dest = m.destination();
+        check_destination(dest, &format!("{field}.destination"))?;
+        let options = m.options().clone().unwrap_or_default();
+        let typ = m.typ().clone().unwrap_or_default();
+        let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        if let Some((_, built)) = BUILT.iter().find(|(p, _)| Path::new(p) == dest) {
+            if !bind && typ == *built {
+                continue;
+            }
+        }
+        if !bind && (dest == Path::new("/dev/mqueue") || dest == Path::new("/sys/fs/cgroup")) {
+            warnings.push(Warning {
+                field,
+                message: format!("{} ({typ}) is not mounted", dest.display()),
+            });
+            continue;
+        }
+        let mut readonly = false;
+        let mut size = None;
+        let mut mode = None;
+        for o in &options {
+            match o.as_str() {
+                "ro" => readonly = true,
+                "bind" | "rbind" if bind => {}
+                o if ACCEPTED.contains(&o) => {}
+                o if typ == "tmpfs" && o.starts_with("size=") => {
+                    size = Some(bytes(&o[5..]).ok_or_else(|| {
+                        OciError::invalid(format!("{field}.options"), format!("{o}: not a size"))
+                    })?);
+                }
+                o if typ == "tmpfs" && o.starts_with("mode=") => {
+                    mode = Some(u32::from_str_radix(&o[5..], 8).map_err(|_| {
+                        OciError::invalid(format!("{field}.options"), format!("{o}: not octal"))
+                    })?);
+                }
+                o => {
+                    return Err(OciError::unsupported(
+                        format!("{field}.options"),
+                        format!("{o:?} on {} ({typ})", dest.display()),
+                    ))
+                }
+            }
+        }
+        let mount = if bind {
+            let source = m.source().clone().ok_or_else(|| {
+                OciError::invalid(format!("{field}.source"), "a bind mount needs a source")
+            })?;
+            let mount = Mount::bind(source, dest);
+            if readonly {
+                mount.readonly()
+            } else {
+                mount
+            }
+        } else {
+            match typ.as_str() {
+                "tmpfs" if !readonly => {
+                    let mut t = Mount::tmpfs(dest);
+                    if let Some(s) = size {
+                        t = t.size(s);
+                    }
+                    if let Some(m) = mode {
+                        t = t.mode(m);
+                    }
+                    t
+                }
+                "proc" => Mount::proc(dest),
+                "sysfs" => Mount::sysfs(dest),
+                other => {
+                    return Err(OciError::unsupported(
+                        format!("{field}.type"),
+                        format!(
+                            "{other:?} at {} (bind, tmpfs, proc and sysfs are)",
+                            dest.display()
+                        ),
+                    ))
+                }
+            }
+        };
+        sandbox = sandbox.mount(mount);
+    }
+    for (field, list, ours) in [
+        ("maskedPaths", linux.masked_paths(), &MASKED[..]),
+        ("readonlyPaths", linux.readonly_paths(), &READONLY[..]),
+    ] {
+        for (i, p) in list.iter().flatten().enumerate() {
+            if !ours.contains(&p.as_str()) {
+                return Err(OciError::unsupported(
+                    format!("linux.{field}[{i}]"),
+                    format!("{p}: the sandbox's own list is fixed ({})", ours.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(sandbox)
+}
+
+/// A mount's destination: absolute, without `..`.
+fn check_destination(dest: &Path, field: &str) -> Result<(), OciError> {
+    if !dest.is_absolute() {
+        return Err(OciError::invalid(
+            field,
+            format!("{} is not absolute", dest.display()),
+        ));
+    }
+    if dest.components().any(|c| c == Component::ParentDir) {
+        return Err(OciError::invalid(
+            field,
+            format!("{} contains `..`", dest.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// A tmpfs `size=`: bytes, or with a `k`, `m` or `g` suffix.
+fn bytes(s: &str) -> Option<u64> {
+    let (digits, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+        _ => (s, 'b'),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit {
+        'b' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_sizes() {
+        assert_eq!(bytes("65536k"), Some(64 << 20));
+        assert_eq!(bytes("512"), Some(512));
+        assert_eq!(bytes("2G"), Some(2 << 30));
+        assert_eq!(bytes("1x"), None);
+        assert_eq!(bytes(""), None);
+        assert_eq!(bytes("99999999999g"), None);
+    }
+}
