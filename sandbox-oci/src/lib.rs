@@ -25,12 +25,15 @@
 //! are the sandbox's own (masked as runc masks them); one capability set (the effective
 //! one) is kept in every set; the process runs as root of its user namespace.
 //!
-//! The runtime command line (`create`, `start`, `state`, …) is not here yet.
+//! The `sandbox-runtime` binary is the runtime command line over it (as runc's): `spec`,
+//! `run`, `state`, `list`, `kill`, `delete`, `features`; `create`/`start`/`exec` are not
+//! built yet.
 
 mod convert;
 mod error;
 mod mounts;
 mod seccomp;
+pub mod state;
 
 pub use convert::{convert, Conversion, Warning};
 pub use error::OciError;
@@ -74,4 +77,120 @@ impl Bundle {
     pub fn convert(&self) -> Result<Conversion, OciError> {
         convert(&self.spec, &self.dir)
     }
+}
+
+/// The runtime-spec version this runtime implements.
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// A default `config.json` (as `runc spec` writes, but `sh` without a terminal): every
+/// namespace but the user's, runc's three capabilities, its masked and read-only paths.
+pub fn default_spec() -> serde_json::Value {
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "sandbox",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// What this runtime supports, as the runtime-spec's features document (`features`).
+pub fn features() -> serde_json::Value {
+    const KERNEL: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    // (Those the sandbox can keep: each, parsed as the conversion parses them.)
+    let caps: Vec<String> = KERNEL
+        .iter()
+        .filter_map(|n| n.parse::<sandbox_core::Capability>().ok())
+        .map(|c| c.to_string())
+        .collect();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": [],
+        "mountOptions": ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "private", "rprivate",
+            "slave", "rslave", "relatime", "norelatime", "strictatime", "noatime"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO"],
+                "operators": [], "archs": []},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {}
+    })
 }
