@@ -84,10 +84,11 @@ pub const OCI_VERSION: &str = "1.2.0";
 
 /// A default `config.json` (as `runc spec` writes, but `sh` without a terminal): every
 /// namespace but the user's, runc's three capabilities, its masked and read-only paths.
+/// Its `ociVersion` is runc's (`1.0.2-dev`), so that other runtimes take the bundle too.
 pub fn default_spec() -> serde_json::Value {
     let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
     serde_json::json!({
-        "ociVersion": OCI_VERSION,
+        "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
