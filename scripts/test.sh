@@ -4,7 +4,7 @@
 # Needs root: the tests create namespaces, write id maps, and re-run parts of themselves
 # as uid 65534 to check the unprivileged path. Installs the few Debian packages they use
 # when missing (uidmap for newuidmap/newgidmap, procps, iproute2, python3, util-linux,
-# busybox-static for the busybox root filesystems).
+# busybox-static for the busybox root filesystems, runc to compare the OCI runtime with).
 # Nothing else on the machine is changed: every mount, namespace and process a test makes
 # is its own and is removed.
 set -euo pipefail
@@ -22,6 +22,8 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v ps >/dev/null 2>&1 || need+=(procps)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 for c in setpriv unshare ipcmk nsenter; do command -v "$c" >/dev/null 2>&1 || need+=(util-linux); done
+# runc: sandbox-oci's parity test runs the same bundle under it.
+command -v runc >/dev/null 2>&1 || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]}" >&2
   apt-get update -qq

@@ -45,7 +45,9 @@ pub struct Conversion {
 /// Converts `spec`, whose relative `root.path` is relative to `bundle`.
 pub fn convert(spec: &Spec, bundle: &Path) -> Result<Conversion, OciError> {
     let mut warnings = Vec::new();
-    let mut sandbox = Sandbox::new().rootfs(root(spec, bundle)?);
+    // The process is the container's first process (PID 1 of its namespace, when it has
+    // one), as runc makes it: signals and its exit status are its own.
+    let mut sandbox = Sandbox::new().init(false).rootfs(root(spec, bundle)?);
     if let Some(h) = spec.hostname() {
         sandbox = sandbox.hostname(h.clone());
     }
@@ -490,7 +492,8 @@ fn capabilities(
         ("inheritable", caps.inheritable()),
         ("ambient", caps.ambient()),
     ] {
-        if set.is_some() && parse(set, field)? != effective {
+        // (A set not given is empty.)
+        if parse(set, field)? != effective {
             warnings.push(Warning {
                 field: format!("process.capabilities.{field}"),
                 message: "differs from `effective`: every set holds the effective one".into(),

@@ -23,7 +23,9 @@
 //! Where this differs from runc: without a `linux.seccomp` object the sandbox keeps its
 //! default filter; the process always runs with `no_new_privs`; `/proc`, `/dev` and `/sys`
 //! are the sandbox's own (masked as runc masks them); one capability set (the effective
-//! one) is kept in every set; the process runs as root of its user namespace.
+//! one) is kept in every set; the process runs as root of its user namespace. As with
+//! runc, the process is the container's first process (PID 1 of its PID namespace): the
+//! sandbox's built-in init is not used.
 //!
 //! The `sandbox-runtime` binary is the runtime command line over it (as runc's): `spec`,
 //! `run`, `state`, `list`, `kill`, `delete`, `features`; `create`/`start`/`exec` are not

@@ -93,11 +93,17 @@ async fn runcs_default_spec_runs_as_it_says() {
     );
     let c = Bundle::load(dir.path()).unwrap().convert().unwrap();
     assert!(!c.terminal);
-    // What it leaves out, said: /dev/mqueue and the cgroup mount, the device rules.
+    // What it leaves out, said: /dev/mqueue and the cgroup mount, the device rules, and
+    // the inheritable set runc's spec leaves empty (every set holds the effective one).
     let fields: Vec<&str> = c.warnings.iter().map(|w| w.field.as_str()).collect();
     assert_eq!(
         fields,
-        ["linux.resources.devices", "mounts[4]", "mounts[6]"],
+        [
+            "linux.resources.devices",
+            "mounts[4]",
+            "mounts[6]",
+            "process.capabilities.inheritable"
+        ],
         "{:?}",
         c.warnings
     );
