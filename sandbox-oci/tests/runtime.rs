@@ -148,6 +148,16 @@ fn a_running_container_is_listed_signalled_and_gone_after() {
     let list: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list[0]["id"], "c2");
     assert_eq!(list[0]["pid"], pid);
+    // Its processes, from the host: the shell and its sleep, all in its PID namespace.
+    let ps = b.cmd(&["ps", "--format", "json", "c2"]).output().unwrap();
+    let pids: Vec<i64> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert!(pids.contains(&pid), "{pids:?}");
+    for p in &pids {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap(),
+            theirs
+        );
+    }
     // The same id again: refused, and the running one untouched.
     let again = b.run("c2").output().unwrap();
     assert!(!again.status.success());

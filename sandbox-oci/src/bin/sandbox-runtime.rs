@@ -6,10 +6,11 @@
 //!   run [--bundle DIR] [--pid-file F] ID     run a container to its end (exit code = its)
 //!   state ID | list [--format table|json] [--quiet]
 //!   kill [--all] ID [SIGNAL]                 (default SIGTERM)
+//!   ps [--format table|json] ID              the host pids of its processes
 //!   delete [--force] ID
 //!   features | --version
 //! ```
-//! `create`/`start`/`exec`/`ps`/`pause`/`resume`, `run --detach` and terminals are refused
+//! `create`/`start`/`exec`/`pause`/`resume`, `run --detach` and terminals are refused
 //! with an error (not yet built), as is `--systemd-cgroup`.
 
 use clap::{Parser, Subcommand};
@@ -118,10 +119,11 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
-    /// Not yet: list a container's processes.
+    /// Lists the host pids of a running container's processes.
     Ps {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        #[arg(long, short, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
     },
 }
 
@@ -263,7 +265,23 @@ fn dispatch(cli: &Cli, log: &mut Log) -> Result<ExitCode, Fail> {
             say!("{:#}", sandbox_oci::features());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Create { .. } | Cmd::Start { .. } | Cmd::Exec { .. } | Cmd::Ps { .. } => {
+        Cmd::Ps { format, id } => {
+            let r = store.load(id)?;
+            if r.status() != Status::Running {
+                return Err(Fail(format!("container {id} is not running")));
+            }
+            let pids = processes(&r)?;
+            if format == "json" {
+                say!("{}", serde_json::Value::from(pids));
+            } else {
+                say!("PID");
+                for p in pids {
+                    say!("{p}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Create { .. } | Cmd::Start { .. } | Cmd::Exec { .. } => {
             let name = format!("{:?}", cli.command);
             let name = name
                 .split_whitespace()
@@ -449,8 +467,31 @@ fn parse_signal(s: &str) -> Result<i32, Fail> {
         .ok_or_else(|| Fail(format!("unknown signal {s:?}")))
 }
 
-/// Sends `sig` to the container's first process, or (`all`) to every process of its PID
-/// namespace, found from the host's `/proc`.
+/// The host pids of a container's processes: those of its PID namespace, found from the
+/// host's `/proc` (only its first process when it shares the runtime's namespace).
+fn processes(r: &Record) -> Result<Vec<i32>, Fail> {
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", r.pid))?;
+    let mut pids = vec![r.pid];
+    if std::fs::read_link("/proc/self/ns/pid")? != ns {
+        for e in std::fs::read_dir("/proc")?.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid != r.pid
+                && std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .ok()
+                    .as_ref()
+                    == Some(&ns)
+            {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Sends `sig` to the container's first process, or (`all`) to each of its processes.
 fn kill(r: &Record, sig: i32, all: bool) -> Result<(), Fail> {
     let send = |pid: i32| {
         nix::sys::signal::kill(
@@ -458,18 +499,9 @@ fn kill(r: &Record, sig: i32, all: bool) -> Result<(), Fail> {
             nix::sys::signal::Signal::try_from(sig).ok(),
         )
     };
-    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", r.pid))?;
-    // (A container sharing the runtime's PID namespace: only its first process.)
-    if all && std::fs::read_link("/proc/self/ns/pid")? != ns {
-        for e in std::fs::read_dir("/proc")?.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            if pid != r.pid
-                && std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == Some(ns.clone())
-            {
-                let _ = send(pid);
-            }
+    if all {
+        for pid in processes(r)?.into_iter().filter(|p| *p != r.pid) {
+            let _ = send(pid);
         }
     }
     send(r.pid).map_err(|e| Fail(format!("kill {}: {e}", r.pid)))?;
