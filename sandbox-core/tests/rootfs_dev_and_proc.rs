@@ -79,6 +79,28 @@ cat /proc/sys/kernel/ns_last_pid >/dev/null && echo readable
     assert!(!parts[4].contains("rc=0"), "{}", parts[4]);
 }
 
+/// `/dev` is `nodev`: a node made there (with CAP_MKNOD and no user namespace, which could
+/// otherwise reach a host disk) is no device, while the bound nodes and the terminals work.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_made_in_dev_is_no_device() {
+    common::require_root();
+    let _serial = SERIAL.lock().await;
+    let sandbox = Sandbox::new()
+        .rootfs(Rootfs::host_readonly())
+        .share(sandbox_core::Namespace::User)
+        .capability(sandbox_core::Capability::Mknod);
+    // (c 1 3 is /dev/null's number: harmless even where it would work.)
+    let script = "mknod /dev/made c 1 3 && echo made; (echo x > /dev/made) 2>&1; \
+        echo x > /dev/null && echo null; \
+        python3 -c 'import os; os.openpty(); print(\"pty\")'";
+    let out = shell_output(&sandbox, script).await;
+    let t = text(&out.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines[0], "made", "{t}");
+    assert!(lines[1].contains("Permission denied"), "{t}");
+    assert_eq!(&lines[2..], ["null", "pty"], "{t}");
+}
+
 /// A device node in a tree given as the root (or an overlay lower) is not a device inside:
 /// only the private /dev's nodes work.
 #[tokio::test(flavor = "multi_thread")]

@@ -87,7 +87,9 @@ impl Builder {
     /// `/dev/shm` — then moved onto `target`.
     pub(super) fn staged_dev(&mut self, target: Target) {
         self.smkdir("/dev", 0o755);
-        let flags = libc::MS_NOSUID | libc::MS_NOEXEC;
+        // `nodev`: a device node made in /dev (by a sandbox granted CAP_MKNOD without a user
+        // namespace) cannot be opened; the nodes bound in below are mounts of their own.
+        let flags = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
         self.scratch("dev", 0o755, "/dev", flags);
         for name in DEVICES {
             let at = format!("/dev/{name}");
@@ -113,7 +115,8 @@ impl Builder {
             Some("devpts"),
             "/dev/pts",
             Some("devpts"),
-            flags,
+            // (Its nodes are the sandbox's terminals: not `nodev`.)
+            libc::MS_NOSUID | libc::MS_NOEXEC,
             Some("newinstance,ptmxmode=0666,mode=620"),
             false,
         );
