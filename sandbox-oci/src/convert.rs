@@ -45,6 +45,18 @@ pub struct Conversion {
 /// Converts `spec`, whose relative `root.path` is relative to `bundle`.
 pub fn convert(spec: &Spec, bundle: &Path) -> Result<Conversion, OciError> {
     let mut warnings = Vec::new();
+    if !spec.version().starts_with("1.") {
+        return Err(OciError::invalid(
+            "ociVersion",
+            format!("{:?}: this runtime implements 1.x", spec.version()),
+        ));
+    }
+    if spec.vm().is_some() {
+        return Err(OciError::unsupported(
+            "vm",
+            "containers are not virtual machines here",
+        ));
+    }
     // The process is the container's first process (PID 1 of its namespace, when it has
     // one), as runc makes it: signals and its exit status are its own.
     let mut sandbox = Sandbox::new().init(false).rootfs(root(spec, bundle)?);
@@ -59,12 +71,18 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Conversion, OciError> {
     }
     let linux = spec.linux().clone().unwrap_or_default();
     sandbox = namespaces(sandbox, &linux)?;
-    sandbox = id_mappings(sandbox, &linux)?;
-    let mut limits = resources(linux.resources().as_ref(), &mut warnings)?;
-    if let Some(path) = linux.cgroups_path() {
-        limits = cgroups_path(limits, path, &mut warnings)?;
+    if !sandbox.creates(Namespace::Pid) {
+        return Err(OciError::unsupported(
+            "linux.namespaces",
+            "no PID namespace of its own: its processes could not all be found and ended",
+        ));
     }
-    sandbox = mounts::apply(sandbox, spec, &linux, &mut warnings)?;
+    sandbox = id_mappings(sandbox, &linux)?;
+    let (mut limits, cgroup) = resources(linux.resources().as_ref(), &mut warnings)?;
+    if let Some(path) = linux.cgroups_path() {
+        limits = cgroups_path(limits, cgroup, path, &mut warnings)?;
+    }
+    sandbox = mounts::apply(sandbox, spec, &linux, bundle, &mut warnings)?;
     linux_rest(&linux, &mut warnings)?;
     let process = spec
         .process()
@@ -73,7 +91,7 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Conversion, OciError> {
     let (parts, terminal, sandbox, limits) =
         self::process(process, sandbox, limits, &mut warnings)?;
     let sandbox = sandbox.limits(limits);
-    let sandbox = crate::seccomp::apply(sandbox, linux.seccomp().as_ref())?;
+    let sandbox = crate::seccomp::apply(sandbox, linux.seccomp().as_ref(), &mut warnings)?;
     let mut command = sandbox.command(&parts.args[0]);
     command.args(&parts.args[1..]).env_clear();
     for (k, v) in &parts.env {
@@ -167,17 +185,28 @@ fn id_mappings(mut sandbox: Sandbox, linux: &Linux) -> Result<Sandbox, OciError>
 }
 
 /// `linux.resources`: memory, PIDs and CPU quota become the sandbox's cgroup limits.
-fn resources(r: Option<&LinuxResources>, warnings: &mut Vec<Warning>) -> Result<Limits, OciError> {
+/// Also says whether the limits need a cgroup (memory, PIDs or CPU).
+fn resources(
+    r: Option<&LinuxResources>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Limits, bool), OciError> {
     let mut limits = Limits::new();
-    let Some(r) = r else { return Ok(limits) };
+    let mut cgroup = false;
+    let Some(r) = r else {
+        return Ok((limits, cgroup));
+    };
     if let Some(m) = r.memory() {
-        if let Some(limit) = m.limit().filter(|l| *l >= 0) {
-            limits = limits.memory(limit as u64);
+        let limit = m.limit().filter(|l| *l > 0);
+        let swap = m.swap().filter(|s| *s > 0);
+        // `swap` is memory and swap together: without a memory limit it is the limit.
+        if let Some(bytes) = limit.or(swap) {
+            limits = limits.memory(bytes as u64);
+            cgroup = true;
         }
-        if m.swap().is_some_and(|s| s >= 0) {
+        if limit.is_some() && swap.is_some() {
             warnings.push(Warning {
                 field: "linux.resources.memory.swap".into(),
-                message: "not limited apart from memory (the memory limit holds)".into(),
+                message: "not limited apart: the memory limit counts swap too".into(),
             });
         }
         for (field, set) in [
@@ -200,12 +229,25 @@ fn resources(r: Option<&LinuxResources>, warnings: &mut Vec<Warning>) -> Result<
     if let Some(p) = r.pids() {
         if p.limit() > 0 {
             limits = limits.pids(p.limit() as u64);
+            cgroup = true;
         }
     }
     if let Some(c) = r.cpu() {
         match (c.quota(), c.period()) {
-            (Some(q), Some(p)) if q > 0 && p > 0 => limits = limits.cpus(q as f64 / p as f64),
-            (Some(q), None) if q > 0 => limits = limits.cpus(q as f64 / 100_000.0),
+            (Some(q), Some(0)) if q > 0 => {
+                return Err(OciError::invalid(
+                    "linux.resources.cpu.period",
+                    "0 with a quota",
+                ))
+            }
+            (Some(q), Some(p)) if q > 0 => {
+                limits = limits.cpus(q as f64 / p as f64);
+                cgroup = true;
+            }
+            (Some(q), None) if q > 0 => {
+                limits = limits.cpus(q as f64 / 100_000.0);
+                cgroup = true;
+            }
             _ => {}
         }
         if c.shares().is_some() || c.burst().is_some() || c.idle().is_some() {
@@ -256,13 +298,14 @@ fn resources(r: Option<&LinuxResources>, warnings: &mut Vec<Warning>) -> Result<
             ));
         }
     }
-    Ok(limits)
+    Ok((limits, cgroup))
 }
 
 /// `linux.cgroupsPath`: the sandbox's cgroup is made below its parent directory (named by
 /// the runtime, `sbx-…`).
 fn cgroups_path(
     limits: Limits,
+    cgroup: bool,
     path: &Path,
     warnings: &mut Vec<Warning>,
 ) -> Result<Limits, OciError> {
@@ -283,13 +326,21 @@ fn cgroups_path(
         .parent()
         .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
         .unwrap_or_default();
-    warnings.push(Warning {
-        field: "linux.cgroupsPath".into(),
-        message: format!(
-            "the sandbox's cgroup is a new one below `{}`, not `{}` itself",
-            if parent.is_empty() { "/" } else { &parent },
+    let message = match (cgroup, parent.is_empty()) {
+        (false, _) => "no cgroup is made: the spec limits no memory, PIDs or CPU".to_string(),
+        (true, true) => format!(
+            "the sandbox's cgroup is a new one below the runtime's own parent (`sandbox`), \
+             not `{}`",
             path.display()
         ),
+        (true, false) => format!(
+            "the sandbox's cgroup is a new one below `{parent}` (which must exist), not `{}`",
+            path.display()
+        ),
+    };
+    warnings.push(Warning {
+        field: "linux.cgroupsPath".into(),
+        message,
     });
     Ok(if parent.is_empty() {
         limits
@@ -430,6 +481,15 @@ fn process(
     }
     if let Some(caps) = p.capabilities() {
         for c in capabilities(caps, warnings)? {
+            if c == Capability::Mknod && !sandbox.creates(Namespace::User) {
+                // Without a user namespace a device node made in a writable root would be
+                // a device: runc's device cgroup would refuse its use; there is none here.
+                warnings.push(Warning {
+                    field: "process.capabilities".into(),
+                    message: "CAP_MKNOD not kept: no user namespace, and no device cgroup".into(),
+                });
+                continue;
+            }
             sandbox = sandbox.capability(c);
         }
     }
@@ -442,11 +502,29 @@ fn process(
             message: "false: set anyway (the sandbox always runs with no_new_privs)".into(),
         });
     }
-    if p.apparmor_profile().is_some() || p.selinux_label().is_some() {
-        warnings.push(Warning {
-            field: "process.apparmorProfile/selinuxLabel".into(),
-            message: "LSM labels are not applied (seccomp and landlock are)".into(),
-        });
+    // An LSM label on a host whose LSM is on would confine the process: refused, since it
+    // is not applied; on a host without that LSM no runtime could apply it.
+    for (field, set, on) in [
+        (
+            "process.apparmorProfile",
+            p.apparmor_profile().is_some(),
+            std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|t| t.trim() == "Y"),
+        ),
+        (
+            "process.selinuxLabel",
+            p.selinux_label().is_some(),
+            Path::new("/sys/fs/selinux/enforce").exists(),
+        ),
+    ] {
+        match (set, on) {
+            (false, _) => {}
+            (true, true) => return Err(OciError::unsupported(field, "LSM labels are not applied")),
+            (true, false) => warnings.push(Warning {
+                field: field.into(),
+                message: "not applied: this host does not run that LSM".into(),
+            }),
+        }
     }
     for (field, set) in [
         ("oomScoreAdj", p.oom_score_adj().is_some()),
@@ -486,6 +564,20 @@ fn capabilities(
         Ok::<_, OciError>(out)
     };
     let effective = parse(caps.effective(), "effective")?;
+    for (field, set) in [
+        ("bounding", caps.bounding()),
+        ("permitted", caps.permitted()),
+    ] {
+        if set.is_some() {
+            let given = parse(set, field)?;
+            if let Some(c) = effective.iter().find(|c| !given.contains(c)) {
+                return Err(OciError::invalid(
+                    "process.capabilities.effective",
+                    format!("{c} is not in the {field} set"),
+                ));
+            }
+        }
+    }
     for (field, set) in [
         ("bounding", caps.bounding()),
         ("permitted", caps.permitted()),

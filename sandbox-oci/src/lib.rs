@@ -7,6 +7,10 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let bundle = sandbox_oci::Bundle::load("/path/to/bundle")?;
 //! let mut c = bundle.convert()?;
+//! // A terminal and hooks are the caller's to give and run: one that cannot, refuses.
+//! if c.terminal || c.hooks.is_some() {
+//!     return Err("this bundle wants a terminal or hooks".into());
+//! }
 //! for w in &c.warnings {
 //!     eprintln!("warning: {w}");
 //! }

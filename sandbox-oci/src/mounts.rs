@@ -69,21 +69,37 @@ pub(crate) fn apply(
     mut sandbox: Sandbox,
     spec: &Spec,
     linux: &Linux,
+    bundle: &Path,
     warnings: &mut Vec<Warning>,
 ) -> Result<Sandbox, OciError> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
         check_destination(dest, &format!("{field}.destination"))?;
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(OciError::unsupported(
+                format!("{field}.uidMappings"),
+                "idmapped mounts",
+            ));
+        }
         let options = m.options().clone().unwrap_or_default();
         let typ = m.typ().clone().unwrap_or_default();
         let bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
         if let Some((_, built)) = BUILT.iter().find(|(p, _)| Path::new(p) == dest) {
             if !bind && typ == *built {
+                // (The sandbox's own /dev/shm is `nosuid,nodev`, its /dev `nosuid,noexec,
+                // nodev`: a `noexec` asked of /dev/shm is not applied.)
+                if dest == Path::new("/dev/shm") && options.iter().any(|o| o == "noexec") {
+                    warnings.push(Warning {
+                        field: format!("{field}.options"),
+                        message: "noexec is not applied to /dev/shm".into(),
+                    });
+                }
                 continue;
             }
         }
-        if !bind && (dest == Path::new("/dev/mqueue") || dest == Path::new("/sys/fs/cgroup")) {
+        let hidden = [Path::new("/dev/mqueue"), Path::new("/sys/fs/cgroup")];
+        if !bind && hidden.contains(&dest.as_path()) && (typ == "mqueue" || typ == "cgroup") {
             warnings.push(Warning {
                 field,
                 message: format!("{} ({typ}) is not mounted", dest.display()),
@@ -116,10 +132,32 @@ pub(crate) fn apply(
                 }
             }
         }
+        if readonly && !bind && typ != "sysfs" {
+            return Err(OciError::unsupported(
+                format!("{field}.options"),
+                format!(
+                    "\"ro\" on {} ({typ}): only binds are made read-only",
+                    dest.display()
+                ),
+            ));
+        }
         let mount = if bind {
             let source = m.source().clone().ok_or_else(|| {
                 OciError::invalid(format!("{field}.source"), "a bind mount needs a source")
             })?;
+            // (Relative to the bundle, as the runtime spec says.)
+            let source = bundle.join(source);
+            let recursive = options.iter().any(|o| o == "rbind");
+            if !recursive && has_mounts_below(&source) {
+                return Err(OciError::unsupported(
+                    format!("{field}.options"),
+                    format!(
+                        "a bind (not rbind) of {}, which has mounts below it: binds here are \
+                         recursive, and would show them",
+                        source.display()
+                    ),
+                ));
+            }
             let mount = Mount::bind(source, dest);
             if readonly {
                 mount.readonly()
@@ -128,7 +166,7 @@ pub(crate) fn apply(
             }
         } else {
             match typ.as_str() {
-                "tmpfs" if !readonly => {
+                "tmpfs" => {
                     let mut t = Mount::tmpfs(dest);
                     if let Some(s) = size {
                         t = t.size(s);
@@ -138,7 +176,13 @@ pub(crate) fn apply(
                     }
                     t
                 }
-                "proc" => Mount::proc(dest),
+                "proc" => {
+                    // Only /proc itself is masked as runc masks it.
+                    return Err(OciError::unsupported(
+                        format!("{field}.destination"),
+                        format!("a proc mount at {} (only /proc is)", dest.display()),
+                    ));
+                }
                 "sysfs" => Mount::sysfs(dest),
                 other => {
                     return Err(OciError::unsupported(
@@ -167,6 +211,23 @@ pub(crate) fn apply(
         }
     }
     Ok(sandbox)
+}
+
+/// Whether any mount of this process's mount table lies below `dir` (not at it).
+fn has_mounts_below(dir: &Path) -> bool {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|point| {
+            let point = Path::new(point);
+            point != dir && point.starts_with(&dir)
+        })
 }
 
 /// A mount's destination: absolute, without `..`.

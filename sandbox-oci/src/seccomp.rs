@@ -2,17 +2,24 @@
 //!
 //! Without a `seccomp` object the sandbox keeps this runtime's default filter (runc loads
 //! none): that is one of the things this runtime does that runc does not. A profile that
-//! allows by default and refuses named calls becomes a filter of exactly those refusals
-//! (`EPERM`, whatever the action: a refused call is refused). Allow-list profiles (refuse
-//! by default), argument conditions, notification listeners and filter flags are refused
-//! with an error naming the field, for now.
+//! allows by default and refuses named calls becomes a filter of exactly those refusals,
+//! with their `errnoRet` (`EPERM` by default; a call to kill for or trap is refused with
+//! `EPERM` too, with a warning). Allow-list profiles (refuse by default), argument
+//! conditions, notification listeners and filter flags are refused with an error naming the
+//! field, for now.
 
+use crate::convert::Warning;
 use crate::error::OciError;
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction as Action};
+use sandbox_core::seccomp::SyscallRule;
 use sandbox_core::{Sandbox, Seccomp};
 
 /// Applies `seccomp` (if the spec has one) to `sandbox`.
-pub(crate) fn apply(sandbox: Sandbox, seccomp: Option<&LinuxSeccomp>) -> Result<Sandbox, OciError> {
+pub(crate) fn apply(
+    sandbox: Sandbox,
+    seccomp: Option<&LinuxSeccomp>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Sandbox, OciError> {
     let Some(s) = seccomp else {
         return Ok(sandbox);
     };
@@ -57,8 +64,27 @@ pub(crate) fn apply(sandbox: Sandbox, seccomp: Option<&LinuxSeccomp>) -> Result<
                 "conditions on arguments",
             ));
         }
+        // A call to kill for, or trap: refused with EPERM instead (still refused).
+        if rule.action() != Action::ScmpActErrno {
+            warnings.push(Warning {
+                field: format!("linux.seccomp.syscalls[{i}].action"),
+                message: format!(
+                    "{:?}: the call is refused with EPERM instead",
+                    rule.action()
+                ),
+            });
+        }
+        let errno = match (rule.action(), rule.errno_ret()) {
+            (Action::ScmpActErrno, Some(e)) => i32::try_from(e).map_err(|_| {
+                OciError::invalid(
+                    format!("linux.seccomp.syscalls[{i}].errnoRet"),
+                    e.to_string(),
+                )
+            })?,
+            _ => libc::EPERM,
+        };
         for name in rule.names() {
-            filter = filter.deny(name.clone());
+            filter = filter.rule(SyscallRule::new(name.clone()).errno(errno));
         }
     }
     Ok(sandbox.seccomp(filter))

@@ -100,6 +100,7 @@ async fn runcs_default_spec_runs_as_it_says() {
         fields,
         [
             "linux.resources.devices",
+            "mounts[3].options",
             "mounts[4]",
             "mounts[6]",
             "process.capabilities.inheritable"
@@ -248,6 +249,45 @@ fn what_cannot_be_applied_is_an_error_naming_its_field() {
             |s| s["linux"]["personality"] = json!({"domain": "LINUX32"}),
             "linux.personality",
         ),
+        (|s| s["ociVersion"] = json!("2.0.0"), "ociVersion"),
+        (
+            |s| s["mounts"] = json!([{"destination": "/mnt", "type": "proc", "source": "proc"}]),
+            "mounts[0].destination",
+        ),
+        (
+            |s| s["mounts"] = json!([{"destination": "/t", "type": "tmpfs", "options": ["ro"]}]),
+            "mounts[0].options",
+        ),
+        (
+            // A plain bind of a tree with mounts below it (the host's /: /proc, ...).
+            |s| {
+                s["mounts"] = json!([{"destination": "/host", "type": "bind", "source": "/",
+                "options": ["bind"]}])
+            },
+            "mounts[0].options",
+        ),
+        (
+            |s| {
+                s["mounts"] = json!([{"destination": "/d", "type": "bind", "source": "/tmp",
+                "options": ["rbind"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}])
+            },
+            "mounts[0].uidMappings",
+        ),
+        (
+            |s| s["linux"]["namespaces"] = json!([{"type": "mount"}]),
+            "linux.namespaces",
+        ),
+        (
+            |s| s["linux"]["resources"]["cpu"] = json!({"quota": 1000, "period": 0}),
+            "linux.resources.cpu.period",
+        ),
+        (
+            |s| {
+                s["process"]["capabilities"] =
+                    json!({"bounding": [], "effective": ["CAP_SYS_ADMIN"]})
+            },
+            "process.capabilities.effective",
+        ),
     ];
     for (edit, field) in cases {
         let mut spec = base.clone();
@@ -265,7 +305,8 @@ fn what_cannot_be_applied_is_an_error_naming_its_field() {
 fn limits_namespaces_and_filters_are_carried_over() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = runc_default("true");
-    spec["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+    // `swap` alone (memory and swap together) is the memory limit.
+    spec["linux"]["resources"]["memory"] = json!({"swap": 64 << 20});
     spec["linux"]["resources"]["pids"] = json!({"limit": 32});
     spec["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
     spec["linux"]["namespaces"] = json!([
@@ -275,14 +316,32 @@ fn limits_namespaces_and_filters_are_carried_over() {
     spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     spec["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["personality", "uname"], "action": "SCMP_ACT_ERRNO"}]});
+        {"names": ["personality", "uname"], "action": "SCMP_ACT_ERRNO"},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        {"names": ["acct"], "action": "SCMP_ACT_KILL"}]});
     spec["mounts"] = json!([
         {"destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind", "ro", "rprivate"]},
-        {"destination": "/scratch", "type": "tmpfs", "options": ["size=1m", "mode=700", "nosuid"]}
+        {"destination": "/scratch", "type": "tmpfs", "options": ["size=1m", "mode=700", "nosuid"]},
+        {"destination": "/in-bundle", "type": "bind", "source": "data", "options": ["rbind"]}
     ]);
+    spec["process"]["capabilities"] = json!({
+        "effective": ["CAP_KILL", "CAP_MKNOD"], "bounding": ["CAP_KILL", "CAP_MKNOD"]});
     bundle(dir.path(), &spec);
     let c = Bundle::load(dir.path()).unwrap().convert().unwrap();
     let s = &c.sandbox;
+    // With a user namespace CAP_MKNOD is kept (a node made there is no device).
+    assert_eq!(
+        s.get_capabilities(),
+        [
+            sandbox_core::Capability::Kill,
+            sandbox_core::Capability::Mknod
+        ]
+    );
+    let warned: Vec<&str> = c.warnings.iter().map(|w| w.field.as_str()).collect();
+    assert!(
+        warned.contains(&"linux.seccomp.syscalls[2].action"),
+        "{warned:?}"
+    );
     use sandbox_core::Namespace::*;
     for ns in [Pid, Mount, User] {
         assert!(s.creates(ns), "{ns}");
@@ -304,13 +363,21 @@ fn limits_namespaces_and_filters_are_carried_over() {
         v["uid_map"],
         json!([{"inside": 0, "outside": 100000, "count": 65536}])
     );
-    let rules: Vec<&str> = s
+    let rules: Vec<(&str, i32)> = s
         .get_seccomp()
         .deny
         .iter()
-        .map(|r| r.name.as_str())
+        .map(|r| (r.name.as_str(), r.errno))
         .collect();
-    assert_eq!(rules, ["personality", "uname"]);
+    assert_eq!(
+        rules,
+        [
+            ("personality", libc::EPERM),
+            ("uname", libc::EPERM),
+            ("clone3", libc::ENOSYS),
+            ("acct", libc::EPERM)
+        ]
+    );
     assert!(
         !s.get_seccomp().defaults,
         "the spec's filter replaces the default one"
@@ -319,7 +386,9 @@ fn limits_namespaces_and_filters_are_carried_over() {
         v["mounts"],
         json!([
             {"kind": "bind", "source": "/tmp", "target": "/data", "readonly": true},
-            {"kind": "tmpfs", "target": "/scratch", "size": 1 << 20, "mode": 0o700}
+            {"kind": "tmpfs", "target": "/scratch", "size": 1 << 20, "mode": 0o700},
+            {"kind": "bind", "source": dir.path().join("data"), "target": "/in-bundle",
+             "readonly": false}
         ]),
         "{v:#}"
     );

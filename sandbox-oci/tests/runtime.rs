@@ -230,9 +230,14 @@ fn what_cannot_be_done_is_an_error_and_leaves_nothing() {
     fails(&["run", "--detach", "--bundle", bundle, "x"], "--detach");
     fails(&["kill", "nosuch", "KILL"], "does not exist");
     fails(&["spec", "--bundle", bundle], "exists");
+    fails(&["kill", "nosuch", "40"], "not supported");
+    fails(&["--log", "/nonexistent/dir/log", "list"], "--log");
     b.edit(|c| c["process"]["oomScoreAdj"] = 100.into());
     fails(&["run", "--bundle", bundle, "x"], "process.oomScoreAdj");
-    b.edit(|c| c["process"]["terminal"] = true.into());
+    b.edit(|c| {
+        c["process"].as_object_mut().unwrap().remove("oomScoreAdj");
+        c["process"]["terminal"] = true.into();
+    });
     // Errors go to --log as JSON lines when asked.
     let log = b.dir.path().join("log.json");
     let out = b
@@ -258,13 +263,37 @@ fn what_cannot_be_done_is_an_error_and_leaves_nothing() {
     .unwrap();
     assert_eq!(line["level"], "error");
     assert!(
-        line["msg"]
-            .as_str()
-            .unwrap()
-            .contains("process.oomScoreAdj"),
+        line["msg"].as_str().unwrap().contains("process.terminal"),
         "{line}"
     );
     assert!(b.recorded().is_empty());
+    // An id claimed by a runtime killed before it recorded the container: deleted.
+    std::fs::create_dir_all(b.root.join("half")).unwrap();
+    assert!(b.cmd(&["delete", "half"]).status().unwrap().success());
+    assert!(b.recorded().is_empty());
+}
+
+#[test]
+fn without_a_user_namespace_cap_mknod_is_not_kept() {
+    require_root();
+    let b = Bundle::new(&["/bin/sh", "-c", "grep CapEff /proc/self/status"]);
+    b.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = serde_json::json!(["CAP_KILL", "CAP_MKNOD"]);
+        }
+    });
+    let out = b.run("m").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // CAP_KILL (5) only; the warning said why.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("CapEff:\t{:016x}\n", 1u64 << 5)
+    );
+    assert!(
+        stderr(&out).contains("CAP_MKNOD not kept"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

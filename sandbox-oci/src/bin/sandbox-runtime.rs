@@ -134,18 +134,21 @@ struct Log {
 }
 
 impl Log {
-    fn open(cli: &Cli) -> Log {
-        let file = cli.log.as_ref().and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        });
-        Log {
+    fn open(cli: &Cli) -> Result<Log, Fail> {
+        let file = match &cli.log {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| Fail(format!("--log {}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        Ok(Log {
             file,
             json: cli.log_format == "json",
-        }
+        })
     }
 
     fn write(&mut self, level: &str, msg: &str) {
@@ -159,15 +162,18 @@ impl Log {
         } else {
             format!("{level}: {msg}")
         };
+        // (A closed standard error is no reason to panic.)
         match &mut self.file {
             Some(f) => {
                 let _ = writeln!(f, "{line}");
             }
-            None => eprintln!("sandbox-runtime: {line}"),
+            None => {
+                let _ = writeln!(std::io::stderr(), "sandbox-runtime: {line}");
+            }
         }
         // An error also goes to standard error, for a person at a terminal.
         if self.file.is_some() && level == "error" {
-            eprintln!("sandbox-runtime: {msg}");
+            let _ = writeln!(std::io::stderr(), "sandbox-runtime: {msg}");
         }
     }
 }
@@ -183,7 +189,13 @@ impl<E: std::fmt::Display> From<E> for Fail {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut log = Log::open(&cli);
+    let mut log = match Log::open(&cli) {
+        Ok(log) => log,
+        Err(Fail(msg)) => {
+            let _ = writeln!(std::io::stderr(), "sandbox-runtime: {msg}");
+            return ExitCode::from(1);
+        }
+    };
     let result = if cli.systemd_cgroup {
         Err(Fail(
             "--systemd-cgroup: not supported (cgroups are managed by this runtime)".into(),
@@ -236,8 +248,8 @@ fn dispatch(cli: &Cli, log: &mut Log) -> Result<ExitCode, Fail> {
         }
         Cmd::List { format, quiet } => list(&store, format, *quiet),
         Cmd::Kill { all, id, signal } => {
-            let r = store.load(id)?;
             let sig = parse_signal(signal)?;
+            let r = store.load(id)?;
             if r.status() != Status::Running {
                 return Err(Fail(format!("container {id} is not running")));
             }
@@ -245,7 +257,15 @@ fn dispatch(cli: &Cli, log: &mut Log) -> Result<ExitCode, Fail> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Delete { force, id } => {
-            let r = store.load(id)?;
+            let r = match store.load(id) {
+                Ok(r) => r,
+                // Claimed by a runtime that died before it recorded the container.
+                Err(sandbox_oci::state::StateError::Missing(_)) if cli.root.join(id).is_dir() => {
+                    store.remove(id)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => return Err(e.into()),
+            };
             if r.status() == Status::Running {
                 if !force {
                     return Err(Fail(format!(
@@ -256,6 +276,9 @@ fn dispatch(cli: &Cli, log: &mut Log) -> Result<ExitCode, Fail> {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
                 while r.status() == Status::Running && std::time::Instant::now() < deadline {
                     std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                if r.status() == Status::Running {
+                    return Err(Fail(format!("container {id} did not end within 10 s")));
                 }
             }
             store.remove(id)?;
@@ -436,12 +459,14 @@ fn list(store: &Store, format: &str, quiet: bool) -> Result<ExitCode, Fail> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A signal by name (`SIGKILL`, `KILL`) or number.
+/// A signal by name (`SIGKILL`, `KILL`) or number (real-time signals are refused: not
+/// yet).
 fn parse_signal(s: &str) -> Result<i32, Fail> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
+        return match nix::sys::signal::Signal::try_from(n) {
+            Ok(_) => Ok(n),
+            Err(_) => Err(Fail(format!("signal {n}: not supported"))),
+        };
     }
     let name = s.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
