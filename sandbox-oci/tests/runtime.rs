@@ -274,6 +274,24 @@ fn what_cannot_be_done_is_an_error_and_leaves_nothing() {
 }
 
 #[test]
+fn the_runtimes_supplementary_groups_stay_outside() {
+    require_root();
+    let b = Bundle::new(&["/bin/sh", "-c", "grep Groups /proc/self/status"]);
+    // The runtime started with groups 6 and 42 (as a shim might be); the process has none,
+    // as under runc (the spec lists no additionalGids).
+    let out = Command::new("setpriv")
+        .args(["--groups", "6,42", BIN, "--root"])
+        .arg(&b.root)
+        .args(["run", "--bundle"])
+        .arg(b.dir.path())
+        .arg("g")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "Groups:");
+}
+
+#[test]
 fn without_a_user_namespace_cap_mknod_is_not_kept() {
     require_root();
     let b = Bundle::new(&["/bin/sh", "-c", "grep CapEff /proc/self/status"]);

@@ -15,8 +15,10 @@ pub(super) fn become_ids(plan: &ChildPlan, id: &Identity) -> R {
                 Err(e) => return Err(e).at(Stage::SetGroups, 0),
             }
         }
-        sys!(libc::SYS_setresgid, id.gid, id.gid, id.gid).at(Stage::SetGid, id.gid)?;
-        sys!(libc::SYS_setresuid, id.uid, id.uid, id.uid).at(Stage::SetUid, id.uid)?;
+        if id.set_ids {
+            sys!(libc::SYS_setresgid, id.gid, id.gid, id.gid).at(Stage::SetGid, id.gid)?;
+            sys!(libc::SYS_setresuid, id.uid, id.uid, id.uid).at(Stage::SetUid, id.uid)?;
+        }
         Ok(())
     };
     let r = switch();

@@ -205,21 +205,30 @@ fn open_joins(
 }
 
 /// The ids the child switches to: root of the user namespace it makes (with its maps'
-/// group rules) or joins; none when it stays in the caller's.
+/// group rules) or joins. In the caller's it keeps the caller's ids but drops the
+/// supplementary groups (as runc does; where the caller may not, they stay).
 pub(super) fn identity(ids: Option<&IdPlan>, joined_user: bool) -> Option<Identity> {
-    match (ids, joined_user) {
-        (Some(p), _) => Some(Identity {
+    Some(match (ids, joined_user) {
+        (Some(p), _) => Identity {
             uid: 0,
             gid: 0,
+            set_ids: true,
             clear_groups: p.clear_groups,
             groups_best_effort: p.groups_best_effort,
-        }),
-        (None, true) => Some(Identity {
+        },
+        (None, true) => Identity {
             uid: 0,
             gid: 0,
+            set_ids: true,
             clear_groups: true,
             groups_best_effort: true,
-        }),
-        (None, false) => None,
-    }
+        },
+        (None, false) => Identity {
+            uid: 0,
+            gid: 0,
+            set_ids: false,
+            clear_groups: true,
+            groups_best_effort: true,
+        },
+    })
 }

@@ -83,11 +83,13 @@ impl IfConfig {
 /// rlimits the child sets before `execve`: `(RLIMIT_*, soft, hard)`.
 pub(crate) type Rlimits = [(u32, u64, u64); 8];
 
-/// The ids the child switches to once its user namespace has maps.
+/// The ids the child switches to once its user namespace has maps (`set_ids`), and
+/// whether it clears its supplementary groups.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
     pub uid: u32,
     pub gid: u32,
+    pub set_ids: bool,
     pub clear_groups: bool,
     pub groups_best_effort: bool,
 }
