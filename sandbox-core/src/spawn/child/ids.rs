@@ -1,5 +1,6 @@
-//! The sandbox's user and group ids: supplementary groups cleared, then gid and uid set,
-//! with the caller's dumpable setting put back.
+//! The sandbox's user and group ids: supplementary groups cleared, then (in a user
+//! namespace of its own or joined) gid and uid set, with the caller's dumpable setting put
+//! back.
 
 use super::syscall::{prctl, sys};
 use super::{At, R};
@@ -22,7 +23,9 @@ pub(super) fn become_ids(plan: &ChildPlan, id: &Identity) -> R {
         Ok(())
     };
     let r = switch();
-    if plan.share_memory {
+    // (Clearing the groups alone changes neither the dumpable setting nor anything else of
+    // the caller's: leave it be.)
+    if plan.share_memory && id.set_ids {
         // A change of ids makes the memory non-dumpable, and this memory is the caller's:
         // give the caller its setting back, whether the switch succeeded or not. (Nothing
         // else can reach this process meanwhile: its user namespace is new.)
