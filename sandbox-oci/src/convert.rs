@@ -198,6 +198,14 @@ fn resources(
     if let Some(m) = r.memory() {
         let limit = m.limit().filter(|l| *l > 0);
         let swap = m.swap().filter(|s| *s > 0);
+        if let (Some(l), Some(s)) = (limit, swap) {
+            if s < l {
+                return Err(OciError::invalid(
+                    "linux.resources.memory.swap",
+                    format!("{s}: below the memory limit {l} (it counts memory and swap)"),
+                ));
+            }
+        }
         // `swap` is memory and swap together: without a memory limit it is the limit.
         if let Some(bytes) = limit.or(swap) {
             limits = limits.memory(bytes as u64);
@@ -381,9 +389,15 @@ fn linux_rest(linux: &Linux, warnings: &mut Vec<Warning>) -> Result<(), OciError
         }
     }
     if linux.mount_label().is_some() {
+        if Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(OciError::unsupported(
+                "linux.mountLabel",
+                "SELinux labels are not applied",
+            ));
+        }
         warnings.push(Warning {
             field: "linux.mountLabel".into(),
-            message: "SELinux labels are not applied".into(),
+            message: "not applied: this host does not run SELinux".into(),
         });
     }
     for (field, set) in [

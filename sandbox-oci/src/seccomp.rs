@@ -75,12 +75,13 @@ pub(crate) fn apply(
             });
         }
         let errno = match (rule.action(), rule.errno_ret()) {
-            (Action::ScmpActErrno, Some(e)) => i32::try_from(e).map_err(|_| {
-                OciError::invalid(
+            (Action::ScmpActErrno, Some(e)) if (1..=4095).contains(&e) => e as i32,
+            (Action::ScmpActErrno, Some(e)) => {
+                return Err(OciError::invalid(
                     format!("linux.seccomp.syscalls[{i}].errnoRet"),
-                    e.to_string(),
-                )
-            })?,
+                    format!("{e}: an errno is 1 to 4095"),
+                ))
+            }
             _ => libc::EPERM,
         };
         for name in rule.names() {

@@ -69,6 +69,18 @@ pub enum StateError {
     /// A state file that is not ours.
     #[error("{0}: not a state file of this runtime")]
     Corrupt(PathBuf),
+    /// A runtime is creating the container now.
+    #[error("container {0} is being created")]
+    Busy(String),
+}
+
+/// An id claimed by this process: its directory, locked (`flock`) until dropped, so that
+/// no other runtime takes the directory of a container still being created for its own.
+#[derive(Debug)]
+pub struct Claim {
+    /// The container's directory in `--root`.
+    pub dir: PathBuf,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -112,8 +124,8 @@ impl Store {
         self.root.join(id)
     }
 
-    /// Claims `id`: its directory is made, or the id is taken.
-    pub fn claim(&self, id: &str) -> Result<PathBuf, StateError> {
+    /// Claims `id`: its directory is made and locked, or the id is taken.
+    pub fn claim(&self, id: &str) -> Result<Claim, StateError> {
         check_id(id)?;
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -123,11 +135,35 @@ impl Store {
             .map_err(io(&self.root))?;
         let dir = self.dir(id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => Ok(dir),
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StateError::Exists(id.to_string()))
+                return Err(StateError::Exists(id.to_string()))
             }
-            Err(e) => Err(io(&dir)(e)),
+            Err(e) => return Err(io(&dir)(e)),
+        }
+        let lock = std::fs::File::open(&dir).map_err(io(&dir)).and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, e)| io(&dir)(e.into()))
+        });
+        match lock {
+            Ok(lock) => Ok(Claim { dir, _lock: lock }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets an id claimed but never recorded (its runtime died meanwhile); refused while
+    /// a runtime holds the claim.
+    pub fn remove_unrecorded(&self, id: &str) -> Result<(), StateError> {
+        check_id(id)?;
+        let dir = self.dir(id);
+        let f = std::fs::File::open(&dir).map_err(io(&dir))?;
+        match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(_held) => self.remove(id),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(StateError::Busy(id.to_string())),
+            Err((_, e)) => Err(io(&dir)(e.into())),
         }
     }
 
@@ -267,8 +303,13 @@ mod tests {
     fn records_round_trip_and_tell_a_dead_process() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path().join("root"));
-        store.claim("c1").unwrap();
+        let claim = store.claim("c1").unwrap();
         assert!(matches!(store.claim("c1"), Err(StateError::Exists(_))));
+        // Claimed, not yet recorded: not to be removed while claimed.
+        assert!(matches!(
+            store.remove_unrecorded("c1"),
+            Err(StateError::Busy(_))
+        ));
         let me = std::process::id() as i32;
         let r = Record {
             id: "c1".into(),
@@ -287,6 +328,7 @@ mod tests {
         };
         assert_eq!(other.status(), Status::Stopped);
         assert_eq!(store.ids().unwrap(), ["c1"]);
+        drop(claim);
         store.remove("c1").unwrap();
         assert!(matches!(store.load("c1"), Err(StateError::Missing(_))));
     }

@@ -288,6 +288,17 @@ fn what_cannot_be_applied_is_an_error_naming_its_field() {
             },
             "process.capabilities.effective",
         ),
+        (
+            |s| {
+                s["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 0}]})
+            },
+            "linux.seccomp.syscalls[0].errnoRet",
+        ),
+        (
+            |s| s["linux"]["resources"]["memory"] = json!({"limit": 1 << 30, "swap": 1 << 20}),
+            "linux.resources.memory.swap",
+        ),
     ];
     for (edit, field) in cases {
         let mut spec = base.clone();

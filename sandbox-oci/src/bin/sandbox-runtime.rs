@@ -261,7 +261,7 @@ fn dispatch(cli: &Cli, log: &mut Log) -> Result<ExitCode, Fail> {
                 Ok(r) => r,
                 // Claimed by a runtime that died before it recorded the container.
                 Err(sandbox_oci::state::StateError::Missing(_)) if cli.root.join(id).is_dir() => {
-                    store.remove(id)?;
+                    store.remove_unrecorded(id)?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 Err(e) => return Err(e.into()),
@@ -353,8 +353,9 @@ async fn run(
     for w in &c.warnings {
         log.write("warning", &w.to_string());
     }
-    store.claim(id)?;
+    let claim = store.claim(id)?;
     let result = run_claimed(store, bundle, pid_file, id, c.command).await;
+    drop(claim);
     if !keep || result.is_err() {
         let _ = store.remove(id);
     }
