@@ -92,7 +92,9 @@ pub use spawn::timeline::Timeline;
 /// Root filesystems beyond [`Rootfs`] and [`Mount`]: the image cache and the errors of a
 /// root's plan (from the `sandbox-fs` crate).
 pub mod fs {
-    pub use sandbox_fs::{check_mounts, image, Error};
+    pub use sandbox_fs::{
+        check_mounts, image, Error, DEVICES, MASKED_DIRS, MASKED_FILES, READONLY_PATHS,
+    };
 }
 
 /// Networks beyond [`Network`]: bridges and their addresses, persistent network namespaces,

@@ -672,52 +672,42 @@ mod reused {
         common::require_root();
         let _one = ONE_AT_A_TIME.lock().await;
         let before = settle();
-        let e = Pool::reused(Sandbox::new(), 1).await.unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m.contains("writable root")),
-            "{e}"
-        );
-        let e = Pool::reused(sandbox().share(Namespace::Pid), 1)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, Error::Conflict(m) if m.contains("pid namespace")),
-            "{e}"
-        );
-        let e = Pool::reused(sandbox().mount(sandbox_core::Mount::dir("/tmp/given")), 1)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m.contains("/tmp")),
-            "{e}"
-        );
-        let e = Pool::reused(sandbox().share(Namespace::Ipc), 1)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, Error::Conflict(m) if m.contains("ipc namespace")),
-            "{e}"
-        );
-        let e = Pool::reused(sandbox().seccomp(sandbox_core::Seccomp::off()), 1)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m.contains("seccomp")),
-            "{e}"
-        );
-        let e = Pool::reused(sandbox().mount(sandbox_core::Mount::file("/etc/x", "y")), 1)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m.contains("/etc/x")),
-            "{e}"
-        );
-        let admin = sandbox().capability(sandbox_core::Capability::NetAdmin);
-        let e = Pool::reused(admin, 1).await.unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m.contains("CAP_NET_ADMIN")),
-            "{e}"
-        );
+        // (the description, whether it conflicts with the pool (else: unsupported by it),
+        // what the error names)
+        let cases = [
+            (Sandbox::new(), false, "writable root"),
+            (sandbox().share(Namespace::Pid), true, "pid namespace"),
+            (
+                sandbox().mount(sandbox_core::Mount::dir("/tmp/given")),
+                false,
+                "/tmp",
+            ),
+            (sandbox().share(Namespace::Ipc), true, "ipc namespace"),
+            (
+                sandbox().seccomp(sandbox_core::Seccomp::off()),
+                false,
+                "seccomp",
+            ),
+            (
+                sandbox().mount(sandbox_core::Mount::file("/etc/x", "y")),
+                false,
+                "/etc/x",
+            ),
+            (
+                sandbox().capability(sandbox_core::Capability::NetAdmin),
+                false,
+                "CAP_NET_ADMIN",
+            ),
+        ];
+        for (description, conflict, names) in cases {
+            let e = Pool::reused(description, 1).await.unwrap_err();
+            let ok = match &e {
+                Error::Conflict(m) => conflict && m.contains(names),
+                Error::Unsupported(m) => !conflict && m.contains(names),
+                _ => false,
+            };
+            assert!(ok, "{e} (wanted {names:?})");
+        }
         assert!(eventually(Duration::from_secs(5), || reaper_pending() == 0));
         assert_eq!(inits(), before);
     }

@@ -59,6 +59,9 @@ pub mod kernel;
 pub mod plan;
 
 pub use plan::check_mounts;
+/// What a new root's `/dev`, `/proc` and `/sys` hold and hide: the device nodes bound in,
+/// the files and directories masked, the paths made read-only.
+pub use plan::{DEVICES, MASKED_DIRS, MASKED_FILES, READONLY_PATHS};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};

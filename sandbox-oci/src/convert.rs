@@ -366,7 +366,7 @@ fn linux_rest(linux: &Linux, warnings: &mut Vec<Warning>) -> Result<(), OciError
         ));
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
-        let known = crate::mounts::DEVICES
+        let known = sandbox_core::fs::DEVICES
             .iter()
             .any(|n| d.path() == Path::new("/dev").join(n).as_path());
         if !known {
@@ -375,7 +375,7 @@ fn linux_rest(linux: &Linux, warnings: &mut Vec<Warning>) -> Result<(), OciError
                 format!(
                     "{}: the sandbox's /dev holds only {}",
                     d.path().display(),
-                    crate::mounts::DEVICES.join(", ")
+                    sandbox_core::fs::DEVICES.join(", ")
                 ),
             ));
         }

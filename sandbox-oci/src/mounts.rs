@@ -11,33 +11,6 @@ use oci_spec::runtime::{Linux, Spec};
 use sandbox_core::{Mount, Sandbox};
 use std::path::{Component, Path};
 
-/// The device nodes of a sandbox's `/dev`.
-pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-
-/// What a sandbox masks (as runc's default spec does, and a little more).
-const MASKED: [&str; 11] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// What a sandbox makes read-only.
-const READONLY: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
 /// The places the sandbox builds itself, with the mount type it builds there.
 const BUILT: [(&str, &str); 5] = [
     ("/proc", "proc"),
@@ -200,15 +173,22 @@ pub(crate) fn apply(
         };
         sandbox = sandbox.mount(mount);
     }
+    // What the sandbox masks and makes read-only itself (as runc's default spec, and a
+    // little more).
+    use sandbox_core::fs::{MASKED_DIRS, MASKED_FILES, READONLY_PATHS};
+    let masked: Vec<&str> = MASKED_FILES.iter().chain(&MASKED_DIRS).copied().collect();
     for (field, list, ours) in [
-        ("maskedPaths", linux.masked_paths(), &MASKED[..]),
-        ("readonlyPaths", linux.readonly_paths(), &READONLY[..]),
+        ("maskedPaths", linux.masked_paths(), &masked[..]),
+        ("readonlyPaths", linux.readonly_paths(), &READONLY_PATHS[..]),
     ] {
         for (i, p) in list.iter().flatten().enumerate() {
-            if !ours.contains(&p.as_str()) {
+            if !ours.contains(&p.trim_start_matches('/')) {
                 return Err(OciError::unsupported(
                     format!("linux.{field}[{i}]"),
-                    format!("{p}: the sandbox's own list is fixed ({})", ours.join(", ")),
+                    format!(
+                        "{p}: the sandbox's own list is fixed (/{})",
+                        ours.join(", /")
+                    ),
                 ));
             }
         }

@@ -24,7 +24,7 @@ mod mounts;
 mod proc_dev_sys;
 mod roots;
 
-pub use proc_dev_sys::DEVICES;
+pub use proc_dev_sys::{DEVICES, MASKED_DIRS, MASKED_FILES, READONLY_PATHS};
 
 use crate::image::ImageCache;
 use crate::kernel::MOUNT_ATTR_RDONLY as RDONLY;

@@ -13,8 +13,8 @@ use std::path::Path;
 /// The device nodes bound into a private `/dev`.
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Files masked with `/dev/null`, as runc masks them.
-const MASKED_FILES: [&str; 6] = [
+/// Files masked with `/dev/null`, as runc masks them (relative to the root).
+pub const MASKED_FILES: [&str; 6] = [
     "proc/kcore",
     "proc/keys",
     "proc/latency_stats",
@@ -23,8 +23,8 @@ const MASKED_FILES: [&str; 6] = [
     "proc/sched_debug",
 ];
 
-/// Directories masked with an empty read-only tmpfs.
-const MASKED_DIRS: [&str; 5] = [
+/// Directories masked with an empty read-only tmpfs (relative to the root).
+pub const MASKED_DIRS: [&str; 5] = [
     "proc/acpi",
     "proc/asound",
     "proc/scsi",
@@ -32,8 +32,8 @@ const MASKED_DIRS: [&str; 5] = [
     "sys/devices/virtual/powercap",
 ];
 
-/// Paths made read-only.
-const READONLY_PATHS: [&str; 5] = [
+/// Paths made read-only (relative to the root).
+pub const READONLY_PATHS: [&str; 5] = [
     "proc/bus",
     "proc/fs",
     "proc/irq",
