@@ -93,7 +93,8 @@ pub use spawn::timeline::Timeline;
 /// root's plan (from the `sandbox-fs` crate).
 pub mod fs {
     pub use sandbox_fs::{
-        check_mounts, image, Error, DEVICES, MASKED_DIRS, MASKED_FILES, READONLY_PATHS,
+        check_mounts, image, mountinfo_path, Error, DEVICES, MASKED_DIRS, MASKED_FILES,
+        READONLY_PATHS,
     };
 }
 

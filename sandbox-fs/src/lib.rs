@@ -55,9 +55,11 @@
 pub mod image;
 #[doc(hidden)]
 pub mod kernel;
+mod mountinfo;
 #[doc(hidden)]
 pub mod plan;
 
+pub use mountinfo::mountinfo_path;
 pub use plan::check_mounts;
 /// What a new root's `/dev`, `/proc` and `/sys` hold and hide: the device nodes bound in,
 /// the files and directories masked, the paths made read-only.

@@ -207,36 +207,11 @@ fn has_mounts_below(dir: &Path) -> bool {
     table
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
+        .map(sandbox_core::fs::mountinfo_path)
         .any(|point| {
             let point = Path::new(&point);
             point != dir && point.starts_with(&dir)
         })
-}
-
-/// A mountinfo path: `\ooo` escapes (space, tab, newline, backslash) decoded.
-fn unescape(s: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| {
-            d.iter()
-                .all(|c| (b'0'..=b'3').contains(&d[0]) && (b'0'..=b'7').contains(c))
-        });
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
 }
 
 /// A mount's destination: absolute, without `..`.
@@ -276,13 +251,6 @@ fn bytes(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape("/tmp/a\\040b\\134c"), "/tmp/a b\\c");
-        assert_eq!(unescape("/plain\\9"), "/plain\\9");
-        assert_eq!(unescape("/x\\777"), "/x\\777");
-    }
 
     #[test]
     fn tmpfs_sizes() {

@@ -421,7 +421,9 @@ fn mounts(held: &Held) -> Result<Vec<(String, String, Option<String>)>> {
             continue;
         };
         let writable = options.split(',').next() == Some("rw");
-        let point = unescape(point);
+        let point = sandbox_fs::mountinfo_path(point)
+            .to_string_lossy()
+            .into_owned();
         if point == "/" {
             if writable {
                 return Err(Error::Unsupported(
@@ -464,22 +466,4 @@ fn check_resettable(inside: &str, point: &str, mount_points: &[&str]) -> Result<
         }
     }
     Ok(())
-}
-
-/// A `mountinfo` path with its octal escapes (`\040` for a space) decoded.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = |c: u8| (b'0'..=b'7').contains(&c);
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|&c| octal(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
